@@ -1,0 +1,73 @@
+/** OCI image-spec v1.1 types and media types: plain data, no IO. */
+
+export const MediaType = {
+  manifest: 'application/vnd.oci.image.manifest.v1+json',
+  index: 'application/vnd.oci.image.index.v1+json',
+  config: 'application/vnd.oci.image.config.v1+json',
+  layerTar: 'application/vnd.oci.image.layer.v1.tar',
+  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+} as const;
+
+export const Annotation = {
+  created: 'org.opencontainers.image.created',
+  source: 'org.opencontainers.image.source',
+  revision: 'org.opencontainers.image.revision',
+  refName: 'org.opencontainers.image.ref.name',
+  baseName: 'org.opencontainers.image.base.name',
+  baseDigest: 'org.opencontainers.image.base.digest',
+} as const;
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  platform?: Platform;
+}
+
+export interface Platform {
+  architecture: string;
+  os: string;
+  variant?: string;
+}
+
+export interface HistoryEntry {
+  created?: string;
+  created_by?: string;
+  comment?: string;
+  empty_layer?: boolean;
+}
+
+export interface ImageConfig {
+  created?: string;
+  architecture: string;
+  os: string;
+  variant?: string;
+  config?: {
+    Env?: string[];
+    Cmd?: string[];
+    Entrypoint?: string[];
+    WorkingDir?: string;
+    User?: string;
+    Labels?: Record<string, string>;
+  };
+  rootfs: { type: 'layers'; diff_ids: string[] };
+  history?: HistoryEntry[];
+}
+
+export interface Manifest {
+  schemaVersion: 2;
+  mediaType: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+export interface Index {
+  schemaVersion: 2;
+  mediaType: string;
+  manifests: Descriptor[];
+}

@@ -1,0 +1,6 @@
+import { run } from './main.js';
+
+// Reads, zlib and hashing share libuv's pool (4 threads by default); it starts on first use, so this
+// must be set before any of them. Twice the cores keeps both busy while reads wait on the disk.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+void run(process.argv.slice(2));

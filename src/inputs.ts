@@ -1,0 +1,163 @@
+import { parseArgs } from 'node:util';
+import path from 'node:path';
+import { LEVELS, zstdAvailable, type Compression } from './layer/compress.js';
+import { parseTargets, type Reference } from './registry/reference.js';
+
+/** Bad input: reported as one line, exit 1, before anything is written. */
+export class InputError extends Error {}
+
+interface InputSpec {
+  name: string;
+  description: string;
+  default: string;
+  boolean?: boolean;
+  /** Newline-separated list; as a CLI flag it may also be repeated. */
+  list?: boolean;
+}
+
+/** Every input, for the action (`INPUT_<NAME>`) and the CLI (`--<name>`). action.yml says the same. */
+export const INPUT_SPECS: InputSpec[] = [
+  { name: 'image', description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest', default: '', list: true },
+  { name: 'root', description: 'Root of the filesystem to capture', default: '/' },
+  { name: 'dry-run', description: 'Write an OCI image layout to `output` instead of pushing', default: 'false', boolean: true },
+  { name: 'output', description: 'Directory of the OCI image layout written by a dry run', default: 'snapshot-layout' },
+  { name: 'exclude', description: 'Paths or globs to leave out, one per line, as if root were /', default: '', list: true },
+  { name: 'include', description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out', default: '', list: true },
+  { name: 'compression', description: 'Layer compression: gzip, zstd or none', default: 'gzip' },
+  { name: 'compression-level', description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)', default: '' },
+  { name: 'layer-size', description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree', default: '512MiB' },
+];
+
+export interface Inputs {
+  targets: Reference[];
+  root: string;
+  dryRun: boolean;
+  output: string;
+  exclude: string[];
+  include: string[];
+  compression: Compression;
+  compressionLevel: number;
+  layerSize: number;
+}
+
+type Raw = Record<string, string>;
+
+/** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
+export function getInputs(argv: string[], env: NodeJS.ProcessEnv = process.env): Inputs {
+  const raw = readRaw(argv, env);
+  const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none'] as const);
+  if (compression === 'zstd' && !zstdAvailable()) {
+    throw new InputError(`compression zstd needs Node.js 22.15 or newer (this is ${process.version}); use gzip`);
+  }
+  const levels = LEVELS[compression];
+  const compressionLevel = raw['compression-level'] ? integer(raw, 'compression-level') : levels.default;
+  if (compression !== 'none' && (compressionLevel < levels.min || compressionLevel > levels.max)) {
+    throw new InputError(`compression-level ${compressionLevel} is out of range for ${compression} (${levels.min}-${levels.max})`);
+  }
+  const dryRun = bool(raw, 'dry-run');
+  const images = lines(raw.image);
+  if (images.length === 0 && !dryRun) throw new InputError('image is required (or set dry-run to write a layout instead)');
+  let targets: Reference[];
+  try {
+    targets = images.length ? parseTargets(images) : [];
+  } catch (err) {
+    throw new InputError((err as Error).message);
+  }
+  return {
+    targets,
+    root: path.resolve(raw.root || '/'),
+    dryRun,
+    output: path.resolve(raw.output),
+    exclude: lines(raw.exclude),
+    include: lines(raw.include),
+    compression,
+    compressionLevel,
+    layerSize: parseSize(raw['layer-size'], 'layer-size'),
+  };
+}
+
+export function wantsHelp(argv: string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
+export function helpText(): string {
+  const rows = INPUT_SPECS.map((s) => {
+    const flag = s.boolean ? `--${s.name}` : `--${s.name} <value>`;
+    const def = s.default ? ` (default: ${s.default})` : '';
+    return `  ${flag.padEnd(30)} ${s.description}${def}`;
+  });
+  return [
+    'Usage: node dist/index.js [options]',
+    '',
+    'Captures a directory tree as an OCI image. Every option can also be given as the',
+    'environment variable INPUT_<NAME> (e.g. INPUT_DRY-RUN=true), as the Actions runner does.',
+    '',
+    ...rows,
+    `  ${'--help'.padEnd(30)} Show this help`,
+  ].join('\n');
+}
+
+function readRaw(argv: string[], env: NodeJS.ProcessEnv): Raw {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
+  for (const s of INPUT_SPECS) options[s.name] = { type: s.boolean ? 'boolean' : 'string', multiple: !!s.list };
+  let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    throw new InputError(`${(err as Error).message.split('\n')[0]}; see --help`);
+  }
+  const raw: Raw = {};
+  for (const s of INPUT_SPECS) {
+    const flag = values[s.name];
+    const fromEnv = env[`INPUT_${s.name.replace(/ /g, '_').toUpperCase()}`];
+    if (Array.isArray(flag)) raw[s.name] = flag.join('\n');
+    else if (typeof flag === 'boolean') raw[s.name] = String(flag);
+    else if (typeof flag === 'string') raw[s.name] = flag;
+    else raw[s.name] = fromEnv?.trim() ? fromEnv : s.default;
+  }
+  return raw;
+}
+
+function lines(value: string | undefined): string[] {
+  return (value ?? '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+}
+
+function bool(raw: Raw, name: string): boolean {
+  const v = raw[name].trim();
+  if (['true', 'True', 'TRUE'].includes(v)) return true;
+  if (['false', 'False', 'FALSE', ''].includes(v)) return false;
+  throw new InputError(`${name} must be true or false, got "${v}"`);
+}
+
+function integer(raw: Raw, name: string): number {
+  const v = raw[name].trim();
+  if (!/^-?\d+$/.test(v)) throw new InputError(`${name} must be a whole number, got "${v}"`);
+  return Number(v);
+}
+
+function oneOf<T extends string>(raw: Raw, name: string, allowed: readonly T[]): T {
+  const v = raw[name].trim().toLowerCase() as T;
+  if (!allowed.includes(v)) throw new InputError(`${name} must be one of ${allowed.join(', ')}, got "${raw[name]}"`);
+  return v;
+}
+
+const UNITS: Record<string, number> = {
+  '': 1, b: 1,
+  k: 1024, kb: 1000, kib: 1024,
+  m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2,
+  g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
+  t: 1024 ** 4, tb: 1000 ** 4, tib: 1024 ** 4,
+};
+
+/** `512MiB`, `1.5GB`, `1048576`: bytes, at least 1 MiB so a tree never shatters into tiny layers. */
+export function parseSize(value: string, name: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+  const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new InputError(`${name} must be a size like 512MiB or 1GB, got "${value}"`);
+  const bytes = Math.floor(Number(m[1]) * unit);
+  if (bytes < 1024 ** 2) throw new InputError(`${name} must be at least 1MiB, got "${value}"`);
+  return bytes;
+}

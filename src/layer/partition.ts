@@ -1,0 +1,129 @@
+import type { Entry } from '../walk/walk.js';
+
+/** Bytes a tar header costs, counted so a tree of many empty files still splits. */
+const HEADER_COST = 512;
+/** Past this many layers, pulls get slow and old overlayfs stacks fail: raise the target instead. */
+export const MAX_LAYERS = 100;
+
+export interface LayerPlan {
+  /** Indices into the entry list, ascending (so parents come first). */
+  indices: number[];
+  /** The subtree this layer holds, for logs and history: `usr/lib` or `usr/{bin … games}`. */
+  label: string;
+  /** Uncompressed content bytes (file data, headers estimated). */
+  bytes: number;
+}
+
+/**
+ * Splits entries (depth-first, parents first) into layers of about `target` bytes by subtree.
+ *
+ * A directory whose subtree fits stays whole in one layer; a larger one is split among its children,
+ * its own entry leading the first of its layers. Siblings that fit are packed together in name order.
+ * So layer boundaries depend only on the tree's shape near the change: editing a file inside
+ * `usr/lib/python3` changes that subtree's layer, not the others. Every member of a hardlink group
+ * is written in the layer of the group's first member, since a hardlink can only point within a layer.
+ */
+export function partition(entries: Entry[], target: number): LayerPlan[] {
+  const { end, bytes } = subtreeExtents(entries);
+  let plans = split(entries, end, bytes, target);
+  for (let t = target * 2; plans.length > MAX_LAYERS; t *= 2) plans = split(entries, end, bytes, t);
+  return keepHardlinksTogether(entries, plans).filter((p) => p.indices.length > 0);
+}
+
+/** For each entry: one past the index of its last descendant, and the bytes of its whole subtree. */
+function subtreeExtents(entries: Entry[]): { end: Int32Array; bytes: Float64Array } {
+  const n = entries.length;
+  const end = new Int32Array(n);
+  const bytes = new Float64Array(n);
+  const stack: number[] = [];
+  const closeUntil = (i: number) => {
+    while (stack.length && !isInside(entries[i].path, entries[stack[stack.length - 1]].path)) {
+      const top = stack.pop()!;
+      end[top] = i;
+      if (stack.length) bytes[stack[stack.length - 1]] += bytes[top];
+    }
+  };
+  for (let i = 0; i < n; i++) {
+    closeUntil(i);
+    bytes[i] = HEADER_COST + entries[i].size;
+    if (entries[i].kind === 'dir') stack.push(i);
+    else {
+      end[i] = i + 1;
+      if (stack.length) bytes[stack[stack.length - 1]] += bytes[i];
+    }
+  }
+  while (stack.length) {
+    const top = stack.pop()!;
+    end[top] = n;
+    if (stack.length) bytes[stack[stack.length - 1]] += bytes[top];
+  }
+  return { end, bytes };
+}
+
+function isInside(child: Buffer, dir: Buffer): boolean {
+  return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
+}
+
+function split(entries: Entry[], end: Int32Array, bytes: Float64Array, target: number): LayerPlan[] {
+  const plans: LayerPlan[] = [];
+  const level = (from: number, to: number, lead: number | null) => {
+    let pending: number[] = lead === null ? [] : [lead];
+    let pendingBytes = lead === null ? 0 : HEADER_COST;
+    let first = -1;
+    let last = -1;
+    const flush = () => {
+      if (pending.length === 0) return;
+      plans.push({ indices: pending, label: labelOf(entries, lead, first, last), bytes: pendingBytes });
+      pending = [];
+      pendingBytes = 0;
+      first = last = -1;
+    };
+    for (let i = from; i < to; i = end[i]) {
+      if (bytes[i] > target && entries[i].kind === 'dir') {
+        flush();
+        level(i + 1, end[i], i);
+        continue;
+      }
+      if (first >= 0 && pendingBytes + bytes[i] > target) flush();
+      for (let j = i; j < end[i]; j++) pending.push(j);
+      pendingBytes += bytes[i];
+      if (first < 0) first = i;
+      last = i;
+    }
+    flush();
+  };
+  level(0, entries.length, null);
+  return plans;
+}
+
+function labelOf(entries: Entry[], lead: number | null, first: number, last: number): string {
+  const parent = lead === null ? '' : entries[lead].path.toString() + '/';
+  if (first < 0) return parent || '/';
+  const base = (i: number) => entries[i].path.subarray(entries[i].path.lastIndexOf(0x2f) + 1).toString();
+  if (first === last) return parent + base(first);
+  return `${parent}{${base(first)} … ${base(last)}}`;
+}
+
+function keepHardlinksTogether(entries: Entry[], plans: LayerPlan[]): LayerPlan[] {
+  const layerOf = new Int32Array(entries.length);
+  plans.forEach((p, l) => p.indices.forEach((i) => (layerOf[i] = l)));
+  const home = new Map<string, number>();
+  const moved = new Set<number>();
+  for (let i = 0; i < entries.length; i++) {
+    const group = entries[i].linkGroup;
+    if (!group) continue;
+    const l = home.get(group);
+    if (l === undefined) home.set(group, layerOf[i]);
+    else if (l !== layerOf[i]) {
+      moved.add(i);
+      plans[l].indices.push(i);
+      plans[l].bytes += HEADER_COST;
+    }
+  }
+  if (moved.size === 0) return plans;
+  for (const p of plans) {
+    p.indices = p.indices.filter((i) => !moved.has(i) || plans[layerOf[i]] !== p);
+    p.indices.sort((a, b) => a - b);
+  }
+  return plans;
+}

@@ -1,0 +1,108 @@
+import { createWriteStream } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { BlobSink, PendingBlob } from '../layer/write.js';
+import { jsonBlob, type JsonBlob } from '../image/build.js';
+import { Annotation, MediaType, type Descriptor, type Index } from '../image/oci.js';
+
+export class LayoutError extends Error {}
+
+/**
+ * An OCI image layout (image-spec `image-layout.md`) written atomically: everything goes to a sibling
+ * staging directory that replaces `output` only once complete, so a failed or interrupted run leaves
+ * whatever was at `output` untouched.
+ */
+export class LayoutWriter implements BlobSink {
+  private constructor(
+    readonly output: string,
+    /** Where the layout is built; the walk must leave it out when `output` lies inside `root`. */
+    readonly staging: string,
+  ) {}
+
+  /** Refuses an `output` that is a file or a non-empty directory other than an image layout. */
+  static async create(output: string): Promise<LayoutWriter> {
+    const target = path.resolve(output);
+    await checkReplaceable(target);
+    const staging = path.join(path.dirname(target), `.${path.basename(target)}.partial-${randomBytes(4).toString('hex')}`);
+    try {
+      await mkdir(path.join(staging, 'blobs', 'sha256'), { recursive: true, mode: 0o755 });
+    } catch (err) {
+      throw new LayoutError(`cannot create the output directory next to ${target}: ${(err as Error).message}`);
+    }
+    return new LayoutWriter(target, staging);
+  }
+
+  async create(): Promise<PendingBlob> {
+    const tmp = path.join(this.staging, 'blobs', `.tmp-${randomBytes(6).toString('hex')}`);
+    const stream = createWriteStream(tmp, { mode: 0o644 });
+    return {
+      stream,
+      commit: async (digest) => rename(tmp, this.blobPath(digest)),
+      abort: async () => rm(tmp, { force: true }),
+    };
+  }
+
+  async putJson(blob: JsonBlob): Promise<void> {
+    await writeFile(this.blobPath(blob.descriptor.digest), blob.bytes, { mode: 0o644 });
+  }
+
+  /** Writes `oci-layout` and `index.json` (one descriptor per tag) and moves the layout into place. */
+  async finish(manifest: Descriptor, tags: string[]): Promise<void> {
+    const index: Index = {
+      schemaVersion: 2,
+      mediaType: MediaType.index,
+      manifests: tags.map((tag) => ({ ...manifest, annotations: { [Annotation.refName]: tag } })),
+    };
+    await writeFile(path.join(this.staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    await writeFile(path.join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes);
+    await replaceDirectory(this.staging, this.output);
+  }
+
+  async abort(): Promise<void> {
+    await rm(this.staging, { recursive: true, force: true });
+  }
+
+  private blobPath(digest: string): string {
+    return path.join(this.staging, 'blobs', 'sha256', digest.slice('sha256:'.length));
+  }
+}
+
+async function checkReplaceable(target: string): Promise<void> {
+  let st;
+  try {
+    st = await lstat(target);
+  } catch {
+    return; // nothing there yet
+  }
+  if (!st.isDirectory()) throw new LayoutError(`output ${target} exists and is not a directory; choose another path`);
+  const names = await readdir(target);
+  if (names.length === 0) return;
+  const isLayout = await readFile(path.join(target, 'oci-layout'), 'utf8')
+    .then((s) => typeof JSON.parse(s)?.imageLayoutVersion === 'string')
+    .catch(() => false);
+  if (!isLayout) {
+    throw new LayoutError(`output ${target} is a non-empty directory that is not an OCI image layout; refusing to overwrite it`);
+  }
+}
+
+/** Moves `staging` to `target`, swapping out an old layout only after the new one is in place. */
+async function replaceDirectory(staging: string, target: string): Promise<void> {
+  const old = `${staging}.old`;
+  let hadOld = false;
+  try {
+    await rename(target, old);
+    hadOld = true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT') throw err;
+  }
+  try {
+    await rename(staging, target);
+  } catch (err) {
+    if (hadOld) await rename(old, target); // put the previous layout back
+    throw err;
+  }
+  if (hadOld) await rm(old, { recursive: true, force: true });
+}
+

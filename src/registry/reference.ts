@@ -1,0 +1,84 @@
+/**
+ * Image references, by the grammar of distribution's `reference` package, with Docker Hub's
+ * normalisation (`ubuntu` → `docker.io/library/ubuntu`).
+ */
+
+export interface Reference {
+  /** Registry host as written, with its port: `ghcr.io`, `127.0.0.1:5000`, `docker.io`. */
+  registry: string;
+  /** Repository path: lowercase components separated by `/`. */
+  repository: string;
+  tag?: string;
+  digest?: string;
+}
+
+export class ReferenceError extends Error {}
+
+const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
+const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$/;
+
+export const DOCKER_HUB = 'docker.io';
+
+export function parseReference(input: string): Reference {
+  const ref = input.trim();
+  const bad = (why: string) => new ReferenceError(`invalid image reference "${ref}": ${why}`);
+  if (!ref) throw bad('it is empty');
+  if (ref.length > 255 + 128 + 80) throw bad('it is too long');
+
+  let rest = ref;
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!DIGEST.test(digest)) throw bad(`"${digest}" is not a digest (algorithm:hex)`);
+  }
+  let tag: string | undefined;
+  const lastSlash = rest.lastIndexOf('/');
+  const colon = rest.indexOf(':', lastSlash + 1);
+  if (colon >= 0) {
+    tag = rest.slice(colon + 1);
+    rest = rest.slice(0, colon);
+    if (!TAG.test(tag)) throw bad(`tag "${tag}" must match [A-Za-z0-9_][A-Za-z0-9._-]{0,127}`);
+  }
+
+  let registry = DOCKER_HUB;
+  let path = rest;
+  const slash = rest.indexOf('/');
+  const first = slash >= 0 ? rest.slice(0, slash) : '';
+  // Like docker: the first component is a registry when it looks like a host (a dot, a port) or is localhost.
+  if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    registry = first;
+    path = rest.slice(slash + 1);
+    if (!HOST.test(registry)) throw bad(`"${registry}" is not a registry host`);
+  }
+  if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DOCKER_HUB;
+  if (!path) throw bad('the repository name is missing');
+  if (path !== path.toLowerCase()) throw bad('repository names must be lowercase');
+  for (const c of path.split('/')) {
+    if (!COMPONENT.test(c)) throw bad(`"${c}" is not a valid repository path component`);
+  }
+  if (registry === DOCKER_HUB && !path.includes('/')) path = `library/${path}`;
+  if (registry.length + 1 + path.length > 255) throw bad('the repository name is longer than 255 characters');
+  return { registry, repository: path, tag, digest };
+}
+
+/** The references a snapshot is pushed to: at least one, each with a tag, all in one repository. */
+export function parseTargets(lines: string[]): Reference[] {
+  const refs = lines.map(parseReference);
+  for (const r of refs) {
+    if (r.digest) throw new ReferenceError(`image "${format(r)}" names a digest; name a tag to push to (digests are computed)`);
+    r.tag ??= 'latest';
+  }
+  const repos = new Set(refs.map((r) => `${r.registry}/${r.repository}`));
+  if (repos.size > 1) {
+    throw new ReferenceError(`all images must be in one repository, got ${[...repos].join(' and ')}; push twice to reach two`);
+  }
+  return refs;
+}
+
+export function format(r: Reference): string {
+  return `${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
+}

@@ -1,0 +1,48 @@
+import * as core from '@actions/core';
+import type { Logger } from './log.js';
+import type { Exclusion } from './walk/walk.js';
+
+export const inActions = () => process.env.GITHUB_ACTIONS === 'true';
+
+export const coreLogger: Logger = {
+  info: (m) => core.info(m),
+  warn: (m) => core.warning(m),
+  debug: (m) => core.debug(m),
+};
+
+/** Sets outputs; outside Actions also prints them as `name=value` lines for scripts. */
+export function setOutputs(outputs: Record<string, string | number | boolean>): void {
+  for (const [name, value] of Object.entries(outputs)) {
+    if (process.env.GITHUB_OUTPUT) core.setOutput(name, value);
+  }
+  if (!inActions()) {
+    for (const [name, value] of Object.entries(outputs)) process.stdout.write(`${name}=${value}\n`);
+  }
+}
+
+/** What the walk left out, grouped by reason, with the first few paths of each. */
+export function describeExclusions(excluded: Exclusion[], sockets: Buffer[]): string[] {
+  const byReason = new Map<string, string[]>();
+  for (const e of excluded) {
+    const list = byReason.get(e.reason) ?? [];
+    list.push('/' + e.path.toString());
+    byReason.set(e.reason, list);
+  }
+  if (sockets.length) byReason.set('socket (cannot be stored in an image)', sockets.map((s) => '/' + s.toString()));
+  const lines: string[] = [];
+  for (const [reason, paths] of byReason) {
+    const shown = paths.slice(0, 5).join(', ');
+    lines.push(`${reason}: ${paths.length} (${shown}${paths.length > 5 ? ', …' : ''})`);
+  }
+  return lines;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}

@@ -1,0 +1,119 @@
+import path from 'node:path';
+import picomatch from 'picomatch';
+import { VIRTUAL_FS_TYPES, type Mount } from './mountinfo.js';
+
+/**
+ * What the walk leaves out. Paths are matched as if `root` were `/`: `/proc` means `<root>/proc`.
+ * `drop` leaves an entry and everything below it out; `empty` keeps a directory (its mode, owner and
+ * mtime, so `/tmp` stays 1777) but none of its contents.
+ */
+export type Action = 'keep' | 'drop' | 'empty';
+
+export interface Rule {
+  action: Exclude<Action, 'keep'>;
+  reason: string;
+}
+
+/** Directories whose contents are volatile in any running system: kept empty. */
+export const VOLATILE_DIRS = ['/proc', '/sys', '/dev', '/run', '/tmp'];
+
+/** Files a container runtime bind-mounts into a sandbox: they describe the host, not the image. */
+export const RUNTIME_FILES = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'];
+
+export interface FilterOptions {
+  /** Absolute path of the tree being captured. */
+  root: string;
+  mounts: Mount[];
+  swapFiles: Buffer[];
+  /** Absolute host paths left out entirely (the runner's temp dir, the output directory). */
+  hostPathsToDrop: Array<{ path: string; reason: string }>;
+  /** User globs, matched against `/`-rooted paths. */
+  exclude: string[];
+  /** User globs that win over any exclusion, default or user. */
+  include: string[];
+}
+
+export class Filter {
+  /** Exact paths (as latin1 strings of their bytes, `/`-rooted) with a default rule. */
+  private readonly exact = new Map<string, Rule>();
+  private readonly excludeMatchers: Array<{ pattern: string; test: (p: string) => boolean }>;
+  private readonly includeTest: (p: string) => boolean;
+  /** Static directory parts of the include globs: the walk must reach them through excluded parents. */
+  private readonly includeBases: string[];
+
+  constructor(opts: FilterOptions) {
+    const root = Buffer.from(path.resolve(opts.root));
+    const rel = (abs: Buffer): string | null => relativeKey(root, abs);
+
+    for (const dir of VOLATILE_DIRS) this.exact.set(dir, { action: 'empty', reason: 'volatile directory' });
+    const mountPoints = new Set<string>();
+    for (const m of opts.mounts) {
+      const key = rel(m.mountPoint);
+      if (key === null || key === '/') continue;
+      mountPoints.add(key);
+      if (VIRTUAL_FS_TYPES.has(m.fsType)) {
+        this.exact.set(key, { action: 'empty', reason: `${m.fsType} mount` });
+      }
+    }
+    for (const file of RUNTIME_FILES) {
+      if (mountPoints.has(file)) this.exact.set(file, { action: 'drop', reason: 'bind-mounted by the runtime' });
+    }
+    for (const swap of opts.swapFiles) {
+      const key = rel(swap);
+      if (key !== null) this.exact.set(key, { action: 'drop', reason: 'swap file' });
+    }
+    for (const { path: p, reason } of opts.hostPathsToDrop) {
+      const key = rel(Buffer.from(path.resolve(p)));
+      if (key !== null && key !== '/') this.exact.set(key, { action: 'drop', reason });
+    }
+
+    this.excludeMatchers = opts.exclude.map((pattern) => ({
+      pattern,
+      test: picomatch(normalizePattern(pattern), { dot: true }),
+    }));
+    const includes = opts.include.map(normalizePattern);
+    this.includeTest = includes.length ? picomatch(includes, { dot: true }) : () => false;
+    this.includeBases = includes.map((p) => picomatch.scan(p).base || '/');
+  }
+
+  /** The rule for one entry, `key` being its `/`-rooted path as a latin1 string of its bytes. */
+  classify(key: string): Rule | null {
+    const rule = this.exact.get(key);
+    if (rule) return rule;
+    if (this.excludeMatchers.length === 0) return null;
+    const text = latin1KeyToText(key);
+    for (const m of this.excludeMatchers) {
+      if (m.test(text)) return { action: 'drop', reason: `exclude: ${m.pattern}` };
+    }
+    return null;
+  }
+
+  included(key: string): boolean {
+    return this.includeTest(latin1KeyToText(key));
+  }
+
+  /** True when some include glob may match below this directory, so it must be walked after all. */
+  leadsToInclude(key: string): boolean {
+    const text = latin1KeyToText(key);
+    return this.includeBases.some((base) => base === text || base.startsWith(text === '/' ? '/' : text + '/'));
+  }
+}
+
+/** `/`-rooted key of `abs` inside `root`, or null when it lies outside. */
+function relativeKey(root: Buffer, abs: Buffer): string | null {
+  const r = root.toString('latin1').replace(/\/+$/, '');
+  const a = abs.toString('latin1');
+  if (a === r || (r === '' && a === '/')) return '/';
+  if (!a.startsWith(r + '/')) return null;
+  return a.slice(r.length);
+}
+
+function normalizePattern(p: string): string {
+  const trimmed = p.trim().replace(/\/+$/, '');
+  return trimmed.startsWith('/') ? trimmed : '/' + trimmed;
+}
+
+/** Globs are text: match against the UTF-8 reading of the name (invalid bytes become U+FFFD). */
+function latin1KeyToText(key: string): string {
+  return Buffer.from(key, 'latin1').toString('utf8');
+}
