@@ -33843,7 +33843,7 @@ function exportVariable(name, val) {
  * ```
  */
 function core_setSecret(secret) {
-    issueCommand('add-mask', {}, secret);
+    command_issueCommand('add-mask', {}, secret);
 }
 /**
  * Prepends inputPath to the PATH (for this action and future actions)
@@ -34083,9 +34083,6 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
 // EXTERNAL MODULE: external "node:util"
@@ -34257,7 +34254,15 @@ const INPUT_SPECS = [
     { name: 'compression', description: 'Layer compression: gzip, zstd or none', default: 'gzip' },
     { name: 'compression-level', description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)', default: '' },
     { name: 'layer-size', description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree', default: '512MiB' },
+    { name: 'token', description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty', default: '' },
+    { name: 'username', description: 'Registry username (with password)', default: '' },
+    { name: 'password', description: 'Registry password (with username)', default: '' },
+    { name: 'insecure-registry', description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)', default: 'false', boolean: true },
+    { name: 'concurrency', description: 'Layers compressed and uploaded at once (1-16)', default: '4' },
+    { name: 'max-age', description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)', default: '' },
 ];
+/** Inputs whose values are secrets: masked before anything is logged. */
+const SECRET_INPUTS = ['token', 'password'];
 /** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
 function getInputs(argv, env = process.env) {
     const raw = readRaw(argv, env);
@@ -34291,7 +34296,18 @@ function getInputs(argv, env = process.env) {
         compression,
         compressionLevel,
         layerSize: parseSize(raw['layer-size'], 'layer-size'),
+        token: raw.token.trim(),
+        username: raw.username.trim(),
+        password: raw.password,
+        insecureRegistry: bool(raw, 'insecure-registry'),
+        concurrency: rangedInteger(raw, 'concurrency', 1, 16),
+        maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
     };
+}
+/** Values of the secret inputs, to mask before the first log line. */
+function secretValues(argv, env = process.env) {
+    const raw = readRaw(argv, env, false);
+    return SECRET_INPUTS.map((n) => raw[n]).filter(Boolean);
 }
 function wantsHelp(argv) {
     return argv.includes('--help') || argv.includes('-h');
@@ -34312,13 +34328,13 @@ function helpText() {
         `  ${'--help'.padEnd(30)} Show this help`,
     ].join('\n');
 }
-function readRaw(argv, env) {
+function readRaw(argv, env, strict = true) {
     const options = {};
     for (const s of INPUT_SPECS)
         options[s.name] = { type: s.boolean ? 'boolean' : 'string', multiple: !!s.list };
     let values;
     try {
-        ({ values } = (0,external_node_util_.parseArgs)({ args: argv, options, strict: true, allowPositionals: false }));
+        ({ values } = (0,external_node_util_.parseArgs)({ args: argv, options, strict, allowPositionals: !strict }));
     }
     catch (err) {
         throw new InputError(`${err.message.split('\n')[0]}; see --help`);
@@ -34357,6 +34373,25 @@ function integer(raw, name) {
     if (!/^-?\d+$/.test(v))
         throw new InputError(`${name} must be a whole number, got "${v}"`);
     return Number(v);
+}
+function rangedInteger(raw, name, min, max) {
+    const n = integer(raw, name);
+    if (n < min || n > max)
+        throw new InputError(`${name} must be between ${min} and ${max}, got ${n}`);
+    return n;
+}
+const DURATION_UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+/** `45m`, `1h30m`, `5d`, `90s`: milliseconds. */
+function parseDuration(value, name) {
+    const v = value.trim();
+    if (!/^(\d+[smhdw])+$/.test(v))
+        throw new InputError(`${name} must be a duration like 45m, 1h30m or 5d, got "${value}"`);
+    let ms = 0;
+    for (const m of v.matchAll(/(\d+)([smhdw])/g))
+        ms += Number(m[1]) * DURATION_UNITS[m[2]];
+    if (ms <= 0)
+        throw new InputError(`${name} must be longer than zero, got "${value}"`);
+    return ms;
 }
 function oneOf(raw, name, allowed) {
     const v = raw[name].trim().toLowerCase();
@@ -35380,6 +35415,40 @@ async function warnIfChanged(file, e, abs, log) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/layer/fingerprint.ts
+
+/** Annotation on a layer descriptor: what the layer was made from, so an unchanged one is not re-read. */
+const FINGERPRINT_ANNOTATION = 'dev.depot.snapshot.fingerprint';
+/** Bump when the tar bytes for the same entries would change (header format, ordering). */
+const FORMAT = 'snapshot-tar/1';
+/**
+ * A digest of everything that decides a layer's bytes without reading file contents: each entry's
+ * path, type, mode, owner, size, mtime in ns, link target, device numbers and xattrs, plus the
+ * compression. Like make, rsync and kaniko's "redo" mode, it trusts that content which changed also
+ * changed size or mtime. Only metadata the image itself carries goes in (no inode, no ctime), so the
+ * same tree gives the same fingerprint on any machine.
+ */
+function fingerprint(entries, indices, compression, level) {
+    const h = (0,external_node_crypto_.createHash)('sha256');
+    h.update(`${FORMAT} ${compression} ${level}\n`);
+    const groups = new Map();
+    for (const i of indices) {
+        const e = entries[i];
+        // Hardlink groups by their order of appearance in the layer: inode numbers differ across machines.
+        const group = e.linkGroup ? (groups.get(e.linkGroup) ?? groups.set(e.linkGroup, groups.size).get(e.linkGroup)) : -1;
+        h.update(e.path);
+        h.update(`\0${e.kind} ${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.devMajor ?? ''} ${e.devMinor ?? ''} ${group}\0`);
+        if (e.linkTarget)
+            h.update(e.linkTarget);
+        for (const [name, value] of e.xattrs ?? []) {
+            h.update(`\0${name}=${value.length}:`);
+            h.update(value);
+        }
+        h.update('\n');
+    }
+    return 'sha256:' + h.digest('hex');
+}
+
 ;// CONCATENATED MODULE: ./src/image/build.ts
 
 
@@ -35544,6 +35613,844 @@ async function replaceDirectory(staging, target) {
         await (0,promises_namespaceObject.rm)(old, { recursive: true, force: true });
 }
 
+;// CONCATENATED MODULE: ./src/registry/errors.ts
+/** A registry said no, or could not be reached: the message is one sentence a user can act on. */
+class RegistryError extends Error {
+    status;
+    code;
+    constructor(message, status, code) {
+        super(message);
+        this.status = status;
+        this.code = code;
+    }
+}
+/** The upload session is gone or out of step: the blob must start over from its source. */
+class RestartBlobError extends RegistryError {
+}
+const HINTS = {
+    UNAUTHORIZED: 'check the credentials (username/password, token, or docker login)',
+    DENIED: 'check that these credentials may push to this repository',
+    NAME_UNKNOWN: 'the repository does not exist; some registries (ECR) need it created first',
+    NAME_INVALID: 'check the repository name',
+    MANIFEST_INVALID: 'the registry rejected the manifest',
+    MANIFEST_BLOB_UNKNOWN: 'a blob the manifest names is missing in the registry',
+    BLOB_UPLOAD_INVALID: 'the upload was rejected',
+    DIGEST_INVALID: 'the uploaded bytes do not match their digest (did the tree change while it was read?)',
+    SIZE_INVALID: 'the uploaded size does not match',
+    TOOMANYREQUESTS: 'the registry is rate limiting; try again later',
+    UNSUPPORTED: 'the registry does not support this operation',
+};
+/** Turns a registry's error answer into one clear sentence; the body may be JSON, HTML or garbage. */
+function describeFailure(what, status, body) {
+    let parsed;
+    try {
+        parsed = JSON.parse(body);
+    }
+    catch {
+        parsed = undefined;
+    }
+    const first = parsed?.errors?.[0];
+    if (first?.code) {
+        const hint = HINTS[first.code];
+        const message = first.message ? `: ${oneLine(first.message)}` : '';
+        return new RegistryError(`${what} failed: ${status} ${first.code}${message}${hint ? ` (${hint})` : ''}`, status, first.code);
+    }
+    const hint = status === 401 ? ' (check the credentials)' : status === 403 ? ' (access denied for these credentials)' : status === 404 ? ' (not found)' : '';
+    const snippet = /^\s*</.test(body) ? 'an HTML page' : body ? `"${oneLine(body).slice(0, 120)}"` : 'no body';
+    return new RegistryError(`${what} failed: HTTP ${status}${hint}; the registry answered ${snippet}`, status);
+}
+function oneLine(s) {
+    return s.replace(/\s+/g, ' ').trim();
+}
+
+;// CONCATENATED MODULE: ./src/registry/blobs.ts
+
+
+/** Chunks of a streamed upload. ≥ 5 MiB, which ECR requires; small enough to hold one per upload. */
+const CHUNK_SIZE = 8 * 1024 * 1024;
+/** Blob operations on one repository (distribution-spec v1.1 "Pushing blobs"). */
+class Repository {
+    client;
+    name;
+    /** Bytes actually sent in blob bodies. */
+    uploaded = 0;
+    /** Blobs skipped because present, mounted from another repository, or sent. */
+    counts = { present: 0, mounted: 0, uploaded: 0 };
+    constructor(client, name) {
+        this.client = client;
+        this.name = name;
+    }
+    get pushScope() {
+        return `repository:${this.name}:pull,push`;
+    }
+    async exists(digest) {
+        const res = await this.client.request({
+            method: 'HEAD',
+            url: `/v2/${this.name}/blobs/${digest}`,
+            what: `checking blob ${blobs_short(digest)}`,
+            scopes: [this.pushScope],
+            ok: [200, 404],
+        });
+        await res.body?.cancel();
+        return res.status === 200;
+    }
+    /** Cross-repository mount; false when the registry opened an upload instead (cancelled here). */
+    async mount(digest, from) {
+        const res = await this.client.request({
+            method: 'POST',
+            url: `/v2/${this.name}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`,
+            what: `mounting ${blobs_short(digest)} from ${from}`,
+            scopes: [this.pushScope, `repository:${from}:pull`],
+            ok: [201, 202],
+            headers: { 'Content-Length': '0' },
+        });
+        await res.body?.cancel();
+        if (res.status === 201)
+            return true;
+        await this.cancel(res);
+        return false;
+    }
+    /** A small blob (config, manifest-sized) in one monolithic POST+PUT, skipped when present. */
+    async putBuffer(descriptor, bytes) {
+        if (await this.exists(descriptor.digest)) {
+            this.counts.present++;
+            return;
+        }
+        const location = await this.startUpload();
+        await this.finishUpload(location, descriptor.digest, bytes);
+        this.uploaded += bytes.length;
+        this.counts.uploaded++;
+    }
+    /** A sink for a blob whose digest is known only at its end: chunked PATCHes, then PUT ?digest. */
+    sink() {
+        return { create: async () => new ChunkedUpload(this, await this.startUpload()).pending() };
+    }
+    async startUpload() {
+        const res = await this.client.request({
+            method: 'POST',
+            url: `/v2/${this.name}/blobs/uploads/`,
+            what: `starting an upload to ${this.name}`,
+            scopes: [this.pushScope],
+            ok: [202],
+            headers: { 'Content-Length': '0' },
+        });
+        await res.body?.cancel();
+        return locationOf(res, this.client.base);
+    }
+    /** `PUT <location>&digest=…` with the last bytes (or none): the registry checks the digest. */
+    async finishUpload(location, digest, last) {
+        const url = new URL(location);
+        url.searchParams.set('digest', digest);
+        const res = await this.client.request({
+            method: 'PUT',
+            url,
+            what: `completing the upload of ${blobs_short(digest)}`,
+            scopes: [this.pushScope],
+            ok: [201, 204],
+            headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(last.length) },
+            body: last,
+        });
+        await res.body?.cancel();
+    }
+    /** Abandons an upload session; failures are ignored, the registry expires it anyway. */
+    async cancel(resOrLocation) {
+        try {
+            const location = resOrLocation instanceof URL ? resOrLocation : locationOf(resOrLocation, this.client.base);
+            const res = await this.client.request({ method: 'DELETE', url: location, what: 'cancelling an upload', scopes: [this.pushScope], ok: [200, 202, 204, 404] });
+            await res.body?.cancel();
+        }
+        catch {
+            // nothing to do
+        }
+    }
+}
+/**
+ * One blob streamed in chunks while it is being compressed. Each full chunk is PATCHed with its
+ * Content-Range once the next byte arrives; the last one rides in the closing PUT (ECR fails an empty
+ * PUT after chunks). A PATCH that fails is resumed from the offset the registry reports (GET on the
+ * upload URL); when the session is gone, RestartBlobError asks the caller to start over from source.
+ */
+class ChunkedUpload {
+    repo;
+    location;
+    offset = 0;
+    parts = [];
+    buffered = 0;
+    full = null;
+    chunkSize = CHUNK_SIZE;
+    constructor(repo, start) {
+        this.repo = repo;
+        this.location = start;
+    }
+    pending() {
+        const stream = new external_node_stream_.Writable({
+            highWaterMark: CHUNK_SIZE,
+            write: (chunk, _enc, done) => this.take(chunk).then(() => done(), done),
+        });
+        return {
+            stream,
+            commit: (digest) => this.commit(digest),
+            abort: () => this.repo.cancel(this.location),
+        };
+    }
+    async take(chunk) {
+        if (this.full) {
+            await this.patch(this.full);
+            this.full = null;
+        }
+        this.parts.push(chunk);
+        this.buffered += chunk.length;
+        if (this.buffered >= this.chunkSize) {
+            this.full = Buffer.concat(this.parts, this.buffered);
+            this.parts = [];
+            this.buffered = 0;
+        }
+    }
+    async commit(digest) {
+        const rest = Buffer.concat(this.parts, this.buffered);
+        let last = rest;
+        if (this.full) {
+            if (rest.length)
+                await this.patch(this.full);
+            else
+                last = this.full;
+        }
+        try {
+            await this.repo.finishUpload(this.location, digest, last);
+        }
+        catch (err) {
+            if (err instanceof RegistryError && (err.status === 404 || err.code === 'BLOB_UPLOAD_UNKNOWN')) {
+                throw new RestartBlobError(`upload session lost before it completed (${err.message})`);
+            }
+            throw err;
+        }
+        this.repo.uploaded += last.length;
+        this.repo.counts.uploaded++;
+    }
+    async patch(data) {
+        let sent = 0;
+        for (let tries = 0; sent < data.length; tries++) {
+            const start = this.offset + sent;
+            const body = data.subarray(sent);
+            try {
+                const res = await this.repo.client.request({
+                    method: 'PATCH',
+                    url: this.location,
+                    what: `uploading a chunk at ${start}`,
+                    scopes: [this.repo.pushScope],
+                    ok: [202, 201, 204],
+                    headers: {
+                        'Content-Type': 'application/octet-stream',
+                        'Content-Range': `${start}-${start + body.length - 1}`,
+                        'Content-Length': String(body.length),
+                    },
+                    body,
+                });
+                await res.body?.cancel();
+                this.location = locationOf(res, this.location);
+                this.repo.uploaded += body.length;
+                sent = data.length;
+            }
+            catch (err) {
+                if (tries >= 3)
+                    throw err;
+                // Ask where the registry stands, then send from there.
+                const have = await this.status();
+                if (have === null || have < this.offset || have > this.offset + data.length) {
+                    throw new RestartBlobError(`upload session lost after ${start} bytes (${err.message})`);
+                }
+                sent = have - this.offset;
+            }
+        }
+        this.offset += data.length;
+    }
+    /** Bytes the registry holds for this upload (`GET <location>` → `Range: 0-<last>`), null if gone. */
+    async status() {
+        try {
+            const res = await this.repo.client.request({
+                method: 'GET',
+                url: this.location,
+                what: 'checking an upload',
+                scopes: [this.repo.pushScope],
+                ok: [204, 200],
+            });
+            await res.body?.cancel();
+            this.location = locationOf(res, this.location);
+            const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get('range') ?? '');
+            return range ? Number(range[1]) + 1 : 0;
+        }
+        catch {
+            return null;
+        }
+    }
+}
+/** The newest upload `Location`, resolved against the request URL, its query kept. */
+function locationOf(res, base) {
+    const loc = res.headers.get('location');
+    if (!loc) {
+        if (res.status === 204 || res.status === 200)
+            return base;
+        throw new RegistryError(`the registry answered ${res.status} without an upload Location`);
+    }
+    return new URL(loc, base);
+}
+function blobs_short(digest) {
+    return digest.slice(0, 19);
+}
+
+;// CONCATENATED MODULE: ./src/registry/client.ts
+
+
+const DEFAULT_RETRY = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000 };
+const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/** Network failures worth another try; a refused connection or unknown host is not (fail fast). */
+const RETRY_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const ERROR_BODY_LIMIT = 64 * 1024;
+/**
+ * The only HTTP code: talks to one registry, doing its auth dance (Basic, or Bearer tokens cached per
+ * scope set until they expire), retrying what may pass with backoff and jitter, honouring Retry-After,
+ * and never sending Authorization to another host (redirects, upload locations on storage hosts).
+ */
+class RegistryClient {
+    opts;
+    base;
+    host;
+    challenge;
+    tokens = new Map();
+    retry;
+    warned = new Set();
+    constructor(opts) {
+        this.opts = opts;
+        const apiHost = opts.registry === DOCKER_HUB ? 'registry-1.docker.io' : opts.registry;
+        this.base = new URL(`${opts.insecure ? 'http' : 'https'}://${apiHost}`);
+        this.host = this.base.host;
+        this.retry = opts.retry ?? DEFAULT_RETRY;
+    }
+    /** `GET /v2/`: learns how the registry wants to be authenticated. */
+    async ping() {
+        const res = await this.send({ method: 'GET', url: '/v2/', what: `connecting to ${this.host}`, scopes: [], ok: [200, 401] }, false);
+        this.challenge = parseChallenge(res.headers.get('www-authenticate'));
+        await res.body?.cancel();
+        if (res.status === 200)
+            this.challenge = null;
+    }
+    async request(req) {
+        if (this.challenge === undefined)
+            await this.ping();
+        let refreshed = false;
+        for (let attempt = 1;; attempt++) {
+            let res;
+            try {
+                res = await this.send(req, true);
+            }
+            catch (err) {
+                const code = errorCode(err);
+                if (!req.stream && attempt < this.retry.attempts && code && RETRY_CODES.has(code)) {
+                    this.opts.log.debug(`${req.what}: ${code}, retrying`);
+                    await sleep(this.backoff(attempt));
+                    continue;
+                }
+                throw networkError(req.what, this.host, err);
+            }
+            this.showWarnings(res);
+            if (req.ok.includes(res.status))
+                return res;
+            if (res.status === 401 && !refreshed && !req.stream && this.challenge?.scheme === 'bearer') {
+                // An expired or too narrow token: drop it and ask once more.
+                refreshed = true;
+                this.tokens.delete(req.scopes.join(' '));
+                await res.body?.cancel();
+                continue;
+            }
+            if (!req.stream && RETRY_STATUS.has(res.status) && attempt < this.retry.attempts) {
+                const wait = retryAfter(res.headers.get('retry-after'), this.retry.maxDelayMs) ?? this.backoff(attempt);
+                this.opts.log.debug(`${req.what}: HTTP ${res.status}, retrying in ${wait} ms`);
+                await res.body?.cancel();
+                await sleep(wait);
+                continue;
+            }
+            throw await failure(req.what, res, this.opts.credentials);
+        }
+    }
+    /** One exchange, following redirects by hand so credentials stay with the registry's host. */
+    async send(req, authenticate) {
+        let url = new URL(req.url, this.base);
+        let method = req.method;
+        let body = (req.stream ?? req.body);
+        for (let hop = 0; hop < 5; hop++) {
+            const headers = { 'User-Agent': 'depot-snapshot-action', ...req.headers };
+            if (authenticate && url.host === this.host) {
+                const auth = await this.authorization(req.scopes);
+                if (auth)
+                    headers.Authorization = auth;
+            }
+            const res = await fetch(url, {
+                method,
+                headers,
+                body,
+                redirect: 'manual',
+                // @ts-expect-error: undici needs `duplex` for streamed bodies; the DOM types do not know it.
+                duplex: 'half',
+                signal: AbortSignal.timeout(req.timeoutMs ?? 120_000),
+            });
+            const location = res.headers.get('location');
+            if (![301, 302, 303, 307, 308].includes(res.status) || !location)
+                return res;
+            await res.body?.cancel();
+            url = new URL(location, url);
+            if (res.status === 303) {
+                method = 'GET';
+                body = undefined;
+            }
+        }
+        throw new RegistryError(`${req.what} failed: too many redirects`);
+    }
+    async authorization(scopes) {
+        const c = this.challenge;
+        const { username, password } = this.opts.credentials;
+        if (!c)
+            return undefined;
+        if (c.scheme === 'basic') {
+            return username !== undefined ? basic(username, password ?? '') : undefined;
+        }
+        const key = scopes.join(' ');
+        const cached = this.tokens.get(key);
+        if (cached && cached.expires > Date.now())
+            return `Bearer ${cached.value}`;
+        const token = await this.fetchToken(c.realm, c.service, scopes);
+        this.tokens.set(key, token);
+        return `Bearer ${token.value}`;
+    }
+    /** Docker token auth (`GET realm?service&scope`), or OAuth2 (`POST realm`) for identity tokens. */
+    async fetchToken(realm, service, scopes) {
+        const creds = this.opts.credentials;
+        const url = new URL(realm);
+        if (url.protocol === 'http:' && !this.opts.insecure && !isLoopback(url.hostname)) {
+            throw new RegistryError(`the token server ${url.host} of ${this.host} is plain HTTP; refusing to send credentials there`);
+        }
+        const what = `getting a token from ${url.host} for ${this.host}`;
+        let res;
+        try {
+            if (creds.identityToken) {
+                const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'depot-snapshot-action' });
+                if (service)
+                    form.set('service', service);
+                form.set('scope', scopes.join(' '));
+                res = await fetch(url, { method: 'POST', body: form, signal: AbortSignal.timeout(30_000) });
+                if (res.status === 404 || res.status === 405)
+                    res = undefined; // no OAuth2 endpoint: fall back to GET
+            }
+            if (!res) {
+                if (service)
+                    url.searchParams.set('service', service);
+                for (const s of scopes)
+                    url.searchParams.append('scope', s);
+                const headers = {};
+                if (creds.username !== undefined && creds.password !== undefined)
+                    headers.Authorization = basic(creds.username, creds.password);
+                res = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) });
+            }
+        }
+        catch (err) {
+            throw networkError(what, url.host, err);
+        }
+        if (res.status !== 200)
+            throw await failure(what, res, creds);
+        let json;
+        try {
+            json = (await res.json());
+        }
+        catch {
+            throw new RegistryError(`${what} failed: the token server did not answer JSON`);
+        }
+        const value = json.token ?? json.access_token;
+        if (!value)
+            throw new RegistryError(`${what} failed: the answer holds no token`);
+        // Renew 10 s early so a token never expires between being read and being used.
+        const lifetime = Math.max(Number(json.expires_in) || 60, 20) * 1000;
+        return { value, expires: Date.now() + lifetime - 10_000 };
+    }
+    backoff(attempt) {
+        const base = Math.min(this.retry.baseDelayMs * 2 ** (attempt - 1), this.retry.maxDelayMs);
+        return Math.round(base * (0.8 + Math.random() * 0.4));
+    }
+    /** RFC 7234 `Warning: 299` headers, shown once each. */
+    showWarnings(res) {
+        const w = res.headers.get('warning');
+        if (!w)
+            return;
+        for (const m of w.matchAll(/299\s+\S+\s+"([^"]*)"/g)) {
+            if (!this.warned.has(m[1]))
+                this.opts.log.warn(`registry ${this.host}: ${m[1]}`);
+            this.warned.add(m[1]);
+        }
+    }
+}
+function isLoopback(hostname) {
+    const h = hostname.replace(/^\[|\]$/g, '');
+    return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+function basic(user, pass) {
+    return 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64');
+}
+/** `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`. */
+function parseChallenge(header) {
+    if (!header)
+        return null;
+    const scheme = header.trim().split(/\s+/)[0].toLowerCase();
+    if (scheme === 'basic')
+        return { scheme: 'basic' };
+    if (scheme !== 'bearer')
+        return null;
+    const params = {};
+    for (const m of header.matchAll(/(\w+)="([^"]*)"/g))
+        params[m[1].toLowerCase()] = m[2];
+    if (!params.realm)
+        return null;
+    return { scheme: 'bearer', realm: params.realm, service: params.service };
+}
+function retryAfter(header, max) {
+    if (!header)
+        return undefined;
+    const secs = Number(header);
+    const ms = Number.isFinite(secs) ? secs * 1000 : Date.parse(header) - Date.now();
+    return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), max) : undefined;
+}
+function errorCode(err) {
+    const e = err;
+    if (e?.name === 'TimeoutError' || e?.cause?.name === 'TimeoutError')
+        return 'ETIMEDOUT';
+    return e?.cause?.code ?? e?.code;
+}
+function networkError(what, host, err) {
+    const code = errorCode(err);
+    const why = {
+        ECONNREFUSED: 'the connection was refused (is the registry running, is the port right?)',
+        ENOTFOUND: 'the host name does not resolve',
+        ETIMEDOUT: 'it timed out',
+        ECONNRESET: 'the connection was reset',
+        DEPTH_ZERO_SELF_SIGNED_CERT: 'its TLS certificate is self-signed (trust it with NODE_EXTRA_CA_CERTS)',
+        SELF_SIGNED_CERT_IN_CHAIN: 'its TLS certificate chain is not trusted (NODE_EXTRA_CA_CERTS)',
+        UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'its TLS certificate cannot be verified (NODE_EXTRA_CA_CERTS)',
+        ERR_TLS_CERT_ALTNAME_INVALID: 'its TLS certificate is for another host name',
+        CERT_HAS_EXPIRED: 'its TLS certificate has expired',
+        EPROTO: 'TLS failed (is it plain HTTP? then set insecure-registry)',
+        ERR_SSL_WRONG_VERSION_NUMBER: 'TLS failed (is it plain HTTP? then set insecure-registry)',
+    };
+    const message = (code && why[code]) || err?.cause?.message || err?.message || String(err);
+    return new RegistryError(`${what} failed: cannot reach ${host}: ${message}`);
+}
+async function failure(what, res, creds) {
+    let body = '';
+    try {
+        body = await readLimited(res, ERROR_BODY_LIMIT);
+    }
+    catch {
+        body = '';
+    }
+    const err = describeFailure(what, res.status, body);
+    if ((res.status === 401 || res.status === 403) && creds.source === 'anonymous') {
+        err.message += '; no credentials were found (set username/password or token, or docker login)';
+    }
+    else if (res.status === 401 || res.status === 403) {
+        err.message += `; credentials from ${creds.source}`;
+    }
+    return err;
+}
+async function readLimited(res, limit) {
+    if (!res.body)
+        return '';
+    const reader = res.body.getReader();
+    const chunks = [];
+    let size = 0;
+    while (size < limit) {
+        const { done, value } = await reader.read();
+        if (done)
+            break;
+        chunks.push(value);
+        size += value.length;
+    }
+    await reader.cancel().catch(() => { });
+    return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+;// CONCATENATED MODULE: ./src/registry/credentials.ts
+
+
+
+
+
+/**
+ * Credentials for `registry`, first found wins: the `username`/`password` inputs; the `token` input
+ * (Basic `x-token:<token>`, as Depot's registry takes it); DEPOT_SNAPSHOT_TOKEN then DEPOT_TOKEN;
+ * the Docker config (credHelpers, credsStore, auths); GITHUB_TOKEN for ghcr.io; anonymous.
+ */
+async function resolveCredentials(registry, inputs, env = process.env) {
+    if (inputs.username || inputs.password) {
+        return { username: inputs.username ?? '', password: inputs.password ?? '', source: 'username/password inputs' };
+    }
+    if (inputs.token)
+        return { username: 'x-token', password: inputs.token, source: 'token input' };
+    for (const name of ['DEPOT_SNAPSHOT_TOKEN', 'DEPOT_TOKEN']) {
+        if (env[name])
+            return { username: 'x-token', password: env[name], source: name };
+    }
+    const fromDocker = await fromDockerConfig(registry, env);
+    if (fromDocker)
+        return fromDocker;
+    if (registry === 'ghcr.io' && env.GITHUB_TOKEN) {
+        return { username: env.GITHUB_ACTOR || 'x-access-token', password: env.GITHUB_TOKEN, source: 'GITHUB_TOKEN' };
+    }
+    return { source: 'anonymous' };
+}
+async function fromDockerConfig(registry, env) {
+    const dir = env.DOCKER_CONFIG || external_node_path_default().join(env.HOME || external_node_os_default().homedir(), '.docker');
+    const file = external_node_path_default().join(dir, 'config.json');
+    let config;
+    try {
+        config = JSON.parse(await (0,promises_namespaceObject.readFile)(file, 'utf8'));
+    }
+    catch {
+        return undefined;
+    }
+    const keys = registryKeys(registry);
+    const helper = keys.map((k) => config.credHelpers?.[k]).find(Boolean) ?? config.credsStore;
+    if (helper) {
+        const got = await runHelper(helper, keys[0]);
+        if (got)
+            return { ...got, source: `docker-credential-${helper}` };
+    }
+    for (const key of keys) {
+        const a = config.auths?.[key];
+        if (!a)
+            continue;
+        let username = a.username;
+        let password = a.password;
+        if (a.auth) {
+            const decoded = Buffer.from(a.auth, 'base64').toString('utf8');
+            const colon = decoded.indexOf(':');
+            username = decoded.slice(0, colon);
+            password = decoded.slice(colon + 1);
+        }
+        if (a.identitytoken)
+            return { username, identityToken: a.identitytoken, source: `${file} (identity token)` };
+        if (username !== undefined)
+            return { username, password, source: file };
+    }
+    return undefined;
+}
+/** Keys a Docker config may file this registry under: Docker Hub has its historical URL. */
+function registryKeys(registry) {
+    if (registry === DOCKER_HUB)
+        return ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io'];
+    return [registry, `https://${registry}`, `http://${registry}`];
+}
+/** `docker-credential-<helper> get`, the server on stdin, `{Username, Secret}` on stdout. */
+function runHelper(helper, server) {
+    return new Promise((resolve) => {
+        const child = (0,external_node_child_process_namespaceObject.spawn)(`docker-credential-${helper}`, ['get'], { stdio: ['pipe', 'pipe', 'ignore'] });
+        let out = '';
+        child.stdout.on('data', (d) => (out += d.toString()));
+        child.on('error', () => resolve(undefined));
+        child.on('close', (code) => {
+            if (code !== 0)
+                return resolve(undefined);
+            try {
+                const r = JSON.parse(out);
+                if (!r.Secret)
+                    return resolve(undefined);
+                resolve(r.Username === '<token>' ? { identityToken: r.Secret } : { username: r.Username, password: r.Secret });
+            }
+            catch {
+                resolve(undefined);
+            }
+        });
+        child.stdin.end(server);
+    });
+}
+
+;// CONCATENATED MODULE: ./src/registry/manifests.ts
+
+
+
+/** The registry's manifest size limit (distribution: 4 MiB); larger bodies are not read. */
+const MANIFEST_LIMIT = 4 * 1024 * 1024;
+const CONFIG_LIMIT = 8 * 1024 * 1024;
+const ACCEPT = [MediaType.manifest, MediaType.dockerManifest, MediaType.index, MediaType.dockerManifestList].join(', ');
+/** GET a manifest by tag or digest; null when the tag does not exist. */
+async function getManifest(repo, reference) {
+    const res = await repo.client.request({
+        method: 'GET',
+        url: `/v2/${repo.name}/manifests/${reference}`,
+        what: `reading ${repo.name}:${reference}`,
+        scopes: [repo.pushScope],
+        ok: [200, 404],
+        headers: { Accept: ACCEPT },
+    });
+    if (res.status === 404) {
+        await res.body?.cancel();
+        return null;
+    }
+    const bytes = await readBody(res, MANIFEST_LIMIT, `manifest ${repo.name}:${reference}`);
+    const digest = sha256(bytes);
+    const claimed = res.headers.get('docker-content-digest');
+    if (reference.startsWith('sha256:') && digest !== reference) {
+        throw new RegistryError(`manifest ${repo.name}@${reference} does not match its digest (got ${digest})`);
+    }
+    if (claimed && claimed.startsWith('sha256:') && claimed !== digest) {
+        throw new RegistryError(`manifest ${repo.name}:${reference} does not match the digest the registry claims`);
+    }
+    const mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim() || parseJson(bytes).mediaType;
+    return { digest, mediaType, bytes };
+}
+/** A small JSON blob (an image config), verified against its digest. */
+async function getJsonBlob(repo, digest) {
+    const res = await repo.client.request({
+        method: 'GET',
+        url: `/v2/${repo.name}/blobs/${digest}`,
+        what: `reading blob ${digest.slice(0, 19)}`,
+        scopes: [repo.pushScope],
+        ok: [200],
+    });
+    const bytes = await readBody(res, CONFIG_LIMIT, `blob ${digest}`);
+    if (sha256(bytes) !== digest)
+        throw new RegistryError(`blob ${digest} from ${repo.name} does not match its digest`);
+    return parseJson(bytes);
+}
+/** PUT the manifest under one tag; the digest the registry answers with must be ours. */
+async function putManifest(repo, tag, bytes, mediaType) {
+    const digest = sha256(bytes);
+    const res = await repo.client.request({
+        method: 'PUT',
+        url: `/v2/${repo.name}/manifests/${tag}`,
+        what: `tagging ${repo.name}:${tag}`,
+        scopes: [repo.pushScope],
+        ok: [201, 200, 204],
+        headers: { 'Content-Type': mediaType },
+        body: bytes,
+    });
+    await res.body?.cancel();
+    const answered = res.headers.get('docker-content-digest');
+    if (answered && answered !== digest) {
+        throw new RegistryError(`the registry stored ${repo.name}:${tag} as ${answered}, expected ${digest}`);
+    }
+}
+async function getImageConfig(repo, manifest) {
+    return getJsonBlob(repo, manifest.config.digest);
+}
+async function readBody(res, limit, what) {
+    const length = Number(res.headers.get('content-length') ?? 0);
+    if (length > limit) {
+        await res.body?.cancel();
+        throw new RegistryError(`${what} is ${length} bytes, over the ${limit} byte limit`);
+    }
+    const chunks = [];
+    let size = 0;
+    for await (const chunk of res.body ?? []) {
+        size += chunk.length;
+        if (size > limit)
+            throw new RegistryError(`${what} is over the ${limit} byte limit`);
+        chunks.push(chunk);
+    }
+    return Buffer.concat(chunks);
+}
+function parseJson(bytes) {
+    try {
+        return JSON.parse(bytes.toString('utf8'));
+    }
+    catch {
+        throw new RegistryError('the registry answered something that is not JSON');
+    }
+}
+
+;// CONCATENATED MODULE: ./src/registry/push.ts
+
+
+
+
+
+
+/**
+ * Pushes an image to one repository: blobs first (present ones skipped), config, then the manifest
+ * once per tag, so a tag only ever points at an image whose every blob is in place.
+ */
+class RegistryDestination {
+    repo;
+    targets;
+    log;
+    existing = null;
+    constructor(repo, targets, log) {
+        this.repo = repo;
+        this.targets = targets;
+        this.log = log;
+    }
+    static async open(opts) {
+        const first = opts.targets[0];
+        const credentials = await resolveCredentials(first.registry, opts.credentials);
+        const host = first.registry.replace(/:\d+$/, '');
+        const insecure = opts.insecureRegistry || isLoopback(host);
+        opts.log.info(`pushing to ${first.registry}/${first.repository} (credentials: ${credentials.source}${insecure ? ', plain HTTP' : ''})`);
+        const client = new RegistryClient({ registry: first.registry, credentials, insecure, log: opts.log });
+        const dest = new RegistryDestination(new Repository(client, first.repository), opts.targets, opts.log);
+        await dest.readExisting();
+        return dest;
+    }
+    get image() {
+        const t = this.targets[0];
+        return `${t.registry}/${t.repository}`;
+    }
+    /** The image at the first tag now, if it was made by this action: how old, and its layers. */
+    async readExisting() {
+        const tag = this.targets[0].tag;
+        const fetched = await getManifest(this.repo, tag);
+        if (!fetched)
+            return;
+        const manifest = parseJson(fetched.bytes);
+        if (!Array.isArray(manifest.layers) || !manifest.config)
+            return; // an index, or not an image
+        const config = await getImageConfig(this.repo, manifest).catch(() => null);
+        const layers = new Map();
+        manifest.layers.forEach((d, i) => {
+            const fp = d.annotations?.[FINGERPRINT_ANNOTATION];
+            const diffId = config?.rootfs?.diff_ids?.[i];
+            if (fp && diffId)
+                layers.set(fp, { descriptor: d, diffId, comment: config?.history?.filter((h) => !h.empty_layer)[i]?.comment ?? '' });
+        });
+        const created = config?.created ?? manifest.annotations?.['org.opencontainers.image.created'];
+        this.existing = { digest: fetched.digest, created: created ? new Date(created) : undefined, layers };
+    }
+    /** With `max-age`: the digest at the first tag when that image is younger than `maxAgeMs`. */
+    freshEnough(maxAgeMs, now = Date.now()) {
+        const created = this.existing?.created?.getTime();
+        if (created === undefined || Number.isNaN(created))
+            return null;
+        return now - created < maxAgeMs ? this.existing.digest : null;
+    }
+    /** A layer with this fingerprint already in the repository: reused without reading a byte. */
+    async reuse(fingerprint) {
+        const layer = this.existing?.layers.get(fingerprint);
+        if (!layer || !(await this.repo.exists(layer.descriptor.digest)))
+            return undefined;
+        this.repo.counts.present++;
+        return layer;
+    }
+    sink() {
+        return this.repo.sink();
+    }
+    async finish(image) {
+        await this.repo.putBuffer(image.config.descriptor, image.config.bytes);
+        for (const t of this.targets) {
+            await putManifest(this.repo, t.tag, image.manifest.bytes, image.manifest.descriptor.mediaType);
+            this.log.info(`pushed ${format(t)}`);
+        }
+    }
+    async abort() { }
+}
+
 ;// CONCATENATED MODULE: ./src/main.ts
 
 
@@ -35559,81 +36466,141 @@ async function replaceDirectory(staging, target) {
 
 
 
+
+
 /** Errors whose message is the whole story: shown as one line, without a stack. */
-const USER_ERRORS = [InputError, LayoutError, ReferenceError, WhiteoutNameError];
+const USER_ERRORS = [InputError, LayoutError, ReferenceError, WhiteoutNameError, RegistryError];
 async function run(argv) {
     if (wantsHelp(argv)) {
         process.stdout.write(helpText() + '\n');
         return;
     }
-    let layout;
+    let destination;
     try {
+        for (const secret of secretValues(argv))
+            core_setSecret(secret);
         const inputs = getInputs(argv);
         await checkRoot(inputs.root);
-        if (!inputs.dryRun)
-            throw new InputError('pushing to a registry is not available yet; set dry-run to write a layout');
-        layout = await LayoutWriter.create(inputs.output);
-        await snapshot(inputs, layout);
+        const log = coreLogger;
+        const registry = inputs.dryRun ? undefined : await openRegistry(inputs, log);
+        if (registry && inputs.maxAge) {
+            const fresh = registry.freshEnough(inputs.maxAge);
+            if (fresh) {
+                log.info(`${registry.image}:${inputs.targets[0].tag} is younger than max-age: nothing captured`);
+                setOutputs({ digest: fresh, image: `${registry.image}@${fresh}`, tags: '', size: 0, uploaded: 0, layers: 0, skipped: true });
+                return;
+            }
+        }
+        destination = registry ? registryDestination(registry) : await layoutDestination(inputs);
+        await snapshot(inputs, destination, log, registry);
     }
     catch (err) {
-        await layout?.abort();
+        await destination?.abort();
         const known = USER_ERRORS.some((E) => err instanceof E);
         if (!known)
             core_debug(err?.stack ?? String(err));
         setFailed(known ? err.message : `snapshot failed: ${err?.message ?? err}`);
     }
 }
-async function snapshot(inputs, layout) {
-    const log = coreLogger;
+async function openRegistry(inputs, log) {
+    return RegistryDestination.open({
+        targets: inputs.targets,
+        credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
+        insecureRegistry: inputs.insecureRegistry,
+        log,
+    });
+}
+function registryDestination(registry) {
+    return {
+        reuse: (fp) => registry.reuse(fp),
+        sink: () => registry.sink(),
+        finish: (image) => registry.finish(image),
+        abort: () => registry.abort(),
+        ownPaths: [],
+    };
+}
+async function layoutDestination(inputs) {
+    const layout = await LayoutWriter.create(inputs.output);
+    return {
+        reuse: async () => undefined,
+        sink: () => layout,
+        finish: async (image, tags) => {
+            await layout.putJson(image.config);
+            await layout.putJson(image.manifest);
+            await layout.finish(image.manifest.descriptor, tags);
+        },
+        abort: () => layout.abort(),
+        ownPaths: [inputs.output, layout.staging, `${layout.staging}.old`],
+    };
+}
+async function snapshot(inputs, destination, log, registry) {
     const started = Date.now();
-    const scan = await group('Walk', async () => {
-        const filter = new Filter({
-            root: inputs.root,
-            mounts: await readMounts(),
-            swapFiles: await readSwapFiles(),
-            hostPathsToDrop: [
-                { path: inputs.output, reason: 'output directory' },
-                { path: layout.staging, reason: 'output directory' },
-                { path: `${layout.staging}.old`, reason: 'output directory' },
-                ...(process.env.RUNNER_TEMP ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }] : []),
-            ],
-            exclude: inputs.exclude,
-            include: inputs.include,
-        });
-        const result = await walk({ root: inputs.root, filter, log });
-        const bytes = result.entries.reduce((n, e) => n + e.size, 0);
-        log.info(`${result.entries.length} entries, ${formatBytes(bytes)} in ${inputs.root}`);
-        for (const line of describeExclusions(result.excluded, result.sockets))
-            log.info(`left out: ${line}`);
-        if (result.sockets.length)
-            log.warn(`${result.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
-        return result;
-    });
-    const layers = await group('Layers', async () => {
-        const plans = partition(scan.entries, inputs.layerSize);
-        const parallel = limiter(Math.max(2, external_node_os_default().availableParallelism()));
-        const results = await Promise.all(plans.map((plan) => parallel(() => writeLayer({ root: inputs.root, entries: scan.entries, indices: plan.indices, compression: inputs.compression, level: inputs.compressionLevel, log }, layout))));
-        results.forEach((r, i) => log.info(`layer ${i + 1}/${results.length} ${plans[i].label}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`));
-        return results.map((r, i) => ({ descriptor: r.descriptor, diffId: r.diffId, comment: plans[i].label }));
-    });
-    const image = buildImage({
-        layers,
-        created: createdTime(scan.entries),
-        ...sourceAnnotations(),
-    });
-    await layout.putJson(image.config);
-    await layout.putJson(image.manifest);
+    const scan = await group('Walk', () => walkRoot(inputs, destination, log));
+    const plans = partition(scan.entries, inputs.layerSize);
+    const layers = await group('Layers', () => writeLayers(inputs, scan.entries, plans, destination, log));
+    const image = buildImage({ layers, created: createdTime(scan.entries), ...sourceAnnotations() });
     const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag) : ['latest'];
-    await layout.finish(image.manifest.descriptor, tags);
+    await group(registry ? 'Push' : 'Layout', () => destination.finish(image, tags));
+    const digest = image.manifest.descriptor.digest;
     const size = layers.reduce((n, l) => n + l.descriptor.size, 0) + image.config.descriptor.size;
-    log.info(`wrote ${inputs.output} (${tags.join(', ')}) ${image.manifest.descriptor.digest} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    log.info(`${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${layers.length} layers, ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     setOutputs({
-        digest: image.manifest.descriptor.digest,
+        digest,
+        ...(registry ? { image: `${registry.image}@${digest}` } : { output: inputs.output }),
         tags: tags.join(','),
         size,
+        uploaded: registry ? registry.repo.uploaded : 0,
         layers: layers.length,
-        output: inputs.output,
+        skipped: false,
     });
+}
+async function walkRoot(inputs, destination, log) {
+    const filter = new Filter({
+        root: inputs.root,
+        mounts: await readMounts(),
+        swapFiles: await readSwapFiles(),
+        hostPathsToDrop: [
+            ...destination.ownPaths.map((path) => ({ path, reason: 'output directory' })),
+            ...(process.env.RUNNER_TEMP ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }] : []),
+        ],
+        exclude: inputs.exclude,
+        include: inputs.include,
+    });
+    const result = await walk({ root: inputs.root, filter, log });
+    const bytes = result.entries.reduce((n, e) => n + e.size, 0);
+    log.info(`${result.entries.length} entries, ${formatBytes(bytes)} in ${inputs.root}`);
+    for (const line of describeExclusions(result.excluded, result.sockets))
+        log.info(`left out: ${line}`);
+    if (result.sockets.length)
+        log.warn(`${result.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
+    return result;
+}
+/** Writes (or reuses) every layer, `concurrency` at a time; zlib runs on the pool, so cores fill. */
+async function writeLayers(inputs, entries, plans, destination, log) {
+    const parallel = limiter(inputs.concurrency);
+    const { compression, compressionLevel: level, root } = inputs;
+    return Promise.all(plans.map((plan, i) => parallel(async () => {
+        const fp = fingerprint(entries, plan.indices, compression, level);
+        const name = `layer ${i + 1}/${plans.length} ${plan.label}`;
+        const reused = await destination.reuse(fp);
+        if (reused) {
+            log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest})`);
+            return { ...reused, comment: plan.label };
+        }
+        for (let attempt = 1;; attempt++) {
+            try {
+                const r = await writeLayer({ root, entries, indices: plan.indices, compression, level, log }, destination.sink());
+                log.info(`${name}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`);
+                const descriptor = { ...r.descriptor, annotations: { [FINGERPRINT_ANNOTATION]: fp } };
+                return { descriptor, diffId: r.diffId, comment: plan.label };
+            }
+            catch (err) {
+                if (!(err instanceof RestartBlobError) || attempt >= 3)
+                    throw err;
+                log.warn(`${name}: ${err.message}; starting this layer over`);
+            }
+        }
+    })));
 }
 async function checkRoot(root) {
     const st = await (0,promises_namespaceObject.stat)(root).catch((err) => {

@@ -26,7 +26,16 @@ export const INPUT_SPECS: InputSpec[] = [
   { name: 'compression', description: 'Layer compression: gzip, zstd or none', default: 'gzip' },
   { name: 'compression-level', description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)', default: '' },
   { name: 'layer-size', description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree', default: '512MiB' },
+  { name: 'token', description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty', default: '' },
+  { name: 'username', description: 'Registry username (with password)', default: '' },
+  { name: 'password', description: 'Registry password (with username)', default: '' },
+  { name: 'insecure-registry', description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)', default: 'false', boolean: true },
+  { name: 'concurrency', description: 'Layers compressed and uploaded at once (1-16)', default: '4' },
+  { name: 'max-age', description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)', default: '' },
 ];
+
+/** Inputs whose values are secrets: masked before anything is logged. */
+export const SECRET_INPUTS = ['token', 'password'];
 
 export interface Inputs {
   targets: Reference[];
@@ -38,6 +47,13 @@ export interface Inputs {
   compression: Compression;
   compressionLevel: number;
   layerSize: number;
+  token: string;
+  username: string;
+  password: string;
+  insecureRegistry: boolean;
+  concurrency: number;
+  /** Milliseconds, 0 for none. */
+  maxAge: number;
 }
 
 type Raw = Record<string, string>;
@@ -73,7 +89,19 @@ export function getInputs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     compression,
     compressionLevel,
     layerSize: parseSize(raw['layer-size'], 'layer-size'),
+    token: raw.token.trim(),
+    username: raw.username.trim(),
+    password: raw.password,
+    insecureRegistry: bool(raw, 'insecure-registry'),
+    concurrency: rangedInteger(raw, 'concurrency', 1, 16),
+    maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
   };
+}
+
+/** Values of the secret inputs, to mask before the first log line. */
+export function secretValues(argv: string[], env: NodeJS.ProcessEnv = process.env): string[] {
+  const raw = readRaw(argv, env, false);
+  return SECRET_INPUTS.map((n) => raw[n]).filter(Boolean);
 }
 
 export function wantsHelp(argv: string[]): boolean {
@@ -97,12 +125,12 @@ export function helpText(): string {
   ].join('\n');
 }
 
-function readRaw(argv: string[], env: NodeJS.ProcessEnv): Raw {
+function readRaw(argv: string[], env: NodeJS.ProcessEnv, strict = true): Raw {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
   for (const s of INPUT_SPECS) options[s.name] = { type: s.boolean ? 'boolean' : 'string', multiple: !!s.list };
   let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: argv, options, strict, allowPositionals: !strict }));
   } catch (err) {
     throw new InputError(`${(err as Error).message.split('\n')[0]}; see --help`);
   }
@@ -136,6 +164,24 @@ function integer(raw: Raw, name: string): number {
   const v = raw[name].trim();
   if (!/^-?\d+$/.test(v)) throw new InputError(`${name} must be a whole number, got "${v}"`);
   return Number(v);
+}
+
+function rangedInteger(raw: Raw, name: string, min: number, max: number): number {
+  const n = integer(raw, name);
+  if (n < min || n > max) throw new InputError(`${name} must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `45m`, `1h30m`, `5d`, `90s`: milliseconds. */
+export function parseDuration(value: string, name: string): number {
+  const v = value.trim();
+  if (!/^(\d+[smhdw])+$/.test(v)) throw new InputError(`${name} must be a duration like 45m, 1h30m or 5d, got "${value}"`);
+  let ms = 0;
+  for (const m of v.matchAll(/(\d+)([smhdw])/g)) ms += Number(m[1]) * DURATION_UNITS[m[2]];
+  if (ms <= 0) throw new InputError(`${name} must be longer than zero, got "${value}"`);
+  return ms;
 }
 
 function oneOf<T extends string>(raw: Raw, name: string, allowed: readonly T[]): T {

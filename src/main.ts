@@ -1,105 +1,172 @@
 import * as core from '@actions/core';
-import os from 'node:os';
 import { stat } from 'node:fs/promises';
-import { getInputs, helpText, InputError, wantsHelp, type Inputs } from './inputs.js';
+import { getInputs, helpText, InputError, secretValues, wantsHelp, type Inputs } from './inputs.js';
 import { coreLogger, describeExclusions, formatBytes, setOutputs } from './report.js';
+import type { Logger } from './log.js';
 import { readMounts, readSwapFiles } from './walk/mountinfo.js';
 import { Filter } from './walk/filter.js';
-import { walk, WhiteoutNameError, type Entry } from './walk/walk.js';
-import { partition } from './layer/partition.js';
-import { writeLayer, type BlobSink, type LayerResult } from './layer/write.js';
-import { buildImage, rfc3339, type NewLayer } from './image/build.js';
+import { walk, WhiteoutNameError, type Entry, type WalkResult } from './walk/walk.js';
+import { partition, type LayerPlan } from './layer/partition.js';
+import { writeLayer, type BlobSink } from './layer/write.js';
+import { fingerprint, FINGERPRINT_ANNOTATION } from './layer/fingerprint.js';
+import { buildImage, rfc3339, type BuiltImage, type NewLayer } from './image/build.js';
 import { LayoutError, LayoutWriter } from './layout/layout.js';
 import { limiter } from './util/limit.js';
 import { ReferenceError } from './registry/reference.js';
+import { RegistryError, RestartBlobError } from './registry/errors.js';
+import { RegistryDestination } from './registry/push.js';
 
 /** Errors whose message is the whole story: shown as one line, without a stack. */
-const USER_ERRORS = [InputError, LayoutError, ReferenceError, WhiteoutNameError];
+const USER_ERRORS = [InputError, LayoutError, ReferenceError, WhiteoutNameError, RegistryError];
+
+/** Where the image goes: an OCI layout on disk (dry run) or a registry. */
+interface Destination {
+  /** A layer already there, found by fingerprint: reused without reading the tree. */
+  reuse(fingerprint: string): Promise<NewLayer | undefined>;
+  sink(): BlobSink;
+  finish(image: BuiltImage, tags: string[]): Promise<void>;
+  abort(): Promise<void>;
+  /** Paths the walk must leave out because the destination writes there. */
+  ownPaths: string[];
+}
 
 export async function run(argv: string[]): Promise<void> {
   if (wantsHelp(argv)) {
     process.stdout.write(helpText() + '\n');
     return;
   }
-  let layout: LayoutWriter | undefined;
+  let destination: Destination | undefined;
   try {
+    for (const secret of secretValues(argv)) core.setSecret(secret);
     const inputs = getInputs(argv);
     await checkRoot(inputs.root);
-    if (!inputs.dryRun) throw new InputError('pushing to a registry is not available yet; set dry-run to write a layout');
-    layout = await LayoutWriter.create(inputs.output);
-    await snapshot(inputs, layout);
+    const log = coreLogger;
+    const registry = inputs.dryRun ? undefined : await openRegistry(inputs, log);
+    if (registry && inputs.maxAge) {
+      const fresh = registry.freshEnough(inputs.maxAge);
+      if (fresh) {
+        log.info(`${registry.image}:${inputs.targets[0].tag} is younger than max-age: nothing captured`);
+        setOutputs({ digest: fresh, image: `${registry.image}@${fresh}`, tags: '', size: 0, uploaded: 0, layers: 0, skipped: true });
+        return;
+      }
+    }
+    destination = registry ? registryDestination(registry) : await layoutDestination(inputs);
+    await snapshot(inputs, destination, log, registry);
   } catch (err) {
-    await layout?.abort();
+    await destination?.abort();
     const known = USER_ERRORS.some((E) => err instanceof E);
     if (!known) core.debug((err as Error)?.stack ?? String(err));
     core.setFailed(known ? (err as Error).message : `snapshot failed: ${(err as Error)?.message ?? err}`);
   }
 }
 
-async function snapshot(inputs: Inputs, layout: LayoutWriter): Promise<void> {
-  const log = coreLogger;
+async function openRegistry(inputs: Inputs, log: Logger): Promise<RegistryDestination> {
+  return RegistryDestination.open({
+    targets: inputs.targets,
+    credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
+    insecureRegistry: inputs.insecureRegistry,
+    log,
+  });
+}
+
+function registryDestination(registry: RegistryDestination): Destination {
+  return {
+    reuse: (fp) => registry.reuse(fp),
+    sink: () => registry.sink(),
+    finish: (image) => registry.finish(image),
+    abort: () => registry.abort(),
+    ownPaths: [],
+  };
+}
+
+async function layoutDestination(inputs: Inputs): Promise<Destination> {
+  const layout = await LayoutWriter.create(inputs.output);
+  return {
+    reuse: async () => undefined,
+    sink: () => layout,
+    finish: async (image, tags) => {
+      await layout.putJson(image.config);
+      await layout.putJson(image.manifest);
+      await layout.finish(image.manifest.descriptor, tags);
+    },
+    abort: () => layout.abort(),
+    ownPaths: [inputs.output, layout.staging, `${layout.staging}.old`],
+  };
+}
+
+async function snapshot(inputs: Inputs, destination: Destination, log: Logger, registry?: RegistryDestination): Promise<void> {
   const started = Date.now();
+  const scan = await core.group('Walk', () => walkRoot(inputs, destination, log));
 
-  const scan = await core.group('Walk', async () => {
-    const filter = new Filter({
-      root: inputs.root,
-      mounts: await readMounts(),
-      swapFiles: await readSwapFiles(),
-      hostPathsToDrop: [
-        { path: inputs.output, reason: 'output directory' },
-        { path: layout.staging, reason: 'output directory' },
-        { path: `${layout.staging}.old`, reason: 'output directory' },
-        ...(process.env.RUNNER_TEMP ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }] : []),
-      ],
-      exclude: inputs.exclude,
-      include: inputs.include,
-    });
-    const result = await walk({ root: inputs.root, filter, log });
-    const bytes = result.entries.reduce((n, e) => n + e.size, 0);
-    log.info(`${result.entries.length} entries, ${formatBytes(bytes)} in ${inputs.root}`);
-    for (const line of describeExclusions(result.excluded, result.sockets)) log.info(`left out: ${line}`);
-    if (result.sockets.length) log.warn(`${result.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
-    return result;
-  });
+  const plans = partition(scan.entries, inputs.layerSize);
+  const layers = await core.group('Layers', () => writeLayers(inputs, scan.entries, plans, destination, log));
 
-  const layers = await core.group('Layers', async () => {
-    const plans = partition(scan.entries, inputs.layerSize);
-    const parallel = limiter(Math.max(2, os.availableParallelism()));
-    const results = await Promise.all(
-      plans.map((plan) =>
-        parallel(() =>
-          writeLayer(
-            { root: inputs.root, entries: scan.entries, indices: plan.indices, compression: inputs.compression, level: inputs.compressionLevel, log },
-            layout as BlobSink,
-          ),
-        ),
-      ),
-    );
-    results.forEach((r: LayerResult, i) =>
-      log.info(`layer ${i + 1}/${results.length} ${plans[i].label}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`),
-    );
-    return results.map((r, i): NewLayer => ({ descriptor: r.descriptor, diffId: r.diffId, comment: plans[i].label }));
-  });
-
-  const image = buildImage({
-    layers,
-    created: createdTime(scan.entries),
-    ...sourceAnnotations(),
-  });
-  await layout.putJson(image.config);
-  await layout.putJson(image.manifest);
+  const image = buildImage({ layers, created: createdTime(scan.entries), ...sourceAnnotations() });
   const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag!) : ['latest'];
-  await layout.finish(image.manifest.descriptor, tags);
+  await core.group(registry ? 'Push' : 'Layout', () => destination.finish(image, tags));
 
+  const digest = image.manifest.descriptor.digest;
   const size = layers.reduce((n, l) => n + l.descriptor.size, 0) + image.config.descriptor.size;
-  log.info(`wrote ${inputs.output} (${tags.join(', ')}) ${image.manifest.descriptor.digest} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log.info(`${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${layers.length} layers, ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   setOutputs({
-    digest: image.manifest.descriptor.digest,
+    digest,
+    ...(registry ? { image: `${registry.image}@${digest}` } : { output: inputs.output }),
     tags: tags.join(','),
     size,
+    uploaded: registry ? registry.repo.uploaded : 0,
     layers: layers.length,
-    output: inputs.output,
+    skipped: false,
   });
+}
+
+async function walkRoot(inputs: Inputs, destination: Destination, log: Logger): Promise<WalkResult> {
+  const filter = new Filter({
+    root: inputs.root,
+    mounts: await readMounts(),
+    swapFiles: await readSwapFiles(),
+    hostPathsToDrop: [
+      ...destination.ownPaths.map((path) => ({ path, reason: 'output directory' })),
+      ...(process.env.RUNNER_TEMP ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }] : []),
+    ],
+    exclude: inputs.exclude,
+    include: inputs.include,
+  });
+  const result = await walk({ root: inputs.root, filter, log });
+  const bytes = result.entries.reduce((n, e) => n + e.size, 0);
+  log.info(`${result.entries.length} entries, ${formatBytes(bytes)} in ${inputs.root}`);
+  for (const line of describeExclusions(result.excluded, result.sockets)) log.info(`left out: ${line}`);
+  if (result.sockets.length) log.warn(`${result.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
+  return result;
+}
+
+/** Writes (or reuses) every layer, `concurrency` at a time; zlib runs on the pool, so cores fill. */
+async function writeLayers(inputs: Inputs, entries: Entry[], plans: LayerPlan[], destination: Destination, log: Logger): Promise<NewLayer[]> {
+  const parallel = limiter(inputs.concurrency);
+  const { compression, compressionLevel: level, root } = inputs;
+  return Promise.all(
+    plans.map((plan, i) =>
+      parallel(async (): Promise<NewLayer> => {
+        const fp = fingerprint(entries, plan.indices, compression, level);
+        const name = `layer ${i + 1}/${plans.length} ${plan.label}`;
+        const reused = await destination.reuse(fp);
+        if (reused) {
+          log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest})`);
+          return { ...reused, comment: plan.label };
+        }
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const r = await writeLayer({ root, entries, indices: plan.indices, compression, level, log }, destination.sink());
+            log.info(`${name}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`);
+            const descriptor = { ...r.descriptor, annotations: { [FINGERPRINT_ANNOTATION]: fp } };
+            return { descriptor, diffId: r.diffId, comment: plan.label };
+          } catch (err) {
+            if (!(err instanceof RestartBlobError) || attempt >= 3) throw err;
+            log.warn(`${name}: ${err.message}; starting this layer over`);
+          }
+        }
+      }),
+    ),
+  );
 }
 
 async function checkRoot(root: string): Promise<void> {

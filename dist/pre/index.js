@@ -31748,7 +31748,15 @@ const INPUT_SPECS = [
     { name: 'compression', description: 'Layer compression: gzip, zstd or none', default: 'gzip' },
     { name: 'compression-level', description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)', default: '' },
     { name: 'layer-size', description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree', default: '512MiB' },
+    { name: 'token', description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty', default: '' },
+    { name: 'username', description: 'Registry username (with password)', default: '' },
+    { name: 'password', description: 'Registry password (with username)', default: '' },
+    { name: 'insecure-registry', description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)', default: 'false', boolean: true },
+    { name: 'concurrency', description: 'Layers compressed and uploaded at once (1-16)', default: '4' },
+    { name: 'max-age', description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)', default: '' },
 ];
+/** Inputs whose values are secrets: masked before anything is logged. */
+const SECRET_INPUTS = (/* unused pure expression or super */ null && (['token', 'password']));
 /** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
 function getInputs(argv, env = process.env) {
     const raw = readRaw(argv, env);
@@ -31782,7 +31790,18 @@ function getInputs(argv, env = process.env) {
         compression,
         compressionLevel,
         layerSize: parseSize(raw['layer-size'], 'layer-size'),
+        token: raw.token.trim(),
+        username: raw.username.trim(),
+        password: raw.password,
+        insecureRegistry: bool(raw, 'insecure-registry'),
+        concurrency: rangedInteger(raw, 'concurrency', 1, 16),
+        maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
     };
+}
+/** Values of the secret inputs, to mask before the first log line. */
+function secretValues(argv, env = process.env) {
+    const raw = readRaw(argv, env, false);
+    return SECRET_INPUTS.map((n) => raw[n]).filter(Boolean);
 }
 function wantsHelp(argv) {
     return argv.includes('--help') || argv.includes('-h');
@@ -31803,13 +31822,13 @@ function helpText() {
         `  ${'--help'.padEnd(30)} Show this help`,
     ].join('\n');
 }
-function readRaw(argv, env) {
+function readRaw(argv, env, strict = true) {
     const options = {};
     for (const s of INPUT_SPECS)
         options[s.name] = { type: s.boolean ? 'boolean' : 'string', multiple: !!s.list };
     let values;
     try {
-        ({ values } = (0,external_node_util_.parseArgs)({ args: argv, options, strict: true, allowPositionals: false }));
+        ({ values } = (0,external_node_util_.parseArgs)({ args: argv, options, strict, allowPositionals: !strict }));
     }
     catch (err) {
         throw new InputError(`${err.message.split('\n')[0]}; see --help`);
@@ -31848,6 +31867,25 @@ function integer(raw, name) {
     if (!/^-?\d+$/.test(v))
         throw new InputError(`${name} must be a whole number, got "${v}"`);
     return Number(v);
+}
+function rangedInteger(raw, name, min, max) {
+    const n = integer(raw, name);
+    if (n < min || n > max)
+        throw new InputError(`${name} must be between ${min} and ${max}, got ${n}`);
+    return n;
+}
+const DURATION_UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+/** `45m`, `1h30m`, `5d`, `90s`: milliseconds. */
+function parseDuration(value, name) {
+    const v = value.trim();
+    if (!/^(\d+[smhdw])+$/.test(v))
+        throw new InputError(`${name} must be a duration like 45m, 1h30m or 5d, got "${value}"`);
+    let ms = 0;
+    for (const m of v.matchAll(/(\d+)([smhdw])/g))
+        ms += Number(m[1]) * DURATION_UNITS[m[2]];
+    if (ms <= 0)
+        throw new InputError(`${name} must be longer than zero, got "${value}"`);
+    return ms;
 }
 function oneOf(raw, name, allowed) {
     const v = raw[name].trim().toLowerCase();

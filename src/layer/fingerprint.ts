@@ -1,0 +1,35 @@
+import { createHash } from 'node:crypto';
+import type { Entry } from '../walk/walk.js';
+
+/** Annotation on a layer descriptor: what the layer was made from, so an unchanged one is not re-read. */
+export const FINGERPRINT_ANNOTATION = 'dev.depot.snapshot.fingerprint';
+
+/** Bump when the tar bytes for the same entries would change (header format, ordering). */
+const FORMAT = 'snapshot-tar/1';
+
+/**
+ * A digest of everything that decides a layer's bytes without reading file contents: each entry's
+ * path, type, mode, owner, size, mtime in ns, link target, device numbers and xattrs, plus the
+ * compression. Like make, rsync and kaniko's "redo" mode, it trusts that content which changed also
+ * changed size or mtime. Only metadata the image itself carries goes in (no inode, no ctime), so the
+ * same tree gives the same fingerprint on any machine.
+ */
+export function fingerprint(entries: Entry[], indices: number[], compression: string, level: number): string {
+  const h = createHash('sha256');
+  h.update(`${FORMAT} ${compression} ${level}\n`);
+  const groups = new Map<string, number>();
+  for (const i of indices) {
+    const e = entries[i];
+    // Hardlink groups by their order of appearance in the layer: inode numbers differ across machines.
+    const group = e.linkGroup ? (groups.get(e.linkGroup) ?? groups.set(e.linkGroup, groups.size).get(e.linkGroup)) : -1;
+    h.update(e.path);
+    h.update(`\0${e.kind} ${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.devMajor ?? ''} ${e.devMinor ?? ''} ${group}\0`);
+    if (e.linkTarget) h.update(e.linkTarget);
+    for (const [name, value] of e.xattrs ?? []) {
+      h.update(`\0${name}=${value.length}:`);
+      h.update(value);
+    }
+    h.update('\n');
+  }
+  return 'sha256:' + h.digest('hex');
+}

@@ -1,0 +1,246 @@
+import { Writable } from 'node:stream';
+import type { BlobSink, PendingBlob } from '../layer/write.js';
+import type { Descriptor } from '../image/oci.js';
+import type { RegistryClient } from './client.js';
+import { RegistryError, RestartBlobError } from './errors.js';
+
+/** Chunks of a streamed upload. ≥ 5 MiB, which ECR requires; small enough to hold one per upload. */
+export const CHUNK_SIZE = 8 * 1024 * 1024;
+
+/** Blob operations on one repository (distribution-spec v1.1 "Pushing blobs"). */
+export class Repository {
+  /** Bytes actually sent in blob bodies. */
+  uploaded = 0;
+  /** Blobs skipped because present, mounted from another repository, or sent. */
+  readonly counts = { present: 0, mounted: 0, uploaded: 0 };
+
+  constructor(
+    readonly client: RegistryClient,
+    readonly name: string,
+  ) {}
+
+  get pushScope(): string {
+    return `repository:${this.name}:pull,push`;
+  }
+
+  async exists(digest: string): Promise<boolean> {
+    const res = await this.client.request({
+      method: 'HEAD',
+      url: `/v2/${this.name}/blobs/${digest}`,
+      what: `checking blob ${short(digest)}`,
+      scopes: [this.pushScope],
+      ok: [200, 404],
+    });
+    await res.body?.cancel();
+    return res.status === 200;
+  }
+
+  /** Cross-repository mount; false when the registry opened an upload instead (cancelled here). */
+  async mount(digest: string, from: string): Promise<boolean> {
+    const res = await this.client.request({
+      method: 'POST',
+      url: `/v2/${this.name}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`,
+      what: `mounting ${short(digest)} from ${from}`,
+      scopes: [this.pushScope, `repository:${from}:pull`],
+      ok: [201, 202],
+      headers: { 'Content-Length': '0' },
+    });
+    await res.body?.cancel();
+    if (res.status === 201) return true;
+    await this.cancel(res);
+    return false;
+  }
+
+  /** A small blob (config, manifest-sized) in one monolithic POST+PUT, skipped when present. */
+  async putBuffer(descriptor: Descriptor, bytes: Buffer): Promise<void> {
+    if (await this.exists(descriptor.digest)) {
+      this.counts.present++;
+      return;
+    }
+    const location = await this.startUpload();
+    await this.finishUpload(location, descriptor.digest, bytes);
+    this.uploaded += bytes.length;
+    this.counts.uploaded++;
+  }
+
+  /** A sink for a blob whose digest is known only at its end: chunked PATCHes, then PUT ?digest. */
+  sink(): BlobSink {
+    return { create: async () => new ChunkedUpload(this, await this.startUpload()).pending() };
+  }
+
+  async startUpload(): Promise<URL> {
+    const res = await this.client.request({
+      method: 'POST',
+      url: `/v2/${this.name}/blobs/uploads/`,
+      what: `starting an upload to ${this.name}`,
+      scopes: [this.pushScope],
+      ok: [202],
+      headers: { 'Content-Length': '0' },
+    });
+    await res.body?.cancel();
+    return locationOf(res, this.client.base);
+  }
+
+  /** `PUT <location>&digest=…` with the last bytes (or none): the registry checks the digest. */
+  async finishUpload(location: URL, digest: string, last: Buffer): Promise<void> {
+    const url = new URL(location);
+    url.searchParams.set('digest', digest);
+    const res = await this.client.request({
+      method: 'PUT',
+      url,
+      what: `completing the upload of ${short(digest)}`,
+      scopes: [this.pushScope],
+      ok: [201, 204],
+      headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(last.length) },
+      body: last,
+    });
+    await res.body?.cancel();
+  }
+
+  /** Abandons an upload session; failures are ignored, the registry expires it anyway. */
+  async cancel(resOrLocation: Response | URL): Promise<void> {
+    try {
+      const location = resOrLocation instanceof URL ? resOrLocation : locationOf(resOrLocation, this.client.base);
+      const res = await this.client.request({ method: 'DELETE', url: location, what: 'cancelling an upload', scopes: [this.pushScope], ok: [200, 202, 204, 404] });
+      await res.body?.cancel();
+    } catch {
+      // nothing to do
+    }
+  }
+}
+
+/**
+ * One blob streamed in chunks while it is being compressed. Each full chunk is PATCHed with its
+ * Content-Range once the next byte arrives; the last one rides in the closing PUT (ECR fails an empty
+ * PUT after chunks). A PATCH that fails is resumed from the offset the registry reports (GET on the
+ * upload URL); when the session is gone, RestartBlobError asks the caller to start over from source.
+ */
+class ChunkedUpload {
+  private location: URL;
+  private offset = 0;
+  private parts: Buffer[] = [];
+  private buffered = 0;
+  private full: Buffer | null = null;
+  private chunkSize = CHUNK_SIZE;
+
+  constructor(
+    private readonly repo: Repository,
+    start: URL,
+  ) {
+    this.location = start;
+  }
+
+  pending(): PendingBlob {
+    const stream = new Writable({
+      highWaterMark: CHUNK_SIZE,
+      write: (chunk: Buffer, _enc, done) => this.take(chunk).then(() => done(), done),
+    });
+    return {
+      stream,
+      commit: (digest) => this.commit(digest),
+      abort: () => this.repo.cancel(this.location),
+    };
+  }
+
+  private async take(chunk: Buffer): Promise<void> {
+    if (this.full) {
+      await this.patch(this.full);
+      this.full = null;
+    }
+    this.parts.push(chunk);
+    this.buffered += chunk.length;
+    if (this.buffered >= this.chunkSize) {
+      this.full = Buffer.concat(this.parts, this.buffered);
+      this.parts = [];
+      this.buffered = 0;
+    }
+  }
+
+  private async commit(digest: string): Promise<void> {
+    const rest = Buffer.concat(this.parts, this.buffered);
+    let last: Buffer = rest;
+    if (this.full) {
+      if (rest.length) await this.patch(this.full);
+      else last = this.full;
+    }
+    try {
+      await this.repo.finishUpload(this.location, digest, last);
+    } catch (err) {
+      if (err instanceof RegistryError && (err.status === 404 || err.code === 'BLOB_UPLOAD_UNKNOWN')) {
+        throw new RestartBlobError(`upload session lost before it completed (${err.message})`);
+      }
+      throw err;
+    }
+    this.repo.uploaded += last.length;
+    this.repo.counts.uploaded++;
+  }
+
+  private async patch(data: Buffer): Promise<void> {
+    let sent = 0;
+    for (let tries = 0; sent < data.length; tries++) {
+      const start = this.offset + sent;
+      const body = data.subarray(sent);
+      try {
+        const res = await this.repo.client.request({
+          method: 'PATCH',
+          url: this.location,
+          what: `uploading a chunk at ${start}`,
+          scopes: [this.repo.pushScope],
+          ok: [202, 201, 204],
+          headers: {
+            'Content-Type': 'application/octet-stream',
+            'Content-Range': `${start}-${start + body.length - 1}`,
+            'Content-Length': String(body.length),
+          },
+          body,
+        });
+        await res.body?.cancel();
+        this.location = locationOf(res, this.location);
+        this.repo.uploaded += body.length;
+        sent = data.length;
+      } catch (err) {
+        if (tries >= 3) throw err;
+        // Ask where the registry stands, then send from there.
+        const have = await this.status();
+        if (have === null || have < this.offset || have > this.offset + data.length) {
+          throw new RestartBlobError(`upload session lost after ${start} bytes (${(err as Error).message})`);
+        }
+        sent = have - this.offset;
+      }
+    }
+    this.offset += data.length;
+  }
+
+  /** Bytes the registry holds for this upload (`GET <location>` → `Range: 0-<last>`), null if gone. */
+  private async status(): Promise<number | null> {
+    try {
+      const res = await this.repo.client.request({
+        method: 'GET',
+        url: this.location,
+        what: 'checking an upload',
+        scopes: [this.repo.pushScope],
+        ok: [204, 200],
+      });
+      await res.body?.cancel();
+      this.location = locationOf(res, this.location);
+      const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get('range') ?? '');
+      return range ? Number(range[1]) + 1 : 0;
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** The newest upload `Location`, resolved against the request URL, its query kept. */
+function locationOf(res: Response, base: URL): URL {
+  const loc = res.headers.get('location');
+  if (!loc) {
+    if (res.status === 204 || res.status === 200) return base;
+    throw new RegistryError(`the registry answered ${res.status} without an upload Location`);
+  }
+  return new URL(loc, base);
+}
+
+export function short(digest: string): string {
+  return digest.slice(0, 19);
+}

@@ -1,0 +1,102 @@
+import type { Logger } from '../log.js';
+import type { BuiltImage, NewLayer } from '../image/build.js';
+import type { Manifest } from '../image/oci.js';
+import { FINGERPRINT_ANNOTATION } from '../layer/fingerprint.js';
+import type { BlobSink } from '../layer/write.js';
+import { Repository } from './blobs.js';
+import { RegistryClient, isLoopback } from './client.js';
+import { resolveCredentials, type CredentialInputs } from './credentials.js';
+import { getImageConfig, getManifest, parseJson, putManifest } from './manifests.js';
+import { format, type Reference } from './reference.js';
+
+export interface PushOptions {
+  targets: Reference[];
+  credentials: CredentialInputs;
+  insecureRegistry: boolean;
+  log: Logger;
+}
+
+/** What is already at the first tag: its layers by fingerprint (to skip re-reading), and its age. */
+interface Existing {
+  digest: string;
+  created?: Date;
+  layers: Map<string, NewLayer>;
+}
+
+/**
+ * Pushes an image to one repository: blobs first (present ones skipped), config, then the manifest
+ * once per tag, so a tag only ever points at an image whose every blob is in place.
+ */
+export class RegistryDestination {
+  private existing: Existing | null = null;
+
+  private constructor(
+    readonly repo: Repository,
+    private readonly targets: Reference[],
+    private readonly log: Logger,
+  ) {}
+
+  static async open(opts: PushOptions): Promise<RegistryDestination> {
+    const first = opts.targets[0];
+    const credentials = await resolveCredentials(first.registry, opts.credentials);
+    const host = first.registry.replace(/:\d+$/, '');
+    const insecure = opts.insecureRegistry || isLoopback(host);
+    opts.log.info(`pushing to ${first.registry}/${first.repository} (credentials: ${credentials.source}${insecure ? ', plain HTTP' : ''})`);
+    const client = new RegistryClient({ registry: first.registry, credentials, insecure, log: opts.log });
+    const dest = new RegistryDestination(new Repository(client, first.repository), opts.targets, opts.log);
+    await dest.readExisting();
+    return dest;
+  }
+
+  get image(): string {
+    const t = this.targets[0];
+    return `${t.registry}/${t.repository}`;
+  }
+
+  /** The image at the first tag now, if it was made by this action: how old, and its layers. */
+  private async readExisting(): Promise<void> {
+    const tag = this.targets[0].tag!;
+    const fetched = await getManifest(this.repo, tag);
+    if (!fetched) return;
+    const manifest = parseJson<Manifest>(fetched.bytes);
+    if (!Array.isArray(manifest.layers) || !manifest.config) return; // an index, or not an image
+    const config = await getImageConfig(this.repo, manifest).catch(() => null);
+    const layers = new Map<string, NewLayer>();
+    manifest.layers.forEach((d, i) => {
+      const fp = d.annotations?.[FINGERPRINT_ANNOTATION];
+      const diffId = config?.rootfs?.diff_ids?.[i];
+      if (fp && diffId) layers.set(fp, { descriptor: d, diffId, comment: config?.history?.filter((h) => !h.empty_layer)[i]?.comment ?? '' });
+    });
+    const created = config?.created ?? manifest.annotations?.['org.opencontainers.image.created'];
+    this.existing = { digest: fetched.digest, created: created ? new Date(created) : undefined, layers };
+  }
+
+  /** With `max-age`: the digest at the first tag when that image is younger than `maxAgeMs`. */
+  freshEnough(maxAgeMs: number, now = Date.now()): string | null {
+    const created = this.existing?.created?.getTime();
+    if (created === undefined || Number.isNaN(created)) return null;
+    return now - created < maxAgeMs ? this.existing!.digest : null;
+  }
+
+  /** A layer with this fingerprint already in the repository: reused without reading a byte. */
+  async reuse(fingerprint: string): Promise<NewLayer | undefined> {
+    const layer = this.existing?.layers.get(fingerprint);
+    if (!layer || !(await this.repo.exists(layer.descriptor.digest))) return undefined;
+    this.repo.counts.present++;
+    return layer;
+  }
+
+  sink(): BlobSink {
+    return this.repo.sink();
+  }
+
+  async finish(image: BuiltImage): Promise<void> {
+    await this.repo.putBuffer(image.config.descriptor, image.config.bytes);
+    for (const t of this.targets) {
+      await putManifest(this.repo, t.tag!, image.manifest.bytes, image.manifest.descriptor.mediaType);
+      this.log.info(`pushed ${format(t)}`);
+    }
+  }
+
+  async abort(): Promise<void> {}
+}
