@@ -36367,7 +36367,62 @@ function parseJson(bytes) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/registry/layer-cache.ts
+
+
+
+/** Entries kept; the oldest go first. A few thousand layers cover many images. */
+const MAX_ENTRIES = 5000;
+/**
+ * Layers this machine pushed before, by fingerprint: which digest they had and which repositories
+ * hold them. A push to a new repository can then mount an unchanged layer from a sibling repository
+ * instead of compressing and sending it again.
+ */
+class LayerCache {
+    file;
+    entries;
+    constructor(file, entries) {
+        this.file = file;
+        this.entries = entries;
+    }
+    static defaultPath(env = process.env) {
+        const base = env.XDG_CACHE_HOME || external_node_path_default().join(env.HOME || external_node_os_default().homedir(), '.cache');
+        return external_node_path_default().join(base, 'depot-snapshot-action', 'layers.json');
+    }
+    static async load(file = LayerCache.defaultPath()) {
+        try {
+            const data = JSON.parse(await (0,promises_namespaceObject.readFile)(file, 'utf8'));
+            return new LayerCache(file, new Map(Object.entries(data)));
+        }
+        catch {
+            return new LayerCache(file, new Map()); // none yet, or unreadable: start afresh
+        }
+    }
+    get(fingerprint) {
+        return this.entries.get(fingerprint);
+    }
+    remember(fingerprint, layer, repository) {
+        const old = this.entries.get(fingerprint);
+        const repositories = old && old.layer.descriptor.digest === layer.descriptor.digest ? old.repositories.filter((r) => r !== repository) : [];
+        this.entries.set(fingerprint, { layer, repositories: [repository, ...repositories].slice(0, 8), used: Date.now() });
+    }
+    /** Writes the cache atomically; a failure only costs the next push some work. */
+    async save() {
+        const kept = [...this.entries].sort((a, b) => b[1].used - a[1].used).slice(0, MAX_ENTRIES);
+        try {
+            await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(this.file), { recursive: true, mode: 0o700 });
+            const tmp = `${this.file}.${process.pid}.tmp`;
+            await (0,promises_namespaceObject.writeFile)(tmp, JSON.stringify(Object.fromEntries(kept)), { mode: 0o600 });
+            await (0,promises_namespaceObject.rename)(tmp, this.file);
+        }
+        catch {
+            // best effort
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/registry/push.ts
+
 
 
 
@@ -36382,11 +36437,15 @@ class RegistryDestination {
     repo;
     targets;
     log;
+    cache;
     existing = null;
-    constructor(repo, targets, log) {
+    /** Layers written by this push, to remember in the cache once the manifest is in. */
+    written = new Map();
+    constructor(repo, targets, log, cache) {
         this.repo = repo;
         this.targets = targets;
         this.log = log;
+        this.cache = cache;
     }
     static async open(opts) {
         const first = opts.targets[0];
@@ -36395,9 +36454,13 @@ class RegistryDestination {
         const insecure = opts.insecureRegistry || isLoopback(host);
         opts.log.info(`pushing to ${first.registry}/${first.repository} (credentials: ${credentials.source}${insecure ? ', plain HTTP' : ''})`);
         const client = new RegistryClient({ registry: first.registry, credentials, insecure, log: opts.log });
-        const dest = new RegistryDestination(new Repository(client, first.repository), opts.targets, opts.log);
+        const cache = await LayerCache.load(opts.cacheFile);
+        const dest = new RegistryDestination(new Repository(client, first.repository), opts.targets, opts.log, cache);
         await dest.readExisting();
         return dest;
+    }
+    get cacheFile() {
+        return this.cache.file;
     }
     get image() {
         const t = this.targets[0];
@@ -36430,13 +36493,37 @@ class RegistryDestination {
             return null;
         return now - created < maxAgeMs ? this.existing.digest : null;
     }
-    /** A layer with this fingerprint already in the repository: reused without reading a byte. */
+    /**
+     * A layer with this fingerprint that the repository has, or can mount from a sibling repository
+     * this machine pushed it to: reused without reading a byte of the tree.
+     */
     async reuse(fingerprint) {
-        const layer = this.existing?.layers.get(fingerprint);
-        if (!layer || !(await this.repo.exists(layer.descriptor.digest)))
+        const cached = this.cache.get(fingerprint);
+        const layer = this.existing?.layers.get(fingerprint) ?? cached?.layer;
+        if (!layer)
             return undefined;
-        this.repo.counts.present++;
+        const digest = layer.descriptor.digest;
+        if (await this.repo.exists(digest)) {
+            this.repo.counts.present++;
+        }
+        else {
+            const registry = this.targets[0].registry;
+            const sources = (cached?.repositories ?? []).filter((r) => r.startsWith(registry + '/') && r !== this.image).map((r) => r.slice(registry.length + 1));
+            let mounted = false;
+            for (const from of sources) {
+                if ((mounted = await this.repo.mount(digest, from)))
+                    break;
+            }
+            if (!mounted)
+                return undefined;
+            this.repo.counts.mounted++;
+        }
+        this.written.set(fingerprint, layer);
         return layer;
+    }
+    /** Notes a layer written by this push, for the cache. */
+    wrote(fingerprint, layer) {
+        this.written.set(fingerprint, layer);
     }
     sink() {
         return this.repo.sink();
@@ -36447,6 +36534,9 @@ class RegistryDestination {
             await putManifest(this.repo, t.tag, image.manifest.bytes, image.manifest.descriptor.mediaType);
             this.log.info(`pushed ${format(t)}`);
         }
+        for (const [fp, layer] of this.written)
+            this.cache.remember(fp, layer, this.image);
+        await this.cache.save();
     }
     async abort() { }
 }
@@ -36513,16 +36603,18 @@ async function openRegistry(inputs, log) {
 function registryDestination(registry) {
     return {
         reuse: (fp) => registry.reuse(fp),
+        wrote: (fp, layer) => registry.wrote(fp, layer),
         sink: () => registry.sink(),
         finish: (image) => registry.finish(image),
         abort: () => registry.abort(),
-        ownPaths: [],
+        ownPaths: [registry.cacheFile],
     };
 }
 async function layoutDestination(inputs) {
     const layout = await LayoutWriter.create(inputs.output);
     return {
         reuse: async () => undefined,
+        wrote: () => { },
         sink: () => layout,
         finish: async (image, tags) => {
             await layout.putJson(image.config);
@@ -36584,7 +36676,7 @@ async function writeLayers(inputs, entries, plans, destination, log) {
         const name = `layer ${i + 1}/${plans.length} ${plan.label}`;
         const reused = await destination.reuse(fp);
         if (reused) {
-            log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest})`);
+            log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest.slice(0, 19)})`);
             return { ...reused, comment: plan.label };
         }
         for (let attempt = 1;; attempt++) {
@@ -36592,7 +36684,9 @@ async function writeLayers(inputs, entries, plans, destination, log) {
                 const r = await writeLayer({ root, entries, indices: plan.indices, compression, level, log }, destination.sink());
                 log.info(`${name}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`);
                 const descriptor = { ...r.descriptor, annotations: { [FINGERPRINT_ANNOTATION]: fp } };
-                return { descriptor, diffId: r.diffId, comment: plan.label };
+                const layer = { descriptor, diffId: r.diffId, comment: plan.label };
+                destination.wrote(fp, layer);
+                return layer;
             }
             catch (err) {
                 if (!(err instanceof RestartBlobError) || attempt >= 3)

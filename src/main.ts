@@ -23,6 +23,8 @@ const USER_ERRORS = [InputError, LayoutError, ReferenceError, WhiteoutNameError,
 interface Destination {
   /** A layer already there, found by fingerprint: reused without reading the tree. */
   reuse(fingerprint: string): Promise<NewLayer | undefined>;
+  /** A layer was written under this fingerprint. */
+  wrote(fingerprint: string, layer: NewLayer): void;
   sink(): BlobSink;
   finish(image: BuiltImage, tags: string[]): Promise<void>;
   abort(): Promise<void>;
@@ -72,10 +74,11 @@ async function openRegistry(inputs: Inputs, log: Logger): Promise<RegistryDestin
 function registryDestination(registry: RegistryDestination): Destination {
   return {
     reuse: (fp) => registry.reuse(fp),
+    wrote: (fp, layer) => registry.wrote(fp, layer),
     sink: () => registry.sink(),
     finish: (image) => registry.finish(image),
     abort: () => registry.abort(),
-    ownPaths: [],
+    ownPaths: [registry.cacheFile],
   };
 }
 
@@ -83,6 +86,7 @@ async function layoutDestination(inputs: Inputs): Promise<Destination> {
   const layout = await LayoutWriter.create(inputs.output);
   return {
     reuse: async () => undefined,
+    wrote: () => {},
     sink: () => layout,
     finish: async (image, tags) => {
       await layout.putJson(image.config);
@@ -150,7 +154,7 @@ async function writeLayers(inputs: Inputs, entries: Entry[], plans: LayerPlan[],
         const name = `layer ${i + 1}/${plans.length} ${plan.label}`;
         const reused = await destination.reuse(fp);
         if (reused) {
-          log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest})`);
+          log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest.slice(0, 19)})`);
           return { ...reused, comment: plan.label };
         }
         for (let attempt = 1; ; attempt++) {
@@ -158,7 +162,9 @@ async function writeLayers(inputs: Inputs, entries: Entry[], plans: LayerPlan[],
             const r = await writeLayer({ root, entries, indices: plan.indices, compression, level, log }, destination.sink());
             log.info(`${name}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`);
             const descriptor = { ...r.descriptor, annotations: { [FINGERPRINT_ANNOTATION]: fp } };
-            return { descriptor, diffId: r.diffId, comment: plan.label };
+            const layer = { descriptor, diffId: r.diffId, comment: plan.label };
+            destination.wrote(fp, layer);
+            return layer;
           } catch (err) {
             if (!(err instanceof RestartBlobError) || attempt >= 3) throw err;
             log.warn(`${name}: ${err.message}; starting this layer over`);

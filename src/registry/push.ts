@@ -8,12 +8,15 @@ import { RegistryClient, isLoopback } from './client.js';
 import { resolveCredentials, type CredentialInputs } from './credentials.js';
 import { getImageConfig, getManifest, parseJson, putManifest } from './manifests.js';
 import { format, type Reference } from './reference.js';
+import { LayerCache } from './layer-cache.js';
 
 export interface PushOptions {
   targets: Reference[];
   credentials: CredentialInputs;
   insecureRegistry: boolean;
   log: Logger;
+  /** @default LayerCache.defaultPath() */
+  cacheFile?: string;
 }
 
 /** What is already at the first tag: its layers by fingerprint (to skip re-reading), and its age. */
@@ -29,11 +32,14 @@ interface Existing {
  */
 export class RegistryDestination {
   private existing: Existing | null = null;
+  /** Layers written by this push, to remember in the cache once the manifest is in. */
+  private readonly written = new Map<string, NewLayer>();
 
   private constructor(
     readonly repo: Repository,
     private readonly targets: Reference[],
     private readonly log: Logger,
+    private readonly cache: LayerCache,
   ) {}
 
   static async open(opts: PushOptions): Promise<RegistryDestination> {
@@ -43,9 +49,14 @@ export class RegistryDestination {
     const insecure = opts.insecureRegistry || isLoopback(host);
     opts.log.info(`pushing to ${first.registry}/${first.repository} (credentials: ${credentials.source}${insecure ? ', plain HTTP' : ''})`);
     const client = new RegistryClient({ registry: first.registry, credentials, insecure, log: opts.log });
-    const dest = new RegistryDestination(new Repository(client, first.repository), opts.targets, opts.log);
+    const cache = await LayerCache.load(opts.cacheFile);
+    const dest = new RegistryDestination(new Repository(client, first.repository), opts.targets, opts.log, cache);
     await dest.readExisting();
     return dest;
+  }
+
+  get cacheFile(): string {
+    return this.cache.file;
   }
 
   get image(): string {
@@ -78,12 +89,34 @@ export class RegistryDestination {
     return now - created < maxAgeMs ? this.existing!.digest : null;
   }
 
-  /** A layer with this fingerprint already in the repository: reused without reading a byte. */
+  /**
+   * A layer with this fingerprint that the repository has, or can mount from a sibling repository
+   * this machine pushed it to: reused without reading a byte of the tree.
+   */
   async reuse(fingerprint: string): Promise<NewLayer | undefined> {
-    const layer = this.existing?.layers.get(fingerprint);
-    if (!layer || !(await this.repo.exists(layer.descriptor.digest))) return undefined;
-    this.repo.counts.present++;
+    const cached = this.cache.get(fingerprint);
+    const layer = this.existing?.layers.get(fingerprint) ?? cached?.layer;
+    if (!layer) return undefined;
+    const digest = layer.descriptor.digest;
+    if (await this.repo.exists(digest)) {
+      this.repo.counts.present++;
+    } else {
+      const registry = this.targets[0].registry;
+      const sources = (cached?.repositories ?? []).filter((r) => r.startsWith(registry + '/') && r !== this.image).map((r) => r.slice(registry.length + 1));
+      let mounted = false;
+      for (const from of sources) {
+        if ((mounted = await this.repo.mount(digest, from))) break;
+      }
+      if (!mounted) return undefined;
+      this.repo.counts.mounted++;
+    }
+    this.written.set(fingerprint, layer);
     return layer;
+  }
+
+  /** Notes a layer written by this push, for the cache. */
+  wrote(fingerprint: string, layer: NewLayer): void {
+    this.written.set(fingerprint, layer);
   }
 
   sink(): BlobSink {
@@ -96,6 +129,8 @@ export class RegistryDestination {
       await putManifest(this.repo, t.tag!, image.manifest.bytes, image.manifest.descriptor.mediaType);
       this.log.info(`pushed ${format(t)}`);
     }
+    for (const [fp, layer] of this.written) this.cache.remember(fp, layer, this.image);
+    await this.cache.save();
   }
 
   async abort(): Promise<void> {}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need on a fresh Debian machine (run as root). Idempotent:
+# apt is only touched when a command is missing, npm ci only when node_modules is missing or older
+# than package-lock.json.
+set -euo pipefail
+
+die() {
+  echo "test-deps: $*" >&2
+  exit 1
+}
+
+# Commands the tests run, and the Debian packages that provide them.
+commands=(docker-registry skopeo umoci htpasswd getfattr setcap debootstrap openssl pigz zstd)
+packages=(docker-registry skopeo umoci apache2-utils attr libcap2-bin debootstrap openssl pigz zstd)
+
+# setcap and debootstrap live in /usr/sbin, which a non-login root shell may lack in PATH.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+missing=()
+for c in "${commands[@]}"; do
+  command -v "$c" >/dev/null 2>&1 || missing+=("$c")
+done
+
+if ((${#missing[@]} > 0)); then
+  echo "test-deps: missing commands: ${missing[*]}"
+  [[ $(id -u) -eq 0 ]] || die "must run as root to install: ${packages[*]}"
+  command -v apt-get >/dev/null 2>&1 || die "apt-get not found (Debian/Ubuntu only)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update || die "apt-get update failed"
+  apt-get install -y --no-install-recommends "${packages[@]}" || die "apt-get install failed: ${packages[*]}"
+  for c in "${commands[@]}"; do
+    command -v "$c" >/dev/null 2>&1 || die "'$c' still missing after installing ${packages[*]}"
+  done
+else
+  echo "test-deps: all test commands present"
+fi
+
+# Node dependencies, from the repository root (this script lives in scripts/).
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+[[ -f package-lock.json ]] || die "no package-lock.json in $(pwd)"
+if [[ ! -d node_modules || node_modules -ot package-lock.json ]]; then
+  command -v npm >/dev/null 2>&1 || die "npm not found (install Node.js >= 20 first)"
+  echo "test-deps: npm ci"
+  npm ci || die "npm ci failed"
+  touch node_modules # npm ci may keep an old directory mtime; mark it fresh for the next run
+else
+  echo "test-deps: node_modules up to date"
+fi
