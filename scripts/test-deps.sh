@@ -46,3 +46,10 @@ if [[ ! -d node_modules || node_modules -ot package-lock.json ]]; then
 else
   echo "test-deps: node_modules up to date"
 fi
+
+# Node 24, the action's runtime (and the one with zstd), to run the bundle on both Node 20 and 24.
+node24="node_modules/node-linux-$(node -p process.arch)/bin/node"
+if [[ ! -x "$node24" ]]; then
+  echo "test-deps: npm install --no-save node-linux-$(node -p process.arch)@24"
+  npm install --no-save --no-audit --no-fund "node-linux-$(node -p process.arch)@24" || die "installing Node 24 failed"
+fi

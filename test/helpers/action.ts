@@ -1,0 +1,65 @@
+// Runs the bundled action the way the Actions runner does: inputs as INPUT_* variables, outputs
+// through the GITHUB_OUTPUT file, failures as ::error:: lines and the exit code.
+import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { run, tmpDir } from './tools.js';
+
+export const ACTION = path.resolve('dist/index.js');
+export const NODE24 = path.resolve(`node_modules/node-linux-${process.arch}/bin/node`);
+
+export interface ActionResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  outputs: Record<string, string>;
+  /** The ::error:: lines. */
+  errors: string[];
+}
+
+export interface ActionOptions {
+  /** Extra environment (HOME defaults to a fresh directory, so no layer cache or docker config leaks in). */
+  env?: Record<string, string>;
+  /** The Node binary: process.execPath (20 here) or NODE24. */
+  node?: string;
+}
+
+/** Runs `node dist/index.js` with `inputs` as INPUT_<NAME> variables, GITHUB_ACTIONS=true. */
+export async function runAction(inputs: Record<string, string>, opts: ActionOptions = {}): Promise<ActionResult> {
+  const work = await tmpDir('action');
+  const outputFile = path.join(work, 'output');
+  await writeFile(outputFile, '');
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: path.join(work, 'home'),
+    GITHUB_ACTIONS: 'true',
+    GITHUB_OUTPUT: outputFile,
+    RUNNER_TEMP: path.join(work, 'runner-temp'),
+    ...opts.env,
+  };
+  for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
+  const node = opts.node ?? process.execPath;
+  if (!existsSync(node)) throw new Error(`${node} is missing: run scripts/test-deps.sh`);
+  const r = await run(node, [ACTION], { env });
+  return {
+    code: r.code,
+    stdout: r.stdout,
+    stderr: r.stderr,
+    outputs: parseOutputs(await readFile(outputFile, 'utf8')),
+    errors: r.stdout.split('\n').filter((l) => l.startsWith('::error')),
+  };
+}
+
+/** GITHUB_OUTPUT's `name<<DELIM\nvalue\nDELIM` records (what @actions/core writes). */
+function parseOutputs(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^([^<=]+)<<(.+)$/.exec(lines[i]);
+    if (!m) continue;
+    const value: string[] = [];
+    for (i++; i < lines.length && lines[i] !== m[2]; i++) value.push(lines[i]);
+    out[m[1]] = value.join('\n');
+  }
+  return out;
+}

@@ -1,0 +1,84 @@
+// Acceptance: a capture loses nothing. The fixture (every entry kind and metadata case) and a real
+// Debian rootfs, captured by the bundled action as the runner runs it, unpack with umoci to the very
+// same tree, directly from the layout and after a round trip through a real registry.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { runAction } from '../helpers/action.js';
+import { makeFixtureTree, type FixtureInfo } from '../helpers/fixture.js';
+import { debianRootfs, pull, pushLayout, unpack } from '../helpers/image.js';
+import { startRegistry, type Registry } from '../helpers/registry.js';
+import { cleanupAll, tmpDir } from '../helpers/tools.js';
+import { diffTrees, pathKey, snapshotTree } from '../helpers/tree.js';
+
+let registry: Registry;
+let fixtureRoot: string;
+let fixture: FixtureInfo;
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  fixtureRoot = path.join(await tmpDir('fixture'), 'root');
+  fixture = await makeFixtureTree(fixtureRoot);
+});
+afterAll(cleanupAll);
+
+async function capture(root: string, extra: Record<string, string> = {}) {
+  const output = path.join(await tmpDir('layout'), 'layout');
+  const r = await runAction({ root, 'dry-run': 'true', output, ...extra });
+  expect(r.errors).toEqual([]);
+  expect(r.code).toBe(0);
+  return { output, result: r };
+}
+
+describe('fixture tree', () => {
+  it('unpacks from the layout to the same tree, the socket aside', async () => {
+    const { output, result } = await capture(fixtureRoot);
+    expect(result.stdout).toMatch(/socket/);
+    const rootfs = await unpack(output);
+    const socket = pathKey(fixture.socket);
+    const source = await snapshotTree(fixtureRoot, { ignore: (rel) => pathKey(rel) === socket });
+    const unpacked = await snapshotTree(rootfs);
+    source.delete('.'); // the root directory itself is not part of an image
+    unpacked.delete('.');
+    expect(unpacked.has(socket)).toBe(false);
+    expect(diffTrees(source, unpacked)).toEqual([]);
+
+    // And through a real registry: skopeo pushes the layout, pulls it back, umoci unpacks it.
+    const ref = `${registry.host}/roundtrip/fixture:t`;
+    await pushLayout(output, 'latest', ref);
+    const again = await snapshotTree(await unpack(await pull(ref)));
+    again.delete('.');
+    expect(diffTrees(source, again)).toEqual([]);
+  });
+
+  it('writes a valid OCI layout with the tag as ref.name', async () => {
+    const { output, result } = await capture(fixtureRoot, { image: 'example.com/team/app:v7' });
+    const index = JSON.parse(await readFile(path.join(output, 'index.json'), 'utf8'));
+    expect(index.manifests).toHaveLength(1);
+    expect(index.manifests[0].annotations['org.opencontainers.image.ref.name']).toBe('v7');
+    expect(index.manifests[0].digest).toBe(result.outputs.digest);
+    expect(JSON.parse(await readFile(path.join(output, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
+  });
+});
+
+describe('Debian rootfs', () => {
+  it('unpacks to the same tree, volatile directories kept empty', async () => {
+    const root = await debianRootfs();
+    const { output } = await capture(root);
+    const volatile = ['proc', 'sys', 'dev', 'run', 'tmp'];
+    const inVolatile = (rel: Buffer) => volatile.some((d) => rel.toString().startsWith(d + '/'));
+    const source = await snapshotTree(root, { ignore: (rel) => inVolatile(rel) || rel.toString() === '.complete' });
+    const unpacked = await snapshotTree(await unpack(output));
+    source.delete('.');
+    unpacked.delete('.');
+    // The volatile directories' mtimes change when their (left out) contents do; compare the rest.
+    for (const d of volatile) {
+      expect(unpacked.get(d)?.mode).toBe(source.get(d)?.mode);
+      source.delete(d);
+      unpacked.delete(d);
+    }
+    unpacked.delete('.complete');
+    expect(source.size).toBeGreaterThan(3000);
+    expect(diffTrees(source, unpacked)).toEqual([]);
+  });
+});
