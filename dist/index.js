@@ -34195,7 +34195,8 @@ function parseReference(input) {
     const slash = rest.indexOf('/');
     const first = slash >= 0 ? rest.slice(0, slash) : '';
     // Like docker: the first component is a registry when it looks like a host (a dot, a port) or is localhost.
-    if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (slash >= 0 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         path = rest.slice(slash + 1);
         if (!HOST.test(registry))
@@ -34245,21 +34246,66 @@ class InputError extends Error {
 }
 /** Every input, for the action (`INPUT_<NAME>`) and the CLI (`--<name>`). action.yml says the same. */
 const INPUT_SPECS = [
-    { name: 'image', description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest', default: '', list: true },
+    {
+        name: 'image',
+        description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest',
+        default: '',
+        list: true,
+    },
     { name: 'root', description: 'Root of the filesystem to capture', default: '/' },
-    { name: 'dry-run', description: 'Write an OCI image layout to `output` instead of pushing', default: 'false', boolean: true },
-    { name: 'output', description: 'Directory of the OCI image layout written by a dry run', default: 'snapshot-layout' },
-    { name: 'exclude', description: 'Paths or globs to leave out, one per line, as if root were /', default: '', list: true },
-    { name: 'include', description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out', default: '', list: true },
+    {
+        name: 'dry-run',
+        description: 'Write an OCI image layout to `output` instead of pushing',
+        default: 'false',
+        boolean: true,
+    },
+    {
+        name: 'output',
+        description: 'Directory of the OCI image layout written by a dry run',
+        default: 'snapshot-layout',
+    },
+    {
+        name: 'exclude',
+        description: 'Paths or globs to leave out, one per line, as if root were /',
+        default: '',
+        list: true,
+    },
+    {
+        name: 'include',
+        description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out',
+        default: '',
+        list: true,
+    },
     { name: 'compression', description: 'Layer compression: gzip, zstd or none', default: 'gzip' },
-    { name: 'compression-level', description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)', default: '' },
-    { name: 'layer-size', description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree', default: '512MiB' },
-    { name: 'token', description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty', default: '' },
+    {
+        name: 'compression-level',
+        description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)',
+        default: '',
+    },
+    {
+        name: 'layer-size',
+        description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree',
+        default: '512MiB',
+    },
+    {
+        name: 'token',
+        description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
+        default: '',
+    },
     { name: 'username', description: 'Registry username (with password)', default: '' },
     { name: 'password', description: 'Registry password (with username)', default: '' },
-    { name: 'insecure-registry', description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)', default: 'false', boolean: true },
+    {
+        name: 'insecure-registry',
+        description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)',
+        default: 'false',
+        boolean: true,
+    },
     { name: 'concurrency', description: 'Layers compressed and uploaded at once (1-16)', default: '4' },
-    { name: 'max-age', description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)', default: '' },
+    {
+        name: 'max-age',
+        description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
+        default: '',
+    },
 ];
 /** Inputs whose values are secrets: masked before anything is logged. */
 const SECRET_INPUTS = ['token', 'password'];
@@ -34380,7 +34426,13 @@ function rangedInteger(raw, name, min, max) {
         throw new InputError(`${name} must be between ${min} and ${max}, got ${n}`);
     return n;
 }
-const DURATION_UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+const DURATION_UNITS = {
+    s: 1000,
+    m: 60_000,
+    h: 3_600_000,
+    d: 86_400_000,
+    w: 604_800_000,
+};
 /** `45m`, `1h30m`, `5d`, `90s`: milliseconds. */
 function parseDuration(value, name) {
     const v = value.trim();
@@ -34400,11 +34452,20 @@ function oneOf(raw, name, allowed) {
     return v;
 }
 const UNITS = {
-    '': 1, b: 1,
-    k: 1024, kb: 1000, kib: 1024,
-    m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2,
-    g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
-    t: 1024 ** 4, tb: 1000 ** 4, tib: 1024 ** 4,
+    '': 1,
+    b: 1,
+    k: 1024,
+    kb: 1000,
+    kib: 1024,
+    m: 1024 ** 2,
+    mb: 1000 ** 2,
+    mib: 1024 ** 2,
+    g: 1024 ** 3,
+    gb: 1000 ** 3,
+    gib: 1024 ** 3,
+    t: 1024 ** 4,
+    tb: 1000 ** 4,
+    tib: 1024 ** 4,
 };
 /** `512MiB`, `1.5GB`, `1048576`: bytes, at least 1 MiB so a tree never shatters into tiny layers. */
 function parseSize(value, name) {
@@ -34555,7 +34616,7 @@ class Filter {
     excludeMatchers;
     includeTest;
     /** Static directory parts of the include globs: the walk must reach them through excluded parents. */
-    includeBases;
+    includeGlobs;
     constructor(opts) {
         const root = Buffer.from(external_node_path_default().resolve(opts.root));
         const rel = (abs) => relativeKey(root, abs);
@@ -34587,11 +34648,13 @@ class Filter {
         }
         this.excludeMatchers = opts.exclude.map((pattern) => ({
             pattern,
-            test: picomatch_default()(normalizePattern(pattern), { dot: true }),
+            test: matcher([pattern]),
         }));
-        const includes = opts.include.map(normalizePattern);
-        this.includeTest = includes.length ? picomatch_default()(includes, { dot: true }) : () => false;
-        this.includeBases = includes.map((p) => picomatch_default().scan(p).base || '/');
+        this.includeTest = opts.include.length ? matcher(opts.include) : () => false;
+        this.includeGlobs = opts.include.map((p) => {
+            const scan = picomatch_default().scan(relativePattern(p));
+            return { base: scan.base ? '/' + scan.base : '/', isGlob: scan.isGlob };
+        });
     }
     /** The rule for one entry, `key` being its `/`-rooted path as a latin1 string of its bytes. */
     classify(key) {
@@ -34610,10 +34673,15 @@ class Filter {
     included(key) {
         return this.includeTest(latin1KeyToText(key));
     }
-    /** True when some include glob may match below this directory, so it must be walked after all. */
+    /**
+     * True when some include glob may match below this directory, so it must be walked after all: the
+     * directory lies on the way to the glob's fixed part, or inside it when the rest has wildcards.
+     */
     leadsToInclude(key) {
         const text = latin1KeyToText(key);
-        return this.includeBases.some((base) => base === text || base.startsWith(text === '/' ? '/' : text + '/'));
+        return this.includeGlobs.some(({ base, isGlob }) => base === text ||
+            base.startsWith(text === '/' ? '/' : text + '/') ||
+            (isGlob && (base === '/' || text.startsWith(base + '/'))));
     }
 }
 /** `/`-rooted key of `abs` inside `root`, or null when it lies outside. */
@@ -34626,9 +34694,14 @@ function relativeKey(root, abs) {
         return null;
     return a.slice(r.length);
 }
-function normalizePattern(p) {
-    const trimmed = p.trim().replace(/\/+$/, '');
-    return trimmed.startsWith('/') ? trimmed : '/' + trimmed;
+/** Patterns are relative to the root (`/var/cache` and `var/cache` alike), so `**` also matches at the top. */
+function relativePattern(p) {
+    return p.trim().replace(/\/+$/, '').replace(/^\/+/, '');
+}
+/** Matches `/`-rooted paths against root-relative patterns. */
+function matcher(patterns) {
+    const test = picomatch_default()(patterns.map(relativePattern), { dot: true });
+    return (text) => test(text.slice(1));
 }
 /** Globs are text: match against the UTF-8 reading of the name (invalid bytes become U+FFFD). */
 function latin1KeyToText(key) {
@@ -34740,6 +34813,8 @@ function readXattrs(path, log) {
         if (value)
             out.push([name, Buffer.from(value)]);
     }
+    // By name, so the fingerprint and the tar header do not depend on the order the kernel lists them.
+    out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return out.length ? out : undefined;
 }
 function tolerate(err) {
@@ -35165,7 +35240,8 @@ function encodePaxRecords(records) {
         let len = rest + 1;
         while (rest + String(len).length !== len)
             len = rest + String(len).length;
-        parts.push(ascii(`${len} ${key}=`), value, NEWLINE);
+        // Keys are UTF-8 (xattr names may not be ASCII), and the length counted them as such.
+        parts.push(Buffer.from(`${len} ${key}=`, 'utf8'), value, NEWLINE);
     }
     return Buffer.concat(parts);
 }
@@ -35249,6 +35325,14 @@ const NEWLINE = Buffer.from('\n');
 
 
 
+/** A sink that keeps nothing: a pass that only computes a layer's digests. */
+const DISCARD = {
+    create: async () => ({
+        stream: new external_node_stream_.Writable({ write: (_c, _e, done) => done() }),
+        commit: async () => { },
+        abort: async () => { },
+    }),
+};
 const READ_CHUNK = 1024 * 1024;
 /** Headers and small files are gathered into batches this big: fewer, larger writes into zlib. */
 const BATCH = 256 * 1024;
@@ -35256,10 +35340,10 @@ const BATCH = 256 * 1024;
  * Writes one layer: a deterministic tar of the given entries, digested before and after compression
  * in the same pass, streamed into `sink`. Nothing is held whole in memory.
  */
-async function writeLayer(input, sink) {
+async function writeLayer(input, sink, expected) {
     const diff = new HashTap();
     const compressed = new HashTap();
-    const pending = await sink.create();
+    const pending = await sink.create(expected);
     try {
         await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(tarStream(input), { objectMode: false, highWaterMark: BATCH }), diff, compressor(input.compression, input.level), compressed, pending.stream);
         const descriptor = {
@@ -35435,7 +35519,9 @@ function fingerprint(entries, indices, compression, level) {
     for (const i of indices) {
         const e = entries[i];
         // Hardlink groups by their order of appearance in the layer: inode numbers differ across machines.
-        const group = e.linkGroup ? (groups.get(e.linkGroup) ?? groups.set(e.linkGroup, groups.size).get(e.linkGroup)) : -1;
+        const group = e.linkGroup
+            ? (groups.get(e.linkGroup) ?? groups.set(e.linkGroup, groups.size).get(e.linkGroup))
+            : -1;
         h.update(e.path);
         h.update(`\0${e.kind} ${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.devMajor ?? ''} ${e.devMinor ?? ''} ${group}\0`);
         if (e.linkTarget)
@@ -35461,7 +35547,16 @@ function sha256(bytes) {
 }
 /** Go's GOARCH names, which image configs use, from Node's. */
 function runtimePlatform() {
-    const arch = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', loong64: 'loong64' };
+    const arch = {
+        x64: 'amd64',
+        ia32: '386',
+        arm64: 'arm64',
+        arm: 'arm',
+        ppc64: 'ppc64le',
+        s390x: 's390x',
+        riscv64: 'riscv64',
+        loong64: 'loong64',
+    };
     const architecture = arch[process.arch] ?? process.arch;
     const variant = process.arch === 'arm64' ? 'v8' : process.arch === 'arm' ? 'v7' : undefined;
     return { architecture, os: 'linux', ...(variant ? { variant } : {}) };
@@ -35655,7 +35750,13 @@ function describeFailure(what, status, body) {
         const message = first.message ? `: ${oneLine(first.message)}` : '';
         return new RegistryError(`${what} failed: ${status} ${first.code}${message}${hint ? ` (${hint})` : ''}`, status, first.code);
     }
-    const hint = status === 401 ? ' (check the credentials)' : status === 403 ? ' (access denied for these credentials)' : status === 404 ? ' (not found)' : '';
+    const hint = status === 401
+        ? ' (check the credentials)'
+        : status === 403
+            ? ' (access denied for these credentials)'
+            : status === 404
+                ? ' (not found)'
+                : '';
     const snippet = /^\s*</.test(body) ? 'an HTML page' : body ? `"${oneLine(body).slice(0, 120)}"` : 'no body';
     return new RegistryError(`${what} failed: HTTP ${status}${hint}; the registry answered ${snippet}`, status);
 }
@@ -35716,14 +35817,75 @@ class Repository {
             this.counts.present++;
             return;
         }
-        const location = await this.startUpload();
-        await this.finishUpload(location, descriptor.digest, bytes);
+        for (let attempt = 1;; attempt++) {
+            try {
+                await this.finishUpload(await this.startUpload(), descriptor.digest, bytes, false);
+                break;
+            }
+            catch (err) {
+                // The answer may be what was lost: a blob that landed is done; else a fresh upload.
+                if (await this.exists(descriptor.digest).catch(() => false))
+                    break;
+                if (attempt >= 3)
+                    throw err;
+            }
+        }
         this.uploaded += bytes.length;
         this.counts.uploaded++;
     }
-    /** A sink for a blob whose digest is known only at its end: chunked PATCHes, then PUT ?digest. */
+    /** Set once the registry refused a chunked upload: from then on, digest first, then one PUT. */
+    monolithic = false;
+    /**
+     * A sink for a blob whose digest is known only at its end: chunked PATCHes, then PUT ?digest. For a
+     * registry that refuses chunks, the caller computes the digest in a first pass and the blob is
+     * streamed in a single PUT.
+     */
     sink() {
-        return { create: async () => new ChunkedUpload(this, await this.startUpload()).pending() };
+        return {
+            needsDigestFirst: () => this.monolithic,
+            create: async (expected) => {
+                const location = await this.startUpload();
+                return expected
+                    ? this.monolithicUpload(location, expected)
+                    : new ChunkedUpload(this, location).pending();
+            },
+        };
+    }
+    /** `PUT <location>?digest=…` with the whole blob streamed as its body (Content-Length known). */
+    monolithicUpload(location, expected) {
+        const body = new external_node_stream_.PassThrough({ highWaterMark: CHUNK_SIZE });
+        const url = new URL(location);
+        url.searchParams.set('digest', expected.digest);
+        const done = this.client
+            .request({
+            method: 'PUT',
+            url,
+            what: `uploading ${blobs_short(expected.digest)}`,
+            scopes: [this.pushScope],
+            ok: [201, 204],
+            headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(expected.size) },
+            stream: body,
+        })
+            .then(async (res) => {
+            await res.body?.cancel();
+        })
+            .catch((err) => {
+            body.destroy(err instanceof RegistryError ? new RestartBlobError(err.message, err.status, err.code) : err);
+            throw err;
+        });
+        done.catch(() => { }); // observed in commit(); a failure also breaks the stream being written
+        return {
+            stream: body,
+            commit: async () => {
+                await done;
+                this.uploaded += expected.size;
+                this.counts.uploaded++;
+            },
+            abort: async () => {
+                body.destroy();
+                await this.cancel(location);
+            },
+        };
     }
     async startUpload() {
         const res = await this.client.request({
@@ -35738,7 +35900,7 @@ class Repository {
         return locationOf(res, this.client.base);
     }
     /** `PUT <location>&digest=…` with the last bytes (or none): the registry checks the digest. */
-    async finishUpload(location, digest, last) {
+    async finishUpload(location, digest, last, retry = true) {
         const url = new URL(location);
         url.searchParams.set('digest', digest);
         const res = await this.client.request({
@@ -35749,6 +35911,7 @@ class Repository {
             ok: [201, 204],
             headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(last.length) },
             body: last,
+            retry,
         });
         await res.body?.cancel();
     }
@@ -35756,7 +35919,13 @@ class Repository {
     async cancel(resOrLocation) {
         try {
             const location = resOrLocation instanceof URL ? resOrLocation : locationOf(resOrLocation, this.client.base);
-            const res = await this.client.request({ method: 'DELETE', url: location, what: 'cancelling an upload', scopes: [this.pushScope], ok: [200, 202, 204, 404] });
+            const res = await this.client.request({
+                method: 'DELETE',
+                url: location,
+                what: 'cancelling an upload',
+                scopes: [this.pushScope],
+                ok: [200, 202, 204, 404],
+            });
             await res.body?.cancel();
         }
         catch {
@@ -35815,16 +35984,29 @@ class ChunkedUpload {
             else
                 last = this.full;
         }
-        try {
-            await this.repo.finishUpload(this.location, digest, last);
-        }
-        catch (err) {
-            if (err instanceof RegistryError && (err.status === 404 || err.code === 'BLOB_UPLOAD_UNKNOWN')) {
-                throw new RestartBlobError(`upload session lost before it completed (${err.message})`);
+        // The closing PUT appends its body before checking the digest, so it is never resent blindly:
+        // after a failure, see whether the blob landed, else where the upload stands, and go on from there.
+        for (let tries = 0;; tries++) {
+            try {
+                await this.repo.finishUpload(this.location, digest, last, false);
+                this.repo.uploaded += last.length;
+                break;
             }
-            throw err;
+            catch (err) {
+                if (err instanceof RegistryError && err.status !== undefined && !RETRYABLE.has(err.status)) {
+                    throw new RestartBlobError(`the upload did not complete (${err.message})`, err.status, err.code);
+                }
+                if (await this.repo.exists(digest).catch(() => false))
+                    break;
+                const have = await this.status();
+                if (tries >= 4 || have === null || have < this.offset || have > this.offset + last.length) {
+                    throw new RestartBlobError(`the upload did not complete (${err.message})`);
+                }
+                this.repo.uploaded += have - this.offset;
+                last = last.subarray(have - this.offset);
+                this.offset = have;
+            }
         }
-        this.repo.uploaded += last.length;
         this.repo.counts.uploaded++;
     }
     async patch(data) {
@@ -35852,6 +36034,10 @@ class ChunkedUpload {
                 sent = data.length;
             }
             catch (err) {
+                if (err instanceof RegistryError && isChunkingRefused(err)) {
+                    this.repo.monolithic = true;
+                    throw new RestartBlobError(`the registry refuses chunked uploads (${err.message}); uploading whole blobs instead`);
+                }
                 if (tries >= 3)
                     throw err;
                 // Ask where the registry stands, then send from there.
@@ -35884,6 +36070,11 @@ class ChunkedUpload {
         }
     }
 }
+const RETRYABLE = new Set([408, 429, 500, 502, 503, 504]);
+/** What registries answer to a PATCH they do not support (GAR and other monolithic-only ones). */
+function isChunkingRefused(err) {
+    return err.status === 405 || err.status === 501 || err.code === 'UNSUPPORTED';
+}
 /** The newest upload `Location`, resolved against the request URL, its query kept. */
 function locationOf(res, base) {
     const loc = res.headers.get('location');
@@ -35904,7 +36095,17 @@ function blobs_short(digest) {
 const DEFAULT_RETRY = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000 };
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 /** Network failures worth another try; a refused connection or unknown host is not (fail fast). */
-const RETRY_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const RETRY_CODES = new Set([
+    'ECONNRESET',
+    'EPIPE',
+    'ETIMEDOUT',
+    'UND_ERR_SOCKET',
+    'UND_ERR_CONNECT_TIMEOUT',
+    'EAI_AGAIN',
+    'ECONNABORTED',
+    'UND_ERR_HEADERS_TIMEOUT',
+    'UND_ERR_BODY_TIMEOUT',
+]);
 const ERROR_BODY_LIMIT = 64 * 1024;
 /**
  * The only HTTP code: talks to one registry, doing its auth dance (Basic, or Bearer tokens cached per
@@ -35928,24 +36129,41 @@ class RegistryClient {
     }
     /** `GET /v2/`: learns how the registry wants to be authenticated. */
     async ping() {
-        const res = await this.send({ method: 'GET', url: '/v2/', what: `connecting to ${this.host}`, scopes: [], ok: [200, 401] }, false);
-        this.challenge = parseChallenge(res.headers.get('www-authenticate'));
+        const res = await this.request({ method: 'GET', url: '/v2/', what: `connecting to ${this.host}`, scopes: [], ok: [200, 401] }, false);
         await res.body?.cancel();
-        if (res.status === 200)
-            this.challenge = null;
+        this.challenge = res.status === 200 ? null : parseChallenge(res.headers.get('www-authenticate'));
     }
-    async request(req) {
-        if (this.challenge === undefined)
+    /**
+     * A request whose answer body is read whole (manifests, configs: small, limited), retried as a
+     * whole when the body breaks off midway.
+     */
+    async requestBytes(req, limit) {
+        for (let attempt = 1;; attempt++) {
+            const res = await this.request(req);
+            try {
+                return { res, bytes: await readBody(res, limit, req.what) };
+            }
+            catch (err) {
+                if (err instanceof RegistryError || attempt >= this.retry.attempts)
+                    throw err instanceof RegistryError ? err : networkError(req.what, this.host, err);
+                await sleep(this.backoff(attempt));
+            }
+        }
+    }
+    async request(req, authenticate = true) {
+        if (authenticate && this.challenge === undefined)
             await this.ping();
         let refreshed = false;
         for (let attempt = 1;; attempt++) {
             let res;
             try {
-                res = await this.send(req, true);
+                res = await this.send(req, authenticate);
             }
             catch (err) {
+                if (err instanceof RegistryError)
+                    throw err; // already a verdict (the token server said no)
                 const code = errorCode(err);
-                if (!req.stream && attempt < this.retry.attempts && code && RETRY_CODES.has(code)) {
+                if (mayRetry(req) && attempt < this.retry.attempts && code && RETRY_CODES.has(code)) {
                     this.opts.log.debug(`${req.what}: ${code}, retrying`);
                     await sleep(this.backoff(attempt));
                     continue;
@@ -35962,7 +36180,7 @@ class RegistryClient {
                 await res.body?.cancel();
                 continue;
             }
-            if (!req.stream && RETRY_STATUS.has(res.status) && attempt < this.retry.attempts) {
+            if (mayRetry(req) && RETRY_STATUS.has(res.status) && attempt < this.retry.attempts) {
                 const wait = retryAfter(res.headers.get('retry-after'), this.retry.maxDelayMs) ?? this.backoff(attempt);
                 this.opts.log.debug(`${req.what}: HTTP ${res.status}, retrying in ${wait} ms`);
                 await res.body?.cancel();
@@ -36032,7 +36250,11 @@ class RegistryClient {
         let res;
         try {
             if (creds.identityToken) {
-                const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'depot-snapshot-action' });
+                const form = new URLSearchParams({
+                    grant_type: 'refresh_token',
+                    refresh_token: creds.identityToken,
+                    client_id: 'depot-snapshot-action',
+                });
                 if (service)
                     form.set('service', service);
                 form.set('scope', scopes.join(' '));
@@ -36086,6 +36308,9 @@ class RegistryClient {
         }
     }
 }
+function mayRetry(req) {
+    return !req.stream && req.retry !== false;
+}
 function isLoopback(hostname) {
     const h = hostname.replace(/^\[|\]$/g, '');
     return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
@@ -36137,7 +36362,10 @@ function networkError(what, host, err) {
         EPROTO: 'TLS failed (is it plain HTTP? then set insecure-registry)',
         ERR_SSL_WRONG_VERSION_NUMBER: 'TLS failed (is it plain HTTP? then set insecure-registry)',
     };
-    const message = (code && why[code]) || err?.cause?.message || err?.message || String(err);
+    const message = (code && why[code]) ||
+        err?.cause?.message ||
+        err?.message ||
+        String(err);
     return new RegistryError(`${what} failed: cannot reach ${host}: ${message}`);
 }
 async function failure(what, res, creds) {
@@ -36156,6 +36384,23 @@ async function failure(what, res, creds) {
         err.message += `; credentials from ${creds.source}`;
     }
     return err;
+}
+/** Reads a whole answer body, refusing one over `limit` bytes (a registry answering a huge body). */
+async function readBody(res, limit, what) {
+    const length = Number(res.headers.get('content-length') ?? 0);
+    if (length > limit) {
+        await res.body?.cancel();
+        throw new RegistryError(`${what}: the answer is ${length} bytes, over the ${limit} byte limit`);
+    }
+    const chunks = [];
+    let size = 0;
+    for await (const chunk of res.body ?? []) {
+        size += chunk.length;
+        if (size > limit)
+            throw new RegistryError(`${what}: the answer is over the ${limit} byte limit`);
+        chunks.push(chunk);
+    }
+    return Buffer.concat(chunks);
 }
 async function readLimited(res, limit) {
     if (!res.body)
@@ -36191,7 +36436,11 @@ var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
  */
 async function resolveCredentials(registry, inputs, env = process.env) {
     if (inputs.username || inputs.password) {
-        return { username: inputs.username ?? '', password: inputs.password ?? '', source: 'username/password inputs' };
+        return {
+            username: inputs.username ?? '',
+            password: inputs.password ?? '',
+            source: 'username/password inputs',
+        };
     }
     if (inputs.token)
         return { username: 'x-token', password: inputs.token, source: 'token input' };
@@ -36203,7 +36452,11 @@ async function resolveCredentials(registry, inputs, env = process.env) {
     if (fromDocker)
         return fromDocker;
     if (registry === 'ghcr.io' && env.GITHUB_TOKEN) {
-        return { username: env.GITHUB_ACTOR || 'x-access-token', password: env.GITHUB_TOKEN, source: 'GITHUB_TOKEN' };
+        return {
+            username: env.GITHUB_ACTOR || 'x-access-token',
+            password: env.GITHUB_TOKEN,
+            source: 'GITHUB_TOKEN',
+        };
     }
     return { source: 'anonymous' };
 }
@@ -36263,7 +36516,9 @@ function runHelper(helper, server) {
                 const r = JSON.parse(out);
                 if (!r.Secret)
                     return resolve(undefined);
-                resolve(r.Username === '<token>' ? { identityToken: r.Secret } : { username: r.Username, password: r.Secret });
+                resolve(r.Username === '<token>'
+                    ? { identityToken: r.Secret }
+                    : { username: r.Username, password: r.Secret });
             }
             catch {
                 resolve(undefined);
@@ -36280,22 +36535,24 @@ function runHelper(helper, server) {
 /** The registry's manifest size limit (distribution: 4 MiB); larger bodies are not read. */
 const MANIFEST_LIMIT = 4 * 1024 * 1024;
 const CONFIG_LIMIT = 8 * 1024 * 1024;
-const ACCEPT = [MediaType.manifest, MediaType.dockerManifest, MediaType.index, MediaType.dockerManifestList].join(', ');
+const ACCEPT = [
+    MediaType.manifest,
+    MediaType.dockerManifest,
+    MediaType.index,
+    MediaType.dockerManifestList,
+].join(', ');
 /** GET a manifest by tag or digest; null when the tag does not exist. */
 async function getManifest(repo, reference) {
-    const res = await repo.client.request({
+    const { res, bytes } = await repo.client.requestBytes({
         method: 'GET',
         url: `/v2/${repo.name}/manifests/${reference}`,
         what: `reading ${repo.name}:${reference}`,
         scopes: [repo.pushScope],
         ok: [200, 404],
         headers: { Accept: ACCEPT },
-    });
-    if (res.status === 404) {
-        await res.body?.cancel();
+    }, MANIFEST_LIMIT);
+    if (res.status === 404)
         return null;
-    }
-    const bytes = await readBody(res, MANIFEST_LIMIT, `manifest ${repo.name}:${reference}`);
     const digest = sha256(bytes);
     const claimed = res.headers.get('docker-content-digest');
     if (reference.startsWith('sha256:') && digest !== reference) {
@@ -36309,14 +36566,13 @@ async function getManifest(repo, reference) {
 }
 /** A small JSON blob (an image config), verified against its digest. */
 async function getJsonBlob(repo, digest) {
-    const res = await repo.client.request({
+    const { bytes } = await repo.client.requestBytes({
         method: 'GET',
         url: `/v2/${repo.name}/blobs/${digest}`,
         what: `reading blob ${digest.slice(0, 19)}`,
         scopes: [repo.pushScope],
         ok: [200],
-    });
-    const bytes = await readBody(res, CONFIG_LIMIT, `blob ${digest}`);
+    }, CONFIG_LIMIT);
     if (sha256(bytes) !== digest)
         throw new RegistryError(`blob ${digest} from ${repo.name} does not match its digest`);
     return parseJson(bytes);
@@ -36341,22 +36597,6 @@ async function putManifest(repo, tag, bytes, mediaType) {
 }
 async function getImageConfig(repo, manifest) {
     return getJsonBlob(repo, manifest.config.digest);
-}
-async function readBody(res, limit, what) {
-    const length = Number(res.headers.get('content-length') ?? 0);
-    if (length > limit) {
-        await res.body?.cancel();
-        throw new RegistryError(`${what} is ${length} bytes, over the ${limit} byte limit`);
-    }
-    const chunks = [];
-    let size = 0;
-    for await (const chunk of res.body ?? []) {
-        size += chunk.length;
-        if (size > limit)
-            throw new RegistryError(`${what} is over the ${limit} byte limit`);
-        chunks.push(chunk);
-    }
-    return Buffer.concat(chunks);
 }
 function parseJson(bytes) {
     try {
@@ -36403,8 +36643,14 @@ class LayerCache {
     }
     remember(fingerprint, layer, repository) {
         const old = this.entries.get(fingerprint);
-        const repositories = old && old.layer.descriptor.digest === layer.descriptor.digest ? old.repositories.filter((r) => r !== repository) : [];
-        this.entries.set(fingerprint, { layer, repositories: [repository, ...repositories].slice(0, 8), used: Date.now() });
+        const repositories = old && old.layer.descriptor.digest === layer.descriptor.digest
+            ? old.repositories.filter((r) => r !== repository)
+            : [];
+        this.entries.set(fingerprint, {
+            layer,
+            repositories: [repository, ...repositories].slice(0, 8),
+            used: Date.now(),
+        });
     }
     /** Writes the cache atomically; a failure only costs the next push some work. */
     async save() {
@@ -36481,7 +36727,11 @@ class RegistryDestination {
             const fp = d.annotations?.[FINGERPRINT_ANNOTATION];
             const diffId = config?.rootfs?.diff_ids?.[i];
             if (fp && diffId)
-                layers.set(fp, { descriptor: d, diffId, comment: config?.history?.filter((h) => !h.empty_layer)[i]?.comment ?? '' });
+                layers.set(fp, {
+                    descriptor: d,
+                    diffId,
+                    comment: config?.history?.filter((h) => !h.empty_layer)[i]?.comment ?? '',
+                });
         });
         const created = config?.created ?? manifest.annotations?.['org.opencontainers.image.created'];
         this.existing = { digest: fetched.digest, created: created ? new Date(created) : undefined, layers };
@@ -36508,7 +36758,9 @@ class RegistryDestination {
         }
         else {
             const registry = this.targets[0].registry;
-            const sources = (cached?.repositories ?? []).filter((r) => r.startsWith(registry + '/') && r !== this.image).map((r) => r.slice(registry.length + 1));
+            const sources = (cached?.repositories ?? [])
+                .filter((r) => r.startsWith(registry + '/') && r !== this.image)
+                .map((r) => r.slice(registry.length + 1));
             let mounted = false;
             for (const from of sources) {
                 if ((mounted = await this.repo.mount(digest, from)))
@@ -36558,6 +36810,8 @@ class RegistryDestination {
 
 
 
+/** Times one layer may start over from the tree after its upload session was lost. */
+const MAX_LAYER_RESTARTS = 5;
 /** Errors whose message is the whole story: shown as one line, without a stack. */
 const USER_ERRORS = [InputError, LayoutError, ReferenceError, WhiteoutNameError, RegistryError];
 async function run(argv) {
@@ -36567,8 +36821,10 @@ async function run(argv) {
     }
     let destination;
     try {
-        for (const secret of secretValues(argv))
-            core_setSecret(secret);
+        // The runner masks these in every later line; outside Actions `::add-mask::` would print them.
+        if (inActions())
+            for (const secret of secretValues(argv))
+                core_setSecret(secret);
         const inputs = getInputs(argv);
         await checkRoot(inputs.root);
         const log = coreLogger;
@@ -36577,7 +36833,15 @@ async function run(argv) {
             const fresh = registry.freshEnough(inputs.maxAge);
             if (fresh) {
                 log.info(`${registry.image}:${inputs.targets[0].tag} is younger than max-age: nothing captured`);
-                setOutputs({ digest: fresh, image: `${registry.image}@${fresh}`, tags: '', size: 0, uploaded: 0, layers: 0, skipped: true });
+                setOutputs({
+                    digest: fresh,
+                    image: `${registry.image}@${fresh}`,
+                    tags: '',
+                    size: 0,
+                    uploaded: 0,
+                    layers: 0,
+                    skipped: true,
+                });
                 return;
             }
         }
@@ -36653,7 +36917,9 @@ async function walkRoot(inputs, destination, log) {
         swapFiles: await readSwapFiles(),
         hostPathsToDrop: [
             ...destination.ownPaths.map((path) => ({ path, reason: 'output directory' })),
-            ...(process.env.RUNNER_TEMP ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }] : []),
+            ...(process.env.RUNNER_TEMP
+                ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }]
+                : []),
         ],
         exclude: inputs.exclude,
         include: inputs.include,
@@ -36679,9 +36945,15 @@ async function writeLayers(inputs, entries, plans, destination, log) {
             log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest.slice(0, 19)})`);
             return { ...reused, comment: plan.label };
         }
+        const input = { root, entries, indices: plan.indices, compression, level, log };
         for (let attempt = 1;; attempt++) {
             try {
-                const r = await writeLayer({ root, entries, indices: plan.indices, compression, level, log }, destination.sink());
+                const sink = destination.sink();
+                // A monolithic upload needs the digest before its first byte: compute it in a first pass.
+                const expected = sink.needsDigestFirst?.()
+                    ? (await writeLayer(input, DISCARD)).descriptor
+                    : undefined;
+                const r = await writeLayer(input, sink, expected);
                 log.info(`${name}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`);
                 const descriptor = { ...r.descriptor, annotations: { [FINGERPRINT_ANNOTATION]: fp } };
                 const layer = { descriptor, diffId: r.diffId, comment: plan.label };
@@ -36689,7 +36961,7 @@ async function writeLayers(inputs, entries, plans, destination, log) {
                 return layer;
             }
             catch (err) {
-                if (!(err instanceof RestartBlobError) || attempt >= 3)
+                if (!(err instanceof RestartBlobError) || attempt >= MAX_LAYER_RESTARTS)
                     throw err;
                 log.warn(`${name}: ${err.message}; starting this layer over`);
             }

@@ -17,21 +17,68 @@ interface InputSpec {
 
 /** Every input, for the action (`INPUT_<NAME>`) and the CLI (`--<name>`). action.yml says the same. */
 export const INPUT_SPECS: InputSpec[] = [
-  { name: 'image', description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest', default: '', list: true },
+  {
+    name: 'image',
+    description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest',
+    default: '',
+    list: true,
+  },
   { name: 'root', description: 'Root of the filesystem to capture', default: '/' },
-  { name: 'dry-run', description: 'Write an OCI image layout to `output` instead of pushing', default: 'false', boolean: true },
-  { name: 'output', description: 'Directory of the OCI image layout written by a dry run', default: 'snapshot-layout' },
-  { name: 'exclude', description: 'Paths or globs to leave out, one per line, as if root were /', default: '', list: true },
-  { name: 'include', description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out', default: '', list: true },
+  {
+    name: 'dry-run',
+    description: 'Write an OCI image layout to `output` instead of pushing',
+    default: 'false',
+    boolean: true,
+  },
+  {
+    name: 'output',
+    description: 'Directory of the OCI image layout written by a dry run',
+    default: 'snapshot-layout',
+  },
+  {
+    name: 'exclude',
+    description: 'Paths or globs to leave out, one per line, as if root were /',
+    default: '',
+    list: true,
+  },
+  {
+    name: 'include',
+    description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out',
+    default: '',
+    list: true,
+  },
   { name: 'compression', description: 'Layer compression: gzip, zstd or none', default: 'gzip' },
-  { name: 'compression-level', description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)', default: '' },
-  { name: 'layer-size', description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree', default: '512MiB' },
-  { name: 'token', description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty', default: '' },
+  {
+    name: 'compression-level',
+    description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)',
+    default: '',
+  },
+  {
+    name: 'layer-size',
+    description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree',
+    default: '512MiB',
+  },
+  {
+    name: 'token',
+    description:
+      'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
+    default: '',
+  },
   { name: 'username', description: 'Registry username (with password)', default: '' },
   { name: 'password', description: 'Registry password (with username)', default: '' },
-  { name: 'insecure-registry', description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)', default: 'false', boolean: true },
+  {
+    name: 'insecure-registry',
+    description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)',
+    default: 'false',
+    boolean: true,
+  },
   { name: 'concurrency', description: 'Layers compressed and uploaded at once (1-16)', default: '4' },
-  { name: 'max-age', description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)', default: '' },
+  {
+    name: 'max-age',
+    description:
+      'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
+    default: '',
+  },
 ];
 
 /** Inputs whose values are secrets: masked before anything is logged. */
@@ -63,16 +110,21 @@ export function getInputs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const raw = readRaw(argv, env);
   const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none'] as const);
   if (compression === 'zstd' && !zstdAvailable()) {
-    throw new InputError(`compression zstd needs Node.js 22.15 or newer (this is ${process.version}); use gzip`);
+    throw new InputError(
+      `compression zstd needs Node.js 22.15 or newer (this is ${process.version}); use gzip`,
+    );
   }
   const levels = LEVELS[compression];
   const compressionLevel = raw['compression-level'] ? integer(raw, 'compression-level') : levels.default;
   if (compression !== 'none' && (compressionLevel < levels.min || compressionLevel > levels.max)) {
-    throw new InputError(`compression-level ${compressionLevel} is out of range for ${compression} (${levels.min}-${levels.max})`);
+    throw new InputError(
+      `compression-level ${compressionLevel} is out of range for ${compression} (${levels.min}-${levels.max})`,
+    );
   }
   const dryRun = bool(raw, 'dry-run');
   const images = lines(raw.image);
-  if (images.length === 0 && !dryRun) throw new InputError('image is required (or set dry-run to write a layout instead)');
+  if (images.length === 0 && !dryRun)
+    throw new InputError('image is required (or set dry-run to write a layout instead)');
   let targets: Reference[];
   try {
     targets = images.length ? parseTargets(images) : [];
@@ -127,7 +179,8 @@ export function helpText(): string {
 
 function readRaw(argv: string[], env: NodeJS.ProcessEnv, strict = true): Raw {
   const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
-  for (const s of INPUT_SPECS) options[s.name] = { type: s.boolean ? 'boolean' : 'string', multiple: !!s.list };
+  for (const s of INPUT_SPECS)
+    options[s.name] = { type: s.boolean ? 'boolean' : 'string', multiple: !!s.list };
   let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options, strict, allowPositionals: !strict }));
@@ -172,12 +225,19 @@ function rangedInteger(raw: Raw, name: string, min: number, max: number): number
   return n;
 }
 
-const DURATION_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+const DURATION_UNITS: Record<string, number> = {
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+};
 
 /** `45m`, `1h30m`, `5d`, `90s`: milliseconds. */
 export function parseDuration(value: string, name: string): number {
   const v = value.trim();
-  if (!/^(\d+[smhdw])+$/.test(v)) throw new InputError(`${name} must be a duration like 45m, 1h30m or 5d, got "${value}"`);
+  if (!/^(\d+[smhdw])+$/.test(v))
+    throw new InputError(`${name} must be a duration like 45m, 1h30m or 5d, got "${value}"`);
   let ms = 0;
   for (const m of v.matchAll(/(\d+)([smhdw])/g)) ms += Number(m[1]) * DURATION_UNITS[m[2]];
   if (ms <= 0) throw new InputError(`${name} must be longer than zero, got "${value}"`);
@@ -186,23 +246,34 @@ export function parseDuration(value: string, name: string): number {
 
 function oneOf<T extends string>(raw: Raw, name: string, allowed: readonly T[]): T {
   const v = raw[name].trim().toLowerCase() as T;
-  if (!allowed.includes(v)) throw new InputError(`${name} must be one of ${allowed.join(', ')}, got "${raw[name]}"`);
+  if (!allowed.includes(v))
+    throw new InputError(`${name} must be one of ${allowed.join(', ')}, got "${raw[name]}"`);
   return v;
 }
 
 const UNITS: Record<string, number> = {
-  '': 1, b: 1,
-  k: 1024, kb: 1000, kib: 1024,
-  m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2,
-  g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
-  t: 1024 ** 4, tb: 1000 ** 4, tib: 1024 ** 4,
+  '': 1,
+  b: 1,
+  k: 1024,
+  kb: 1000,
+  kib: 1024,
+  m: 1024 ** 2,
+  mb: 1000 ** 2,
+  mib: 1024 ** 2,
+  g: 1024 ** 3,
+  gb: 1000 ** 3,
+  gib: 1024 ** 3,
+  t: 1024 ** 4,
+  tb: 1000 ** 4,
+  tib: 1024 ** 4,
 };
 
 /** `512MiB`, `1.5GB`, `1048576`: bytes, at least 1 MiB so a tree never shatters into tiny layers. */
 export function parseSize(value: string, name: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
   const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new InputError(`${name} must be a size like 512MiB or 1GB, got "${value}"`);
+  if (!m || unit === undefined)
+    throw new InputError(`${name} must be a size like 512MiB or 1GB, got "${value}"`);
   const bytes = Math.floor(Number(m[1]) * unit);
   if (bytes < 1024 ** 2) throw new InputError(`${name} must be at least 1MiB, got "${value}"`);
   return bytes;

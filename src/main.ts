@@ -1,13 +1,13 @@
 import * as core from '@actions/core';
 import { stat } from 'node:fs/promises';
 import { getInputs, helpText, InputError, secretValues, wantsHelp, type Inputs } from './inputs.js';
-import { coreLogger, describeExclusions, formatBytes, setOutputs } from './report.js';
+import { coreLogger, describeExclusions, formatBytes, inActions, setOutputs } from './report.js';
 import type { Logger } from './log.js';
 import { readMounts, readSwapFiles } from './walk/mountinfo.js';
 import { Filter } from './walk/filter.js';
 import { walk, WhiteoutNameError, type Entry, type WalkResult } from './walk/walk.js';
 import { partition, type LayerPlan } from './layer/partition.js';
-import { writeLayer, type BlobSink } from './layer/write.js';
+import { DISCARD, writeLayer, type BlobSink } from './layer/write.js';
 import { fingerprint, FINGERPRINT_ANNOTATION } from './layer/fingerprint.js';
 import { buildImage, rfc3339, type BuiltImage, type NewLayer } from './image/build.js';
 import { LayoutError, LayoutWriter } from './layout/layout.js';
@@ -15,6 +15,9 @@ import { limiter } from './util/limit.js';
 import { ReferenceError } from './registry/reference.js';
 import { RegistryError, RestartBlobError } from './registry/errors.js';
 import { RegistryDestination } from './registry/push.js';
+
+/** Times one layer may start over from the tree after its upload session was lost. */
+const MAX_LAYER_RESTARTS = 5;
 
 /** Errors whose message is the whole story: shown as one line, without a stack. */
 const USER_ERRORS = [InputError, LayoutError, ReferenceError, WhiteoutNameError, RegistryError];
@@ -39,7 +42,8 @@ export async function run(argv: string[]): Promise<void> {
   }
   let destination: Destination | undefined;
   try {
-    for (const secret of secretValues(argv)) core.setSecret(secret);
+    // The runner masks these in every later line; outside Actions `::add-mask::` would print them.
+    if (inActions()) for (const secret of secretValues(argv)) core.setSecret(secret);
     const inputs = getInputs(argv);
     await checkRoot(inputs.root);
     const log = coreLogger;
@@ -48,7 +52,15 @@ export async function run(argv: string[]): Promise<void> {
       const fresh = registry.freshEnough(inputs.maxAge);
       if (fresh) {
         log.info(`${registry.image}:${inputs.targets[0].tag} is younger than max-age: nothing captured`);
-        setOutputs({ digest: fresh, image: `${registry.image}@${fresh}`, tags: '', size: 0, uploaded: 0, layers: 0, skipped: true });
+        setOutputs({
+          digest: fresh,
+          image: `${registry.image}@${fresh}`,
+          tags: '',
+          size: 0,
+          uploaded: 0,
+          layers: 0,
+          skipped: true,
+        });
         return;
       }
     }
@@ -98,7 +110,12 @@ async function layoutDestination(inputs: Inputs): Promise<Destination> {
   };
 }
 
-async function snapshot(inputs: Inputs, destination: Destination, log: Logger, registry?: RegistryDestination): Promise<void> {
+async function snapshot(
+  inputs: Inputs,
+  destination: Destination,
+  log: Logger,
+  registry?: RegistryDestination,
+): Promise<void> {
   const started = Date.now();
   const scan = await core.group('Walk', () => walkRoot(inputs, destination, log));
 
@@ -111,7 +128,9 @@ async function snapshot(inputs: Inputs, destination: Destination, log: Logger, r
 
   const digest = image.manifest.descriptor.digest;
   const size = layers.reduce((n, l) => n + l.descriptor.size, 0) + image.config.descriptor.size;
-  log.info(`${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${layers.length} layers, ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log.info(
+    `${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${layers.length} layers, ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   setOutputs({
     digest,
     ...(registry ? { image: `${registry.image}@${digest}` } : { output: inputs.output }),
@@ -130,7 +149,9 @@ async function walkRoot(inputs: Inputs, destination: Destination, log: Logger): 
     swapFiles: await readSwapFiles(),
     hostPathsToDrop: [
       ...destination.ownPaths.map((path) => ({ path, reason: 'output directory' })),
-      ...(process.env.RUNNER_TEMP ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }] : []),
+      ...(process.env.RUNNER_TEMP
+        ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }]
+        : []),
     ],
     exclude: inputs.exclude,
     include: inputs.include,
@@ -139,12 +160,19 @@ async function walkRoot(inputs: Inputs, destination: Destination, log: Logger): 
   const bytes = result.entries.reduce((n, e) => n + e.size, 0);
   log.info(`${result.entries.length} entries, ${formatBytes(bytes)} in ${inputs.root}`);
   for (const line of describeExclusions(result.excluded, result.sockets)) log.info(`left out: ${line}`);
-  if (result.sockets.length) log.warn(`${result.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
+  if (result.sockets.length)
+    log.warn(`${result.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
   return result;
 }
 
 /** Writes (or reuses) every layer, `concurrency` at a time; zlib runs on the pool, so cores fill. */
-async function writeLayers(inputs: Inputs, entries: Entry[], plans: LayerPlan[], destination: Destination, log: Logger): Promise<NewLayer[]> {
+async function writeLayers(
+  inputs: Inputs,
+  entries: Entry[],
+  plans: LayerPlan[],
+  destination: Destination,
+  log: Logger,
+): Promise<NewLayer[]> {
   const parallel = limiter(inputs.concurrency);
   const { compression, compressionLevel: level, root } = inputs;
   return Promise.all(
@@ -157,16 +185,24 @@ async function writeLayers(inputs: Inputs, entries: Entry[], plans: LayerPlan[],
           log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest.slice(0, 19)})`);
           return { ...reused, comment: plan.label };
         }
+        const input = { root, entries, indices: plan.indices, compression, level, log };
         for (let attempt = 1; ; attempt++) {
           try {
-            const r = await writeLayer({ root, entries, indices: plan.indices, compression, level, log }, destination.sink());
-            log.info(`${name}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`);
+            const sink = destination.sink();
+            // A monolithic upload needs the digest before its first byte: compute it in a first pass.
+            const expected = sink.needsDigestFirst?.()
+              ? (await writeLayer(input, DISCARD)).descriptor
+              : undefined;
+            const r = await writeLayer(input, sink, expected);
+            log.info(
+              `${name}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`,
+            );
             const descriptor = { ...r.descriptor, annotations: { [FINGERPRINT_ANNOTATION]: fp } };
             const layer = { descriptor, diffId: r.diffId, comment: plan.label };
             destination.wrote(fp, layer);
             return layer;
           } catch (err) {
-            if (!(err instanceof RestartBlobError) || attempt >= 3) throw err;
+            if (!(err instanceof RestartBlobError) || attempt >= MAX_LAYER_RESTARTS) throw err;
             log.warn(`${name}: ${err.message}; starting this layer over`);
           }
         }

@@ -28,7 +28,11 @@ export function describeExclusions(excluded: Exclusion[], sockets: Buffer[]): st
     list.push('/' + e.path.toString());
     byReason.set(e.reason, list);
   }
-  if (sockets.length) byReason.set('socket (cannot be stored in an image)', sockets.map((s) => '/' + s.toString()));
+  if (sockets.length)
+    byReason.set(
+      'socket (cannot be stored in an image)',
+      sockets.map((s) => '/' + s.toString()),
+    );
   const lines: string[] = [];
   for (const [reason, paths] of byReason) {
     const shown = paths.slice(0, 5).join(', ');

@@ -31689,7 +31689,8 @@ function parseReference(input) {
     const slash = rest.indexOf('/');
     const first = slash >= 0 ? rest.slice(0, slash) : '';
     // Like docker: the first component is a registry when it looks like a host (a dot, a port) or is localhost.
-    if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    if (slash >= 0 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
         registry = first;
         path = rest.slice(slash + 1);
         if (!HOST.test(registry))
@@ -31739,21 +31740,66 @@ class InputError extends Error {
 }
 /** Every input, for the action (`INPUT_<NAME>`) and the CLI (`--<name>`). action.yml says the same. */
 const INPUT_SPECS = [
-    { name: 'image', description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest', default: '', list: true },
+    {
+        name: 'image',
+        description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest',
+        default: '',
+        list: true,
+    },
     { name: 'root', description: 'Root of the filesystem to capture', default: '/' },
-    { name: 'dry-run', description: 'Write an OCI image layout to `output` instead of pushing', default: 'false', boolean: true },
-    { name: 'output', description: 'Directory of the OCI image layout written by a dry run', default: 'snapshot-layout' },
-    { name: 'exclude', description: 'Paths or globs to leave out, one per line, as if root were /', default: '', list: true },
-    { name: 'include', description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out', default: '', list: true },
+    {
+        name: 'dry-run',
+        description: 'Write an OCI image layout to `output` instead of pushing',
+        default: 'false',
+        boolean: true,
+    },
+    {
+        name: 'output',
+        description: 'Directory of the OCI image layout written by a dry run',
+        default: 'snapshot-layout',
+    },
+    {
+        name: 'exclude',
+        description: 'Paths or globs to leave out, one per line, as if root were /',
+        default: '',
+        list: true,
+    },
+    {
+        name: 'include',
+        description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out',
+        default: '',
+        list: true,
+    },
     { name: 'compression', description: 'Layer compression: gzip, zstd or none', default: 'gzip' },
-    { name: 'compression-level', description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)', default: '' },
-    { name: 'layer-size', description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree', default: '512MiB' },
-    { name: 'token', description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty', default: '' },
+    {
+        name: 'compression-level',
+        description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)',
+        default: '',
+    },
+    {
+        name: 'layer-size',
+        description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree',
+        default: '512MiB',
+    },
+    {
+        name: 'token',
+        description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
+        default: '',
+    },
     { name: 'username', description: 'Registry username (with password)', default: '' },
     { name: 'password', description: 'Registry password (with username)', default: '' },
-    { name: 'insecure-registry', description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)', default: 'false', boolean: true },
+    {
+        name: 'insecure-registry',
+        description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)',
+        default: 'false',
+        boolean: true,
+    },
     { name: 'concurrency', description: 'Layers compressed and uploaded at once (1-16)', default: '4' },
-    { name: 'max-age', description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)', default: '' },
+    {
+        name: 'max-age',
+        description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
+        default: '',
+    },
 ];
 /** Inputs whose values are secrets: masked before anything is logged. */
 const SECRET_INPUTS = (/* unused pure expression or super */ null && (['token', 'password']));
@@ -31874,7 +31920,13 @@ function rangedInteger(raw, name, min, max) {
         throw new InputError(`${name} must be between ${min} and ${max}, got ${n}`);
     return n;
 }
-const DURATION_UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+const DURATION_UNITS = {
+    s: 1000,
+    m: 60_000,
+    h: 3_600_000,
+    d: 86_400_000,
+    w: 604_800_000,
+};
 /** `45m`, `1h30m`, `5d`, `90s`: milliseconds. */
 function parseDuration(value, name) {
     const v = value.trim();
@@ -31894,11 +31946,20 @@ function oneOf(raw, name, allowed) {
     return v;
 }
 const UNITS = {
-    '': 1, b: 1,
-    k: 1024, kb: 1000, kib: 1024,
-    m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2,
-    g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
-    t: 1024 ** 4, tb: 1000 ** 4, tib: 1024 ** 4,
+    '': 1,
+    b: 1,
+    k: 1024,
+    kb: 1000,
+    kib: 1024,
+    m: 1024 ** 2,
+    mb: 1000 ** 2,
+    mib: 1024 ** 2,
+    g: 1024 ** 3,
+    gb: 1000 ** 3,
+    gib: 1024 ** 3,
+    t: 1024 ** 4,
+    tb: 1000 ** 4,
+    tib: 1024 ** 4,
 };
 /** `512MiB`, `1.5GB`, `1048576`: bytes, at least 1 MiB so a tree never shatters into tiny layers. */
 function parseSize(value, name) {

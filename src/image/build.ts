@@ -1,5 +1,12 @@
 import { createHash } from 'node:crypto';
-import { Annotation, MediaType, type Descriptor, type HistoryEntry, type ImageConfig, type Manifest } from './oci.js';
+import {
+  Annotation,
+  MediaType,
+  type Descriptor,
+  type HistoryEntry,
+  type ImageConfig,
+  type Manifest,
+} from './oci.js';
 
 /** A blob small enough to hold in memory: config, manifest, index. */
 export interface JsonBlob {
@@ -18,7 +25,16 @@ export function sha256(bytes: Buffer): string {
 
 /** Go's GOARCH names, which image configs use, from Node's. */
 export function runtimePlatform(): { architecture: string; os: string; variant?: string } {
-  const arch: Record<string, string> = { x64: 'amd64', ia32: '386', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', loong64: 'loong64' };
+  const arch: Record<string, string> = {
+    x64: 'amd64',
+    ia32: '386',
+    arm64: 'arm64',
+    arm: 'arm',
+    ppc64: 'ppc64le',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+    loong64: 'loong64',
+  };
   const architecture = arch[process.arch] ?? process.arch;
   const variant = process.arch === 'arm64' ? 'v8' : process.arch === 'arm' ? 'v7' : undefined;
   return { architecture, os: 'linux', ...(variant ? { variant } : {}) };

@@ -34,7 +34,8 @@ export function compressor(kind: Compression, level: number): Transform {
         createZstdCompress(o: object): Transform;
         constants: Record<string, number>;
       };
-      if (!zstdAvailable()) throw new Error('zstd compression needs Node.js 22.15 or newer (the action runs on node24)');
+      if (!zstdAvailable())
+        throw new Error('zstd compression needs Node.js 22.15 or newer (the action runs on node24)');
       return z.createZstdCompress({ chunkSize, params: { [z.constants.ZSTD_c_compressionLevel]: level } });
     }
     case 'none':

@@ -21,9 +21,13 @@ export function fingerprint(entries: Entry[], indices: number[], compression: st
   for (const i of indices) {
     const e = entries[i];
     // Hardlink groups by their order of appearance in the layer: inode numbers differ across machines.
-    const group = e.linkGroup ? (groups.get(e.linkGroup) ?? groups.set(e.linkGroup, groups.size).get(e.linkGroup)) : -1;
+    const group = e.linkGroup
+      ? (groups.get(e.linkGroup) ?? groups.set(e.linkGroup, groups.size).get(e.linkGroup))
+      : -1;
     h.update(e.path);
-    h.update(`\0${e.kind} ${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.devMajor ?? ''} ${e.devMinor ?? ''} ${group}\0`);
+    h.update(
+      `\0${e.kind} ${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.devMajor ?? ''} ${e.devMinor ?? ''} ${group}\0`,
+    );
     if (e.linkTarget) h.update(e.linkTarget);
     for (const [name, value] of e.xattrs ?? []) {
       h.update(`\0${name}=${value.length}:`);

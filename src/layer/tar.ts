@@ -114,7 +114,8 @@ export function encodePaxRecords(records: ReadonlyArray<readonly [string, Buffer
     // The length prefix counts its own digits: grow it until it is a fixed point.
     let len = rest + 1;
     while (rest + String(len).length !== len) len = rest + String(len).length;
-    parts.push(ascii(`${len} ${key}=`), value, NEWLINE);
+    // Keys are UTF-8 (xattr names may not be ASCII), and the length counted them as such.
+    parts.push(Buffer.from(`${len} ${key}=`, 'utf8'), value, NEWLINE);
   }
   return Buffer.concat(parts);
 }

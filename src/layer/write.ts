@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { constants, type promises as fsp } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Readable, Transform, type Writable } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../log.js';
 import type { Entry } from '../walk/walk.js';
@@ -11,8 +11,20 @@ import type { Descriptor } from '../image/oci.js';
 
 /** Where the compressed bytes of a blob go; the digest is known only once they have all passed. */
 export interface BlobSink {
-  create(): Promise<PendingBlob>;
+  /** `expected` is given when the sink asked for the digest first (see below). */
+  create(expected?: { digest: string; size: number }): Promise<PendingBlob>;
+  /** True when this sink must know the digest before the first byte (monolithic uploads). */
+  needsDigestFirst?(): boolean;
 }
+
+/** A sink that keeps nothing: a pass that only computes a layer's digests. */
+export const DISCARD: BlobSink = {
+  create: async () => ({
+    stream: new Writable({ write: (_c, _e, done) => done() }),
+    commit: async () => {},
+    abort: async () => {},
+  }),
+};
 
 export interface PendingBlob {
   stream: Writable;
@@ -46,10 +58,14 @@ const BATCH = 256 * 1024;
  * Writes one layer: a deterministic tar of the given entries, digested before and after compression
  * in the same pass, streamed into `sink`. Nothing is held whole in memory.
  */
-export async function writeLayer(input: LayerInput, sink: BlobSink): Promise<LayerResult> {
+export async function writeLayer(
+  input: LayerInput,
+  sink: BlobSink,
+  expected?: { digest: string; size: number },
+): Promise<LayerResult> {
   const diff = new HashTap();
   const compressed = new HashTap();
-  const pending = await sink.create();
+  const pending = await sink.create(expected);
   try {
     await pipeline(
       Readable.from(tarStream(input), { objectMode: false, highWaterMark: BATCH }),
@@ -77,7 +93,11 @@ export class HashTap extends Transform {
   private readonly hash: Hash = createHash('sha256');
   private hex?: string;
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: (err?: Error | null, data?: Buffer) => void) {
+  override _transform(
+    chunk: Buffer,
+    _enc: BufferEncoding,
+    done: (err?: Error | null, data?: Buffer) => void,
+  ) {
     this.hash.update(chunk);
     this.bytes += chunk.length;
     done(null, chunk);
@@ -180,15 +200,23 @@ async function openForRead(abs: Buffer): Promise<fsp.FileHandle | null> {
  * Exactly `size` bytes, whatever the file does meanwhile: the header already promised that many. A
  * file that shrank is padded with zeros, one that grew is cut; both are warned about.
  */
-async function* readExactly(file: fsp.FileHandle, size: number, abs: Buffer, log: Logger): AsyncGenerator<Buffer> {
+async function* readExactly(
+  file: fsp.FileHandle,
+  size: number,
+  abs: Buffer,
+  log: Logger,
+): AsyncGenerator<Buffer> {
   let pos = 0;
   while (pos < size) {
     const want = Math.min(READ_CHUNK, size - pos);
     const buf = Buffer.allocUnsafe(want);
     const { bytesRead } = await file.read(buf, 0, want, pos);
     if (bytesRead === 0) {
-      log.warn(`${abs.toString()} shrank while it was read (${pos} of ${size} bytes); the rest is written as zeros`);
-      for (let left = size - pos; left > 0; left -= READ_CHUNK) yield Buffer.alloc(Math.min(left, READ_CHUNK));
+      log.warn(
+        `${abs.toString()} shrank while it was read (${pos} of ${size} bytes); the rest is written as zeros`,
+      );
+      for (let left = size - pos; left > 0; left -= READ_CHUNK)
+        yield Buffer.alloc(Math.min(left, READ_CHUNK));
       return;
     }
     pos += bytesRead;

@@ -24,11 +24,16 @@ export class LayoutWriter implements BlobSink {
   static async create(output: string): Promise<LayoutWriter> {
     const target = path.resolve(output);
     await checkReplaceable(target);
-    const staging = path.join(path.dirname(target), `.${path.basename(target)}.partial-${randomBytes(4).toString('hex')}`);
+    const staging = path.join(
+      path.dirname(target),
+      `.${path.basename(target)}.partial-${randomBytes(4).toString('hex')}`,
+    );
     try {
       await mkdir(path.join(staging, 'blobs', 'sha256'), { recursive: true, mode: 0o755 });
     } catch (err) {
-      throw new LayoutError(`cannot create the output directory next to ${target}: ${(err as Error).message}`);
+      throw new LayoutError(
+        `cannot create the output directory next to ${target}: ${(err as Error).message}`,
+      );
     }
     return new LayoutWriter(target, staging);
   }
@@ -75,14 +80,17 @@ async function checkReplaceable(target: string): Promise<void> {
   } catch {
     return; // nothing there yet
   }
-  if (!st.isDirectory()) throw new LayoutError(`output ${target} exists and is not a directory; choose another path`);
+  if (!st.isDirectory())
+    throw new LayoutError(`output ${target} exists and is not a directory; choose another path`);
   const names = await readdir(target);
   if (names.length === 0) return;
   const isLayout = await readFile(path.join(target, 'oci-layout'), 'utf8')
     .then((s) => typeof JSON.parse(s)?.imageLayoutVersion === 'string')
     .catch(() => false);
   if (!isLayout) {
-    throw new LayoutError(`output ${target} is a non-empty directory that is not an OCI image layout; refusing to overwrite it`);
+    throw new LayoutError(
+      `output ${target} is a non-empty directory that is not an OCI image layout; refusing to overwrite it`,
+    );
   }
 }
 
@@ -105,4 +113,3 @@ async function replaceDirectory(staging: string, target: string): Promise<void> 
   }
   if (hadOld) await rm(old, { recursive: true, force: true });
 }
-

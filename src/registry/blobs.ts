@@ -1,4 +1,4 @@
-import { Writable } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import type { BlobSink, PendingBlob } from '../layer/write.js';
 import type { Descriptor } from '../image/oci.js';
 import type { RegistryClient } from './client.js';
@@ -57,15 +57,77 @@ export class Repository {
       this.counts.present++;
       return;
     }
-    const location = await this.startUpload();
-    await this.finishUpload(location, descriptor.digest, bytes);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.finishUpload(await this.startUpload(), descriptor.digest, bytes, false);
+        break;
+      } catch (err) {
+        // The answer may be what was lost: a blob that landed is done; else a fresh upload.
+        if (await this.exists(descriptor.digest).catch(() => false)) break;
+        if (attempt >= 3) throw err;
+      }
+    }
     this.uploaded += bytes.length;
     this.counts.uploaded++;
   }
 
-  /** A sink for a blob whose digest is known only at its end: chunked PATCHes, then PUT ?digest. */
+  /** Set once the registry refused a chunked upload: from then on, digest first, then one PUT. */
+  monolithic = false;
+
+  /**
+   * A sink for a blob whose digest is known only at its end: chunked PATCHes, then PUT ?digest. For a
+   * registry that refuses chunks, the caller computes the digest in a first pass and the blob is
+   * streamed in a single PUT.
+   */
   sink(): BlobSink {
-    return { create: async () => new ChunkedUpload(this, await this.startUpload()).pending() };
+    return {
+      needsDigestFirst: () => this.monolithic,
+      create: async (expected) => {
+        const location = await this.startUpload();
+        return expected
+          ? this.monolithicUpload(location, expected)
+          : new ChunkedUpload(this, location).pending();
+      },
+    };
+  }
+
+  /** `PUT <location>?digest=…` with the whole blob streamed as its body (Content-Length known). */
+  private monolithicUpload(location: URL, expected: { digest: string; size: number }): PendingBlob {
+    const body = new PassThrough({ highWaterMark: CHUNK_SIZE });
+    const url = new URL(location);
+    url.searchParams.set('digest', expected.digest);
+    const done = this.client
+      .request({
+        method: 'PUT',
+        url,
+        what: `uploading ${short(expected.digest)}`,
+        scopes: [this.pushScope],
+        ok: [201, 204],
+        headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(expected.size) },
+        stream: body,
+      })
+      .then(async (res) => {
+        await res.body?.cancel();
+      })
+      .catch((err: Error) => {
+        body.destroy(
+          err instanceof RegistryError ? new RestartBlobError(err.message, err.status, err.code) : err,
+        );
+        throw err;
+      });
+    done.catch(() => {}); // observed in commit(); a failure also breaks the stream being written
+    return {
+      stream: body,
+      commit: async () => {
+        await done;
+        this.uploaded += expected.size;
+        this.counts.uploaded++;
+      },
+      abort: async () => {
+        body.destroy();
+        await this.cancel(location);
+      },
+    };
   }
 
   async startUpload(): Promise<URL> {
@@ -82,7 +144,7 @@ export class Repository {
   }
 
   /** `PUT <location>&digest=…` with the last bytes (or none): the registry checks the digest. */
-  async finishUpload(location: URL, digest: string, last: Buffer): Promise<void> {
+  async finishUpload(location: URL, digest: string, last: Buffer, retry = true): Promise<void> {
     const url = new URL(location);
     url.searchParams.set('digest', digest);
     const res = await this.client.request({
@@ -93,6 +155,7 @@ export class Repository {
       ok: [201, 204],
       headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(last.length) },
       body: last,
+      retry,
     });
     await res.body?.cancel();
   }
@@ -100,8 +163,15 @@ export class Repository {
   /** Abandons an upload session; failures are ignored, the registry expires it anyway. */
   async cancel(resOrLocation: Response | URL): Promise<void> {
     try {
-      const location = resOrLocation instanceof URL ? resOrLocation : locationOf(resOrLocation, this.client.base);
-      const res = await this.client.request({ method: 'DELETE', url: location, what: 'cancelling an upload', scopes: [this.pushScope], ok: [200, 202, 204, 404] });
+      const location =
+        resOrLocation instanceof URL ? resOrLocation : locationOf(resOrLocation, this.client.base);
+      const res = await this.client.request({
+        method: 'DELETE',
+        url: location,
+        what: 'cancelling an upload',
+        scopes: [this.pushScope],
+        ok: [200, 202, 204, 404],
+      });
       await res.body?.cancel();
     } catch {
       // nothing to do
@@ -163,15 +233,27 @@ class ChunkedUpload {
       if (rest.length) await this.patch(this.full);
       else last = this.full;
     }
-    try {
-      await this.repo.finishUpload(this.location, digest, last);
-    } catch (err) {
-      if (err instanceof RegistryError && (err.status === 404 || err.code === 'BLOB_UPLOAD_UNKNOWN')) {
-        throw new RestartBlobError(`upload session lost before it completed (${err.message})`);
+    // The closing PUT appends its body before checking the digest, so it is never resent blindly:
+    // after a failure, see whether the blob landed, else where the upload stands, and go on from there.
+    for (let tries = 0; ; tries++) {
+      try {
+        await this.repo.finishUpload(this.location, digest, last, false);
+        this.repo.uploaded += last.length;
+        break;
+      } catch (err) {
+        if (err instanceof RegistryError && err.status !== undefined && !RETRYABLE.has(err.status)) {
+          throw new RestartBlobError(`the upload did not complete (${err.message})`, err.status, err.code);
+        }
+        if (await this.repo.exists(digest).catch(() => false)) break;
+        const have = await this.status();
+        if (tries >= 4 || have === null || have < this.offset || have > this.offset + last.length) {
+          throw new RestartBlobError(`the upload did not complete (${(err as Error).message})`);
+        }
+        this.repo.uploaded += have - this.offset;
+        last = last.subarray(have - this.offset);
+        this.offset = have;
       }
-      throw err;
     }
-    this.repo.uploaded += last.length;
     this.repo.counts.uploaded++;
   }
 
@@ -199,6 +281,12 @@ class ChunkedUpload {
         this.repo.uploaded += body.length;
         sent = data.length;
       } catch (err) {
+        if (err instanceof RegistryError && isChunkingRefused(err)) {
+          this.repo.monolithic = true;
+          throw new RestartBlobError(
+            `the registry refuses chunked uploads (${err.message}); uploading whole blobs instead`,
+          );
+        }
         if (tries >= 3) throw err;
         // Ask where the registry stands, then send from there.
         const have = await this.status();
@@ -229,6 +317,13 @@ class ChunkedUpload {
       return null;
     }
   }
+}
+
+const RETRYABLE = new Set([408, 429, 500, 502, 503, 504]);
+
+/** What registries answer to a PATCH they do not support (GAR and other monolithic-only ones). */
+function isChunkingRefused(err: RegistryError): boolean {
+  return err.status === 405 || err.status === 501 || err.code === 'UNSUPPORTED';
 }
 
 /** The newest upload `Location`, resolved against the request URL, its query kept. */

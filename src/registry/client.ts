@@ -39,6 +39,8 @@ export interface Request {
   body?: Buffer;
   /** A body streamed once (not replayable: retried from its source by the caller, never here). */
   stream?: AsyncIterable<Uint8Array>;
+  /** False when a blind resend could do harm (a PUT that appends): the caller checks and retries. */
+  retry?: boolean;
   timeoutMs?: number;
 }
 
@@ -46,7 +48,17 @@ type Challenge = { scheme: 'basic' } | { scheme: 'bearer'; realm: string; servic
 
 const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 /** Network failures worth another try; a refused connection or unknown host is not (fail fast). */
-const RETRY_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'EAI_AGAIN', 'ECONNABORTED', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const RETRY_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'EAI_AGAIN',
+  'ECONNABORTED',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
 const ERROR_BODY_LIMIT = 64 * 1024;
 
 /**
@@ -71,22 +83,42 @@ export class RegistryClient {
 
   /** `GET /v2/`: learns how the registry wants to be authenticated. */
   async ping(): Promise<void> {
-    const res = await this.send({ method: 'GET', url: '/v2/', what: `connecting to ${this.host}`, scopes: [], ok: [200, 401] }, false);
-    this.challenge = parseChallenge(res.headers.get('www-authenticate'));
+    const res = await this.request(
+      { method: 'GET', url: '/v2/', what: `connecting to ${this.host}`, scopes: [], ok: [200, 401] },
+      false,
+    );
     await res.body?.cancel();
-    if (res.status === 200) this.challenge = null;
+    this.challenge = res.status === 200 ? null : parseChallenge(res.headers.get('www-authenticate'));
   }
 
-  async request(req: Request): Promise<Response> {
-    if (this.challenge === undefined) await this.ping();
+  /**
+   * A request whose answer body is read whole (manifests, configs: small, limited), retried as a
+   * whole when the body breaks off midway.
+   */
+  async requestBytes(req: Request, limit: number): Promise<{ res: Response; bytes: Buffer }> {
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.request(req);
+      try {
+        return { res, bytes: await readBody(res, limit, req.what) };
+      } catch (err) {
+        if (err instanceof RegistryError || attempt >= this.retry.attempts)
+          throw err instanceof RegistryError ? err : networkError(req.what, this.host, err);
+        await sleep(this.backoff(attempt));
+      }
+    }
+  }
+
+  async request(req: Request, authenticate = true): Promise<Response> {
+    if (authenticate && this.challenge === undefined) await this.ping();
     let refreshed = false;
     for (let attempt = 1; ; attempt++) {
       let res: Response;
       try {
-        res = await this.send(req, true);
+        res = await this.send(req, authenticate);
       } catch (err) {
+        if (err instanceof RegistryError) throw err; // already a verdict (the token server said no)
         const code = errorCode(err);
-        if (!req.stream && attempt < this.retry.attempts && code && RETRY_CODES.has(code)) {
+        if (mayRetry(req) && attempt < this.retry.attempts && code && RETRY_CODES.has(code)) {
           this.opts.log.debug(`${req.what}: ${code}, retrying`);
           await sleep(this.backoff(attempt));
           continue;
@@ -102,8 +134,9 @@ export class RegistryClient {
         await res.body?.cancel();
         continue;
       }
-      if (!req.stream && RETRY_STATUS.has(res.status) && attempt < this.retry.attempts) {
-        const wait = retryAfter(res.headers.get('retry-after'), this.retry.maxDelayMs) ?? this.backoff(attempt);
+      if (mayRetry(req) && RETRY_STATUS.has(res.status) && attempt < this.retry.attempts) {
+        const wait =
+          retryAfter(res.headers.get('retry-after'), this.retry.maxDelayMs) ?? this.backoff(attempt);
         this.opts.log.debug(`${req.what}: HTTP ${res.status}, retrying in ${wait} ms`);
         await res.body?.cancel();
         await sleep(wait);
@@ -161,17 +194,27 @@ export class RegistryClient {
   }
 
   /** Docker token auth (`GET realm?service&scope`), or OAuth2 (`POST realm`) for identity tokens. */
-  private async fetchToken(realm: string, service: string | undefined, scopes: string[]): Promise<{ value: string; expires: number }> {
+  private async fetchToken(
+    realm: string,
+    service: string | undefined,
+    scopes: string[],
+  ): Promise<{ value: string; expires: number }> {
     const creds = this.opts.credentials;
     const url = new URL(realm);
     if (url.protocol === 'http:' && !this.opts.insecure && !isLoopback(url.hostname)) {
-      throw new RegistryError(`the token server ${url.host} of ${this.host} is plain HTTP; refusing to send credentials there`);
+      throw new RegistryError(
+        `the token server ${url.host} of ${this.host} is plain HTTP; refusing to send credentials there`,
+      );
     }
     const what = `getting a token from ${url.host} for ${this.host}`;
     let res: Response | undefined;
     try {
       if (creds.identityToken) {
-        const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: creds.identityToken, client_id: 'depot-snapshot-action' });
+        const form = new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: creds.identityToken,
+          client_id: 'depot-snapshot-action',
+        });
         if (service) form.set('service', service);
         form.set('scope', scopes.join(' '));
         res = await fetch(url, { method: 'POST', body: form, signal: AbortSignal.timeout(30_000) });
@@ -181,7 +224,8 @@ export class RegistryClient {
         if (service) url.searchParams.set('service', service);
         for (const s of scopes) url.searchParams.append('scope', s);
         const headers: Record<string, string> = {};
-        if (creds.username !== undefined && creds.password !== undefined) headers.Authorization = basic(creds.username, creds.password);
+        if (creds.username !== undefined && creds.password !== undefined)
+          headers.Authorization = basic(creds.username, creds.password);
         res = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) });
       }
     } catch (err) {
@@ -215,6 +259,10 @@ export class RegistryClient {
       this.warned.add(m[1]);
     }
   }
+}
+
+function mayRetry(req: Request): boolean {
+  return !req.stream && req.retry !== false;
 }
 
 export function isLoopback(hostname: string): boolean {
@@ -266,7 +314,11 @@ function networkError(what: string, host: string, err: unknown): RegistryError {
     EPROTO: 'TLS failed (is it plain HTTP? then set insecure-registry)',
     ERR_SSL_WRONG_VERSION_NUMBER: 'TLS failed (is it plain HTTP? then set insecure-registry)',
   };
-  const message = (code && why[code]) || (err as { cause?: Error })?.cause?.message || (err as Error)?.message || String(err);
+  const message =
+    (code && why[code]) ||
+    (err as { cause?: Error })?.cause?.message ||
+    (err as Error)?.message ||
+    String(err);
   return new RegistryError(`${what} failed: cannot reach ${host}: ${message}`);
 }
 
@@ -284,6 +336,23 @@ async function failure(what: string, res: Response, creds: Credentials): Promise
     err.message += `; credentials from ${creds.source}`;
   }
   return err;
+}
+
+/** Reads a whole answer body, refusing one over `limit` bytes (a registry answering a huge body). */
+async function readBody(res: Response, limit: number, what: string): Promise<Buffer> {
+  const length = Number(res.headers.get('content-length') ?? 0);
+  if (length > limit) {
+    await res.body?.cancel();
+    throw new RegistryError(`${what}: the answer is ${length} bytes, over the ${limit} byte limit`);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body ?? []) {
+    size += chunk.length;
+    if (size > limit) throw new RegistryError(`${what}: the answer is over the ${limit} byte limit`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
 }
 
 async function readLimited(res: Response, limit: number): Promise<string> {

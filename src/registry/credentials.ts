@@ -30,7 +30,11 @@ export async function resolveCredentials(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Credentials> {
   if (inputs.username || inputs.password) {
-    return { username: inputs.username ?? '', password: inputs.password ?? '', source: 'username/password inputs' };
+    return {
+      username: inputs.username ?? '',
+      password: inputs.password ?? '',
+      source: 'username/password inputs',
+    };
   }
   if (inputs.token) return { username: 'x-token', password: inputs.token, source: 'token input' };
   for (const name of ['DEPOT_SNAPSHOT_TOKEN', 'DEPOT_TOKEN']) {
@@ -39,7 +43,11 @@ export async function resolveCredentials(
   const fromDocker = await fromDockerConfig(registry, env);
   if (fromDocker) return fromDocker;
   if (registry === 'ghcr.io' && env.GITHUB_TOKEN) {
-    return { username: env.GITHUB_ACTOR || 'x-access-token', password: env.GITHUB_TOKEN, source: 'GITHUB_TOKEN' };
+    return {
+      username: env.GITHUB_ACTOR || 'x-access-token',
+      password: env.GITHUB_TOKEN,
+      source: 'GITHUB_TOKEN',
+    };
   }
   return { source: 'anonymous' };
 }
@@ -76,7 +84,8 @@ async function fromDockerConfig(registry: string, env: NodeJS.ProcessEnv): Promi
       username = decoded.slice(0, colon);
       password = decoded.slice(colon + 1);
     }
-    if (a.identitytoken) return { username, identityToken: a.identitytoken, source: `${file} (identity token)` };
+    if (a.identitytoken)
+      return { username, identityToken: a.identitytoken, source: `${file} (identity token)` };
     if (username !== undefined) return { username, password, source: file };
   }
   return undefined;
@@ -84,7 +93,8 @@ async function fromDockerConfig(registry: string, env: NodeJS.ProcessEnv): Promi
 
 /** Keys a Docker config may file this registry under: Docker Hub has its historical URL. */
 function registryKeys(registry: string): string[] {
-  if (registry === DOCKER_HUB) return ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io'];
+  if (registry === DOCKER_HUB)
+    return ['https://index.docker.io/v1/', 'index.docker.io', 'docker.io', 'registry-1.docker.io'];
   return [registry, `https://${registry}`, `http://${registry}`];
 }
 
@@ -100,7 +110,11 @@ function runHelper(helper: string, server: string): Promise<Omit<Credentials, 's
       try {
         const r = JSON.parse(out) as { Username?: string; Secret?: string };
         if (!r.Secret) return resolve(undefined);
-        resolve(r.Username === '<token>' ? { identityToken: r.Secret } : { username: r.Username, password: r.Secret });
+        resolve(
+          r.Username === '<token>'
+            ? { identityToken: r.Secret }
+            : { username: r.Username, password: r.Secret },
+        );
       } catch {
         resolve(undefined);
       }

@@ -42,10 +42,20 @@ export function describeFailure(what: string, status: number, body: string): Reg
   if (first?.code) {
     const hint = HINTS[first.code];
     const message = first.message ? `: ${oneLine(first.message)}` : '';
-    return new RegistryError(`${what} failed: ${status} ${first.code}${message}${hint ? ` (${hint})` : ''}`, status, first.code);
+    return new RegistryError(
+      `${what} failed: ${status} ${first.code}${message}${hint ? ` (${hint})` : ''}`,
+      status,
+      first.code,
+    );
   }
   const hint =
-    status === 401 ? ' (check the credentials)' : status === 403 ? ' (access denied for these credentials)' : status === 404 ? ' (not found)' : '';
+    status === 401
+      ? ' (check the credentials)'
+      : status === 403
+        ? ' (access denied for these credentials)'
+        : status === 404
+          ? ' (not found)'
+          : '';
   const snippet = /^\s*</.test(body) ? 'an HTML page' : body ? `"${oneLine(body).slice(0, 120)}"` : 'no body';
   return new RegistryError(`${what} failed: HTTP ${status}${hint}; the registry answered ${snippet}`, status);
 }

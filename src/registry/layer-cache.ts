@@ -44,8 +44,15 @@ export class LayerCache {
 
   remember(fingerprint: string, layer: NewLayer, repository: string): void {
     const old = this.entries.get(fingerprint);
-    const repositories = old && old.layer.descriptor.digest === layer.descriptor.digest ? old.repositories.filter((r) => r !== repository) : [];
-    this.entries.set(fingerprint, { layer, repositories: [repository, ...repositories].slice(0, 8), used: Date.now() });
+    const repositories =
+      old && old.layer.descriptor.digest === layer.descriptor.digest
+        ? old.repositories.filter((r) => r !== repository)
+        : [];
+    this.entries.set(fingerprint, {
+      layer,
+      repositories: [repository, ...repositories].slice(0, 8),
+      used: Date.now(),
+    });
   }
 
   /** Writes the cache atomically; a failure only costs the next push some work. */

@@ -7,7 +7,12 @@ import { RegistryError } from './errors.js';
 const MANIFEST_LIMIT = 4 * 1024 * 1024;
 const CONFIG_LIMIT = 8 * 1024 * 1024;
 
-const ACCEPT = [MediaType.manifest, MediaType.dockerManifest, MediaType.index, MediaType.dockerManifestList].join(', ');
+const ACCEPT = [
+  MediaType.manifest,
+  MediaType.dockerManifest,
+  MediaType.index,
+  MediaType.dockerManifestList,
+].join(', ');
 
 export interface FetchedManifest {
   digest: string;
@@ -17,47 +22,57 @@ export interface FetchedManifest {
 
 /** GET a manifest by tag or digest; null when the tag does not exist. */
 export async function getManifest(repo: Repository, reference: string): Promise<FetchedManifest | null> {
-  const res = await repo.client.request({
-    method: 'GET',
-    url: `/v2/${repo.name}/manifests/${reference}`,
-    what: `reading ${repo.name}:${reference}`,
-    scopes: [repo.pushScope],
-    ok: [200, 404],
-    headers: { Accept: ACCEPT },
-  });
-  if (res.status === 404) {
-    await res.body?.cancel();
-    return null;
-  }
-  const bytes = await readBody(res, MANIFEST_LIMIT, `manifest ${repo.name}:${reference}`);
+  const { res, bytes } = await repo.client.requestBytes(
+    {
+      method: 'GET',
+      url: `/v2/${repo.name}/manifests/${reference}`,
+      what: `reading ${repo.name}:${reference}`,
+      scopes: [repo.pushScope],
+      ok: [200, 404],
+      headers: { Accept: ACCEPT },
+    },
+    MANIFEST_LIMIT,
+  );
+  if (res.status === 404) return null;
   const digest = sha256(bytes);
   const claimed = res.headers.get('docker-content-digest');
   if (reference.startsWith('sha256:') && digest !== reference) {
     throw new RegistryError(`manifest ${repo.name}@${reference} does not match its digest (got ${digest})`);
   }
   if (claimed && claimed.startsWith('sha256:') && claimed !== digest) {
-    throw new RegistryError(`manifest ${repo.name}:${reference} does not match the digest the registry claims`);
+    throw new RegistryError(
+      `manifest ${repo.name}:${reference} does not match the digest the registry claims`,
+    );
   }
-  const mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim() || parseJson<Manifest>(bytes).mediaType;
+  const mediaType =
+    (res.headers.get('content-type') ?? '').split(';')[0].trim() || parseJson<Manifest>(bytes).mediaType;
   return { digest, mediaType, bytes };
 }
 
 /** A small JSON blob (an image config), verified against its digest. */
 export async function getJsonBlob<T>(repo: Repository, digest: string): Promise<T> {
-  const res = await repo.client.request({
-    method: 'GET',
-    url: `/v2/${repo.name}/blobs/${digest}`,
-    what: `reading blob ${digest.slice(0, 19)}`,
-    scopes: [repo.pushScope],
-    ok: [200],
-  });
-  const bytes = await readBody(res, CONFIG_LIMIT, `blob ${digest}`);
-  if (sha256(bytes) !== digest) throw new RegistryError(`blob ${digest} from ${repo.name} does not match its digest`);
+  const { bytes } = await repo.client.requestBytes(
+    {
+      method: 'GET',
+      url: `/v2/${repo.name}/blobs/${digest}`,
+      what: `reading blob ${digest.slice(0, 19)}`,
+      scopes: [repo.pushScope],
+      ok: [200],
+    },
+    CONFIG_LIMIT,
+  );
+  if (sha256(bytes) !== digest)
+    throw new RegistryError(`blob ${digest} from ${repo.name} does not match its digest`);
   return parseJson<T>(bytes);
 }
 
 /** PUT the manifest under one tag; the digest the registry answers with must be ours. */
-export async function putManifest(repo: Repository, tag: string, bytes: Buffer, mediaType: string): Promise<void> {
+export async function putManifest(
+  repo: Repository,
+  tag: string,
+  bytes: Buffer,
+  mediaType: string,
+): Promise<void> {
   const digest = sha256(bytes);
   const res = await repo.client.request({
     method: 'PUT',
@@ -77,22 +92,6 @@ export async function putManifest(repo: Repository, tag: string, bytes: Buffer, 
 
 export async function getImageConfig(repo: Repository, manifest: Manifest): Promise<ImageConfig> {
   return getJsonBlob<ImageConfig>(repo, manifest.config.digest);
-}
-
-async function readBody(res: Response, limit: number, what: string): Promise<Buffer> {
-  const length = Number(res.headers.get('content-length') ?? 0);
-  if (length > limit) {
-    await res.body?.cancel();
-    throw new RegistryError(`${what} is ${length} bytes, over the ${limit} byte limit`);
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of res.body ?? []) {
-    size += chunk.length;
-    if (size > limit) throw new RegistryError(`${what} is over the ${limit} byte limit`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
 }
 
 export function parseJson<T>(bytes: Buffer): T {

@@ -47,10 +47,17 @@ export class RegistryDestination {
     const credentials = await resolveCredentials(first.registry, opts.credentials);
     const host = first.registry.replace(/:\d+$/, '');
     const insecure = opts.insecureRegistry || isLoopback(host);
-    opts.log.info(`pushing to ${first.registry}/${first.repository} (credentials: ${credentials.source}${insecure ? ', plain HTTP' : ''})`);
+    opts.log.info(
+      `pushing to ${first.registry}/${first.repository} (credentials: ${credentials.source}${insecure ? ', plain HTTP' : ''})`,
+    );
     const client = new RegistryClient({ registry: first.registry, credentials, insecure, log: opts.log });
     const cache = await LayerCache.load(opts.cacheFile);
-    const dest = new RegistryDestination(new Repository(client, first.repository), opts.targets, opts.log, cache);
+    const dest = new RegistryDestination(
+      new Repository(client, first.repository),
+      opts.targets,
+      opts.log,
+      cache,
+    );
     await dest.readExisting();
     return dest;
   }
@@ -76,7 +83,12 @@ export class RegistryDestination {
     manifest.layers.forEach((d, i) => {
       const fp = d.annotations?.[FINGERPRINT_ANNOTATION];
       const diffId = config?.rootfs?.diff_ids?.[i];
-      if (fp && diffId) layers.set(fp, { descriptor: d, diffId, comment: config?.history?.filter((h) => !h.empty_layer)[i]?.comment ?? '' });
+      if (fp && diffId)
+        layers.set(fp, {
+          descriptor: d,
+          diffId,
+          comment: config?.history?.filter((h) => !h.empty_layer)[i]?.comment ?? '',
+        });
     });
     const created = config?.created ?? manifest.annotations?.['org.opencontainers.image.created'];
     this.existing = { digest: fetched.digest, created: created ? new Date(created) : undefined, layers };
@@ -102,7 +114,9 @@ export class RegistryDestination {
       this.repo.counts.present++;
     } else {
       const registry = this.targets[0].registry;
-      const sources = (cached?.repositories ?? []).filter((r) => r.startsWith(registry + '/') && r !== this.image).map((r) => r.slice(registry.length + 1));
+      const sources = (cached?.repositories ?? [])
+        .filter((r) => r.startsWith(registry + '/') && r !== this.image)
+        .map((r) => r.slice(registry.length + 1));
       let mounted = false;
       for (const from of sources) {
         if ((mounted = await this.repo.mount(digest, from))) break;

@@ -17,7 +17,8 @@ export class ReferenceError extends Error {}
 const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
-const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$/;
+const HOST =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$/;
 
 export const DOCKER_HUB = 'docker.io';
 
@@ -49,7 +50,10 @@ export function parseReference(input: string): Reference {
   const slash = rest.indexOf('/');
   const first = slash >= 0 ? rest.slice(0, slash) : '';
   // Like docker: the first component is a registry when it looks like a host (a dot, a port) or is localhost.
-  if (slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+  if (
+    slash >= 0 &&
+    (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))
+  ) {
     registry = first;
     path = rest.slice(slash + 1);
     if (!HOST.test(registry)) throw bad(`"${registry}" is not a registry host`);
@@ -69,12 +73,17 @@ export function parseReference(input: string): Reference {
 export function parseTargets(lines: string[]): Reference[] {
   const refs = lines.map(parseReference);
   for (const r of refs) {
-    if (r.digest) throw new ReferenceError(`image "${format(r)}" names a digest; name a tag to push to (digests are computed)`);
+    if (r.digest)
+      throw new ReferenceError(
+        `image "${format(r)}" names a digest; name a tag to push to (digests are computed)`,
+      );
     r.tag ??= 'latest';
   }
   const repos = new Set(refs.map((r) => `${r.registry}/${r.repository}`));
   if (repos.size > 1) {
-    throw new ReferenceError(`all images must be in one repository, got ${[...repos].join(' and ')}; push twice to reach two`);
+    throw new ReferenceError(
+      `all images must be in one repository, got ${[...repos].join(' and ')}; push twice to reach two`,
+    );
   }
   return refs;
 }

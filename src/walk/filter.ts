@@ -39,7 +39,7 @@ export class Filter {
   private readonly excludeMatchers: Array<{ pattern: string; test: (p: string) => boolean }>;
   private readonly includeTest: (p: string) => boolean;
   /** Static directory parts of the include globs: the walk must reach them through excluded parents. */
-  private readonly includeBases: string[];
+  private readonly includeGlobs: Array<{ base: string; isGlob: boolean }>;
 
   constructor(opts: FilterOptions) {
     const root = Buffer.from(path.resolve(opts.root));
@@ -56,7 +56,8 @@ export class Filter {
       }
     }
     for (const file of RUNTIME_FILES) {
-      if (mountPoints.has(file)) this.exact.set(file, { action: 'drop', reason: 'bind-mounted by the runtime' });
+      if (mountPoints.has(file))
+        this.exact.set(file, { action: 'drop', reason: 'bind-mounted by the runtime' });
     }
     for (const swap of opts.swapFiles) {
       const key = rel(swap);
@@ -69,11 +70,13 @@ export class Filter {
 
     this.excludeMatchers = opts.exclude.map((pattern) => ({
       pattern,
-      test: picomatch(normalizePattern(pattern), { dot: true }),
+      test: matcher([pattern]),
     }));
-    const includes = opts.include.map(normalizePattern);
-    this.includeTest = includes.length ? picomatch(includes, { dot: true }) : () => false;
-    this.includeBases = includes.map((p) => picomatch.scan(p).base || '/');
+    this.includeTest = opts.include.length ? matcher(opts.include) : () => false;
+    this.includeGlobs = opts.include.map((p) => {
+      const scan = picomatch.scan(relativePattern(p));
+      return { base: scan.base ? '/' + scan.base : '/', isGlob: scan.isGlob };
+    });
   }
 
   /** The rule for one entry, `key` being its `/`-rooted path as a latin1 string of its bytes. */
@@ -92,10 +95,18 @@ export class Filter {
     return this.includeTest(latin1KeyToText(key));
   }
 
-  /** True when some include glob may match below this directory, so it must be walked after all. */
+  /**
+   * True when some include glob may match below this directory, so it must be walked after all: the
+   * directory lies on the way to the glob's fixed part, or inside it when the rest has wildcards.
+   */
   leadsToInclude(key: string): boolean {
     const text = latin1KeyToText(key);
-    return this.includeBases.some((base) => base === text || base.startsWith(text === '/' ? '/' : text + '/'));
+    return this.includeGlobs.some(
+      ({ base, isGlob }) =>
+        base === text ||
+        base.startsWith(text === '/' ? '/' : text + '/') ||
+        (isGlob && (base === '/' || text.startsWith(base + '/'))),
+    );
   }
 }
 
@@ -108,9 +119,15 @@ function relativeKey(root: Buffer, abs: Buffer): string | null {
   return a.slice(r.length);
 }
 
-function normalizePattern(p: string): string {
-  const trimmed = p.trim().replace(/\/+$/, '');
-  return trimmed.startsWith('/') ? trimmed : '/' + trimmed;
+/** Patterns are relative to the root (`/var/cache` and `var/cache` alike), so `**` also matches at the top. */
+function relativePattern(p: string): string {
+  return p.trim().replace(/\/+$/, '').replace(/^\/+/, '');
+}
+
+/** Matches `/`-rooted paths against root-relative patterns. */
+function matcher(patterns: string[]): (text: string) => boolean {
+  const test = picomatch(patterns.map(relativePattern), { dot: true });
+  return (text) => test(text.slice(1));
 }
 
 /** Globs are text: match against the UTF-8 reading of the name (invalid bytes become U+FFFD). */

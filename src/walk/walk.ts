@@ -88,7 +88,9 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       return [];
     }
     names.sort(Buffer.compare);
-    const nodes = await Promise.all(names.map((name) => visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode)));
+    const nodes = await Promise.all(
+      names.map((name) => visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode)),
+    );
     return nodes.filter((n): n is Node => n !== null);
   }
 
@@ -137,7 +139,9 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     }
     if (isHugeSparse(entry)) {
       const holes = ((entry.size - entry.allocated) / 1024 ** 3).toFixed(1);
-      log.warn(`${abs.toString()} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
+      log.warn(
+        `${abs.toString()} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`,
+      );
       excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
       return null;
     }

@@ -53,7 +53,10 @@ export function readXattrs(path: Buffer, log: Logger): Xattrs | undefined {
   if (!Buffer.from(text, 'utf8').equals(path)) return readXattrsWithGetfattr(path);
   if (binding === undefined) {
     binding = loadBinding();
-    if (!binding) log.warn(`no xattr support for ${process.platform}-${process.arch} in this build: extended attributes (file capabilities too) are not captured`);
+    if (!binding)
+      log.warn(
+        `no xattr support for ${process.platform}-${process.arch} in this build: extended attributes (file capabilities too) are not captured`,
+      );
   }
   if (!binding) return undefined;
   let names: string[];
@@ -75,6 +78,8 @@ export function readXattrs(path: Buffer, log: Logger): Xattrs | undefined {
     }
     if (value) out.push([name, Buffer.from(value)]);
   }
+  // By name, so the fingerprint and the tar header do not depend on the order the kernel lists them.
+  out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return out.length ? out : undefined;
 }
 
@@ -86,10 +91,14 @@ function tolerate(err: unknown): undefined {
 }
 
 function readXattrsWithGetfattr(path: Buffer): Xattrs | undefined {
-  const res = spawnSync('xargs', ['-0', 'getfattr', '-h', '-d', '-m', '-', '-e', 'base64', '--absolute-names', '--'], {
-    input: Buffer.concat([path, Buffer.from([0])]),
-    encoding: 'latin1',
-  });
+  const res = spawnSync(
+    'xargs',
+    ['-0', 'getfattr', '-h', '-d', '-m', '-', '-e', 'base64', '--absolute-names', '--'],
+    {
+      input: Buffer.concat([path, Buffer.from([0])]),
+      encoding: 'latin1',
+    },
+  );
   if (res.error || (res.status !== 0 && !res.stdout)) {
     throw new Error(`cannot read extended attributes of a non-UTF-8 path without getfattr (package "attr")`);
   }

@@ -25,7 +25,10 @@ export interface ActionOptions {
 }
 
 /** Runs `node dist/index.js` with `inputs` as INPUT_<NAME> variables, GITHUB_ACTIONS=true. */
-export async function runAction(inputs: Record<string, string>, opts: ActionOptions = {}): Promise<ActionResult> {
+export async function runAction(
+  inputs: Record<string, string>,
+  opts: ActionOptions = {},
+): Promise<ActionResult> {
   const work = await tmpDir('action');
   const outputFile = path.join(work, 'output');
   await writeFile(outputFile, '');

@@ -28,12 +28,25 @@ export async function pull(ref: string, opts: { creds?: Creds; gzip?: boolean } 
 
 /** skopeo copy of an OCI layout into a registry. */
 export async function pushLayout(layout: string, tag: string, ref: string): Promise<void> {
-  await check('skopeo', ['copy', '--dest-tls-verify=false', '--dest-no-creds', `oci:${layout}:${tag}`, `docker://${ref}`]);
+  await check('skopeo', [
+    'copy',
+    '--dest-tls-verify=false',
+    '--dest-no-creds',
+    `oci:${layout}:${tag}`,
+    `docker://${ref}`,
+  ]);
 }
 
 /** `skopeo inspect` (the image's digest, tags, layers). */
-export async function inspect(ref: string, creds?: Creds): Promise<{ Digest: string; Layers: string[]; Created: string }> {
-  const args = ['inspect', '--tls-verify=false', ...(creds ? ['--creds', `${creds.user}:${creds.pass}`] : ['--no-creds'])];
+export async function inspect(
+  ref: string,
+  creds?: Creds,
+): Promise<{ Digest: string; Layers: string[]; Created: string }> {
+  const args = [
+    'inspect',
+    '--tls-verify=false',
+    ...(creds ? ['--creds', `${creds.user}:${creds.pass}`] : ['--no-creds']),
+  ];
   const r = await check('skopeo', [...args, `docker://${ref}`]);
   return JSON.parse(r.stdout);
 }

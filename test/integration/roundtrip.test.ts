@@ -57,7 +57,9 @@ describe('fixture tree', () => {
     expect(index.manifests).toHaveLength(1);
     expect(index.manifests[0].annotations['org.opencontainers.image.ref.name']).toBe('v7');
     expect(index.manifests[0].digest).toBe(result.outputs.digest);
-    expect(JSON.parse(await readFile(path.join(output, 'oci-layout'), 'utf8'))).toEqual({ imageLayoutVersion: '1.0.0' });
+    expect(JSON.parse(await readFile(path.join(output, 'oci-layout'), 'utf8'))).toEqual({
+      imageLayoutVersion: '1.0.0',
+    });
   });
 });
 
@@ -67,7 +69,9 @@ describe('Debian rootfs', () => {
     const { output } = await capture(root);
     const volatile = ['proc', 'sys', 'dev', 'run', 'tmp'];
     const inVolatile = (rel: Buffer) => volatile.some((d) => rel.toString().startsWith(d + '/'));
-    const source = await snapshotTree(root, { ignore: (rel) => inVolatile(rel) || rel.toString() === '.complete' });
+    const source = await snapshotTree(root, {
+      ignore: (rel) => inVolatile(rel) || rel.toString() === '.complete',
+    });
     const unpacked = await snapshotTree(await unpack(output));
     source.delete('.');
     unpacked.delete('.');

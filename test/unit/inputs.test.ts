@@ -1,0 +1,183 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { zstdAvailable } from '../../src/layer/compress.js';
+import { getInputs, INPUT_SPECS, InputError, parseDuration, parseSize } from '../../src/inputs.js';
+
+const IMAGE = 'ghcr.io/org/app:ci';
+
+/** getInputs with an image set, so other inputs can be checked alone. */
+const get = (argv: string[], env: Record<string, string> = {}) =>
+  getInputs(argv, { INPUT_IMAGE: IMAGE, ...env });
+
+function inputError(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(InputError);
+    expect((err as Error).message).not.toMatch(/\n/);
+    return (err as Error).message;
+  }
+  throw new Error('no InputError');
+}
+
+describe('action.yml', () => {
+  const action = parse(readFileSync(path.join(import.meta.dirname, '../../action.yml'), 'utf8')) as {
+    inputs: Record<string, { default?: string }>;
+  };
+
+  it('declares the same inputs as INPUT_SPECS, with the same defaults', () => {
+    const fromYaml = Object.entries(action.inputs).map(([name, i]) => [name, i.default ?? '']);
+    const fromSpecs = INPUT_SPECS.map((s) => [s.name, s.default]);
+    expect(Object.fromEntries(fromYaml)).toEqual(Object.fromEntries(fromSpecs));
+    expect(fromYaml).toHaveLength(fromSpecs.length);
+  });
+});
+
+describe('getInputs', () => {
+  it('applies defaults', () => {
+    const i = get([]);
+    expect(i).toMatchObject({
+      root: '/',
+      dryRun: false,
+      output: path.resolve('snapshot-layout'),
+      exclude: [],
+      compression: 'gzip',
+      compressionLevel: 1,
+      layerSize: 512 * 1024 ** 2,
+      insecureRegistry: false,
+      concurrency: 4,
+      maxAge: 0,
+    });
+    expect(i.targets.map((t) => [t.registry, t.repository, t.tag])).toEqual([['ghcr.io', 'org/app', 'ci']]);
+  });
+
+  it('reads INPUT_* variables, names with dashes kept', () => {
+    const i = getInputs([], {
+      'INPUT_DRY-RUN': 'true',
+      'INPUT_LAYER-SIZE': '1GiB',
+      'INPUT_MAX-AGE': '1h30m',
+      INPUT_EXCLUDE: '/var/cache/**\n# a comment\n\n  **/*.pyc  ',
+      'INPUT_COMPRESSION-LEVEL': '9',
+    });
+    expect(i).toMatchObject({
+      dryRun: true,
+      targets: [],
+      layerSize: 1024 ** 3,
+      maxAge: 90 * 60_000,
+      compressionLevel: 9,
+    });
+    expect(i.exclude).toEqual(['/var/cache/**', '**/*.pyc']);
+  });
+
+  it('an empty or blank variable means the default', () => {
+    expect(get([], { INPUT_CONCURRENCY: '  ', INPUT_COMPRESSION: '' })).toMatchObject({
+      concurrency: 4,
+      compression: 'gzip',
+    });
+  });
+
+  it('a flag wins over the variable; list flags repeat', () => {
+    const i = get(['--concurrency', '8', '--exclude', '/a', '--exclude', '/b', '--root', '/srv/x/'], {
+      INPUT_CONCURRENCY: '2',
+      INPUT_EXCLUDE: '/c',
+    });
+    expect(i).toMatchObject({ concurrency: 8, exclude: ['/a', '/b'], root: '/srv/x' });
+  });
+
+  it('--dry-run alone means true and needs no image', () => {
+    expect(getInputs(['--dry-run'], {})).toMatchObject({ dryRun: true, targets: [] });
+  });
+
+  it('needs an image without dry-run', () => {
+    expect(inputError(() => getInputs([], {}))).toMatch(/^image is required/);
+  });
+
+  it('rejects an unknown flag', () => {
+    expect(inputError(() => get(['--nope']))).toMatch(/nope/);
+  });
+
+  it.each<[string, Record<string, string>]>([
+    ['compression', { INPUT_COMPRESSION: 'lz4' }],
+    ['compression-level', { 'INPUT_COMPRESSION-LEVEL': '10' }],
+    ['compression-level', { 'INPUT_COMPRESSION-LEVEL': '0' }],
+    ['compression-level', { 'INPUT_COMPRESSION-LEVEL': 'fast' }],
+    ['layer-size', { 'INPUT_LAYER-SIZE': '512KiB' }],
+    ['layer-size', { 'INPUT_LAYER-SIZE': 'big' }],
+    ['concurrency', { INPUT_CONCURRENCY: '0' }],
+    ['concurrency', { INPUT_CONCURRENCY: '17' }],
+    ['concurrency', { INPUT_CONCURRENCY: '2.5' }],
+    ['max-age', { 'INPUT_MAX-AGE': '5x' }],
+    ['max-age', { 'INPUT_MAX-AGE': '0m' }],
+    ['dry-run', { 'INPUT_DRY-RUN': 'yes' }],
+    ['insecure-registry', { 'INPUT_INSECURE-REGISTRY': '1' }],
+    ['image', { INPUT_IMAGE: 'Bad/Name' }],
+  ])('bad %s → InputError naming it', (name, env) => {
+    expect(inputError(() => get([], env))).toContain(name === 'image' ? 'Bad/Name' : name);
+  });
+
+  it('zstd works where Node has it, else says why', () => {
+    if (zstdAvailable())
+      expect(get([], { INPUT_COMPRESSION: 'zstd' })).toMatchObject({
+        compression: 'zstd',
+        compressionLevel: 3,
+      });
+    else expect(inputError(() => get([], { INPUT_COMPRESSION: 'zstd' }))).toMatch(/zstd/);
+  });
+
+  it('compression none ignores the level range', () => {
+    expect(get([], { INPUT_COMPRESSION: 'NONE', 'INPUT_COMPRESSION-LEVEL': '7' })).toMatchObject({
+      compression: 'none',
+      compressionLevel: 7,
+    });
+  });
+});
+
+describe('parseSize', () => {
+  const KiB = 1024;
+  const MiB = 1024 ** 2;
+  it.each<[string, number]>([
+    ['512MiB', 512 * MiB],
+    ['512mib', 512 * MiB],
+    ['1.5GB', 1.5e9],
+    ['1.5GiB', 1.5 * 1024 ** 3],
+    ['1048576', MiB],
+    ['1048576b', MiB],
+    ['1m', MiB],
+    ['1024k', MiB],
+    ['1024KiB', MiB],
+    ['2000kb', 2e6],
+    [' 2 G ', 2 * 1024 ** 3],
+    ['1TB', 1e12],
+    ['1t', 1024 ** 4],
+    ['1.0000001MiB', Math.floor(1.0000001 * MiB)],
+  ])('%j = %d bytes', (v, n) => expect(parseSize(v, 'layer-size')).toBe(n));
+
+  it.each(['', '1023KiB', `${MiB - 1}`, '1.5', '-1MiB', '1e9', '10 XB', 'MiB', '1,5GB', '1 0MiB'])(
+    'rejects %j',
+    (v) => {
+      expect(inputError(() => parseSize(v, 'layer-size'))).toContain('layer-size');
+    },
+  );
+
+  it('1 MiB is the smallest', () => {
+    expect(parseSize(`${1024 * KiB}`, 's')).toBe(MiB);
+  });
+});
+
+describe('parseDuration', () => {
+  it.each<[string, number]>([
+    ['90s', 90_000],
+    ['45m', 45 * 60_000],
+    ['1h30m', 90 * 60_000],
+    ['5d', 5 * 86_400_000],
+    ['2w', 14 * 86_400_000],
+    ['1d2h3m4s', 86_400_000 + 2 * 3_600_000 + 3 * 60_000 + 4000],
+    [' 10m ', 600_000],
+  ])('%j = %d ms', (v, n) => expect(parseDuration(v, 'max-age')).toBe(n));
+
+  it.each(['', '5', '1.5h', 'h', '0s', '0h0m', '1h 30m', '-5m', '5M', '1y'])('rejects %j', (v) => {
+    expect(inputError(() => parseDuration(v, 'max-age'))).toContain('max-age');
+  });
+});
