@@ -35405,7 +35405,7 @@ async function* tarStream(input) {
             const abs = Buffer.concat([rootBuf, write_SLASH, e.path]);
             const file = await openForRead(abs);
             if (!file) {
-                log.warn(`${abs.toString()} vanished before it was read; left out`);
+                log.warn(`${abs.toString()} vanished or stopped being a regular file before it was read; left out`);
                 continue;
             }
             if (e.linkGroup)
@@ -35456,7 +35456,12 @@ async function openForRead(abs) {
     const flags = external_node_fs_namespaceObject.constants.O_RDONLY | external_node_fs_namespaceObject.constants.O_NOFOLLOW;
     for (const extra of [external_node_fs_namespaceObject.constants.O_NOATIME ?? 0, 0]) {
         try {
-            return await (0,promises_namespaceObject.open)(abs, flags | extra);
+            const file = await (0,promises_namespaceObject.open)(abs, flags | extra | external_node_fs_namespaceObject.constants.O_NONBLOCK);
+            // Replaced by a directory or a fifo since the walk: not the file the header would describe.
+            if ((await file.stat()).isFile())
+                return file;
+            await file.close();
+            return null;
         }
         catch (err) {
             const code = err.code;

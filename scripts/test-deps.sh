@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need on a fresh Debian machine (run as root). Idempotent:
-# apt is only touched when a command is missing, npm ci only when node_modules is missing or older
+# apt is only touched when a command is missing, npm install only when node_modules is missing or older
 # than package-lock.json.
 set -euo pipefail
 
@@ -40,8 +40,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ -f package-lock.json ]] || die "no package-lock.json in $(pwd)"
 if [[ ! -d node_modules || node_modules -ot package-lock.json ]]; then
   command -v npm >/dev/null 2>&1 || die "npm not found (install Node.js >= 20 first)"
-  echo "test-deps: npm ci"
-  npm ci || die "npm ci failed"
+  # npm install, not npm ci: this npm (11.19) writes lock files without other platforms' optional
+  # packages and then refuses them in `npm ci`; install still follows the lock's versions.
+  echo "test-deps: npm install"
+  npm install --no-audit --no-fund || die "npm install failed"
   touch node_modules # npm ci may keep an old directory mtime; mark it fresh for the next run
 else
   echo "test-deps: node_modules up to date"

@@ -140,7 +140,7 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
       const abs = Buffer.concat([rootBuf, SLASH, e.path]);
       const file = await openForRead(abs);
       if (!file) {
-        log.warn(`${abs.toString()} vanished before it was read; left out`);
+        log.warn(`${abs.toString()} vanished or stopped being a regular file before it was read; left out`);
         continue;
       }
       if (e.linkGroup) firstOfGroup.set(e.linkGroup, e.path);
@@ -186,7 +186,11 @@ async function openForRead(abs: Buffer): Promise<fsp.FileHandle | null> {
   const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
   for (const extra of [constants.O_NOATIME ?? 0, 0]) {
     try {
-      return await open(abs, flags | extra);
+      const file = await open(abs, flags | extra | constants.O_NONBLOCK);
+      // Replaced by a directory or a fifo since the walk: not the file the header would describe.
+      if ((await file.stat()).isFile()) return file;
+      await file.close();
+      return null;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ELOOP') return null; // gone, or replaced by a symlink

