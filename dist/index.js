@@ -32590,7 +32590,7 @@ var io_util_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _
 };
 
 
-const { chmod, copyFile, lstat, mkdir, open: io_util_open, readdir, rename, rm, rmdir, stat, symlink, unlink } = external_fs_namespaceObject.promises;
+const { chmod, copyFile, lstat, mkdir: io_util_mkdir, open: io_util_open, readdir, rename: io_util_rename, rm: io_util_rm, rmdir, stat, symlink, unlink } = external_fs_namespaceObject.promises;
 // export const {open} = 'fs'
 const IS_WINDOWS = process.platform === 'win32';
 /**
@@ -34288,6 +34288,21 @@ const INPUT_SPECS = [
         default: '512MiB',
     },
     {
+        name: 'base-image',
+        description: 'The image the sandbox started from (optionally @digest): its layers are reused and only changes captured. Default: SNAPSHOT_BASE_IMAGE',
+        default: '',
+    },
+    {
+        name: 'changes',
+        description: 'How changes are found: auto (baseline when one was recorded, else full), baseline, or full',
+        default: 'auto',
+    },
+    {
+        name: 'baseline',
+        description: 'Baseline index written by the pre step and read by the main step (default: in RUNNER_TEMP)',
+        default: '',
+    },
+    {
         name: 'token',
         description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
         default: '',
@@ -34310,7 +34325,7 @@ const INPUT_SPECS = [
 /** Inputs whose values are secrets: masked before anything is logged. */
 const SECRET_INPUTS = ['token', 'password'];
 /** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
-function getInputs(argv, env = process.env) {
+function getInputs(argv, env = process.env, opts = {}) {
     const raw = readRaw(argv, env);
     const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none']);
     if (compression === 'zstd' && !zstdAvailable()) {
@@ -34323,7 +34338,7 @@ function getInputs(argv, env = process.env) {
     }
     const dryRun = bool(raw, 'dry-run');
     const images = lines(raw.image);
-    if (images.length === 0 && !dryRun)
+    if (images.length === 0 && !dryRun && !opts.pre)
         throw new InputError('image is required (or set dry-run to write a layout instead)');
     let targets;
     try {
@@ -34341,6 +34356,13 @@ function getInputs(argv, env = process.env) {
         include: lines(raw.include),
         compression,
         compressionLevel,
+        baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
+        changes: oneOf(raw, 'changes', ['auto', 'baseline', 'full']),
+        baseline: raw.baseline.trim()
+            ? external_node_path_default().resolve(raw.baseline.trim())
+            : env.RUNNER_TEMP
+                ? external_node_path_default().join(env.RUNNER_TEMP, 'depot-snapshot-baseline.gz')
+                : '',
         layerSize: parseSize(raw['layer-size'], 'layer-size'),
         token: raw.token.trim(),
         username: raw.username.trim(),
@@ -34419,6 +34441,17 @@ function integer(raw, name) {
     if (!/^-?\d+$/.test(v))
         throw new InputError(`${name} must be a whole number, got "${v}"`);
     return Number(v);
+}
+function checkedReference(ref) {
+    if (!ref)
+        return '';
+    try {
+        parseReference(ref);
+    }
+    catch (err) {
+        throw new InputError(`base-image: ${err.message}`);
+    }
+    return ref;
 }
 function rangedInteger(raw, name, min, max) {
     const n = integer(raw, name);
@@ -34525,6 +34558,9 @@ function formatBytes(n) {
     return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
+// EXTERNAL MODULE: ./node_modules/picomatch/index.js
+var picomatch = __nccwpck_require__(4006);
+var picomatch_default = /*#__PURE__*/__nccwpck_require__.n(picomatch);
 ;// CONCATENATED MODULE: ./src/walk/mountinfo.ts
 
 /** Filesystem types whose contents are made up by the kernel or live in memory: never part of an image. */
@@ -34599,9 +34635,6 @@ async function readSwapFiles(path = '/proc/swaps') {
     }
 }
 
-// EXTERNAL MODULE: ./node_modules/picomatch/index.js
-var picomatch = __nccwpck_require__(4006);
-var picomatch_default = /*#__PURE__*/__nccwpck_require__.n(picomatch);
 ;// CONCATENATED MODULE: ./src/walk/filter.ts
 
 
@@ -34940,6 +34973,7 @@ async function walk(opts) {
     }
     async function toEntry(rel, abs, st) {
         const { sec, nsec } = splitNs(st.mtimeNs);
+        const ctime = splitNs(st.ctimeNs);
         const entry = {
             path: rel,
             kind: kindOf(st),
@@ -34950,6 +34984,9 @@ async function walk(opts) {
             allocated: Number(st.blocks) * 512,
             mtimeSec: sec,
             mtimeNsec: nsec,
+            ctimeSec: ctime.sec,
+            ctimeNsec: ctime.nsec,
+            ino: Number(st.ino),
         };
         if (st.isFile() && st.nlink > 1n)
             entry.linkGroup = `${st.dev}:${st.ino}`;
@@ -35013,531 +35050,300 @@ function splitNs(ns) {
     return { sec: Number(sec), nsec: Number(nsec) };
 }
 
-;// CONCATENATED MODULE: ./src/layer/partition.ts
-/** Bytes a tar header costs, counted so a tree of many empty files still splits. */
-const HEADER_COST = 512;
-/** Past this many layers, pulls get slow and old overlayfs stacks fail: raise the target instead. */
-const MAX_LAYERS = 100;
-/**
- * Splits entries (depth-first, parents first) into layers of about `target` bytes by subtree.
- *
- * A directory whose subtree fits stays whole in one layer; a larger one is split among its children,
- * its own entry leading the first of its layers. Siblings that fit are packed together in name order.
- * So layer boundaries depend only on the tree's shape near the change: editing a file inside
- * `usr/lib/python3` changes that subtree's layer, not the others. Every member of a hardlink group
- * is written in the layer of the group's first member, since a hardlink can only point within a layer.
- */
-function partition(entries, target) {
-    const { end, bytes } = subtreeExtents(entries);
-    let plans = split(entries, end, bytes, target);
-    for (let t = target * 2; plans.length > MAX_LAYERS; t *= 2)
-        plans = split(entries, end, bytes, t);
-    return keepHardlinksTogether(entries, plans).filter((p) => p.indices.length > 0);
+;// CONCATENATED MODULE: ./src/walk/scan.ts
+
+
+
+/** Walks the root with the default exclusions (mounts, swap, the runner's temp dir) and the user's. */
+async function scanRoot(opts) {
+    const filter = new Filter({
+        root: opts.root,
+        mounts: await readMounts(),
+        swapFiles: await readSwapFiles(),
+        hostPathsToDrop: [
+            ...opts.ownPaths.map((path) => ({ path, reason: 'written by this action' })),
+            ...(process.env.RUNNER_TEMP
+                ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }]
+                : []),
+        ],
+        exclude: opts.exclude,
+        include: opts.include,
+    });
+    return walk({ root: opts.root, filter, log: opts.log });
 }
-/** For each entry: one past the index of its last descendant, and the bytes of its whole subtree. */
-function subtreeExtents(entries) {
-    const n = entries.length;
-    const end = new Int32Array(n);
-    const bytes = new Float64Array(n);
-    const stack = [];
-    const closeUntil = (i) => {
-        while (stack.length && !isInside(entries[i].path, entries[stack[stack.length - 1]].path)) {
-            const top = stack.pop();
-            end[top] = i;
-            if (stack.length)
-                bytes[stack[stack.length - 1]] += bytes[top];
+
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: external "node:readline"
+const external_node_readline_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline");
+;// CONCATENATED MODULE: external "node:stream/promises"
+const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+;// CONCATENATED MODULE: ./src/diff/baseline.ts
+
+
+
+
+
+
+
+
+/**
+ * The baseline: what the tree looked like when the job started, recorded by the `pre` step and
+ * compared by the main step. One gzipped text line per entry, in walk order (depth first, children by
+ * raw name bytes), so both sides are read as streams and merged without holding the index in memory.
+ */
+const MAGIC = 'depot-snapshot-baseline 1';
+class BaselineError extends Error {
+}
+function stateOf(e) {
+    const link = e.linkTarget ? e.linkTarget.toString('base64') : '-';
+    const dev = e.devMajor !== undefined ? `${e.devMajor}:${e.devMinor}` : '-';
+    return `${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.ctimeSec}.${e.ctimeNsec} ${e.ino} ${link} ${dev} ${xattrDigest(e)}`;
+}
+function xattrDigest(e) {
+    if (!e.xattrs?.length)
+        return '-';
+    const h = (0,external_node_crypto_.createHash)('sha256');
+    for (const [name, value] of e.xattrs)
+        h.update(`${name}=${value.length}:`).update(value);
+    return h.digest('base64url').slice(0, 22);
+}
+/** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
+async function writeBaseline(file, root, entries) {
+    await mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    async function* lines() {
+        yield `${MAGIC} ${Buffer.from(root).toString('base64')}\n`;
+        let batch = '';
+        for (const e of entries) {
+            batch += `${e.path.toString('base64')} ${e.kind} ${stateOf(e)}\n`;
+            if (batch.length > 1 << 16) {
+                yield batch;
+                batch = '';
+            }
         }
-    };
+        yield batch + 'end\n';
+    }
+    try {
+        await pipeline(Readable.from(lines()), zlib.createGzip({ level: 1 }), createWriteStream(tmp, { mode: 0o600 }));
+        await rename(tmp, file);
+    }
+    catch (err) {
+        await rm(tmp, { force: true });
+        throw err;
+    }
+}
+/** Reads a baseline back as a stream of records, refusing a corrupt, truncated or foreign file. */
+async function* readBaseline(file, root) {
+    const lines = (0,external_node_readline_namespaceObject.createInterface)({
+        input: (0,external_node_fs_namespaceObject.createReadStream)(file).pipe(external_node_zlib_default().createGunzip()),
+        crlfDelay: Infinity,
+    });
+    let header = true;
+    let ended = false;
+    try {
+        for await (const line of lines) {
+            if (header) {
+                const [magic, rootB64] = [line.slice(0, MAGIC.length), line.slice(MAGIC.length + 1)];
+                if (magic !== MAGIC)
+                    throw new BaselineError(`${file} is not a baseline written by this action`);
+                const recorded = Buffer.from(rootB64, 'base64').toString();
+                if (recorded !== root)
+                    throw new BaselineError(`${file} records ${recorded}, not ${root}; record the baseline of the same root`);
+                header = false;
+                continue;
+            }
+            if (line === 'end') {
+                ended = true;
+                continue;
+            }
+            const space1 = line.indexOf(' ');
+            const space2 = line.indexOf(' ', space1 + 1);
+            if (ended || space1 <= 0 || space2 < 0)
+                throw new BaselineError(`${file} is corrupt (a malformed line)`);
+            yield {
+                path: Buffer.from(line.slice(0, space1), 'base64'),
+                kind: line.slice(space1 + 1, space2),
+                state: line.slice(space2 + 1),
+            };
+        }
+    }
+    catch (err) {
+        if (err instanceof BaselineError)
+            throw err;
+        const code = err.code;
+        if (code === 'ENOENT')
+            throw new BaselineError(`no baseline at ${file}: the pre step did not record one`);
+        throw new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message})`);
+    }
+    if (header || !ended)
+        throw new BaselineError(`${file} is truncated: the baseline was not written completely`);
+}
+/** Walk order: depth first with children sorted by raw bytes, i.e. bytes compared with `/` lowest. */
+function compareWalkOrder(a, b) {
+    const n = Math.min(a.length, b.length);
     for (let i = 0; i < n; i++) {
-        closeUntil(i);
-        bytes[i] = HEADER_COST + entries[i].size;
-        if (entries[i].kind === 'dir')
-            stack.push(i);
-        else {
-            end[i] = i + 1;
-            if (stack.length)
-                bytes[stack[stack.length - 1]] += bytes[i];
-        }
+        if (a[i] === b[i])
+            continue;
+        const x = a[i] === 0x2f ? -1 : a[i];
+        const y = b[i] === 0x2f ? -1 : b[i];
+        return x - y;
     }
-    while (stack.length) {
-        const top = stack.pop();
-        end[top] = n;
-        if (stack.length)
-            bytes[stack[stack.length - 1]] += bytes[top];
-    }
-    return { end, bytes };
+    return a.length - b.length;
 }
 function isInside(child, dir) {
     return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
 }
-function split(entries, end, bytes, target) {
-    const plans = [];
-    const level = (from, to, lead) => {
-        let pending = lead === null ? [] : [lead];
-        let pendingBytes = lead === null ? 0 : HEADER_COST;
-        let first = -1;
-        let last = -1;
-        const flush = () => {
-            if (pending.length === 0)
-                return;
-            plans.push({ indices: pending, label: labelOf(entries, lead, first, last), bytes: pendingBytes });
-            pending = [];
-            pendingBytes = 0;
-            first = last = -1;
-        };
-        for (let i = from; i < to; i = end[i]) {
-            if (bytes[i] > target && entries[i].kind === 'dir') {
-                flush();
-                level(i + 1, end[i], i);
-                continue;
-            }
-            if (first >= 0 && pendingBytes + bytes[i] > target)
-                flush();
-            for (let j = i; j < end[i]; j++)
-                pending.push(j);
-            pendingBytes += bytes[i];
-            if (first < 0)
-                first = i;
-            last = i;
-        }
-        flush();
-    };
-    level(0, entries.length, null);
-    return plans;
+function parentOf(p) {
+    const i = p.lastIndexOf(0x2f);
+    return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
 }
-function labelOf(entries, lead, first, last) {
-    const parent = lead === null ? '' : entries[lead].path.toString() + '/';
-    if (first < 0)
-        return parent || '/';
-    const base = (i) => entries[i].path.subarray(entries[i].path.lastIndexOf(0x2f) + 1).toString();
-    if (first === last)
-        return parent + base(first);
-    return `${parent}{${base(first)} … ${base(last)}}`;
-}
-function keepHardlinksTogether(entries, plans) {
-    const layerOf = new Int32Array(entries.length);
-    plans.forEach((p, l) => p.indices.forEach((i) => (layerOf[i] = l)));
-    const home = new Map();
-    const moved = new Set();
-    for (let i = 0; i < entries.length; i++) {
-        const group = entries[i].linkGroup;
-        if (!group)
-            continue;
-        const l = home.get(group);
-        if (l === undefined)
-            home.set(group, layerOf[i]);
-        else if (l !== layerOf[i]) {
-            moved.add(i);
-            plans[l].indices.push(i);
-            plans[l].bytes += HEADER_COST;
-        }
-    }
-    if (moved.size === 0)
-        return plans;
-    for (const p of plans) {
-        p.indices = p.indices.filter((i) => !moved.has(i) || plans[layerOf[i]] !== p);
-        p.indices.sort((a, b) => a - b);
-    }
-    return plans;
-}
-
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
-;// CONCATENATED MODULE: external "node:stream/promises"
-const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-;// CONCATENATED MODULE: ./src/layer/tar.ts
 /**
- * Byte-exact tar headers (POSIX ustar + PAX extended headers, pax interchange format, IEEE 1003.1-2001).
- *
- * We write headers ourselves instead of through tar-stream because its PAX records are built from JS
- * strings (UTF-8 re-encoded) and its ustar mtime has whole seconds: a non-UTF-8 name, a binary
- * `security.capability` value or a nanosecond mtime would not survive. Every field is set explicitly so
- * the same entry always gives the same bytes.
+ * Compares the tree now with its baseline: new or different entries are captured (with their parent
+ * directories, so each change lands with the right metadata around it), vanished ones become
+ * whiteouts: one per deleted subtree, none under a deleted parent, none for paths left out of the
+ * capture, and written right after their parent directory, before its other entries. An entry whose
+ * type changed gets a whiteout too, then its new self.
  */
-const BLOCK = 512;
-const TYPEFLAG = {
-    file: 0x30, // '0'
-    hardlink: 0x31, // '1'
-    symlink: 0x32, // '2'
-    char: 0x33, // '3'
-    block: 0x34, // '4'
-    dir: 0x35, // '5'
-    fifo: 0x36, // '6'
-};
-const PAX_TYPEFLAG = 0x78; // 'x'
-const MAX_OCTAL_8 = 0o7777777; // 8-byte numeric field: 7 octal digits + NUL
-const MAX_OCTAL_12 = 0o77777777777; // 12-byte field: 11 octal digits + NUL
-/** Encodes one entry's header blocks: an optional PAX header (with its data) and the ustar header. */
-function encodeHeader(h) {
-    const name = h.type === 'dir' ? withTrailingSlash(h.name) : h.name;
-    const pax = [];
-    const split = splitUstarName(name);
-    if (!split)
-        pax.push(['path', name]);
-    const link = h.linkName ?? EMPTY;
-    if (link.length > 100)
-        pax.push(['linkpath', link]);
-    if (h.uid > MAX_OCTAL_8)
-        pax.push(['uid', ascii(String(h.uid))]);
-    if (h.gid > MAX_OCTAL_8)
-        pax.push(['gid', ascii(String(h.gid))]);
-    if (h.size > MAX_OCTAL_12)
-        pax.push(['size', ascii(String(h.size))]);
-    if (h.mtimeNsec !== 0 || h.mtimeSec < 0 || h.mtimeSec > MAX_OCTAL_12) {
-        pax.push(['mtime', ascii(formatPaxTime(h.mtimeSec, h.mtimeNsec))]);
+async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
+    const leftOut = new Set([
+        ...excluded.map((e) => e.path.toString('latin1')),
+        ...sockets.map((s) => s.toString('latin1')),
+    ]);
+    const isLeftOut = (p) => {
+        for (let q = p; q.length; q = parentOf(q))
+            if (leftOut.has(q.toString('latin1')))
+                return true;
+        return false;
+    };
+    const include = new Uint8Array(entries.length);
+    const whiteouts = new Map(); // parent path (latin1) → names
+    let changed = 0;
+    let deleted = 0;
+    const addWhiteout = (p) => {
+        const key = parentOf(p).toString('latin1');
+        const name = p.subarray(p.lastIndexOf(0x2f) + 1);
+        whiteouts.set(key, [...(whiteouts.get(key) ?? []), name]);
+        deleted++;
+    };
+    let i = 0;
+    let gone = null; // a deleted directory: its old contents need no whiteouts of their own
+    for await (const rec of readBaseline(file, root)) {
+        if (gone && isInside(rec.path, gone))
+            continue;
+        gone = null;
+        while (i < entries.length && compareWalkOrder(entries[i].path, rec.path) < 0) {
+            include[i++] = 1; // new since the baseline
+            changed++;
+        }
+        const e = entries[i];
+        if (e && e.path.equals(rec.path)) {
+            if (e.kind !== rec.kind) {
+                addWhiteout(rec.path);
+                if (rec.kind === 'dir')
+                    gone = rec.path;
+                include[i] = 1;
+                changed++;
+            }
+            else if (stateOf(e) !== rec.state) {
+                include[i] = 1;
+                changed++;
+            }
+            i++;
+        }
+        else if (!isLeftOut(rec.path)) {
+            addWhiteout(rec.path);
+            if (rec.kind === 'dir')
+                gone = rec.path;
+        }
     }
-    // Sorted by name so the record order never depends on the order the filesystem listed them.
-    const xattrs = [...(h.xattrs ?? [])].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    for (const [key, value] of xattrs)
-        pax.push([`SCHILY.xattr.${key}`, value]);
-    const ustar = ustarBlock({
-        name: split?.name ?? truncateName(name),
-        prefix: split?.prefix ?? EMPTY,
-        mode: h.mode & 0o7777,
-        uid: h.uid,
-        gid: h.gid,
-        size: h.type === 'file' ? h.size : 0,
-        mtime: Math.min(Math.max(h.mtimeSec, 0), MAX_OCTAL_12),
-        typeflag: TYPEFLAG[h.type],
-        linkName: link.length > 100 ? link.subarray(0, 100) : link,
-        devMajor: h.devMajor ?? 0,
-        devMinor: h.devMinor ?? 0,
+    for (; i < entries.length; i++, changed++)
+        include[i] = 1;
+    // Parent directories of every change and of every whiteout come along.
+    const indexOf = new Map();
+    entries.forEach((e, idx) => e.kind === 'dir' && indexOf.set(e.path.toString('latin1'), idx));
+    const needParents = (p) => {
+        for (let q = parentOf(p); q.length; q = parentOf(q)) {
+            const idx = indexOf.get(q.toString('latin1'));
+            if (idx === undefined || include[idx] === 2)
+                break;
+            include[idx] = include[idx] || 2;
+        }
+    };
+    entries.forEach((e, idx) => include[idx] === 1 && needParents(e.path));
+    for (const parent of whiteouts.keys()) {
+        const p = Buffer.from(parent, 'latin1');
+        if (p.length === 0)
+            continue;
+        const idx = indexOf.get(parent);
+        if (idx !== undefined)
+            include[idx] = include[idx] || 2;
+        needParents(p);
+    }
+    const out = [];
+    const emitWhiteouts = (parent) => {
+        const names = whiteouts.get(parent.toString('latin1'));
+        if (!names)
+            return;
+        names.sort(Buffer.compare);
+        for (const name of names)
+            out.push(whiteoutEntry(parent, name));
+    };
+    emitWhiteouts(Buffer.alloc(0));
+    entries.forEach((e, idx) => {
+        if (!include[idx])
+            return;
+        out.push(e);
+        if (e.kind === 'dir')
+            emitWhiteouts(e.path);
     });
-    if (pax.length === 0)
-        return ustar;
-    const body = encodePaxRecords(pax);
-    const paxHeader = ustarBlock({
-        // Like GNU tar and Go: a stable, descriptive name for the extended header itself.
-        name: truncateName(Buffer.concat([ascii('PaxHeaders/'), split?.name ?? truncateName(name)])),
-        prefix: EMPTY,
-        mode: 0o644,
+    return { entries: out, changed, deleted };
+}
+function whiteoutEntry(parent, name) {
+    const p = Buffer.concat(parent.length ? [parent, Buffer.from('/.wh.'), name] : [Buffer.from('.wh.'), name]);
+    return {
+        path: p,
+        kind: 'whiteout',
+        mode: 0,
         uid: 0,
         gid: 0,
-        size: body.length,
-        mtime: 0,
-        typeflag: PAX_TYPEFLAG,
-        linkName: EMPTY,
-        devMajor: 0,
-        devMinor: 0,
-    });
-    return Buffer.concat([paxHeader, body, zeroPad(body.length), ustar]);
-}
-/** Zero bytes that pad `size` bytes of data up to a whole block. */
-function zeroPad(size) {
-    const rest = size % BLOCK;
-    return rest === 0 ? EMPTY : Buffer.alloc(BLOCK - rest);
-}
-/** The end-of-archive marker: two zero blocks. */
-const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
-/** `"%d %s=%s\n"` records whose length prefix counts itself (pax, "extended header records"). */
-function encodePaxRecords(records) {
-    const parts = [];
-    for (const [key, value] of records) {
-        const rest = 1 + Buffer.byteLength(key) + 1 + value.length + 1; // " key=value\n"
-        // The length prefix counts its own digits: grow it until it is a fixed point.
-        let len = rest + 1;
-        while (rest + String(len).length !== len)
-            len = rest + String(len).length;
-        // Keys are UTF-8 (xattr names may not be ASCII), and the length counted them as such.
-        parts.push(Buffer.from(`${len} ${key}=`, 'utf8'), value, NEWLINE);
-    }
-    return Buffer.concat(parts);
-}
-function formatPaxTime(sec, nsec) {
-    if (nsec === 0)
-        return String(sec);
-    // A negative time with a fraction: -1.25 means 1.25 s before the epoch, so (sec, nsec) = (-2, 750e6).
-    const negative = sec < 0;
-    const whole = negative ? -(sec + 1) : sec;
-    const frac = negative ? 1e9 - nsec : nsec;
-    const digits = String(frac).padStart(9, '0').replace(/0+$/, '');
-    return `${negative ? '-' : ''}${whole}.${digits}`;
-}
-function ustarBlock(f) {
-    const b = Buffer.alloc(BLOCK);
-    f.name.copy(b, 0, 0, 100);
-    writeNumeric(b, 100, 8, f.mode);
-    writeNumeric(b, 108, 8, Math.min(f.uid, MAX_OCTAL_8));
-    writeNumeric(b, 116, 8, Math.min(f.gid, MAX_OCTAL_8));
-    writeNumeric(b, 124, 12, f.size);
-    writeNumeric(b, 136, 12, f.mtime);
-    b.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
-    b[156] = f.typeflag;
-    f.linkName.copy(b, 157, 0, 100);
-    b.write('ustar\x0000', 257, 'latin1');
-    // uname/gname stay empty: numeric ids are the truth in an image, names would depend on this host.
-    writeNumeric(b, 329, 8, f.devMajor);
-    writeNumeric(b, 337, 8, f.devMinor);
-    f.prefix.copy(b, 345, 0, 155);
-    let sum = 0;
-    for (let i = 0; i < BLOCK; i++)
-        sum += b[i];
-    b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
-    return b;
-}
-/** Octal, zero padded, NUL terminated; base-256 (GNU) when it does not fit, as readers expect. */
-function writeNumeric(b, offset, width, value) {
-    const octal = value.toString(8);
-    if (value >= 0 && octal.length <= width - 1) {
-        b.write(octal.padStart(width - 1, '0') + '\0', offset, 'latin1');
-        return;
-    }
-    let v = BigInt(value);
-    for (let i = offset + width - 1; i > offset; i--) {
-        b[i] = Number(v & 0xffn);
-        v >>= 8n;
-    }
-    b[offset] = 0x80;
-}
-/** Splits a name into ustar prefix (≤155) and name (≤100) at a `/`, or null when it cannot fit. */
-function splitUstarName(name) {
-    if (name.length <= 100)
-        return { prefix: EMPTY, name };
-    if (name.length > 256)
-        return null;
-    // The name part must be non-empty: the last `/` that leaves ≤100 bytes after it and ≤155 before it.
-    for (let i = Math.min(155, name.length - 2); i >= name.length - 101 && i > 0; i--) {
-        if (name[i] === 0x2f)
-            return { prefix: name.subarray(0, i), name: name.subarray(i + 1) };
-    }
-    return null;
-}
-function truncateName(name) {
-    return name.length > 100 ? name.subarray(0, 100) : name;
-}
-function withTrailingSlash(name) {
-    return name[name.length - 1] === 0x2f ? name : Buffer.concat([name, tar_SLASH]);
-}
-function ascii(s) {
-    return Buffer.from(s, 'latin1');
-}
-const EMPTY = Buffer.alloc(0);
-const tar_SLASH = Buffer.from('/');
-const NEWLINE = Buffer.from('\n');
-
-;// CONCATENATED MODULE: ./src/layer/write.ts
-
-
-
-
-
-
-
-/** A sink that keeps nothing: a pass that only computes a layer's digests. */
-const DISCARD = {
-    create: async () => ({
-        stream: new external_node_stream_.Writable({ write: (_c, _e, done) => done() }),
-        commit: async () => { },
-        abort: async () => { },
-    }),
-};
-const READ_CHUNK = 1024 * 1024;
-/** Headers and small files are gathered into batches this big: fewer, larger writes into zlib. */
-const BATCH = 256 * 1024;
-/**
- * Writes one layer: a deterministic tar of the given entries, digested before and after compression
- * in the same pass, streamed into `sink`. Nothing is held whole in memory.
- */
-async function writeLayer(input, sink, expected) {
-    const diff = new HashTap();
-    const compressed = new HashTap();
-    const pending = await sink.create(expected);
-    try {
-        await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(tarStream(input), { objectMode: false, highWaterMark: BATCH }), diff, compressor(input.compression, input.level), compressed, pending.stream);
-        const descriptor = {
-            mediaType: LAYER_MEDIA_TYPE[input.compression],
-            digest: compressed.digest(),
-            size: compressed.bytes,
-        };
-        await pending.commit(descriptor.digest, descriptor.size);
-        return { descriptor, diffId: diff.digest(), uncompressedSize: diff.bytes, entries: input.indices.length };
-    }
-    catch (err) {
-        await pending.abort();
-        throw err;
-    }
-}
-/** Passes bytes through unchanged while hashing and counting them. */
-class HashTap extends external_node_stream_.Transform {
-    bytes = 0;
-    hash = (0,external_node_crypto_.createHash)('sha256');
-    hex;
-    _transform(chunk, _enc, done) {
-        this.hash.update(chunk);
-        this.bytes += chunk.length;
-        done(null, chunk);
-    }
-    digest() {
-        this.hex ??= this.hash.digest('hex');
-        return `sha256:${this.hex}`;
-    }
-}
-const write_SLASH = Buffer.from('/');
-/** The tar bytes of a layer, entry by entry, in the order of `indices`. */
-async function* tarStream(input) {
-    const { entries, indices, root, log } = input;
-    const rootBuf = Buffer.from(root.replace(/\/+$/, ''));
-    const firstOfGroup = new Map();
-    let batch = [];
-    let batched = 0;
-    const flush = () => {
-        const out = batch.length === 1 ? batch[0] : Buffer.concat(batch, batched);
-        batch = [];
-        batched = 0;
-        return out;
+        size: 0,
+        allocated: 0,
+        mtimeSec: 0,
+        mtimeNsec: 0,
+        ctimeSec: 0,
+        ctimeNsec: 0,
+        ino: 0,
     };
-    const add = (b) => {
-        batch.push(b);
-        batched += b.length;
-    };
-    for (const i of indices) {
-        const e = entries[i];
-        const header = headerOf(e);
-        if (e.kind !== 'file') {
-            add(encodeHeader(header));
-        }
-        else if (e.linkGroup && firstOfGroup.has(e.linkGroup)) {
-            add(encodeHeader({ ...header, type: 'hardlink', size: 0, linkName: firstOfGroup.get(e.linkGroup) }));
-        }
-        else {
-            const abs = Buffer.concat([rootBuf, write_SLASH, e.path]);
-            const file = await openForRead(abs);
-            if (!file) {
-                log.warn(`${abs.toString()} vanished or stopped being a regular file before it was read; left out`);
-                continue;
-            }
-            if (e.linkGroup)
-                firstOfGroup.set(e.linkGroup, e.path);
-            try {
-                add(encodeHeader(header));
-                if (e.size <= BATCH) {
-                    for await (const chunk of readExactly(file, e.size, abs, log))
-                        add(chunk);
-                }
-                else {
-                    if (batched)
-                        yield flush();
-                    for await (const chunk of readExactly(file, e.size, abs, log))
-                        yield chunk;
-                }
-                add(zeroPad(e.size));
-                await warnIfChanged(file, e, abs, log);
-            }
-            finally {
-                await file.close();
-            }
-        }
-        if (batched >= BATCH)
-            yield flush();
-    }
-    add(END_OF_ARCHIVE);
-    yield flush();
 }
-function headerOf(e) {
+
+;// CONCATENATED MODULE: ./src/diff/changes.ts
+
+
+/** Decides how changes are found, and finds them: against the baseline, or the whole tree. */
+async function findChanges(opts) {
+    const full = (reason) => ({ entries: opts.scan.entries, method: 'full', reason });
+    if (opts.mode === 'full')
+        return full('changes: full');
+    if (!opts.hasBase) {
+        if (opts.mode === 'baseline')
+            throw new BaselineError('changes: baseline needs base-image (or SNAPSHOT_BASE_IMAGE): the image the baseline describes');
+        return full('no base image: the whole tree is captured');
+    }
+    if (!opts.baseline || !(0,external_node_fs_namespaceObject.existsSync)(opts.baseline)) {
+        if (opts.mode === 'baseline')
+            throw new BaselineError(`changes: baseline, but no baseline at ${opts.baseline || '(no path: set baseline)'}: did the pre step run?`);
+        return full('no baseline was recorded (the pre step did not run): the whole tree is captured on top of the base image');
+    }
+    const set = await diffAgainstBaseline(opts.baseline, opts.root, opts.scan.entries, opts.scan.excluded, opts.scan.sockets);
+    opts.log.info(`${set.changed} entries new or changed, ${set.deleted} deleted since the baseline`);
     return {
-        name: e.path,
-        type: e.kind,
-        mode: e.mode,
-        uid: e.uid,
-        gid: e.gid,
-        size: e.kind === 'file' ? e.size : 0,
-        mtimeSec: e.mtimeSec,
-        mtimeNsec: e.mtimeNsec,
-        linkName: e.linkTarget,
-        devMajor: e.devMajor,
-        devMinor: e.devMinor,
-        xattrs: e.xattrs,
+        entries: set.entries,
+        method: 'baseline',
+        reason: `compared with the baseline recorded by the pre step (${opts.baseline})`,
     };
-}
-async function openForRead(abs) {
-    // O_NOATIME: reading for a snapshot must not change what a later snapshot compares.
-    const flags = external_node_fs_namespaceObject.constants.O_RDONLY | external_node_fs_namespaceObject.constants.O_NOFOLLOW;
-    for (const extra of [external_node_fs_namespaceObject.constants.O_NOATIME ?? 0, 0]) {
-        try {
-            const file = await (0,promises_namespaceObject.open)(abs, flags | extra | external_node_fs_namespaceObject.constants.O_NONBLOCK);
-            // Replaced by a directory or a fifo since the walk: not the file the header would describe.
-            if ((await file.stat()).isFile())
-                return file;
-            await file.close();
-            return null;
-        }
-        catch (err) {
-            const code = err.code;
-            if (code === 'ENOENT' || code === 'ELOOP')
-                return null; // gone, or replaced by a symlink
-            if (code !== 'EPERM' || extra === 0)
-                throw err;
-        }
-    }
-    return null;
-}
-/**
- * Exactly `size` bytes, whatever the file does meanwhile: the header already promised that many. A
- * file that shrank is padded with zeros, one that grew is cut; both are warned about.
- */
-async function* readExactly(file, size, abs, log) {
-    let pos = 0;
-    while (pos < size) {
-        const want = Math.min(READ_CHUNK, size - pos);
-        const buf = Buffer.allocUnsafe(want);
-        const { bytesRead } = await file.read(buf, 0, want, pos);
-        if (bytesRead === 0) {
-            log.warn(`${abs.toString()} shrank while it was read (${pos} of ${size} bytes); the rest is written as zeros`);
-            for (let left = size - pos; left > 0; left -= READ_CHUNK)
-                yield Buffer.alloc(Math.min(left, READ_CHUNK));
-            return;
-        }
-        pos += bytesRead;
-        yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
-    }
-}
-async function warnIfChanged(file, e, abs, log) {
-    const st = await file.stat({ bigint: true });
-    const mtimeNs = BigInt(e.mtimeSec) * 1000000000n + BigInt(e.mtimeNsec);
-    if (st.size > BigInt(e.size)) {
-        log.warn(`${abs.toString()} grew while it was read; captured its first ${e.size} bytes`);
-    }
-    else if (st.size === BigInt(e.size) && st.mtimeNs !== mtimeNs) {
-        log.warn(`${abs.toString()} changed while it was read; its content may be a mix of before and after`);
-    }
-}
-
-;// CONCATENATED MODULE: ./src/layer/fingerprint.ts
-
-/** Annotation on a layer descriptor: what the layer was made from, so an unchanged one is not re-read. */
-const FINGERPRINT_ANNOTATION = 'dev.depot.snapshot.fingerprint';
-/** Bump when the tar bytes for the same entries would change (header format, ordering). */
-const FORMAT = 'snapshot-tar/1';
-/**
- * A digest of everything that decides a layer's bytes without reading file contents: each entry's
- * path, type, mode, owner, size, mtime in ns, link target, device numbers and xattrs, plus the
- * compression. Like make, rsync and kaniko's "redo" mode, it trusts that content which changed also
- * changed size or mtime. Only metadata the image itself carries goes in (no inode, no ctime), so the
- * same tree gives the same fingerprint on any machine.
- */
-function fingerprint(entries, indices, compression, level) {
-    const h = (0,external_node_crypto_.createHash)('sha256');
-    h.update(`${FORMAT} ${compression} ${level}\n`);
-    const groups = new Map();
-    for (const i of indices) {
-        const e = entries[i];
-        // Hardlink groups by their order of appearance in the layer: inode numbers differ across machines.
-        const group = e.linkGroup
-            ? (groups.get(e.linkGroup) ?? groups.set(e.linkGroup, groups.size).get(e.linkGroup))
-            : -1;
-        h.update(e.path);
-        h.update(`\0${e.kind} ${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.devMajor ?? ''} ${e.devMinor ?? ''} ${group}\0`);
-        if (e.linkTarget)
-            h.update(e.linkTarget);
-        for (const [name, value] of e.xattrs ?? []) {
-            h.update(`\0${name}=${value.length}:`);
-            h.update(value);
-        }
-        h.update('\n');
-    }
-    return 'sha256:' + h.digest('hex');
 }
 
 ;// CONCATENATED MODULE: ./src/image/build.ts
@@ -35568,16 +35374,21 @@ function runtimePlatform() {
 }
 /** Builds the config and manifest for the given layers. Same inputs, same bytes, same digests. */
 function buildImage(input) {
-    const history = input.layers.map((l) => ({
-        created: input.created,
-        created_by: 'snapshot-action',
-        comment: l.comment,
-    }));
+    const { base } = input;
+    const history = [
+        ...(base?.config.history ?? []),
+        ...input.layers.map((l) => ({
+            created: input.created,
+            created_by: 'snapshot-action',
+            comment: l.comment,
+        })),
+    ];
     const config = {
         created: input.created,
         ...runtimePlatform(),
-        config: {},
-        rootfs: { type: 'layers', diff_ids: input.layers.map((l) => l.diffId) },
+        // Env, Cmd, Entrypoint, WorkingDir, User, Labels… as the base had them.
+        config: { ...(base?.config.config ?? {}) },
+        rootfs: { type: 'layers', diff_ids: [...(base?.diffIds ?? []), ...input.layers.map((l) => l.diffId)] },
         history,
     };
     const configBlob = jsonBlob(config, MediaType.config);
@@ -35586,11 +35397,15 @@ function buildImage(input) {
         annotations[Annotation.source] = input.source;
     if (input.revision)
         annotations[Annotation.revision] = input.revision;
+    if (base) {
+        annotations[Annotation.baseName] = base.name;
+        annotations[Annotation.baseDigest] = base.digest;
+    }
     const manifest = {
         schemaVersion: 2,
         mediaType: MediaType.manifest,
         config: configBlob.descriptor,
-        layers: input.layers.map((l) => l.descriptor),
+        layers: [...(base?.layers ?? []), ...input.layers.map((l) => l.descriptor)],
         annotations,
     };
     return { config: configBlob, manifest: jsonBlob(manifest, MediaType.manifest) };
@@ -35600,117 +35415,6 @@ function rfc3339(sec, nsec = 0) {
     const base = new Date(sec * 1000).toISOString().slice(0, 19);
     const frac = nsec ? '.' + String(nsec).padStart(9, '0').replace(/0+$/, '') : '';
     return `${base}${frac}Z`;
-}
-
-;// CONCATENATED MODULE: ./src/layout/layout.ts
-
-
-
-
-
-
-class LayoutError extends Error {
-}
-/**
- * An OCI image layout (image-spec `image-layout.md`) written atomically: everything goes to a sibling
- * staging directory that replaces `output` only once complete, so a failed or interrupted run leaves
- * whatever was at `output` untouched.
- */
-class LayoutWriter {
-    output;
-    staging;
-    constructor(output, 
-    /** Where the layout is built; the walk must leave it out when `output` lies inside `root`. */
-    staging) {
-        this.output = output;
-        this.staging = staging;
-    }
-    /** Refuses an `output` that is a file or a non-empty directory other than an image layout. */
-    static async create(output) {
-        const target = external_node_path_default().resolve(output);
-        await checkReplaceable(target);
-        const staging = external_node_path_default().join(external_node_path_default().dirname(target), `.${external_node_path_default().basename(target)}.partial-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}`);
-        try {
-            await (0,promises_namespaceObject.mkdir)(external_node_path_default().join(staging, 'blobs', 'sha256'), { recursive: true, mode: 0o755 });
-        }
-        catch (err) {
-            throw new LayoutError(`cannot create the output directory next to ${target}: ${err.message}`);
-        }
-        return new LayoutWriter(target, staging);
-    }
-    async create() {
-        const tmp = external_node_path_default().join(this.staging, 'blobs', `.tmp-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`);
-        const stream = (0,external_node_fs_namespaceObject.createWriteStream)(tmp, { mode: 0o644 });
-        return {
-            stream,
-            commit: async (digest) => (0,promises_namespaceObject.rename)(tmp, this.blobPath(digest)),
-            abort: async () => (0,promises_namespaceObject.rm)(tmp, { force: true }),
-        };
-    }
-    async putJson(blob) {
-        await (0,promises_namespaceObject.writeFile)(this.blobPath(blob.descriptor.digest), blob.bytes, { mode: 0o644 });
-    }
-    /** Writes `oci-layout` and `index.json` (one descriptor per tag) and moves the layout into place. */
-    async finish(manifest, tags) {
-        const index = {
-            schemaVersion: 2,
-            mediaType: MediaType.index,
-            manifests: tags.map((tag) => ({ ...manifest, annotations: { [Annotation.refName]: tag } })),
-        };
-        await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-        await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes);
-        await replaceDirectory(this.staging, this.output);
-    }
-    async abort() {
-        await (0,promises_namespaceObject.rm)(this.staging, { recursive: true, force: true });
-    }
-    blobPath(digest) {
-        return external_node_path_default().join(this.staging, 'blobs', 'sha256', digest.slice('sha256:'.length));
-    }
-}
-async function checkReplaceable(target) {
-    let st;
-    try {
-        st = await (0,promises_namespaceObject.lstat)(target);
-    }
-    catch {
-        return; // nothing there yet
-    }
-    if (!st.isDirectory())
-        throw new LayoutError(`output ${target} exists and is not a directory; choose another path`);
-    const names = await (0,promises_namespaceObject.readdir)(target);
-    if (names.length === 0)
-        return;
-    const isLayout = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(target, 'oci-layout'), 'utf8')
-        .then((s) => typeof JSON.parse(s)?.imageLayoutVersion === 'string')
-        .catch(() => false);
-    if (!isLayout) {
-        throw new LayoutError(`output ${target} is a non-empty directory that is not an OCI image layout; refusing to overwrite it`);
-    }
-}
-/** Moves `staging` to `target`, swapping out an old layout only after the new one is in place. */
-async function replaceDirectory(staging, target) {
-    const old = `${staging}.old`;
-    let hadOld = false;
-    try {
-        await (0,promises_namespaceObject.rename)(target, old);
-        hadOld = true;
-    }
-    catch (err) {
-        const code = err.code;
-        if (code !== 'ENOENT')
-            throw err;
-    }
-    try {
-        await (0,promises_namespaceObject.rename)(staging, target);
-    }
-    catch (err) {
-        if (hadOld)
-            await (0,promises_namespaceObject.rename)(old, target); // put the previous layout back
-        throw err;
-    }
-    if (hadOld)
-        await (0,promises_namespaceObject.rm)(old, { recursive: true, force: true });
 }
 
 ;// CONCATENATED MODULE: ./src/registry/errors.ts
@@ -35772,29 +35476,35 @@ function oneLine(s) {
 ;// CONCATENATED MODULE: ./src/registry/blobs.ts
 
 
+
 /** Chunks of a streamed upload. ≥ 5 MiB, which ECR requires; small enough to hold one per upload. */
 const CHUNK_SIZE = 8 * 1024 * 1024;
 /** Blob operations on one repository (distribution-spec v1.1 "Pushing blobs"). */
 class Repository {
     client;
     name;
+    access;
     /** Bytes actually sent in blob bodies. */
     uploaded = 0;
     /** Blobs skipped because present, mounted from another repository, or sent. */
     counts = { present: 0, mounted: 0, uploaded: 0 };
-    constructor(client, name) {
+    constructor(client, name, 
+    /** What this run does there: push to the target, only pull from a base image's repository. */
+    access = 'push') {
         this.client = client;
         this.name = name;
+        this.access = access;
     }
-    get pushScope() {
-        return `repository:${this.name}:pull,push`;
+    /** The token scope for this repository, push first (some registries read only the first scope). */
+    get scope() {
+        return `repository:${this.name}:${this.access === 'push' ? 'pull,push' : 'pull'}`;
     }
     async exists(digest) {
         const res = await this.client.request({
             method: 'HEAD',
             url: `/v2/${this.name}/blobs/${digest}`,
             what: `checking blob ${blobs_short(digest)}`,
-            scopes: [this.pushScope],
+            scopes: [this.scope],
             ok: [200, 404],
         });
         await res.body?.cancel();
@@ -35806,7 +35516,7 @@ class Repository {
             method: 'POST',
             url: `/v2/${this.name}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`,
             what: `mounting ${blobs_short(digest)} from ${from}`,
-            scopes: [this.pushScope, `repository:${from}:pull`],
+            scopes: [this.scope, `repository:${from}:pull`],
             ok: [201, 202],
             headers: { 'Content-Length': '0' },
         });
@@ -35838,6 +35548,40 @@ class Repository {
         this.uploaded += bytes.length;
         this.counts.uploaded++;
     }
+    /** GET a blob as a stream (a base layer to copy or to write into a layout). */
+    async openBlob(digest) {
+        const res = await this.client.request({
+            method: 'GET',
+            url: `/v2/${this.name}/blobs/${digest}`,
+            what: `reading blob ${blobs_short(digest)} from ${this.name}`,
+            scopes: [this.scope],
+            ok: [200],
+            timeoutMs: 30 * 60_000,
+        });
+        if (!res.body)
+            throw new RegistryError(`blob ${digest} of ${this.name} came without a body`);
+        return external_node_stream_.Readable.fromWeb(res.body);
+    }
+    /**
+     * Copies a blob from another registry, streamed from GET to PUT (never through a temp file); the
+     * target checks the digest. Retried from the start when either side fails.
+     */
+    async copyFrom(source, descriptor) {
+        for (let attempt = 1;; attempt++) {
+            const location = await this.startUpload();
+            const pending = this.monolithicUpload(location, descriptor);
+            try {
+                await (0,external_node_stream_promises_namespaceObject.pipeline)(await source.openBlob(descriptor.digest), pending.stream);
+                await pending.commit(descriptor.digest, descriptor.size);
+                return;
+            }
+            catch (err) {
+                await pending.abort();
+                if (attempt >= 3)
+                    throw err;
+            }
+        }
+    }
     /** Set once the registry refused a chunked upload: from then on, digest first, then one PUT. */
     monolithic = false;
     /**
@@ -35866,7 +35610,7 @@ class Repository {
             method: 'PUT',
             url,
             what: `uploading ${blobs_short(expected.digest)}`,
-            scopes: [this.pushScope],
+            scopes: [this.scope],
             ok: [201, 204],
             headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(expected.size) },
             stream: body,
@@ -35897,7 +35641,7 @@ class Repository {
             method: 'POST',
             url: `/v2/${this.name}/blobs/uploads/`,
             what: `starting an upload to ${this.name}`,
-            scopes: [this.pushScope],
+            scopes: [this.scope],
             ok: [202],
             headers: { 'Content-Length': '0' },
         });
@@ -35912,7 +35656,7 @@ class Repository {
             method: 'PUT',
             url,
             what: `completing the upload of ${blobs_short(digest)}`,
-            scopes: [this.pushScope],
+            scopes: [this.scope],
             ok: [201, 204],
             headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(last.length) },
             body: last,
@@ -35928,7 +35672,7 @@ class Repository {
                 method: 'DELETE',
                 url: location,
                 what: 'cancelling an upload',
-                scopes: [this.pushScope],
+                scopes: [this.scope],
                 ok: [200, 202, 204, 404],
             });
             await res.body?.cancel();
@@ -36024,7 +35768,7 @@ class ChunkedUpload {
                     method: 'PATCH',
                     url: this.location,
                     what: `uploading a chunk at ${start}`,
-                    scopes: [this.repo.pushScope],
+                    scopes: [this.repo.scope],
                     ok: [202, 201, 204],
                     headers: {
                         'Content-Type': 'application/octet-stream',
@@ -36062,7 +35806,7 @@ class ChunkedUpload {
                 method: 'GET',
                 url: this.location,
                 what: 'checking an upload',
-                scopes: [this.repo.pushScope],
+                scopes: [this.repo.scope],
                 ok: [204, 200],
             });
             await res.body?.cancel();
@@ -36552,7 +36296,7 @@ async function getManifest(repo, reference) {
         method: 'GET',
         url: `/v2/${repo.name}/manifests/${reference}`,
         what: `reading ${repo.name}:${reference}`,
-        scopes: [repo.pushScope],
+        scopes: [repo.scope],
         ok: [200, 404],
         headers: { Accept: ACCEPT },
     }, MANIFEST_LIMIT);
@@ -36575,7 +36319,7 @@ async function getJsonBlob(repo, digest) {
         method: 'GET',
         url: `/v2/${repo.name}/blobs/${digest}`,
         what: `reading blob ${digest.slice(0, 19)}`,
-        scopes: [repo.pushScope],
+        scopes: [repo.scope],
         ok: [200],
     }, CONFIG_LIMIT);
     if (sha256(bytes) !== digest)
@@ -36589,7 +36333,7 @@ async function putManifest(repo, tag, bytes, mediaType) {
         method: 'PUT',
         url: `/v2/${repo.name}/manifests/${tag}`,
         what: `tagging ${repo.name}:${tag}`,
-        scopes: [repo.pushScope],
+        scopes: [repo.scope],
         ok: [201, 200, 204],
         headers: { 'Content-Type': mediaType },
         body: bytes,
@@ -36610,6 +36354,731 @@ function parseJson(bytes) {
     catch {
         throw new RegistryError('the registry answered something that is not JSON');
     }
+}
+
+;// CONCATENATED MODULE: ./src/registry/base.ts
+
+
+
+
+
+
+
+
+/** Docker's layer media types name the same bytes as OCI's: renamed, digests unchanged. */
+const OCI_LAYER_TYPE = {
+    'application/vnd.docker.image.rootfs.diff.tar.gzip': MediaType.layerGzip,
+    'application/vnd.docker.image.rootfs.diff.tar': MediaType.layerTar,
+};
+/**
+ * Reads a base image's manifest (OCI or Docker schema 2; from an index or manifest list, the entry for
+ * this runtime's platform) and config.
+ */
+async function resolveBase(opts) {
+    const reference = parseReference(opts.ref);
+    if (!reference.tag && !reference.digest)
+        reference.tag = 'latest';
+    const name = format(reference);
+    const sameRegistry = reference.registry === opts.targetRegistry;
+    const credentials = await resolveCredentials(reference.registry, sameRegistry ? opts.credentials : {});
+    const insecure = (sameRegistry && opts.insecureRegistry) || isLoopback(reference.registry.replace(/:\d+$/, ''));
+    const client = new RegistryClient({ registry: reference.registry, credentials, insecure, log: opts.log });
+    const repository = new Repository(client, reference.repository, 'pull');
+    const fail = (why) => new RegistryError(`base-image ${name}: ${why}`);
+    let fetched = await getManifest(repository, reference.digest ?? reference.tag).catch((err) => {
+        throw fail(err.message);
+    });
+    if (!fetched)
+        throw fail('not found (check the reference, or push it first)');
+    let manifest = parseJson(fetched.bytes);
+    if (Array.isArray(manifest.manifests)) {
+        const want = runtimePlatform();
+        const matches = manifest.manifests.filter((d) => d.platform?.os === want.os && d.platform?.architecture === want.architecture);
+        const entry = matches.find((d) => !want.variant || !d.platform?.variant || d.platform.variant === want.variant) ??
+            matches[0];
+        if (!entry) {
+            const offered = manifest.manifests
+                .map((d) => `${d.platform?.os}/${d.platform?.architecture}`)
+                .join(', ');
+            throw fail(`has no image for ${want.os}/${want.architecture} (it has ${offered || 'none'})`);
+        }
+        fetched = await getManifest(repository, entry.digest);
+        if (!fetched)
+            throw fail(`its ${want.architecture} manifest ${entry.digest} is missing`);
+        manifest = parseJson(fetched.bytes);
+    }
+    if (!Array.isArray(manifest.layers) || !manifest.config?.digest)
+        throw fail(`is not an image manifest (${fetched.mediaType})`);
+    const config = await getImageConfig(repository, manifest);
+    const diffIds = config.rootfs?.diff_ids ?? [];
+    if (diffIds.length !== manifest.layers.length)
+        throw fail(`its config lists ${diffIds.length} layers, its manifest ${manifest.layers.length}`);
+    const layers = manifest.layers.map((d) => ({
+        mediaType: OCI_LAYER_TYPE[d.mediaType] ?? d.mediaType,
+        digest: d.digest,
+        size: d.size,
+        ...(d.annotations ? { annotations: d.annotations } : {}),
+    }));
+    opts.log.info(`base image ${name}: ${fetched.digest}, ${layers.length} layers`);
+    return { name, digest: fetched.digest, layers, diffIds, config, repository, reference };
+}
+
+;// CONCATENATED MODULE: ./src/layer/partition.ts
+/** Bytes a tar header costs, counted so a tree of many empty files still splits. */
+const HEADER_COST = 512;
+/** Past this many layers, pulls get slow and old overlayfs stacks fail: raise the target instead. */
+const MAX_LAYERS = 100;
+/**
+ * Splits entries (depth-first, parents first) into layers of about `target` bytes by subtree.
+ *
+ * A directory whose subtree fits stays whole in one layer; a larger one is split among its children,
+ * its own entry leading the first of its layers. Siblings that fit are packed together in name order.
+ * So layer boundaries depend only on the tree's shape near the change: editing a file inside
+ * `usr/lib/python3` changes that subtree's layer, not the others. Every member of a hardlink group
+ * is written in the layer of the group's first member, since a hardlink can only point within a layer.
+ */
+function partition(entries, target) {
+    const { end, bytes } = subtreeExtents(entries);
+    let plans = split(entries, end, bytes, target);
+    for (let t = target * 2; plans.length > MAX_LAYERS; t *= 2)
+        plans = split(entries, end, bytes, t);
+    return keepHardlinksTogether(entries, plans).filter((p) => p.indices.length > 0);
+}
+/** For each entry: one past the index of its last descendant, and the bytes of its whole subtree. */
+function subtreeExtents(entries) {
+    const n = entries.length;
+    const end = new Int32Array(n);
+    const bytes = new Float64Array(n);
+    const stack = [];
+    const closeUntil = (i) => {
+        while (stack.length && !partition_isInside(entries[i].path, entries[stack[stack.length - 1]].path)) {
+            const top = stack.pop();
+            end[top] = i;
+            if (stack.length)
+                bytes[stack[stack.length - 1]] += bytes[top];
+        }
+    };
+    for (let i = 0; i < n; i++) {
+        closeUntil(i);
+        bytes[i] = HEADER_COST + entries[i].size;
+        if (entries[i].kind === 'dir')
+            stack.push(i);
+        else {
+            end[i] = i + 1;
+            if (stack.length)
+                bytes[stack[stack.length - 1]] += bytes[i];
+        }
+    }
+    while (stack.length) {
+        const top = stack.pop();
+        end[top] = n;
+        if (stack.length)
+            bytes[stack[stack.length - 1]] += bytes[top];
+    }
+    return { end, bytes };
+}
+function partition_isInside(child, dir) {
+    return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
+}
+function split(entries, end, bytes, target) {
+    const plans = [];
+    const level = (from, to, lead) => {
+        let pending = lead === null ? [] : [lead];
+        let pendingBytes = lead === null ? 0 : HEADER_COST;
+        let first = -1;
+        let last = -1;
+        const flush = () => {
+            if (pending.length === 0)
+                return;
+            plans.push({ indices: pending, label: labelOf(entries, lead, first, last), bytes: pendingBytes });
+            pending = [];
+            pendingBytes = 0;
+            first = last = -1;
+        };
+        for (let i = from; i < to; i = end[i]) {
+            if (bytes[i] > target && entries[i].kind === 'dir') {
+                flush();
+                level(i + 1, end[i], i);
+                continue;
+            }
+            if (first >= 0 && pendingBytes + bytes[i] > target)
+                flush();
+            for (let j = i; j < end[i]; j++)
+                pending.push(j);
+            pendingBytes += bytes[i];
+            if (first < 0)
+                first = i;
+            last = i;
+        }
+        flush();
+    };
+    level(0, entries.length, null);
+    return plans;
+}
+function labelOf(entries, lead, first, last) {
+    const parent = lead === null ? '' : entries[lead].path.toString() + '/';
+    if (first < 0)
+        return parent || '/';
+    const base = (i) => entries[i].path.subarray(entries[i].path.lastIndexOf(0x2f) + 1).toString();
+    if (first === last)
+        return parent + base(first);
+    return `${parent}{${base(first)} … ${base(last)}}`;
+}
+function keepHardlinksTogether(entries, plans) {
+    const layerOf = new Int32Array(entries.length);
+    plans.forEach((p, l) => p.indices.forEach((i) => (layerOf[i] = l)));
+    const home = new Map();
+    const moved = new Set();
+    for (let i = 0; i < entries.length; i++) {
+        const group = entries[i].linkGroup;
+        if (!group)
+            continue;
+        const l = home.get(group);
+        if (l === undefined)
+            home.set(group, layerOf[i]);
+        else if (l !== layerOf[i]) {
+            moved.add(i);
+            plans[l].indices.push(i);
+            plans[l].bytes += HEADER_COST;
+        }
+    }
+    if (moved.size === 0)
+        return plans;
+    for (const p of plans) {
+        p.indices = p.indices.filter((i) => !moved.has(i) || plans[layerOf[i]] !== p);
+        p.indices.sort((a, b) => a - b);
+    }
+    return plans;
+}
+
+;// CONCATENATED MODULE: ./src/layer/tar.ts
+/**
+ * Byte-exact tar headers (POSIX ustar + PAX extended headers, pax interchange format, IEEE 1003.1-2001).
+ *
+ * We write headers ourselves instead of through tar-stream because its PAX records are built from JS
+ * strings (UTF-8 re-encoded) and its ustar mtime has whole seconds: a non-UTF-8 name, a binary
+ * `security.capability` value or a nanosecond mtime would not survive. Every field is set explicitly so
+ * the same entry always gives the same bytes.
+ */
+const BLOCK = 512;
+const TYPEFLAG = {
+    file: 0x30, // '0'
+    hardlink: 0x31, // '1'
+    symlink: 0x32, // '2'
+    char: 0x33, // '3'
+    block: 0x34, // '4'
+    dir: 0x35, // '5'
+    fifo: 0x36, // '6'
+};
+const PAX_TYPEFLAG = 0x78; // 'x'
+const MAX_OCTAL_8 = 0o7777777; // 8-byte numeric field: 7 octal digits + NUL
+const MAX_OCTAL_12 = 0o77777777777; // 12-byte field: 11 octal digits + NUL
+/** Encodes one entry's header blocks: an optional PAX header (with its data) and the ustar header. */
+function encodeHeader(h) {
+    const name = h.type === 'dir' ? withTrailingSlash(h.name) : h.name;
+    const pax = [];
+    const split = splitUstarName(name);
+    if (!split)
+        pax.push(['path', name]);
+    const link = h.linkName ?? EMPTY;
+    if (link.length > 100)
+        pax.push(['linkpath', link]);
+    if (h.uid > MAX_OCTAL_8)
+        pax.push(['uid', ascii(String(h.uid))]);
+    if (h.gid > MAX_OCTAL_8)
+        pax.push(['gid', ascii(String(h.gid))]);
+    if (h.size > MAX_OCTAL_12)
+        pax.push(['size', ascii(String(h.size))]);
+    if (h.mtimeNsec !== 0 || h.mtimeSec < 0 || h.mtimeSec > MAX_OCTAL_12) {
+        pax.push(['mtime', ascii(formatPaxTime(h.mtimeSec, h.mtimeNsec))]);
+    }
+    // Sorted by name so the record order never depends on the order the filesystem listed them.
+    const xattrs = [...(h.xattrs ?? [])].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    for (const [key, value] of xattrs)
+        pax.push([`SCHILY.xattr.${key}`, value]);
+    const ustar = ustarBlock({
+        name: split?.name ?? truncateName(name),
+        prefix: split?.prefix ?? EMPTY,
+        mode: h.mode & 0o7777,
+        uid: h.uid,
+        gid: h.gid,
+        size: h.type === 'file' ? h.size : 0,
+        mtime: Math.min(Math.max(h.mtimeSec, 0), MAX_OCTAL_12),
+        typeflag: TYPEFLAG[h.type],
+        linkName: link.length > 100 ? link.subarray(0, 100) : link,
+        devMajor: h.devMajor ?? 0,
+        devMinor: h.devMinor ?? 0,
+    });
+    if (pax.length === 0)
+        return ustar;
+    const body = encodePaxRecords(pax);
+    const paxHeader = ustarBlock({
+        // Like GNU tar and Go: a stable, descriptive name for the extended header itself.
+        name: truncateName(Buffer.concat([ascii('PaxHeaders/'), split?.name ?? truncateName(name)])),
+        prefix: EMPTY,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: body.length,
+        mtime: 0,
+        typeflag: PAX_TYPEFLAG,
+        linkName: EMPTY,
+        devMajor: 0,
+        devMinor: 0,
+    });
+    return Buffer.concat([paxHeader, body, zeroPad(body.length), ustar]);
+}
+/** Zero bytes that pad `size` bytes of data up to a whole block. */
+function zeroPad(size) {
+    const rest = size % BLOCK;
+    return rest === 0 ? EMPTY : Buffer.alloc(BLOCK - rest);
+}
+/** The end-of-archive marker: two zero blocks. */
+const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
+/** `"%d %s=%s\n"` records whose length prefix counts itself (pax, "extended header records"). */
+function encodePaxRecords(records) {
+    const parts = [];
+    for (const [key, value] of records) {
+        const rest = 1 + Buffer.byteLength(key) + 1 + value.length + 1; // " key=value\n"
+        // The length prefix counts its own digits: grow it until it is a fixed point.
+        let len = rest + 1;
+        while (rest + String(len).length !== len)
+            len = rest + String(len).length;
+        // Keys are UTF-8 (xattr names may not be ASCII), and the length counted them as such.
+        parts.push(Buffer.from(`${len} ${key}=`, 'utf8'), value, NEWLINE);
+    }
+    return Buffer.concat(parts);
+}
+function formatPaxTime(sec, nsec) {
+    if (nsec === 0)
+        return String(sec);
+    // A negative time with a fraction: -1.25 means 1.25 s before the epoch, so (sec, nsec) = (-2, 750e6).
+    const negative = sec < 0;
+    const whole = negative ? -(sec + 1) : sec;
+    const frac = negative ? 1e9 - nsec : nsec;
+    const digits = String(frac).padStart(9, '0').replace(/0+$/, '');
+    return `${negative ? '-' : ''}${whole}.${digits}`;
+}
+function ustarBlock(f) {
+    const b = Buffer.alloc(BLOCK);
+    f.name.copy(b, 0, 0, 100);
+    writeNumeric(b, 100, 8, f.mode);
+    writeNumeric(b, 108, 8, Math.min(f.uid, MAX_OCTAL_8));
+    writeNumeric(b, 116, 8, Math.min(f.gid, MAX_OCTAL_8));
+    writeNumeric(b, 124, 12, f.size);
+    writeNumeric(b, 136, 12, f.mtime);
+    b.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
+    b[156] = f.typeflag;
+    f.linkName.copy(b, 157, 0, 100);
+    b.write('ustar\x0000', 257, 'latin1');
+    // uname/gname stay empty: numeric ids are the truth in an image, names would depend on this host.
+    writeNumeric(b, 329, 8, f.devMajor);
+    writeNumeric(b, 337, 8, f.devMinor);
+    f.prefix.copy(b, 345, 0, 155);
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++)
+        sum += b[i];
+    b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+    return b;
+}
+/** Octal, zero padded, NUL terminated; base-256 (GNU) when it does not fit, as readers expect. */
+function writeNumeric(b, offset, width, value) {
+    const octal = value.toString(8);
+    if (value >= 0 && octal.length <= width - 1) {
+        b.write(octal.padStart(width - 1, '0') + '\0', offset, 'latin1');
+        return;
+    }
+    let v = BigInt(value);
+    for (let i = offset + width - 1; i > offset; i--) {
+        b[i] = Number(v & 0xffn);
+        v >>= 8n;
+    }
+    b[offset] = 0x80;
+}
+/** Splits a name into ustar prefix (≤155) and name (≤100) at a `/`, or null when it cannot fit. */
+function splitUstarName(name) {
+    if (name.length <= 100)
+        return { prefix: EMPTY, name };
+    if (name.length > 256)
+        return null;
+    // The name part must be non-empty: the last `/` that leaves ≤100 bytes after it and ≤155 before it.
+    for (let i = Math.min(155, name.length - 2); i >= name.length - 101 && i > 0; i--) {
+        if (name[i] === 0x2f)
+            return { prefix: name.subarray(0, i), name: name.subarray(i + 1) };
+    }
+    return null;
+}
+function truncateName(name) {
+    return name.length > 100 ? name.subarray(0, 100) : name;
+}
+function withTrailingSlash(name) {
+    return name[name.length - 1] === 0x2f ? name : Buffer.concat([name, tar_SLASH]);
+}
+function ascii(s) {
+    return Buffer.from(s, 'latin1');
+}
+const EMPTY = Buffer.alloc(0);
+const tar_SLASH = Buffer.from('/');
+const NEWLINE = Buffer.from('\n');
+
+;// CONCATENATED MODULE: ./src/layer/write.ts
+
+
+
+
+
+
+
+/** A sink that keeps nothing: a pass that only computes a layer's digests. */
+const DISCARD = {
+    create: async () => ({
+        stream: new external_node_stream_.Writable({ write: (_c, _e, done) => done() }),
+        commit: async () => { },
+        abort: async () => { },
+    }),
+};
+const READ_CHUNK = 1024 * 1024;
+/** Headers and small files are gathered into batches this big: fewer, larger writes into zlib. */
+const BATCH = 256 * 1024;
+/**
+ * Writes one layer: a deterministic tar of the given entries, digested before and after compression
+ * in the same pass, streamed into `sink`. Nothing is held whole in memory.
+ */
+async function writeLayer(input, sink, expected) {
+    const diff = new HashTap();
+    const compressed = new HashTap();
+    const pending = await sink.create(expected);
+    try {
+        await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(tarStream(input), { objectMode: false, highWaterMark: BATCH }), diff, compressor(input.compression, input.level), compressed, pending.stream);
+        const descriptor = {
+            mediaType: LAYER_MEDIA_TYPE[input.compression],
+            digest: compressed.digest(),
+            size: compressed.bytes,
+        };
+        await pending.commit(descriptor.digest, descriptor.size);
+        return { descriptor, diffId: diff.digest(), uncompressedSize: diff.bytes, entries: input.indices.length };
+    }
+    catch (err) {
+        await pending.abort();
+        throw err;
+    }
+}
+/** Passes bytes through unchanged while hashing and counting them. */
+class HashTap extends external_node_stream_.Transform {
+    bytes = 0;
+    hash = (0,external_node_crypto_.createHash)('sha256');
+    hex;
+    _transform(chunk, _enc, done) {
+        this.hash.update(chunk);
+        this.bytes += chunk.length;
+        done(null, chunk);
+    }
+    digest() {
+        this.hex ??= this.hash.digest('hex');
+        return `sha256:${this.hex}`;
+    }
+}
+const write_SLASH = Buffer.from('/');
+/** The tar bytes of a layer, entry by entry, in the order of `indices`. */
+async function* tarStream(input) {
+    const { entries, indices, root, log } = input;
+    const rootBuf = Buffer.from(root.replace(/\/+$/, ''));
+    const firstOfGroup = new Map();
+    let batch = [];
+    let batched = 0;
+    const flush = () => {
+        const out = batch.length === 1 ? batch[0] : Buffer.concat(batch, batched);
+        batch = [];
+        batched = 0;
+        return out;
+    };
+    const add = (b) => {
+        batch.push(b);
+        batched += b.length;
+    };
+    for (const i of indices) {
+        const e = entries[i];
+        const header = headerOf(e);
+        if (e.kind !== 'file') {
+            add(encodeHeader({ ...header, size: 0 }));
+        }
+        else if (e.linkGroup && firstOfGroup.has(e.linkGroup)) {
+            add(encodeHeader({ ...header, type: 'hardlink', size: 0, linkName: firstOfGroup.get(e.linkGroup) }));
+        }
+        else {
+            const abs = Buffer.concat([rootBuf, write_SLASH, e.path]);
+            const file = await openForRead(abs);
+            if (!file) {
+                log.warn(`${abs.toString()} vanished or stopped being a regular file before it was read; left out`);
+                continue;
+            }
+            if (e.linkGroup)
+                firstOfGroup.set(e.linkGroup, e.path);
+            try {
+                add(encodeHeader(header));
+                if (e.size <= BATCH) {
+                    for await (const chunk of readExactly(file, e.size, abs, log))
+                        add(chunk);
+                }
+                else {
+                    if (batched)
+                        yield flush();
+                    for await (const chunk of readExactly(file, e.size, abs, log))
+                        yield chunk;
+                }
+                add(zeroPad(e.size));
+                await warnIfChanged(file, e, abs, log);
+            }
+            finally {
+                await file.close();
+            }
+        }
+        if (batched >= BATCH)
+            yield flush();
+    }
+    add(END_OF_ARCHIVE);
+    yield flush();
+}
+function headerOf(e) {
+    return {
+        name: e.path,
+        // A whiteout is an empty regular file named `.wh.<name>` (image-spec, "Whiteouts").
+        type: e.kind === 'whiteout' ? 'file' : e.kind,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        size: e.kind === 'file' ? e.size : 0,
+        mtimeSec: e.mtimeSec,
+        mtimeNsec: e.mtimeNsec,
+        linkName: e.linkTarget,
+        devMajor: e.devMajor,
+        devMinor: e.devMinor,
+        xattrs: e.xattrs,
+    };
+}
+async function openForRead(abs) {
+    // O_NOATIME: reading for a snapshot must not change what a later snapshot compares.
+    const flags = external_node_fs_namespaceObject.constants.O_RDONLY | external_node_fs_namespaceObject.constants.O_NOFOLLOW;
+    for (const extra of [external_node_fs_namespaceObject.constants.O_NOATIME ?? 0, 0]) {
+        try {
+            const file = await (0,promises_namespaceObject.open)(abs, flags | extra | external_node_fs_namespaceObject.constants.O_NONBLOCK);
+            // Replaced by a directory or a fifo since the walk: not the file the header would describe.
+            if ((await file.stat()).isFile())
+                return file;
+            await file.close();
+            return null;
+        }
+        catch (err) {
+            const code = err.code;
+            if (code === 'ENOENT' || code === 'ELOOP')
+                return null; // gone, or replaced by a symlink
+            if (code !== 'EPERM' || extra === 0)
+                throw err;
+        }
+    }
+    return null;
+}
+/**
+ * Exactly `size` bytes, whatever the file does meanwhile: the header already promised that many. A
+ * file that shrank is padded with zeros, one that grew is cut; both are warned about.
+ */
+async function* readExactly(file, size, abs, log) {
+    let pos = 0;
+    while (pos < size) {
+        const want = Math.min(READ_CHUNK, size - pos);
+        const buf = Buffer.allocUnsafe(want);
+        const { bytesRead } = await file.read(buf, 0, want, pos);
+        if (bytesRead === 0) {
+            log.warn(`${abs.toString()} shrank while it was read (${pos} of ${size} bytes); the rest is written as zeros`);
+            for (let left = size - pos; left > 0; left -= READ_CHUNK)
+                yield Buffer.alloc(Math.min(left, READ_CHUNK));
+            return;
+        }
+        pos += bytesRead;
+        yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
+    }
+}
+async function warnIfChanged(file, e, abs, log) {
+    const st = await file.stat({ bigint: true });
+    const mtimeNs = BigInt(e.mtimeSec) * 1000000000n + BigInt(e.mtimeNsec);
+    if (st.size > BigInt(e.size)) {
+        log.warn(`${abs.toString()} grew while it was read; captured its first ${e.size} bytes`);
+    }
+    else if (st.size === BigInt(e.size) && st.mtimeNs !== mtimeNs) {
+        log.warn(`${abs.toString()} changed while it was read; its content may be a mix of before and after`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/layer/fingerprint.ts
+
+/** Annotation on a layer descriptor: what the layer was made from, so an unchanged one is not re-read. */
+const FINGERPRINT_ANNOTATION = 'dev.depot.snapshot.fingerprint';
+/** Bump when the tar bytes for the same entries would change (header format, ordering). */
+const FORMAT = 'snapshot-tar/1';
+/**
+ * A digest of everything that decides a layer's bytes without reading file contents: each entry's
+ * path, type, mode, owner, size, mtime in ns, link target, device numbers and xattrs, plus the
+ * compression. Like make, rsync and kaniko's "redo" mode, it trusts that content which changed also
+ * changed size or mtime. Only metadata the image itself carries goes in (no inode, no ctime), so the
+ * same tree gives the same fingerprint on any machine.
+ */
+function fingerprint(entries, indices, compression, level) {
+    const h = (0,external_node_crypto_.createHash)('sha256');
+    h.update(`${FORMAT} ${compression} ${level}\n`);
+    const groups = new Map();
+    for (const i of indices) {
+        const e = entries[i];
+        // Hardlink groups by their order of appearance in the layer: inode numbers differ across machines.
+        const group = e.linkGroup
+            ? (groups.get(e.linkGroup) ?? groups.set(e.linkGroup, groups.size).get(e.linkGroup))
+            : -1;
+        h.update(e.path);
+        h.update(`\0${e.kind} ${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.devMajor ?? ''} ${e.devMinor ?? ''} ${group}\0`);
+        if (e.linkTarget)
+            h.update(e.linkTarget);
+        for (const [name, value] of e.xattrs ?? []) {
+            h.update(`\0${name}=${value.length}:`);
+            h.update(value);
+        }
+        h.update('\n');
+    }
+    return 'sha256:' + h.digest('hex');
+}
+
+;// CONCATENATED MODULE: ./src/layout/layout.ts
+
+
+
+
+
+
+
+
+
+class LayoutError extends Error {
+}
+/**
+ * An OCI image layout (image-spec `image-layout.md`) written atomically: everything goes to a sibling
+ * staging directory that replaces `output` only once complete, so a failed or interrupted run leaves
+ * whatever was at `output` untouched.
+ */
+class LayoutWriter {
+    output;
+    staging;
+    constructor(output, 
+    /** Where the layout is built; the walk must leave it out when `output` lies inside `root`. */
+    staging) {
+        this.output = output;
+        this.staging = staging;
+    }
+    /** Refuses an `output` that is a file or a non-empty directory other than an image layout. */
+    static async create(output) {
+        const target = external_node_path_default().resolve(output);
+        await checkReplaceable(target);
+        const staging = external_node_path_default().join(external_node_path_default().dirname(target), `.${external_node_path_default().basename(target)}.partial-${(0,external_node_crypto_.randomBytes)(4).toString('hex')}`);
+        try {
+            await (0,promises_namespaceObject.mkdir)(external_node_path_default().join(staging, 'blobs', 'sha256'), { recursive: true, mode: 0o755 });
+        }
+        catch (err) {
+            throw new LayoutError(`cannot create the output directory next to ${target}: ${err.message}`);
+        }
+        return new LayoutWriter(target, staging);
+    }
+    async create() {
+        const tmp = external_node_path_default().join(this.staging, 'blobs', `.tmp-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`);
+        const stream = (0,external_node_fs_namespaceObject.createWriteStream)(tmp, { mode: 0o644 });
+        return {
+            stream,
+            commit: async (digest) => (0,promises_namespaceObject.rename)(tmp, this.blobPath(digest)),
+            abort: async () => (0,promises_namespaceObject.rm)(tmp, { force: true }),
+        };
+    }
+    /**
+     * Copies blobs from a registry (a base image's layers), each checked against its digest, so the
+     * layout can be unpacked on its own.
+     */
+    async addBlobs(open, blobs, concurrency) {
+        const parallel = limiter(concurrency);
+        await Promise.all(blobs.map((d) => parallel(async () => {
+            const pending = await this.create();
+            const tap = new HashTap();
+            try {
+                await (0,external_node_stream_promises_namespaceObject.pipeline)(await open(d.digest), tap, pending.stream);
+                if (tap.digest() !== d.digest || tap.bytes !== d.size) {
+                    throw new LayoutError(`blob ${d.digest} does not match its digest or size`);
+                }
+                await pending.commit(d.digest, d.size);
+            }
+            catch (err) {
+                await pending.abort();
+                throw err;
+            }
+        })));
+    }
+    async putJson(blob) {
+        await (0,promises_namespaceObject.writeFile)(this.blobPath(blob.descriptor.digest), blob.bytes, { mode: 0o644 });
+    }
+    /** Writes `oci-layout` and `index.json` (one descriptor per tag) and moves the layout into place. */
+    async finish(manifest, tags) {
+        const index = {
+            schemaVersion: 2,
+            mediaType: MediaType.index,
+            manifests: tags.map((tag) => ({ ...manifest, annotations: { [Annotation.refName]: tag } })),
+        };
+        await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+        await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes);
+        await replaceDirectory(this.staging, this.output);
+    }
+    async abort() {
+        await (0,promises_namespaceObject.rm)(this.staging, { recursive: true, force: true });
+    }
+    blobPath(digest) {
+        return external_node_path_default().join(this.staging, 'blobs', 'sha256', digest.slice('sha256:'.length));
+    }
+}
+async function checkReplaceable(target) {
+    let st;
+    try {
+        st = await (0,promises_namespaceObject.lstat)(target);
+    }
+    catch {
+        return; // nothing there yet
+    }
+    if (!st.isDirectory())
+        throw new LayoutError(`output ${target} exists and is not a directory; choose another path`);
+    const names = await (0,promises_namespaceObject.readdir)(target);
+    if (names.length === 0)
+        return;
+    const isLayout = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(target, 'oci-layout'), 'utf8')
+        .then((s) => typeof JSON.parse(s)?.imageLayoutVersion === 'string')
+        .catch(() => false);
+    if (!isLayout) {
+        throw new LayoutError(`output ${target} is a non-empty directory that is not an OCI image layout; refusing to overwrite it`);
+    }
+}
+/** Moves `staging` to `target`, swapping out an old layout only after the new one is in place. */
+async function replaceDirectory(staging, target) {
+    const old = `${staging}.old`;
+    let hadOld = false;
+    try {
+        await (0,promises_namespaceObject.rename)(target, old);
+        hadOld = true;
+    }
+    catch (err) {
+        const code = err.code;
+        if (code !== 'ENOENT')
+            throw err;
+    }
+    try {
+        await (0,promises_namespaceObject.rename)(staging, target);
+    }
+    catch (err) {
+        if (hadOld)
+            await (0,promises_namespaceObject.rename)(old, target); // put the previous layout back
+        throw err;
+    }
+    if (hadOld)
+        await (0,promises_namespaceObject.rm)(old, { recursive: true, force: true });
 }
 
 ;// CONCATENATED MODULE: ./src/registry/layer-cache.ts
@@ -36673,6 +37142,7 @@ class LayerCache {
 }
 
 ;// CONCATENATED MODULE: ./src/registry/push.ts
+
 
 
 
@@ -36778,6 +37248,29 @@ class RegistryDestination {
         this.written.set(fingerprint, layer);
         return layer;
     }
+    /**
+     * Makes the base image's layers present in the target repository without recompressing them:
+     * skipped when there, mounted from the base's repository on the same registry, else streamed
+     * blob to blob from the base's registry.
+     */
+    async addBase(base, concurrency) {
+        const sameRegistry = base.reference.registry === this.targets[0].registry;
+        const parallel = limiter(concurrency);
+        const how = { present: 0, mounted: 0, copied: 0 };
+        await Promise.all(base.layers.map((layer) => parallel(async () => {
+            if (await this.repo.exists(layer.digest))
+                how.present++;
+            else if (sameRegistry && (await this.repo.mount(layer.digest, base.repository.name)))
+                how.mounted++;
+            else {
+                await this.repo.copyFrom(base.repository, layer);
+                how.copied++;
+            }
+        })));
+        this.repo.counts.present += how.present;
+        this.repo.counts.mounted += how.mounted;
+        this.log.info(`base layers: ${how.present} already there, ${how.mounted} mounted from ${base.repository.name}, ${how.copied} copied`);
+    }
     /** Notes a layer written by this push, for the cache. */
     wrote(fingerprint, layer) {
         this.written.set(fingerprint, layer);
@@ -36815,10 +37308,19 @@ class RegistryDestination {
 
 
 
+
+
 /** Times one layer may start over from the tree after its upload session was lost. */
 const MAX_LAYER_RESTARTS = 5;
 /** Errors whose message is the whole story: shown as one line, without a stack. */
-const USER_ERRORS = [InputError, LayoutError, ReferenceError, WhiteoutNameError, RegistryError];
+const USER_ERRORS = [
+    InputError,
+    LayoutError,
+    ReferenceError,
+    WhiteoutNameError,
+    RegistryError,
+    BaselineError,
+];
 async function run(argv) {
     if (wantsHelp(argv)) {
         process.stdout.write(helpText() + '\n');
@@ -36850,7 +37352,7 @@ async function run(argv) {
                 return;
             }
         }
-        destination = registry ? registryDestination(registry) : await layoutDestination(inputs);
+        destination = registry ? registryDestination(registry, inputs) : await layoutDestination(inputs);
         await snapshot(inputs, destination, log, registry);
     }
     catch (err) {
@@ -36869,8 +37371,9 @@ async function openRegistry(inputs, log) {
         log,
     });
 }
-function registryDestination(registry) {
+function registryDestination(registry, inputs) {
     return {
+        addBase: (base) => registry.addBase(base, inputs.concurrency),
         reuse: (fp) => registry.reuse(fp),
         wrote: (fp, layer) => registry.wrote(fp, layer),
         sink: () => registry.sink(),
@@ -36882,6 +37385,7 @@ function registryDestination(registry) {
 async function layoutDestination(inputs) {
     const layout = await LayoutWriter.create(inputs.output);
     return {
+        addBase: (base) => layout.addBlobs((digest) => base.repository.openBlob(digest), base.layers, inputs.concurrency),
         reuse: async () => undefined,
         wrote: () => { },
         sink: () => layout,
@@ -36896,40 +37400,63 @@ async function layoutDestination(inputs) {
 }
 async function snapshot(inputs, destination, log, registry) {
     const started = Date.now();
+    const base = inputs.baseImage
+        ? await group('Base image', () => resolveBase({
+            ref: inputs.baseImage,
+            credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
+            targetRegistry: inputs.targets[0]?.registry,
+            insecureRegistry: inputs.insecureRegistry,
+            log,
+        }))
+        : undefined;
     const scan = await group('Walk', () => walkRoot(inputs, destination, log));
-    const plans = partition(scan.entries, inputs.layerSize);
-    const layers = await group('Layers', () => writeLayers(inputs, scan.entries, plans, destination, log));
-    const image = buildImage({ layers, created: createdTime(scan.entries), ...sourceAnnotations() });
+    const changes = await group('Changes', async () => {
+        const found = await findChanges({
+            mode: inputs.changes,
+            baseline: getState('baseline') || inputs.baseline,
+            root: inputs.root,
+            hasBase: !!base,
+            scan,
+            log,
+        });
+        log.info(`changes: ${found.method}: ${found.reason}`);
+        return found;
+    });
+    if (base)
+        await group('Base layers', () => destination.addBase(base));
+    const plans = partition(changes.entries, inputs.layerSize);
+    const layers = await group('Layers', () => writeLayers(inputs, changes.entries, plans, destination, log));
+    const image = buildImage({
+        base,
+        layers,
+        created: createdTime(changes.entries, base),
+        ...sourceAnnotations(),
+    });
     const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag) : ['latest'];
     await group(registry ? 'Push' : 'Layout', () => destination.finish(image, tags));
     const digest = image.manifest.descriptor.digest;
-    const size = layers.reduce((n, l) => n + l.descriptor.size, 0) + image.config.descriptor.size;
-    log.info(`${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${layers.length} layers, ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const manifest = JSON.parse(image.manifest.bytes.toString());
+    const size = manifest.layers.reduce((n, l) => n + l.size, 0) + image.config.descriptor.size;
+    log.info(`${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     setOutputs({
         digest,
         ...(registry ? { image: `${registry.image}@${digest}` } : { output: inputs.output }),
         tags: tags.join(','),
         size,
         uploaded: registry ? registry.repo.uploaded : 0,
-        layers: layers.length,
+        layers: manifest.layers.length,
+        changes: changes.method,
         skipped: false,
     });
 }
 async function walkRoot(inputs, destination, log) {
-    const filter = new Filter({
+    const result = await scanRoot({
         root: inputs.root,
-        mounts: await readMounts(),
-        swapFiles: await readSwapFiles(),
-        hostPathsToDrop: [
-            ...destination.ownPaths.map((path) => ({ path, reason: 'output directory' })),
-            ...(process.env.RUNNER_TEMP
-                ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }]
-                : []),
-        ],
         exclude: inputs.exclude,
         include: inputs.include,
+        ownPaths: [...destination.ownPaths, inputs.baseline].filter(Boolean),
+        log,
     });
-    const result = await walk({ root: inputs.root, filter, log });
     const bytes = result.entries.reduce((n, e) => n + e.size, 0);
     log.info(`${result.entries.length} entries, ${formatBytes(bytes)} in ${inputs.root}`);
     for (const line of describeExclusions(result.excluded, result.sockets))
@@ -36980,12 +37507,16 @@ async function checkRoot(root) {
     if (!st.isDirectory())
         throw new InputError(`root ${root} is not a directory`);
 }
-/** SOURCE_DATE_EPOCH when set, else the newest mtime captured: never the clock, so captures repeat. */
-function createdTime(entries) {
+/**
+ * SOURCE_DATE_EPOCH when set, else the newest mtime captured (or the base's time when nothing changed):
+ * never the clock, so captures repeat.
+ */
+function createdTime(entries, base) {
     const epoch = process.env.SOURCE_DATE_EPOCH;
     if (epoch && /^\d+$/.test(epoch))
         return rfc3339(Number(epoch));
-    let sec = 0;
+    const baseTime = base?.config.created ? Date.parse(base.config.created) : NaN;
+    let sec = Number.isNaN(baseTime) ? 0 : Math.floor(baseTime / 1000);
     let nsec = 0;
     for (const e of entries) {
         if (e.mtimeSec > sec || (e.mtimeSec === sec && e.mtimeNsec > nsec)) {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
 import { LEVELS, zstdAvailable, type Compression } from './layer/compress.js';
-import { parseTargets, type Reference } from './registry/reference.js';
+import { parseReference, parseTargets, type Reference } from './registry/reference.js';
 
 /** Bad input: reported as one line, exit 1, before anything is written. */
 export class InputError extends Error {}
@@ -59,6 +59,22 @@ export const INPUT_SPECS: InputSpec[] = [
     default: '512MiB',
   },
   {
+    name: 'base-image',
+    description:
+      'The image the sandbox started from (optionally @digest): its layers are reused and only changes captured. Default: SNAPSHOT_BASE_IMAGE',
+    default: '',
+  },
+  {
+    name: 'changes',
+    description: 'How changes are found: auto (baseline when one was recorded, else full), baseline, or full',
+    default: 'auto',
+  },
+  {
+    name: 'baseline',
+    description: 'Baseline index written by the pre step and read by the main step (default: in RUNNER_TEMP)',
+    default: '',
+  },
+  {
     name: 'token',
     description:
       'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
@@ -93,6 +109,10 @@ export interface Inputs {
   include: string[];
   compression: Compression;
   compressionLevel: number;
+  baseImage: string;
+  changes: 'auto' | 'baseline' | 'full';
+  /** Empty when neither given nor derivable (no RUNNER_TEMP). */
+  baseline: string;
   layerSize: number;
   token: string;
   username: string;
@@ -106,7 +126,11 @@ export interface Inputs {
 type Raw = Record<string, string>;
 
 /** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
-export function getInputs(argv: string[], env: NodeJS.ProcessEnv = process.env): Inputs {
+export function getInputs(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { pre?: boolean } = {},
+): Inputs {
   const raw = readRaw(argv, env);
   const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none'] as const);
   if (compression === 'zstd' && !zstdAvailable()) {
@@ -123,7 +147,7 @@ export function getInputs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   }
   const dryRun = bool(raw, 'dry-run');
   const images = lines(raw.image);
-  if (images.length === 0 && !dryRun)
+  if (images.length === 0 && !dryRun && !opts.pre)
     throw new InputError('image is required (or set dry-run to write a layout instead)');
   let targets: Reference[];
   try {
@@ -140,6 +164,13 @@ export function getInputs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     include: lines(raw.include),
     compression,
     compressionLevel,
+    baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
+    changes: oneOf(raw, 'changes', ['auto', 'baseline', 'full'] as const),
+    baseline: raw.baseline.trim()
+      ? path.resolve(raw.baseline.trim())
+      : env.RUNNER_TEMP
+        ? path.join(env.RUNNER_TEMP, 'depot-snapshot-baseline.gz')
+        : '',
     layerSize: parseSize(raw['layer-size'], 'layer-size'),
     token: raw.token.trim(),
     username: raw.username.trim(),
@@ -217,6 +248,16 @@ function integer(raw: Raw, name: string): number {
   const v = raw[name].trim();
   if (!/^-?\d+$/.test(v)) throw new InputError(`${name} must be a whole number, got "${v}"`);
   return Number(v);
+}
+
+function checkedReference(ref: string): string {
+  if (!ref) return '';
+  try {
+    parseReference(ref);
+  } catch (err) {
+    throw new InputError(`base-image: ${(err as Error).message}`);
+  }
+  return ref;
 }
 
 function rangedInteger(raw: Raw, name: string, min: number, max: number): number {

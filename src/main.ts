@@ -3,9 +3,12 @@ import { stat } from 'node:fs/promises';
 import { getInputs, helpText, InputError, secretValues, wantsHelp, type Inputs } from './inputs.js';
 import { coreLogger, describeExclusions, formatBytes, inActions, setOutputs } from './report.js';
 import type { Logger } from './log.js';
-import { readMounts, readSwapFiles } from './walk/mountinfo.js';
-import { Filter } from './walk/filter.js';
-import { walk, WhiteoutNameError, type Entry, type WalkResult } from './walk/walk.js';
+import { scanRoot } from './walk/scan.js';
+import { WhiteoutNameError, type Entry, type WalkResult } from './walk/walk.js';
+import { findChanges } from './diff/changes.js';
+import { BaselineError } from './diff/baseline.js';
+import { resolveBase, type BaseImage } from './registry/base.js';
+import type { Manifest } from './image/oci.js';
 import { partition, type LayerPlan } from './layer/partition.js';
 import { DISCARD, writeLayer, type BlobSink } from './layer/write.js';
 import { fingerprint, FINGERPRINT_ANNOTATION } from './layer/fingerprint.js';
@@ -20,10 +23,19 @@ import { RegistryDestination } from './registry/push.js';
 const MAX_LAYER_RESTARTS = 5;
 
 /** Errors whose message is the whole story: shown as one line, without a stack. */
-const USER_ERRORS = [InputError, LayoutError, ReferenceError, WhiteoutNameError, RegistryError];
+const USER_ERRORS = [
+  InputError,
+  LayoutError,
+  ReferenceError,
+  WhiteoutNameError,
+  RegistryError,
+  BaselineError,
+];
 
 /** Where the image goes: an OCI layout on disk (dry run) or a registry. */
 interface Destination {
+  /** Makes the base image's layers present there (skipped, mounted or copied; a layout gets them all). */
+  addBase(base: BaseImage): Promise<void>;
   /** A layer already there, found by fingerprint: reused without reading the tree. */
   reuse(fingerprint: string): Promise<NewLayer | undefined>;
   /** A layer was written under this fingerprint. */
@@ -64,7 +76,7 @@ export async function run(argv: string[]): Promise<void> {
         return;
       }
     }
-    destination = registry ? registryDestination(registry) : await layoutDestination(inputs);
+    destination = registry ? registryDestination(registry, inputs) : await layoutDestination(inputs);
     await snapshot(inputs, destination, log, registry);
   } catch (err) {
     await destination?.abort();
@@ -83,8 +95,9 @@ async function openRegistry(inputs: Inputs, log: Logger): Promise<RegistryDestin
   });
 }
 
-function registryDestination(registry: RegistryDestination): Destination {
+function registryDestination(registry: RegistryDestination, inputs: Inputs): Destination {
   return {
+    addBase: (base) => registry.addBase(base, inputs.concurrency),
     reuse: (fp) => registry.reuse(fp),
     wrote: (fp, layer) => registry.wrote(fp, layer),
     sink: () => registry.sink(),
@@ -97,6 +110,8 @@ function registryDestination(registry: RegistryDestination): Destination {
 async function layoutDestination(inputs: Inputs): Promise<Destination> {
   const layout = await LayoutWriter.create(inputs.output);
   return {
+    addBase: (base) =>
+      layout.addBlobs((digest) => base.repository.openBlob(digest), base.layers, inputs.concurrency),
     reuse: async () => undefined,
     wrote: () => {},
     sink: () => layout,
@@ -117,19 +132,51 @@ async function snapshot(
   registry?: RegistryDestination,
 ): Promise<void> {
   const started = Date.now();
+  const base = inputs.baseImage
+    ? await core.group('Base image', () =>
+        resolveBase({
+          ref: inputs.baseImage,
+          credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
+          targetRegistry: inputs.targets[0]?.registry,
+          insecureRegistry: inputs.insecureRegistry,
+          log,
+        }),
+      )
+    : undefined;
   const scan = await core.group('Walk', () => walkRoot(inputs, destination, log));
+  const changes = await core.group('Changes', async () => {
+    const found = await findChanges({
+      mode: inputs.changes,
+      baseline: core.getState('baseline') || inputs.baseline,
+      root: inputs.root,
+      hasBase: !!base,
+      scan,
+      log,
+    });
+    log.info(`changes: ${found.method}: ${found.reason}`);
+    return found;
+  });
 
-  const plans = partition(scan.entries, inputs.layerSize);
-  const layers = await core.group('Layers', () => writeLayers(inputs, scan.entries, plans, destination, log));
+  if (base) await core.group('Base layers', () => destination.addBase(base));
+  const plans = partition(changes.entries, inputs.layerSize);
+  const layers = await core.group('Layers', () =>
+    writeLayers(inputs, changes.entries, plans, destination, log),
+  );
 
-  const image = buildImage({ layers, created: createdTime(scan.entries), ...sourceAnnotations() });
+  const image = buildImage({
+    base,
+    layers,
+    created: createdTime(changes.entries, base),
+    ...sourceAnnotations(),
+  });
   const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag!) : ['latest'];
   await core.group(registry ? 'Push' : 'Layout', () => destination.finish(image, tags));
 
   const digest = image.manifest.descriptor.digest;
-  const size = layers.reduce((n, l) => n + l.descriptor.size, 0) + image.config.descriptor.size;
+  const manifest = JSON.parse(image.manifest.bytes.toString()) as Manifest;
+  const size = manifest.layers.reduce((n, l) => n + l.size, 0) + image.config.descriptor.size;
   log.info(
-    `${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${layers.length} layers, ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
   setOutputs({
     digest,
@@ -137,26 +184,20 @@ async function snapshot(
     tags: tags.join(','),
     size,
     uploaded: registry ? registry.repo.uploaded : 0,
-    layers: layers.length,
+    layers: manifest.layers.length,
+    changes: changes.method,
     skipped: false,
   });
 }
 
 async function walkRoot(inputs: Inputs, destination: Destination, log: Logger): Promise<WalkResult> {
-  const filter = new Filter({
+  const result = await scanRoot({
     root: inputs.root,
-    mounts: await readMounts(),
-    swapFiles: await readSwapFiles(),
-    hostPathsToDrop: [
-      ...destination.ownPaths.map((path) => ({ path, reason: 'output directory' })),
-      ...(process.env.RUNNER_TEMP
-        ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }]
-        : []),
-    ],
     exclude: inputs.exclude,
     include: inputs.include,
+    ownPaths: [...destination.ownPaths, inputs.baseline].filter(Boolean),
+    log,
   });
-  const result = await walk({ root: inputs.root, filter, log });
   const bytes = result.entries.reduce((n, e) => n + e.size, 0);
   log.info(`${result.entries.length} entries, ${formatBytes(bytes)} in ${inputs.root}`);
   for (const line of describeExclusions(result.excluded, result.sockets)) log.info(`left out: ${line}`);
@@ -218,11 +259,15 @@ async function checkRoot(root: string): Promise<void> {
   if (!st.isDirectory()) throw new InputError(`root ${root} is not a directory`);
 }
 
-/** SOURCE_DATE_EPOCH when set, else the newest mtime captured: never the clock, so captures repeat. */
-function createdTime(entries: Entry[]): string {
+/**
+ * SOURCE_DATE_EPOCH when set, else the newest mtime captured (or the base's time when nothing changed):
+ * never the clock, so captures repeat.
+ */
+function createdTime(entries: Entry[], base?: BaseImage): string {
   const epoch = process.env.SOURCE_DATE_EPOCH;
   if (epoch && /^\d+$/.test(epoch)) return rfc3339(Number(epoch));
-  let sec = 0;
+  const baseTime = base?.config.created ? Date.parse(base.config.created) : NaN;
+  let sec = Number.isNaN(baseTime) ? 0 : Math.floor(baseTime / 1000);
   let nsec = 0;
   for (const e of entries) {
     if (e.mtimeSec > sec || (e.mtimeSec === sec && e.mtimeNsec > nsec)) {

@@ -1,9 +1,45 @@
 import * as core from '@actions/core';
 import { getInputs, InputError } from './inputs.js';
+import { coreLogger, inActions } from './report.js';
+import { scanRoot } from './walk/scan.js';
+import { writeBaseline } from './diff/baseline.js';
+import { LayerCache } from './registry/layer-cache.js';
 
-/** The pre step: fails the job early, before its setup steps run, when the inputs are wrong. */
-try {
-  getInputs([]);
-} catch (err) {
-  core.setFailed(err instanceof InputError ? err.message : String(err));
+/**
+ * The pre step, run by the runner before the job's steps: fails early on bad inputs, and records the
+ * baseline (the tree as the base image left it) that the main step compares against. From the command
+ * line: `node dist/pre/index.js --root R --baseline FILE`.
+ */
+async function pre(): Promise<void> {
+  const argv = inActions() ? [] : process.argv.slice(2);
+  try {
+    const inputs = getInputs(argv, process.env, { pre: true });
+    if (inputs.changes === 'full') return;
+    if (!inputs.baseImage && inputs.changes === 'auto') {
+      core.info(
+        'no base image known (base-image, SNAPSHOT_BASE_IMAGE): no baseline recorded, the snapshot will capture the whole tree',
+      );
+      return;
+    }
+    if (!inputs.baseline) throw new InputError('baseline: no path given and no RUNNER_TEMP to put it in');
+    const started = Date.now();
+    const scan = await scanRoot({
+      root: inputs.root,
+      exclude: inputs.exclude,
+      include: inputs.include,
+      ownPaths: [inputs.baseline, LayerCache.defaultPath()],
+      log: coreLogger,
+    });
+    await writeBaseline(inputs.baseline, inputs.root, scan.entries);
+    core.saveState('baseline', inputs.baseline);
+    core.info(
+      `baseline of ${inputs.root}: ${scan.entries.length} entries in ${((Date.now() - started) / 1000).toFixed(1)} s, written to ${inputs.baseline}`,
+    );
+  } catch (err) {
+    core.setFailed(
+      err instanceof InputError ? err.message : `recording the baseline failed: ${(err as Error).message}`,
+    );
+  }
 }
+
+void pre();

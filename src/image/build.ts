@@ -47,7 +47,18 @@ export interface NewLayer {
   comment: string;
 }
 
+/** What a snapshot inherits from the image its sandbox started from. */
+export interface BaseInput {
+  name: string;
+  digest: string;
+  layers: Descriptor[];
+  diffIds: string[];
+  config: ImageConfig;
+}
+
 export interface ImageInput {
+  /** The base image's layers come first, untouched, and its runtime config is inherited. */
+  base?: BaseInput;
   layers: NewLayer[];
   /** RFC 3339: SOURCE_DATE_EPOCH or the newest mtime captured, never the clock (reproducible). */
   created: string;
@@ -63,27 +74,36 @@ export interface BuiltImage {
 
 /** Builds the config and manifest for the given layers. Same inputs, same bytes, same digests. */
 export function buildImage(input: ImageInput): BuiltImage {
-  const history: HistoryEntry[] = input.layers.map((l) => ({
-    created: input.created,
-    created_by: 'snapshot-action',
-    comment: l.comment,
-  }));
+  const { base } = input;
+  const history: HistoryEntry[] = [
+    ...(base?.config.history ?? []),
+    ...input.layers.map((l) => ({
+      created: input.created,
+      created_by: 'snapshot-action',
+      comment: l.comment,
+    })),
+  ];
   const config: ImageConfig = {
     created: input.created,
     ...runtimePlatform(),
-    config: {},
-    rootfs: { type: 'layers', diff_ids: input.layers.map((l) => l.diffId) },
+    // Env, Cmd, Entrypoint, WorkingDir, User, Labels… as the base had them.
+    config: { ...(base?.config.config ?? {}) },
+    rootfs: { type: 'layers', diff_ids: [...(base?.diffIds ?? []), ...input.layers.map((l) => l.diffId)] },
     history,
   };
   const configBlob = jsonBlob(config, MediaType.config);
   const annotations: Record<string, string> = { [Annotation.created]: input.created };
   if (input.source) annotations[Annotation.source] = input.source;
   if (input.revision) annotations[Annotation.revision] = input.revision;
+  if (base) {
+    annotations[Annotation.baseName] = base.name;
+    annotations[Annotation.baseDigest] = base.digest;
+  }
   const manifest: Manifest = {
     schemaVersion: 2,
     mediaType: MediaType.manifest,
     config: configBlob.descriptor,
-    layers: input.layers.map((l) => l.descriptor),
+    layers: [...(base?.layers ?? []), ...input.layers.map((l) => l.descriptor)],
     annotations,
   };
   return { config: configBlob, manifest: jsonBlob(manifest, MediaType.manifest) };

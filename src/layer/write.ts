@@ -133,7 +133,7 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
     const e = entries[i];
     const header = headerOf(e);
     if (e.kind !== 'file') {
-      add(encodeHeader(header));
+      add(encodeHeader({ ...header, size: 0 }));
     } else if (e.linkGroup && firstOfGroup.has(e.linkGroup)) {
       add(encodeHeader({ ...header, type: 'hardlink', size: 0, linkName: firstOfGroup.get(e.linkGroup) }));
     } else {
@@ -167,7 +167,8 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
 function headerOf(e: Entry): TarHeader {
   return {
     name: e.path,
-    type: e.kind,
+    // A whiteout is an empty regular file named `.wh.<name>` (image-spec, "Whiteouts").
+    type: e.kind === 'whiteout' ? 'file' : e.kind,
     mode: e.mode,
     uid: e.uid,
     gid: e.gid,

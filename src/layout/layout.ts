@@ -2,7 +2,10 @@ import { createWriteStream } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import type { BlobSink, PendingBlob } from '../layer/write.js';
+import { pipeline } from 'node:stream/promises';
+import { HashTap, type BlobSink, type PendingBlob } from '../layer/write.js';
+import type { Readable } from 'node:stream';
+import { limiter } from '../util/limit.js';
 import { jsonBlob, type JsonBlob } from '../image/build.js';
 import { Annotation, MediaType, type Descriptor, type Index } from '../image/oci.js';
 
@@ -46,6 +49,36 @@ export class LayoutWriter implements BlobSink {
       commit: async (digest) => rename(tmp, this.blobPath(digest)),
       abort: async () => rm(tmp, { force: true }),
     };
+  }
+
+  /**
+   * Copies blobs from a registry (a base image's layers), each checked against its digest, so the
+   * layout can be unpacked on its own.
+   */
+  async addBlobs(
+    open: (digest: string) => Promise<Readable>,
+    blobs: Descriptor[],
+    concurrency: number,
+  ): Promise<void> {
+    const parallel = limiter(concurrency);
+    await Promise.all(
+      blobs.map((d) =>
+        parallel(async () => {
+          const pending = await this.create();
+          const tap = new HashTap();
+          try {
+            await pipeline(await open(d.digest), tap, pending.stream);
+            if (tap.digest() !== d.digest || tap.bytes !== d.size) {
+              throw new LayoutError(`blob ${d.digest} does not match its digest or size`);
+            }
+            await pending.commit(d.digest, d.size);
+          } catch (err) {
+            await pending.abort();
+            throw err;
+          }
+        }),
+      ),
+    );
   }
 
   async putJson(blob: JsonBlob): Promise<void> {

@@ -1,4 +1,5 @@
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { BlobSink, PendingBlob } from '../layer/write.js';
 import type { Descriptor } from '../image/oci.js';
 import type { RegistryClient } from './client.js';
@@ -17,10 +18,13 @@ export class Repository {
   constructor(
     readonly client: RegistryClient,
     readonly name: string,
+    /** What this run does there: push to the target, only pull from a base image's repository. */
+    readonly access: 'push' | 'pull' = 'push',
   ) {}
 
-  get pushScope(): string {
-    return `repository:${this.name}:pull,push`;
+  /** The token scope for this repository, push first (some registries read only the first scope). */
+  get scope(): string {
+    return `repository:${this.name}:${this.access === 'push' ? 'pull,push' : 'pull'}`;
   }
 
   async exists(digest: string): Promise<boolean> {
@@ -28,7 +32,7 @@ export class Repository {
       method: 'HEAD',
       url: `/v2/${this.name}/blobs/${digest}`,
       what: `checking blob ${short(digest)}`,
-      scopes: [this.pushScope],
+      scopes: [this.scope],
       ok: [200, 404],
     });
     await res.body?.cancel();
@@ -41,7 +45,7 @@ export class Repository {
       method: 'POST',
       url: `/v2/${this.name}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`,
       what: `mounting ${short(digest)} from ${from}`,
-      scopes: [this.pushScope, `repository:${from}:pull`],
+      scopes: [this.scope, `repository:${from}:pull`],
       ok: [201, 202],
       headers: { 'Content-Length': '0' },
     });
@@ -71,6 +75,39 @@ export class Repository {
     this.counts.uploaded++;
   }
 
+  /** GET a blob as a stream (a base layer to copy or to write into a layout). */
+  async openBlob(digest: string): Promise<Readable> {
+    const res = await this.client.request({
+      method: 'GET',
+      url: `/v2/${this.name}/blobs/${digest}`,
+      what: `reading blob ${short(digest)} from ${this.name}`,
+      scopes: [this.scope],
+      ok: [200],
+      timeoutMs: 30 * 60_000,
+    });
+    if (!res.body) throw new RegistryError(`blob ${digest} of ${this.name} came without a body`);
+    return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  }
+
+  /**
+   * Copies a blob from another registry, streamed from GET to PUT (never through a temp file); the
+   * target checks the digest. Retried from the start when either side fails.
+   */
+  async copyFrom(source: Repository, descriptor: Descriptor): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const location = await this.startUpload();
+      const pending = this.monolithicUpload(location, descriptor);
+      try {
+        await pipeline(await source.openBlob(descriptor.digest), pending.stream);
+        await pending.commit(descriptor.digest, descriptor.size);
+        return;
+      } catch (err) {
+        await pending.abort();
+        if (attempt >= 3) throw err;
+      }
+    }
+  }
+
   /** Set once the registry refused a chunked upload: from then on, digest first, then one PUT. */
   monolithic = false;
 
@@ -92,7 +129,7 @@ export class Repository {
   }
 
   /** `PUT <location>?digest=…` with the whole blob streamed as its body (Content-Length known). */
-  private monolithicUpload(location: URL, expected: { digest: string; size: number }): PendingBlob {
+  monolithicUpload(location: URL, expected: { digest: string; size: number }): PendingBlob {
     const body = new PassThrough({ highWaterMark: CHUNK_SIZE });
     const url = new URL(location);
     url.searchParams.set('digest', expected.digest);
@@ -101,7 +138,7 @@ export class Repository {
         method: 'PUT',
         url,
         what: `uploading ${short(expected.digest)}`,
-        scopes: [this.pushScope],
+        scopes: [this.scope],
         ok: [201, 204],
         headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(expected.size) },
         stream: body,
@@ -135,7 +172,7 @@ export class Repository {
       method: 'POST',
       url: `/v2/${this.name}/blobs/uploads/`,
       what: `starting an upload to ${this.name}`,
-      scopes: [this.pushScope],
+      scopes: [this.scope],
       ok: [202],
       headers: { 'Content-Length': '0' },
     });
@@ -151,7 +188,7 @@ export class Repository {
       method: 'PUT',
       url,
       what: `completing the upload of ${short(digest)}`,
-      scopes: [this.pushScope],
+      scopes: [this.scope],
       ok: [201, 204],
       headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(last.length) },
       body: last,
@@ -169,7 +206,7 @@ export class Repository {
         method: 'DELETE',
         url: location,
         what: 'cancelling an upload',
-        scopes: [this.pushScope],
+        scopes: [this.scope],
         ok: [200, 202, 204, 404],
       });
       await res.body?.cancel();
@@ -267,7 +304,7 @@ class ChunkedUpload {
           method: 'PATCH',
           url: this.location,
           what: `uploading a chunk at ${start}`,
-          scopes: [this.repo.pushScope],
+          scopes: [this.repo.scope],
           ok: [202, 201, 204],
           headers: {
             'Content-Type': 'application/octet-stream',
@@ -306,7 +343,7 @@ class ChunkedUpload {
         method: 'GET',
         url: this.location,
         what: 'checking an upload',
-        scopes: [this.repo.pushScope],
+        scopes: [this.repo.scope],
         ok: [204, 200],
       });
       await res.body?.cancel();

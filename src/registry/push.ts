@@ -9,6 +9,8 @@ import { resolveCredentials, type CredentialInputs } from './credentials.js';
 import { getImageConfig, getManifest, parseJson, putManifest } from './manifests.js';
 import { format, type Reference } from './reference.js';
 import { LayerCache } from './layer-cache.js';
+import type { BaseImage } from './base.js';
+import { limiter } from '../util/limit.js';
 
 export interface PushOptions {
   targets: Reference[];
@@ -126,6 +128,34 @@ export class RegistryDestination {
     }
     this.written.set(fingerprint, layer);
     return layer;
+  }
+
+  /**
+   * Makes the base image's layers present in the target repository without recompressing them:
+   * skipped when there, mounted from the base's repository on the same registry, else streamed
+   * blob to blob from the base's registry.
+   */
+  async addBase(base: BaseImage, concurrency: number): Promise<void> {
+    const sameRegistry = base.reference.registry === this.targets[0].registry;
+    const parallel = limiter(concurrency);
+    const how = { present: 0, mounted: 0, copied: 0 };
+    await Promise.all(
+      base.layers.map((layer) =>
+        parallel(async () => {
+          if (await this.repo.exists(layer.digest)) how.present++;
+          else if (sameRegistry && (await this.repo.mount(layer.digest, base.repository.name))) how.mounted++;
+          else {
+            await this.repo.copyFrom(base.repository, layer);
+            how.copied++;
+          }
+        }),
+      ),
+    );
+    this.repo.counts.present += how.present;
+    this.repo.counts.mounted += how.mounted;
+    this.log.info(
+      `base layers: ${how.present} already there, ${how.mounted} mounted from ${base.repository.name}, ${how.copied} copied`,
+    );
   }
 
   /** Notes a layer written by this push, for the cache. */

@@ -5,7 +5,8 @@ import { limiter } from '../util/limit.js';
 import type { Filter } from './filter.js';
 import { readXattrs, VanishedError, type Xattrs } from './xattrs.js';
 
-export type Kind = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block';
+/** `whiteout` marks a deletion in a change set (`.wh.<name>`); the walk never makes one. */
+export type Kind = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block' | 'whiteout';
 
 /** One filesystem entry as it will be written to a layer. */
 export interface Entry {
@@ -21,6 +22,11 @@ export interface Entry {
   allocated: number;
   mtimeSec: number;
   mtimeNsec: number;
+  /** Status change time: moves on chmod, chown, setcap and writes, even when mtime is put back. */
+  ctimeSec: number;
+  ctimeNsec: number;
+  /** Inode number (as a double: exact below 2^53, enough to notice a replaced file). */
+  ino: number;
   /** `dev:ino` for files with more than one link: the hardlink group they belong to. */
   linkGroup?: string;
   linkTarget?: Buffer;
@@ -152,6 +158,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
 
   async function toEntry(rel: Buffer, abs: Buffer, st: BigIntStats): Promise<Entry> {
     const { sec, nsec } = splitNs(st.mtimeNs);
+    const ctime = splitNs(st.ctimeNs);
     const entry: Entry = {
       path: rel,
       kind: kindOf(st),
@@ -162,6 +169,9 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       allocated: Number(st.blocks) * 512,
       mtimeSec: sec,
       mtimeNsec: nsec,
+      ctimeSec: ctime.sec,
+      ctimeNsec: ctime.nsec,
+      ino: Number(st.ino),
     };
     if (st.isFile() && st.nlink > 1n) entry.linkGroup = `${st.dev}:${st.ino}`;
     if (st.isSymbolicLink()) entry.linkTarget = await limit(() => readlink(abs, { encoding: 'buffer' }));

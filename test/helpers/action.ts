@@ -6,6 +6,7 @@ import path from 'node:path';
 import { run, tmpDir } from './tools.js';
 
 export const ACTION = path.resolve('dist/index.js');
+export const PRE = path.resolve('dist/pre/index.js');
 export const NODE24 = path.resolve(`node_modules/node-linux-${process.arch}/bin/node`);
 
 /**
@@ -24,6 +25,8 @@ export interface ActionResult {
   stdout: string;
   stderr: string;
   outputs: Record<string, string>;
+  /** What the step saved with core.saveState (GITHUB_STATE), for the next step as STATE_<name>. */
+  state: Record<string, string>;
   /** The ::error:: lines. */
   errors: string[];
 }
@@ -33,6 +36,10 @@ export interface ActionOptions {
   env?: Record<string, string>;
   /** The Node binary: SYSTEM_NODE (20 here, the default) or NODE24. */
   node?: string;
+  /** Run the pre step (dist/pre/index.js) instead of the main one. */
+  pre?: boolean;
+  /** State saved by an earlier step (the runner passes it as STATE_<name>). */
+  state?: Record<string, string>;
 }
 
 /** Runs `node dist/index.js` with `inputs` as INPUT_<NAME> variables, GITHUB_ACTIONS=true. */
@@ -42,24 +49,29 @@ export async function runAction(
 ): Promise<ActionResult> {
   const work = await tmpDir('action');
   const outputFile = path.join(work, 'output');
+  const stateFile = path.join(work, 'state');
   await writeFile(outputFile, '');
+  await writeFile(stateFile, '');
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: path.join(work, 'home'),
     GITHUB_ACTIONS: 'true',
     GITHUB_OUTPUT: outputFile,
+    GITHUB_STATE: stateFile,
     RUNNER_TEMP: path.join(work, 'runner-temp'),
     ...opts.env,
   };
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
+  for (const [name, value] of Object.entries(opts.state ?? {})) env[`STATE_${name}`] = value;
   const node = opts.node ?? SYSTEM_NODE;
   if (!existsSync(node)) throw new Error(`${node} is missing: run scripts/test-deps.sh`);
-  const r = await run(node, [ACTION], { env });
+  const r = await run(node, [opts.pre ? PRE : ACTION], { env });
   return {
     code: r.code,
     stdout: r.stdout,
     stderr: r.stderr,
     outputs: parseOutputs(await readFile(outputFile, 'utf8')),
+    state: parseOutputs(await readFile(stateFile, 'utf8')),
     errors: r.stdout.split('\n').filter((l) => l.startsWith('::error')),
   };
 }

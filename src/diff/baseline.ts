@@ -1,0 +1,256 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import zlib from 'node:zlib';
+import type { Entry, Exclusion } from '../walk/walk.js';
+
+/**
+ * The baseline: what the tree looked like when the job started, recorded by the `pre` step and
+ * compared by the main step. One gzipped text line per entry, in walk order (depth first, children by
+ * raw name bytes), so both sides are read as streams and merged without holding the index in memory.
+ */
+const MAGIC = 'depot-snapshot-baseline 1';
+
+export class BaselineError extends Error {}
+
+/** What a baseline line holds: everything whose change means the entry must be captured again. */
+interface Record {
+  path: Buffer;
+  kind: string;
+  /** The rest of the line: mode, owner, size, times, inode, link, devices, xattr digest. */
+  state: string;
+}
+
+function stateOf(e: Entry): string {
+  const link = e.linkTarget ? e.linkTarget.toString('base64') : '-';
+  const dev = e.devMajor !== undefined ? `${e.devMajor}:${e.devMinor}` : '-';
+  return `${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.ctimeSec}.${e.ctimeNsec} ${e.ino} ${link} ${dev} ${xattrDigest(e)}`;
+}
+
+function xattrDigest(e: Entry): string {
+  if (!e.xattrs?.length) return '-';
+  const h = createHash('sha256');
+  for (const [name, value] of e.xattrs) h.update(`${name}=${value.length}:`).update(value);
+  return h.digest('base64url').slice(0, 22);
+}
+
+/** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
+export async function writeBaseline(file: string, root: string, entries: Entry[]): Promise<void> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  async function* lines() {
+    yield `${MAGIC} ${Buffer.from(root).toString('base64')}\n`;
+    let batch = '';
+    for (const e of entries) {
+      batch += `${e.path.toString('base64')} ${e.kind} ${stateOf(e)}\n`;
+      if (batch.length > 1 << 16) {
+        yield batch;
+        batch = '';
+      }
+    }
+    yield batch + 'end\n';
+  }
+  try {
+    await pipeline(
+      Readable.from(lines()),
+      zlib.createGzip({ level: 1 }),
+      createWriteStream(tmp, { mode: 0o600 }),
+    );
+    await rename(tmp, file);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Reads a baseline back as a stream of records, refusing a corrupt, truncated or foreign file. */
+async function* readBaseline(file: string, root: string): AsyncGenerator<Record> {
+  const lines = createInterface({
+    input: createReadStream(file).pipe(zlib.createGunzip()),
+    crlfDelay: Infinity,
+  });
+  let header = true;
+  let ended = false;
+  try {
+    for await (const line of lines) {
+      if (header) {
+        const [magic, rootB64] = [line.slice(0, MAGIC.length), line.slice(MAGIC.length + 1)];
+        if (magic !== MAGIC) throw new BaselineError(`${file} is not a baseline written by this action`);
+        const recorded = Buffer.from(rootB64, 'base64').toString();
+        if (recorded !== root)
+          throw new BaselineError(
+            `${file} records ${recorded}, not ${root}; record the baseline of the same root`,
+          );
+        header = false;
+        continue;
+      }
+      if (line === 'end') {
+        ended = true;
+        continue;
+      }
+      const space1 = line.indexOf(' ');
+      const space2 = line.indexOf(' ', space1 + 1);
+      if (ended || space1 <= 0 || space2 < 0)
+        throw new BaselineError(`${file} is corrupt (a malformed line)`);
+      yield {
+        path: Buffer.from(line.slice(0, space1), 'base64'),
+        kind: line.slice(space1 + 1, space2),
+        state: line.slice(space2 + 1),
+      };
+    }
+  } catch (err) {
+    if (err instanceof BaselineError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new BaselineError(`no baseline at ${file}: the pre step did not record one`);
+    throw new BaselineError(`${file} is unreadable or corrupt (${code ?? (err as Error).message})`);
+  }
+  if (header || !ended)
+    throw new BaselineError(`${file} is truncated: the baseline was not written completely`);
+}
+
+/** Walk order: depth first with children sorted by raw bytes, i.e. bytes compared with `/` lowest. */
+export function compareWalkOrder(a: Buffer, b: Buffer): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    if (a[i] === b[i]) continue;
+    const x = a[i] === 0x2f ? -1 : a[i];
+    const y = b[i] === 0x2f ? -1 : b[i];
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
+function isInside(child: Buffer, dir: Buffer): boolean {
+  return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
+}
+
+function parentOf(p: Buffer): Buffer {
+  const i = p.lastIndexOf(0x2f);
+  return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
+}
+
+export interface ChangeSet {
+  /** Changed and new entries, their parent directories, and whiteouts, in layer order. */
+  entries: Entry[];
+  changed: number;
+  deleted: number;
+}
+
+/**
+ * Compares the tree now with its baseline: new or different entries are captured (with their parent
+ * directories, so each change lands with the right metadata around it), vanished ones become
+ * whiteouts: one per deleted subtree, none under a deleted parent, none for paths left out of the
+ * capture, and written right after their parent directory, before its other entries. An entry whose
+ * type changed gets a whiteout too, then its new self.
+ */
+export async function diffAgainstBaseline(
+  file: string,
+  root: string,
+  entries: Entry[],
+  excluded: Exclusion[],
+  sockets: Buffer[],
+): Promise<ChangeSet> {
+  const leftOut = new Set([
+    ...excluded.map((e) => e.path.toString('latin1')),
+    ...sockets.map((s) => s.toString('latin1')),
+  ]);
+  const isLeftOut = (p: Buffer) => {
+    for (let q = p; q.length; q = parentOf(q)) if (leftOut.has(q.toString('latin1'))) return true;
+    return false;
+  };
+
+  const include = new Uint8Array(entries.length);
+  const whiteouts = new Map<string, Buffer[]>(); // parent path (latin1) → names
+  let changed = 0;
+  let deleted = 0;
+  const addWhiteout = (p: Buffer) => {
+    const key = parentOf(p).toString('latin1');
+    const name = p.subarray(p.lastIndexOf(0x2f) + 1);
+    whiteouts.set(key, [...(whiteouts.get(key) ?? []), name]);
+    deleted++;
+  };
+
+  let i = 0;
+  let gone: Buffer | null = null; // a deleted directory: its old contents need no whiteouts of their own
+  for await (const rec of readBaseline(file, root)) {
+    if (gone && isInside(rec.path, gone)) continue;
+    gone = null;
+    while (i < entries.length && compareWalkOrder(entries[i].path, rec.path) < 0) {
+      include[i++] = 1; // new since the baseline
+      changed++;
+    }
+    const e = entries[i];
+    if (e && e.path.equals(rec.path)) {
+      if (e.kind !== rec.kind) {
+        addWhiteout(rec.path);
+        if (rec.kind === 'dir') gone = rec.path;
+        include[i] = 1;
+        changed++;
+      } else if (stateOf(e) !== rec.state) {
+        include[i] = 1;
+        changed++;
+      }
+      i++;
+    } else if (!isLeftOut(rec.path)) {
+      addWhiteout(rec.path);
+      if (rec.kind === 'dir') gone = rec.path;
+    }
+  }
+  for (; i < entries.length; i++, changed++) include[i] = 1;
+
+  // Parent directories of every change and of every whiteout come along.
+  const indexOf = new Map<string, number>();
+  entries.forEach((e, idx) => e.kind === 'dir' && indexOf.set(e.path.toString('latin1'), idx));
+  const needParents = (p: Buffer) => {
+    for (let q = parentOf(p); q.length; q = parentOf(q)) {
+      const idx = indexOf.get(q.toString('latin1'));
+      if (idx === undefined || include[idx] === 2) break;
+      include[idx] = include[idx] || 2;
+    }
+  };
+  entries.forEach((e, idx) => include[idx] === 1 && needParents(e.path));
+  for (const parent of whiteouts.keys()) {
+    const p = Buffer.from(parent, 'latin1');
+    if (p.length === 0) continue;
+    const idx = indexOf.get(parent);
+    if (idx !== undefined) include[idx] = include[idx] || 2;
+    needParents(p);
+  }
+
+  const out: Entry[] = [];
+  const emitWhiteouts = (parent: Buffer) => {
+    const names = whiteouts.get(parent.toString('latin1'));
+    if (!names) return;
+    names.sort(Buffer.compare);
+    for (const name of names) out.push(whiteoutEntry(parent, name));
+  };
+  emitWhiteouts(Buffer.alloc(0));
+  entries.forEach((e, idx) => {
+    if (!include[idx]) return;
+    out.push(e);
+    if (e.kind === 'dir') emitWhiteouts(e.path);
+  });
+  return { entries: out, changed, deleted };
+}
+
+function whiteoutEntry(parent: Buffer, name: Buffer): Entry {
+  const p = Buffer.concat(parent.length ? [parent, Buffer.from('/.wh.'), name] : [Buffer.from('.wh.'), name]);
+  return {
+    path: p,
+    kind: 'whiteout',
+    mode: 0,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    allocated: 0,
+    mtimeSec: 0,
+    mtimeNsec: 0,
+    ctimeSec: 0,
+    ctimeNsec: 0,
+    ino: 0,
+  };
+}

@@ -1,0 +1,157 @@
+// Acceptance for change capture: the custom-image scenario. A Debian rootfs is pushed as the base
+// image and unpacked as the sandbox; the pre step records the baseline; in a chroot a package is
+// installed with dpkg, a file deleted, a directory replaced by a symlink, a capability set; the action
+// pushes the changes on top of the base. The result must equal the sandbox and run the program.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { copyFile, rm, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import { runAction, type ActionResult } from '../helpers/action.js';
+import { debianRootfs, inspect, pull, unpack } from '../helpers/image.js';
+import { startRegistry, type Registry } from '../helpers/registry.js';
+import { check, cleanupAll, tmpDir } from '../helpers/tools.js';
+import { diffTrees, snapshotTree, type TreeSnapshot } from '../helpers/tree.js';
+
+const VOLATILE = ['proc', 'sys', 'dev', 'run', 'tmp'];
+
+let registry: Registry;
+let baseRef: string;
+let baseLayers: string[];
+let debPath: string;
+
+function expectOk(r: ActionResult): void {
+  expect(r.errors).toEqual([]);
+  expect(r.code).toBe(0);
+}
+
+/** A tree without what a capture leaves out by design: the volatile directories' contents and times. */
+async function comparable(root: string): Promise<TreeSnapshot> {
+  const inVolatile = (rel: Buffer) => VOLATILE.some((d) => rel.toString().startsWith(d + '/'));
+  const snap = await snapshotTree(root, {
+    ignore: (rel) => inVolatile(rel) || rel.toString() === '.complete',
+  });
+  for (const key of ['.', ...VOLATILE]) snap.delete(key);
+  return snap;
+}
+
+/** The sandbox as a job would get it: the base image pulled and unpacked. */
+async function sandboxFromBase(): Promise<string> {
+  return unpack(await pull(baseRef));
+}
+
+beforeAll(async () => {
+  registry = await startRegistry();
+  const rootfs = await debianRootfs();
+  baseRef = `${registry.host}/base/debian:bookworm`;
+  expectOk(await runAction({ root: rootfs, image: baseRef, exclude: '/.complete' }));
+  baseLayers = (await inspect(baseRef)).Layers;
+  // The package to install, fetched once from Debian's archive.
+  const debs = await tmpDir('debs');
+  await check('apt-get', ['download', 'hello'], { cwd: debs });
+  debPath = path.join(debs, (await check('ls', [debs])).stdout.trim().split('\n')[0]);
+});
+afterAll(cleanupAll);
+
+describe('custom image from a baseline', () => {
+  it('captures only the changes on top of the base, and the result equals the sandbox', async () => {
+    const sandbox = await sandboxFromBase();
+    const inputs = { root: sandbox, 'base-image': baseRef, image: `${registry.host}/custom/img:v1` };
+    const pre = await runAction(inputs, { pre: true });
+    expectOk(pre);
+    expect(pre.state.baseline).toBeTruthy();
+
+    // The job's setup steps.
+    await copyFile(debPath, path.join(sandbox, 'tmp', 'hello.deb'));
+    await check('/usr/sbin/chroot', [
+      sandbox,
+      '/usr/bin/env',
+      '-i',
+      'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+      'dpkg',
+      '-i',
+      '/tmp/hello.deb',
+    ]);
+    await rm(path.join(sandbox, 'etc', 'issue.net'));
+    await rm(path.join(sandbox, 'usr', 'share', 'doc', 'bash'), { recursive: true });
+    await symlink('/usr/share/doc/dash', path.join(sandbox, 'usr', 'share', 'doc', 'bash'));
+    await check('setcap', ['cap_net_raw+ep', path.join(sandbox, 'usr', 'bin', 'true')]);
+
+    const r = await runAction(inputs, { state: pre.state });
+    expectOk(r);
+    expect(r.outputs.changes).toBe('baseline');
+    const pushed = await inspect(`${registry.host}/custom/img:v1`);
+    expect(pushed.Digest).toBe(r.outputs.digest);
+    expect(pushed.Layers.slice(0, baseLayers.length)).toEqual(baseLayers);
+    expect(pushed.Layers.length).toBeGreaterThan(baseLayers.length);
+
+    const result = await unpack(await pull(`${registry.host}/custom/img:v1`));
+    expect(diffTrees(await comparable(sandbox), await comparable(result))).toEqual([]);
+    const hello = await check('/usr/sbin/chroot', [
+      result,
+      '/usr/bin/env',
+      '-i',
+      'PATH=/usr/bin:/bin',
+      'hello',
+    ]);
+    expect(hello.stdout).toContain('Hello, world!');
+
+    // Only the changes were captured: compare the new layers with the base's whole size.
+    const raw = JSON.parse(
+      (
+        await check('skopeo', [
+          'inspect',
+          '--raw',
+          '--tls-verify=false',
+          `docker://${registry.host}/custom/img:v1`,
+        ])
+      ).stdout,
+    );
+    const sizes: number[] = raw.layers.map((l: { size: number }) => l.size);
+    const baseSize = sizes.slice(0, baseLayers.length).reduce((a, b) => a + b, 0);
+    const newSize = sizes.slice(baseLayers.length).reduce((a, b) => a + b, 0);
+    console.log(
+      `new layers: ${newSize} bytes against ${baseSize} bytes for the whole base (${((100 * newSize) / baseSize).toFixed(1)} %)`,
+    );
+    expect(newSize).toBeLessThan(baseSize / 10);
+
+    // Nothing changed since: a second snapshot adds no layer and uploads nothing but its config.
+    const pre2 = await runAction(inputs, { pre: true });
+    expectOk(pre2);
+    const again = await runAction(
+      { ...inputs, image: `${registry.host}/custom/img:v2` },
+      { state: pre2.state },
+    );
+    expectOk(again);
+    expect(Number(again.outputs.layers)).toBe(baseLayers.length);
+    expect(Number(again.outputs.uploaded)).toBeLessThan(64 * 1024);
+  });
+
+  it('refuses a corrupt or foreign baseline with one clear line', async () => {
+    const sandbox = await tmpDir('sb');
+    const bad = path.join(await tmpDir('bl'), 'baseline');
+    await check('sh', ['-c', `echo garbage | gzip > ${bad}`]);
+    const r = await runAction({
+      root: sandbox,
+      'base-image': baseRef,
+      image: `${registry.host}/custom/bad:v1`,
+      changes: 'baseline',
+      baseline: bad,
+    });
+    expect(r.code).toBe(1);
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toMatch(/not a baseline/);
+  });
+
+  it('without a baseline, captures the whole tree on top of the base and says so', async () => {
+    const small = await tmpDir('small');
+    await check('sh', ['-c', `echo hi > ${small}/f`]);
+    const r = await runAction({
+      root: small,
+      'base-image': baseRef,
+      image: `${registry.host}/custom/full:v1`,
+    });
+    expectOk(r);
+    expect(r.outputs.changes).toBe('full');
+    expect(r.stdout).toMatch(/no baseline was recorded/);
+    expect(Number(r.outputs.layers)).toBe(baseLayers.length + 1);
+  });
+});
