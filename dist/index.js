@@ -34294,7 +34294,7 @@ const INPUT_SPECS = [
     },
     {
         name: 'changes',
-        description: 'How changes are found: auto (baseline when one was recorded, else full), baseline, or full',
+        description: 'How changes are found: auto (overlay upper dir, else the baseline when one was recorded, else full), overlay, baseline, or full',
         default: 'auto',
     },
     {
@@ -34357,7 +34357,7 @@ function getInputs(argv, env = process.env, opts = {}) {
         compression,
         compressionLevel,
         baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
-        changes: oneOf(raw, 'changes', ['auto', 'baseline', 'full']),
+        changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full']),
         baseline: raw.baseline.trim()
             ? external_node_path_default().resolve(raw.baseline.trim())
             : env.RUNNER_TEMP
@@ -34558,6 +34558,317 @@ function formatBytes(n) {
     return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
+;// CONCATENATED MODULE: ./src/util/limit.ts
+/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
+function limiter(n) {
+    let active = 0;
+    const queue = [];
+    const next = () => {
+        if (active >= n)
+            return;
+        const start = queue.shift();
+        if (start) {
+            active++;
+            start();
+        }
+    };
+    return (job) => new Promise((resolve, reject) => {
+        queue.push(() => {
+            job()
+                .then(resolve, reject)
+                .finally(() => {
+                active--;
+                next();
+            });
+        });
+        next();
+    });
+}
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+;// CONCATENATED MODULE: ./src/walk/xattrs.ts
+
+
+/**
+ * Labels that belong to the host's security policy, not to the image: a runtime relabels on start.
+ */
+const SKIPPED = new Set(['security.selinux']);
+/** Errors that mean "this filesystem or inode has no xattrs to give": not a reason to fail. */
+const TOLERATED_ERRNO = new Set([95 /* EOPNOTSUPP */, 61 /* ENODATA */, 1 /* EPERM */, 13 /* EACCES */]);
+const ENOENT = 2;
+class VanishedError extends Error {
+}
+/**
+ * The native xattr binding (@napi-rs/xattr, Rust's `xattr` crate: llistxattr/lgetxattr, so symlinks
+ * are never followed). The bundle carries the glibc builds for x64 and arm64 runners in dist/native/;
+ * from source, the npm package resolves its own. Loaded by hand because the package's loader cannot
+ * find its `.node` file once bundled.
+ */
+function loadBinding() {
+    const require = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
+    const candidates = [`./native/xattr.linux-${process.arch}-gnu.node`, '@napi-rs/xattr'];
+    for (const candidate of candidates) {
+        try {
+            return require(candidate);
+        }
+        catch {
+            // try the next one
+        }
+    }
+    return null;
+}
+let binding;
+/**
+ * Reads every extended attribute of `path` without following a symlink (the native binding uses
+ * llistxattr/lgetxattr). Returns undefined when there are none.
+ *
+ * Node has no xattr API and the binding takes paths as strings; a path that is not valid UTF-8 cannot
+ * be passed through it, so those few are read by `getfattr`, its path fed as raw bytes on stdin.
+ */
+function readXattrs(path, log) {
+    const text = path.toString('utf8');
+    if (!Buffer.from(text, 'utf8').equals(path))
+        return readXattrsWithGetfattr(path);
+    if (binding === undefined) {
+        binding = loadBinding();
+        if (!binding)
+            log.warn(`no xattr support for ${process.platform}-${process.arch} in this build: extended attributes (file capabilities too) are not captured`);
+    }
+    if (!binding)
+        return undefined;
+    let names;
+    try {
+        names = binding.listAttributesSync(text);
+    }
+    catch (err) {
+        return tolerate(err);
+    }
+    if (names.length === 0)
+        return undefined;
+    const out = [];
+    for (const name of names) {
+        if (SKIPPED.has(name))
+            continue;
+        let value;
+        try {
+            value = binding.getAttributeSync(text, name);
+        }
+        catch (err) {
+            tolerate(err);
+            continue; // removed between list and get
+        }
+        if (value)
+            out.push([name, Buffer.from(value)]);
+    }
+    // By name, so the fingerprint and the tar header do not depend on the order the kernel lists them.
+    out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return out.length ? out : undefined;
+}
+function tolerate(err) {
+    const errno = Number(/os error (\d+)/.exec(String(err?.message))?.[1]);
+    if (errno === ENOENT)
+        throw new VanishedError(String(err));
+    if (TOLERATED_ERRNO.has(errno))
+        return undefined;
+    throw err;
+}
+function readXattrsWithGetfattr(path) {
+    const res = (0,external_node_child_process_namespaceObject.spawnSync)('xargs', ['-0', 'getfattr', '-h', '-d', '-m', '-', '-e', 'base64', '--absolute-names', '--'], {
+        input: Buffer.concat([path, Buffer.from([0])]),
+        encoding: 'latin1',
+    });
+    if (res.error || (res.status !== 0 && !res.stdout)) {
+        throw new Error(`cannot read extended attributes of a non-UTF-8 path without getfattr (package "attr")`);
+    }
+    const out = [];
+    for (const line of res.stdout.split('\n')) {
+        const m = /^([^#=][^=]*)=0s(.*)$/.exec(line);
+        if (m && !SKIPPED.has(m[1]))
+            out.push([m[1], Buffer.from(m[2], 'base64')]);
+        else if (/^[^#=][^=]*=$/.test(line))
+            out.push([line.slice(0, -1), Buffer.alloc(0)]);
+    }
+    return out.length ? out : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/walk/walk.ts
+
+
+
+const SLASH = Buffer.from('/');
+const WHITEOUT_PREFIX = Buffer.from('.wh.');
+class WhiteoutNameError extends Error {
+}
+/**
+ * Walks `root` with bounded parallel lstat calls, never following a symlink, reading names as bytes so
+ * non-UTF-8 names survive. The filter decides what is left out; `include` globs can reach below an
+ * excluded directory, in which case only the included paths and their parents are kept there.
+ */
+async function walk_walk(opts) {
+    const limit = limiter(opts.concurrency ?? 64);
+    const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
+    const excluded = [];
+    const sockets = [];
+    const { filter, log } = opts;
+    const absolute = (rel) => rootBuf.length === 1 ? Buffer.concat([SLASH, rel]) : Buffer.concat([rootBuf, SLASH, rel]);
+    async function visitDir(rel, mode) {
+        let names;
+        try {
+            names = await limit(() => (0,promises_namespaceObject.readdir)(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' }));
+        }
+        catch (err) {
+            const code = err.code;
+            if (code === 'ENOENT' || code === 'ENOTDIR')
+                return []; // vanished while we walked
+            if (rel === null)
+                throw err;
+            log.warn(`cannot list ${absolute(rel).toString()}: ${code ?? err}; captured as an empty directory`);
+            return [];
+        }
+        names.sort(Buffer.compare);
+        const nodes = await Promise.all(names.map((name) => visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode)));
+        return nodes.filter((n) => n !== null);
+    }
+    async function visitEntry(rel, name, mode) {
+        const key = '/' + rel.toString('latin1');
+        const included = filter.included(key);
+        const rule = included ? null : filter.classify(key);
+        if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key))
+            return null;
+        const abs = absolute(rel);
+        let st;
+        try {
+            st = await limit(() => (0,promises_namespaceObject.lstat)(abs, { bigint: true }));
+        }
+        catch (err) {
+            if (err.code === 'ENOENT')
+                return null;
+            throw err;
+        }
+        const isDir = st.isDirectory();
+        let childMode = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
+        if (rule) {
+            const reaches = isDir && filter.leadsToInclude(key);
+            if (rule.action === 'drop' && !reaches) {
+                excluded.push({ path: rel, reason: rule.reason });
+                return null;
+            }
+            if (rule.action === 'empty' || rule.action === 'drop') {
+                excluded.push({ path: rel, reason: rule.reason + (rule.action === 'empty' ? ' (kept empty)' : '') });
+                childMode = reaches ? 'includeOnly' : null;
+            }
+        }
+        if (st.isSocket()) {
+            sockets.push(rel);
+            return null;
+        }
+        if (name.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)) {
+            throw new WhiteoutNameError(`${abs.toString()} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
+        }
+        let entry;
+        try {
+            entry = await toEntry(rel, abs, st);
+        }
+        catch (err) {
+            if (err instanceof VanishedError || err.code === 'ENOENT')
+                return null;
+            throw err;
+        }
+        if (isHugeSparse(entry)) {
+            const holes = ((entry.size - entry.allocated) / 1024 ** 3).toFixed(1);
+            log.warn(`${abs.toString()} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
+            excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
+            return null;
+        }
+        const node = { entry };
+        if (isDir && childMode)
+            node.children = await visitDir(rel, childMode);
+        return node;
+    }
+    async function toEntry(rel, abs, st) {
+        const { sec, nsec } = splitNs(st.mtimeNs);
+        const ctime = splitNs(st.ctimeNs);
+        const entry = {
+            path: rel,
+            kind: kindOf(st),
+            mode: Number(st.mode & 4095n),
+            uid: Number(st.uid),
+            gid: Number(st.gid),
+            size: st.isFile() ? Number(st.size) : 0,
+            allocated: Number(st.blocks) * 512,
+            mtimeSec: sec,
+            mtimeNsec: nsec,
+            ctimeSec: ctime.sec,
+            ctimeNsec: ctime.nsec,
+            ino: Number(st.ino),
+        };
+        if (st.isFile() && st.nlink > 1n)
+            entry.linkGroup = `${st.dev}:${st.ino}`;
+        if (st.isSymbolicLink())
+            entry.linkTarget = await limit(() => (0,promises_namespaceObject.readlink)(abs, { encoding: 'buffer' }));
+        if (st.isCharacterDevice() || st.isBlockDevice()) {
+            // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
+            const rdev = st.rdev;
+            entry.devMajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+            entry.devMinor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+        }
+        const xattrs = readXattrs(abs, log);
+        if (xattrs)
+            entry.xattrs = xattrs;
+        return entry;
+    }
+    const tree = await visitDir(null, 'normal');
+    const entries = [];
+    const flatten = (nodes) => {
+        for (const n of nodes) {
+            entries.push(n.entry);
+            if (n.children)
+                flatten(n.children);
+        }
+    };
+    flatten(tree);
+    return { entries, excluded, sockets };
+}
+/**
+ * Holes read back as zeros and a tar has no room for them (ustar has no sparse entries that every
+ * extractor understands). Up to 1 GiB of holes are written as zeros, which compress to almost nothing;
+ * beyond that (`lastlog` after `useradd` with a large uid reaches hundreds of GB) the file is left out.
+ */
+const SPARSE_HOLE_LIMIT = 1024 ** 3;
+function isHugeSparse(e) {
+    return e.kind === 'file' && e.size - e.allocated > SPARSE_HOLE_LIMIT;
+}
+function kindOf(st) {
+    if (st.isFile())
+        return 'file';
+    if (st.isDirectory())
+        return 'dir';
+    if (st.isSymbolicLink())
+        return 'symlink';
+    if (st.isFIFO())
+        return 'fifo';
+    if (st.isCharacterDevice())
+        return 'char';
+    if (st.isBlockDevice())
+        return 'block';
+    throw new Error(`unexpected file type ${st.mode}`);
+}
+/** Splits nanoseconds since the epoch into whole seconds (floored) and the nanoseconds past them. */
+function splitNs(ns) {
+    let sec = ns / 1000000000n;
+    let nsec = ns % 1000000000n;
+    if (nsec < 0n) {
+        sec -= 1n;
+        nsec += 1000000000n;
+    }
+    return { sec: Number(sec), nsec: Number(nsec) };
+}
+
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: ./node_modules/picomatch/index.js
 var picomatch = __nccwpck_require__(4006);
 var picomatch_default = /*#__PURE__*/__nccwpck_require__.n(picomatch);
@@ -34741,324 +35052,16 @@ function latin1KeyToText(key) {
     return Buffer.from(key, 'latin1').toString('utf8');
 }
 
-;// CONCATENATED MODULE: ./src/util/limit.ts
-/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
-function limiter(n) {
-    let active = 0;
-    const queue = [];
-    const next = () => {
-        if (active >= n)
-            return;
-        const start = queue.shift();
-        if (start) {
-            active++;
-            start();
-        }
-    };
-    return (job) => new Promise((resolve, reject) => {
-        queue.push(() => {
-            job()
-                .then(resolve, reject)
-                .finally(() => {
-                active--;
-                next();
-            });
-        });
-        next();
-    });
-}
-
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:module"
-const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
-;// CONCATENATED MODULE: ./src/walk/xattrs.ts
-
-
-/**
- * Labels that belong to the host's security policy, not to the image: a runtime relabels on start.
- */
-const SKIPPED = new Set(['security.selinux']);
-/** Errors that mean "this filesystem or inode has no xattrs to give": not a reason to fail. */
-const TOLERATED_ERRNO = new Set([95 /* EOPNOTSUPP */, 61 /* ENODATA */, 1 /* EPERM */, 13 /* EACCES */]);
-const ENOENT = 2;
-class VanishedError extends Error {
-}
-/**
- * The native xattr binding (@napi-rs/xattr, Rust's `xattr` crate: llistxattr/lgetxattr, so symlinks
- * are never followed). The bundle carries the glibc builds for x64 and arm64 runners in dist/native/;
- * from source, the npm package resolves its own. Loaded by hand because the package's loader cannot
- * find its `.node` file once bundled.
- */
-function loadBinding() {
-    const require = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
-    const candidates = [`./native/xattr.linux-${process.arch}-gnu.node`, '@napi-rs/xattr'];
-    for (const candidate of candidates) {
-        try {
-            return require(candidate);
-        }
-        catch {
-            // try the next one
-        }
-    }
-    return null;
-}
-let binding;
-/**
- * Reads every extended attribute of `path` without following a symlink (the native binding uses
- * llistxattr/lgetxattr). Returns undefined when there are none.
- *
- * Node has no xattr API and the binding takes paths as strings; a path that is not valid UTF-8 cannot
- * be passed through it, so those few are read by `getfattr`, its path fed as raw bytes on stdin.
- */
-function readXattrs(path, log) {
-    const text = path.toString('utf8');
-    if (!Buffer.from(text, 'utf8').equals(path))
-        return readXattrsWithGetfattr(path);
-    if (binding === undefined) {
-        binding = loadBinding();
-        if (!binding)
-            log.warn(`no xattr support for ${process.platform}-${process.arch} in this build: extended attributes (file capabilities too) are not captured`);
-    }
-    if (!binding)
-        return undefined;
-    let names;
-    try {
-        names = binding.listAttributesSync(text);
-    }
-    catch (err) {
-        return tolerate(err);
-    }
-    if (names.length === 0)
-        return undefined;
-    const out = [];
-    for (const name of names) {
-        if (SKIPPED.has(name))
-            continue;
-        let value;
-        try {
-            value = binding.getAttributeSync(text, name);
-        }
-        catch (err) {
-            tolerate(err);
-            continue; // removed between list and get
-        }
-        if (value)
-            out.push([name, Buffer.from(value)]);
-    }
-    // By name, so the fingerprint and the tar header do not depend on the order the kernel lists them.
-    out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return out.length ? out : undefined;
-}
-function tolerate(err) {
-    const errno = Number(/os error (\d+)/.exec(String(err?.message))?.[1]);
-    if (errno === ENOENT)
-        throw new VanishedError(String(err));
-    if (TOLERATED_ERRNO.has(errno))
-        return undefined;
-    throw err;
-}
-function readXattrsWithGetfattr(path) {
-    const res = (0,external_node_child_process_namespaceObject.spawnSync)('xargs', ['-0', 'getfattr', '-h', '-d', '-m', '-', '-e', 'base64', '--absolute-names', '--'], {
-        input: Buffer.concat([path, Buffer.from([0])]),
-        encoding: 'latin1',
-    });
-    if (res.error || (res.status !== 0 && !res.stdout)) {
-        throw new Error(`cannot read extended attributes of a non-UTF-8 path without getfattr (package "attr")`);
-    }
-    const out = [];
-    for (const line of res.stdout.split('\n')) {
-        const m = /^([^#=][^=]*)=0s(.*)$/.exec(line);
-        if (m && !SKIPPED.has(m[1]))
-            out.push([m[1], Buffer.from(m[2], 'base64')]);
-        else if (/^[^#=][^=]*=$/.test(line))
-            out.push([line.slice(0, -1), Buffer.alloc(0)]);
-    }
-    return out.length ? out : undefined;
-}
-
-;// CONCATENATED MODULE: ./src/walk/walk.ts
-
-
-
-const SLASH = Buffer.from('/');
-const WHITEOUT_PREFIX = Buffer.from('.wh.');
-class WhiteoutNameError extends Error {
-}
-/**
- * Walks `root` with bounded parallel lstat calls, never following a symlink, reading names as bytes so
- * non-UTF-8 names survive. The filter decides what is left out; `include` globs can reach below an
- * excluded directory, in which case only the included paths and their parents are kept there.
- */
-async function walk(opts) {
-    const limit = limiter(opts.concurrency ?? 64);
-    const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
-    const excluded = [];
-    const sockets = [];
-    const { filter, log } = opts;
-    const absolute = (rel) => rootBuf.length === 1 ? Buffer.concat([SLASH, rel]) : Buffer.concat([rootBuf, SLASH, rel]);
-    async function visitDir(rel, mode) {
-        let names;
-        try {
-            names = await limit(() => (0,promises_namespaceObject.readdir)(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' }));
-        }
-        catch (err) {
-            const code = err.code;
-            if (code === 'ENOENT' || code === 'ENOTDIR')
-                return []; // vanished while we walked
-            if (rel === null)
-                throw err;
-            log.warn(`cannot list ${absolute(rel).toString()}: ${code ?? err}; captured as an empty directory`);
-            return [];
-        }
-        names.sort(Buffer.compare);
-        const nodes = await Promise.all(names.map((name) => visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode)));
-        return nodes.filter((n) => n !== null);
-    }
-    async function visitEntry(rel, name, mode) {
-        const key = '/' + rel.toString('latin1');
-        const included = filter.included(key);
-        const rule = included ? null : filter.classify(key);
-        if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key))
-            return null;
-        const abs = absolute(rel);
-        let st;
-        try {
-            st = await limit(() => (0,promises_namespaceObject.lstat)(abs, { bigint: true }));
-        }
-        catch (err) {
-            if (err.code === 'ENOENT')
-                return null;
-            throw err;
-        }
-        const isDir = st.isDirectory();
-        let childMode = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
-        if (rule) {
-            const reaches = isDir && filter.leadsToInclude(key);
-            if (rule.action === 'drop' && !reaches) {
-                excluded.push({ path: rel, reason: rule.reason });
-                return null;
-            }
-            if (rule.action === 'empty' || rule.action === 'drop') {
-                excluded.push({ path: rel, reason: rule.reason + (rule.action === 'empty' ? ' (kept empty)' : '') });
-                childMode = reaches ? 'includeOnly' : null;
-            }
-        }
-        if (st.isSocket()) {
-            sockets.push(rel);
-            return null;
-        }
-        if (name.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)) {
-            throw new WhiteoutNameError(`${abs.toString()} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
-        }
-        let entry;
-        try {
-            entry = await toEntry(rel, abs, st);
-        }
-        catch (err) {
-            if (err instanceof VanishedError || err.code === 'ENOENT')
-                return null;
-            throw err;
-        }
-        if (isHugeSparse(entry)) {
-            const holes = ((entry.size - entry.allocated) / 1024 ** 3).toFixed(1);
-            log.warn(`${abs.toString()} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
-            excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
-            return null;
-        }
-        const node = { entry };
-        if (isDir && childMode)
-            node.children = await visitDir(rel, childMode);
-        return node;
-    }
-    async function toEntry(rel, abs, st) {
-        const { sec, nsec } = splitNs(st.mtimeNs);
-        const ctime = splitNs(st.ctimeNs);
-        const entry = {
-            path: rel,
-            kind: kindOf(st),
-            mode: Number(st.mode & 4095n),
-            uid: Number(st.uid),
-            gid: Number(st.gid),
-            size: st.isFile() ? Number(st.size) : 0,
-            allocated: Number(st.blocks) * 512,
-            mtimeSec: sec,
-            mtimeNsec: nsec,
-            ctimeSec: ctime.sec,
-            ctimeNsec: ctime.nsec,
-            ino: Number(st.ino),
-        };
-        if (st.isFile() && st.nlink > 1n)
-            entry.linkGroup = `${st.dev}:${st.ino}`;
-        if (st.isSymbolicLink())
-            entry.linkTarget = await limit(() => (0,promises_namespaceObject.readlink)(abs, { encoding: 'buffer' }));
-        if (st.isCharacterDevice() || st.isBlockDevice()) {
-            // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
-            const rdev = st.rdev;
-            entry.devMajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-            entry.devMinor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-        }
-        const xattrs = readXattrs(abs, log);
-        if (xattrs)
-            entry.xattrs = xattrs;
-        return entry;
-    }
-    const tree = await visitDir(null, 'normal');
-    const entries = [];
-    const flatten = (nodes) => {
-        for (const n of nodes) {
-            entries.push(n.entry);
-            if (n.children)
-                flatten(n.children);
-        }
-    };
-    flatten(tree);
-    return { entries, excluded, sockets };
-}
-/**
- * Holes read back as zeros and a tar has no room for them (ustar has no sparse entries that every
- * extractor understands). Up to 1 GiB of holes are written as zeros, which compress to almost nothing;
- * beyond that (`lastlog` after `useradd` with a large uid reaches hundreds of GB) the file is left out.
- */
-const SPARSE_HOLE_LIMIT = 1024 ** 3;
-function isHugeSparse(e) {
-    return e.kind === 'file' && e.size - e.allocated > SPARSE_HOLE_LIMIT;
-}
-function kindOf(st) {
-    if (st.isFile())
-        return 'file';
-    if (st.isDirectory())
-        return 'dir';
-    if (st.isSymbolicLink())
-        return 'symlink';
-    if (st.isFIFO())
-        return 'fifo';
-    if (st.isCharacterDevice())
-        return 'char';
-    if (st.isBlockDevice())
-        return 'block';
-    throw new Error(`unexpected file type ${st.mode}`);
-}
-/** Splits nanoseconds since the epoch into whole seconds (floored) and the nanoseconds past them. */
-function splitNs(ns) {
-    let sec = ns / 1000000000n;
-    let nsec = ns % 1000000000n;
-    if (nsec < 0n) {
-        sec -= 1n;
-        nsec += 1000000000n;
-    }
-    return { sec: Number(sec), nsec: Number(nsec) };
-}
-
 ;// CONCATENATED MODULE: ./src/walk/scan.ts
 
 
 
-/** Walks the root with the default exclusions (mounts, swap, the runner's temp dir) and the user's. */
-async function scanRoot(opts) {
+/** The default exclusions (virtual mounts, swap, the runner's temp dir) plus the user's. */
+async function buildFilter(opts) {
+    const mounts = await readMounts();
     const filter = new Filter({
         root: opts.root,
-        mounts: await readMounts(),
+        mounts,
         swapFiles: await readSwapFiles(),
         hostPathsToDrop: [
             ...opts.ownPaths.map((path) => ({ path, reason: 'written by this action' })),
@@ -35069,18 +35072,77 @@ async function scanRoot(opts) {
         exclude: opts.exclude,
         include: opts.include,
     });
+    return { filter, mounts };
+}
+/** Walks the whole root with those exclusions. */
+async function scanRoot(opts) {
+    const { filter } = await buildFilter(opts);
     return walk({ root: opts.root, filter, log: opts.log });
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: external "node:readline"
 const external_node_readline_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline");
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+;// CONCATENATED MODULE: ./src/diff/whiteouts.ts
+const WH = Buffer.from('.wh.');
+const OPAQUE = Buffer.from('.wh..wh..opq');
+function parentOf(p) {
+    const i = p.lastIndexOf(0x2f);
+    return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
+}
+function baseName(p) {
+    return p.subarray(p.lastIndexOf(0x2f) + 1);
+}
+function child(parent, name) {
+    return parent.length ? Buffer.concat([parent, Buffer.from('/'), name]) : name;
+}
+/** An empty regular file, every field fixed, so the same deletion always gives the same bytes. */
+function marker(p) {
+    return {
+        path: p,
+        kind: 'whiteout',
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        allocated: 0,
+        mtimeSec: 0,
+        mtimeNsec: 0,
+        ctimeSec: 0,
+        ctimeNsec: 0,
+        ino: 0,
+    };
+}
+/**
+ * Places whiteouts (image-spec "Whiteouts"): right after their parent directory's entry, before its
+ * other contents, sorted; an opaque directory's `.wh..wh..opq` first of all. Deletions at the top of
+ * the tree come before everything. Each whiteout's parent directory must be among `entries`.
+ */
+function groupWhiteouts(entries, deletions, opaque) {
+    const byParent = new Map();
+    const add = (parent, e) => {
+        const key = parent.toString('latin1');
+        byParent.set(key, [...(byParent.get(key) ?? []), e]);
+    };
+    for (const dir of opaque)
+        add(dir, marker(child(dir, OPAQUE)));
+    const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
+    for (const d of sorted)
+        add(parentOf(d), marker(child(parentOf(d), Buffer.concat([WH, baseName(d)]))));
+    const out = [...(byParent.get('') ?? [])];
+    for (const e of entries) {
+        out.push(e);
+        if (e.kind === 'dir')
+            out.push(...(byParent.get(e.path.toString('latin1')) ?? []));
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/diff/baseline.ts
+
 
 
 
@@ -35196,10 +35258,6 @@ function compareWalkOrder(a, b) {
 function isInside(child, dir) {
     return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
 }
-function parentOf(p) {
-    const i = p.lastIndexOf(0x2f);
-    return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
-}
 /**
  * Compares the tree now with its baseline: new or different entries are captured (with their parent
  * directories, so each change lands with the right metadata around it), vanished ones become
@@ -35219,15 +35277,9 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
         return false;
     };
     const include = new Uint8Array(entries.length);
-    const whiteouts = new Map(); // parent path (latin1) → names
+    const deletions = [];
     let changed = 0;
-    let deleted = 0;
-    const addWhiteout = (p) => {
-        const key = parentOf(p).toString('latin1');
-        const name = p.subarray(p.lastIndexOf(0x2f) + 1);
-        whiteouts.set(key, [...(whiteouts.get(key) ?? []), name]);
-        deleted++;
-    };
+    const addWhiteout = (p) => deletions.push(p);
     let i = 0;
     let gone = null; // a deleted directory: its old contents need no whiteouts of their own
     for await (const rec of readBaseline(file, root)) {
@@ -35273,76 +35325,168 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
         }
     };
     entries.forEach((e, idx) => include[idx] === 1 && needParents(e.path));
-    for (const parent of whiteouts.keys()) {
-        const p = Buffer.from(parent, 'latin1');
-        if (p.length === 0)
+    for (const d of deletions) {
+        const parent = parentOf(d);
+        if (parent.length === 0)
             continue;
-        const idx = indexOf.get(parent);
+        const idx = indexOf.get(parent.toString('latin1'));
         if (idx !== undefined)
             include[idx] = include[idx] || 2;
-        needParents(p);
+        needParents(parent);
     }
-    const out = [];
-    const emitWhiteouts = (parent) => {
-        const names = whiteouts.get(parent.toString('latin1'));
-        if (!names)
-            return;
-        names.sort(Buffer.compare);
-        for (const name of names)
-            out.push(whiteoutEntry(parent, name));
-    };
-    emitWhiteouts(Buffer.alloc(0));
-    entries.forEach((e, idx) => {
-        if (!include[idx])
-            return;
-        out.push(e);
-        if (e.kind === 'dir')
-            emitWhiteouts(e.path);
-    });
-    return { entries: out, changed, deleted };
+    const selected = entries.filter((_, idx) => include[idx]);
+    return { entries: groupWhiteouts(selected, deletions, []), changed, deleted: deletions.length };
 }
-function whiteoutEntry(parent, name) {
-    const p = Buffer.concat(parent.length ? [parent, Buffer.from('/.wh.'), name] : [Buffer.from('.wh.'), name]);
-    return {
-        path: p,
-        kind: 'whiteout',
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        allocated: 0,
-        mtimeSec: 0,
-        mtimeNsec: 0,
-        ctimeSec: 0,
-        ctimeNsec: 0,
-        ino: 0,
-    };
+
+;// CONCATENATED MODULE: ./src/diff/overlay.ts
+
+
+
+
+
+
+
+class OverlayError extends Error {
+}
+/** overlayfs's own bookkeeping xattrs, in the trusted (root) and user (unprivileged) namespaces. */
+const OVERLAY_XATTR = /^(trusted|user)\.overlay\./;
+/** The overlay mounted exactly at `root`, when its upper dir can be read. */
+async function findOverlay(root, mounts) {
+    const resolved = external_node_path_default().resolve(root);
+    // The last mount at a path is the one in effect.
+    const mount = [...mounts].reverse().find((m) => m.mountPoint.toString() === resolved);
+    if (!mount || mount.fsType !== 'overlay')
+        return null;
+    const options = splitOptions(mount.superOptions);
+    const upper = options.get('upperdir');
+    if (!upper)
+        return null;
+    try {
+        await (0,promises_namespaceObject.access)(upper, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.X_OK);
+    }
+    catch {
+        return null; // not visible from here (another mount namespace): fall back to the baseline
+    }
+    return { upper, work: options.get('workdir') };
+}
+/** Mount options are comma-separated; a comma inside a value is escaped with a backslash. */
+function splitOptions(s) {
+    const out = new Map();
+    for (const part of s.split(/(?<!\\),/)) {
+        const eq = part.indexOf('=');
+        if (eq > 0)
+            out.set(part.slice(0, eq), part.slice(eq + 1).replace(/\\,/g, ','));
+    }
+    return out;
+}
+/**
+ * The overlay's upper dir *is* the change set: an entry there was added or changed (its metadata is
+ * read through the merged `root`, which is what the sandbox sees), a character device 0/0 is a
+ * deletion, and a directory marked opaque hides everything below it in the lower layers
+ * (`.wh..wh..opq`). Renamed directories (`redirect_dir`) are refused: their merged content lives
+ * elsewhere in the lower layers.
+ */
+async function overlayChanges(root, overlay, filter, log) {
+    const upper = await walk_walk({ root: overlay.upper, filter, log });
+    const rootBuf = Buffer.from(external_node_path_default().resolve(root));
+    const entries = [];
+    const deletions = [];
+    const opaque = [];
+    let changed = 0;
+    for (const e of upper.entries) {
+        const names = e.xattrs?.map(([n]) => n) ?? [];
+        if (names.some((n) => /^(trusted|user)\.overlay\.redirect$/.test(n))) {
+            throw new OverlayError(`overlay: /${e.path.toString()} was renamed (redirect_dir); use changes: baseline or full`);
+        }
+        if (e.kind === 'char' && e.devMajor === 0 && e.devMinor === 0) {
+            deletions.push(e.path);
+            continue;
+        }
+        const isOpaque = e.kind === 'dir' &&
+            e.xattrs?.some(([n, v]) => /^(trusted|user)\.overlay\.opaque$/.test(n) && v.toString() === 'y');
+        const merged = await mergedEntry(rootBuf, e, log);
+        if (!merged)
+            continue;
+        entries.push(merged);
+        changed++;
+        if (isOpaque)
+            opaque.push(e.path);
+    }
+    const out = groupWhiteouts(entries, deletions, opaque);
+    return { entries: out, changed, deleted: deletions.length };
+}
+/** The entry as the merged view shows it (metacopy uppers hold only metadata; the data is below). */
+async function mergedEntry(rootBuf, upperEntry, log) {
+    const abs = Buffer.concat([rootBuf, Buffer.from('/'), upperEntry.path]);
+    try {
+        const st = await (0,promises_namespaceObject.lstat)(abs, { bigint: true });
+        const entry = {
+            ...upperEntry,
+            size: st.isFile() ? Number(st.size) : 0,
+            allocated: Number(st.blocks) * 512,
+        };
+        const xattrs = readXattrs(abs, log)?.filter(([n]) => !OVERLAY_XATTR.test(n));
+        if (xattrs?.length)
+            entry.xattrs = xattrs;
+        else
+            delete entry.xattrs;
+        return entry;
+    }
+    catch (err) {
+        if (err.code === 'ENOENT')
+            return null;
+        throw err;
+    }
 }
 
 ;// CONCATENATED MODULE: ./src/diff/changes.ts
 
 
-/** Decides how changes are found, and finds them: against the baseline, or the whole tree. */
+
+
+
+/**
+ * Decides how changes are found, and finds them: an overlay's upper dir when `root` is an overlay
+ * mount, else the baseline the pre step recorded, else the whole tree.
+ */
 async function findChanges(opts) {
-    const full = (reason) => ({ entries: opts.scan.entries, method: 'full', reason });
+    const { root } = opts.scan;
+    const { filter, mounts } = await buildFilter(opts.scan);
+    const wanted = (m) => opts.mode === m || opts.mode === 'auto';
+    if (opts.mode !== 'full' && !opts.hasBase) {
+        if (opts.mode !== 'auto')
+            throw new BaselineError(`changes: ${opts.mode} needs base-image (or SNAPSHOT_BASE_IMAGE): the image the changes apply to`);
+    }
+    else if (wanted('overlay') && opts.hasBase) {
+        const overlay = await findOverlay(root, mounts);
+        if (overlay) {
+            const set = await overlayChanges(root, overlay, filter, opts.log);
+            return {
+                ...set,
+                method: 'overlay',
+                reason: `${root} is an overlay mount: its upper dir ${overlay.upper} holds the changes`,
+            };
+        }
+        if (opts.mode === 'overlay')
+            throw new OverlayError(`changes: overlay, but ${root} is not an overlay mount with a readable upper dir`);
+    }
+    const scan = await walk_walk({ root, filter, log: opts.log });
+    const full = (reason) => ({ entries: scan.entries, method: 'full', reason, scan });
     if (opts.mode === 'full')
         return full('changes: full');
-    if (!opts.hasBase) {
-        if (opts.mode === 'baseline')
-            throw new BaselineError('changes: baseline needs base-image (or SNAPSHOT_BASE_IMAGE): the image the baseline describes');
+    if (!opts.hasBase)
         return full('no base image: the whole tree is captured');
-    }
     if (!opts.baseline || !(0,external_node_fs_namespaceObject.existsSync)(opts.baseline)) {
         if (opts.mode === 'baseline')
             throw new BaselineError(`changes: baseline, but no baseline at ${opts.baseline || '(no path: set baseline)'}: did the pre step run?`);
         return full('no baseline was recorded (the pre step did not run): the whole tree is captured on top of the base image');
     }
-    const set = await diffAgainstBaseline(opts.baseline, opts.root, opts.scan.entries, opts.scan.excluded, opts.scan.sockets);
-    opts.log.info(`${set.changed} entries new or changed, ${set.deleted} deleted since the baseline`);
+    const set = await diffAgainstBaseline(opts.baseline, root, scan.entries, scan.excluded, scan.sockets);
     return {
-        entries: set.entries,
+        ...set,
         method: 'baseline',
         reason: `compared with the baseline recorded by the pre step (${opts.baseline})`,
+        scan,
     };
 }
 
@@ -37320,6 +37464,7 @@ const USER_ERRORS = [
     WhiteoutNameError,
     RegistryError,
     BaselineError,
+    OverlayError,
 ];
 async function run(argv) {
     if (wantsHelp(argv)) {
@@ -37409,17 +37554,25 @@ async function snapshot(inputs, destination, log, registry) {
             log,
         }))
         : undefined;
-    const scan = await group('Walk', () => walkRoot(inputs, destination, log));
     const changes = await group('Changes', async () => {
         const found = await findChanges({
             mode: inputs.changes,
             baseline: getState('baseline') || inputs.baseline,
-            root: inputs.root,
             hasBase: !!base,
-            scan,
+            scan: {
+                root: inputs.root,
+                exclude: inputs.exclude,
+                include: inputs.include,
+                ownPaths: [...destination.ownPaths, inputs.baseline].filter(Boolean),
+                log,
+            },
             log,
         });
+        if (found.scan)
+            describeScan(found.scan, inputs.root, log);
         log.info(`changes: ${found.method}: ${found.reason}`);
+        if (found.method !== 'full')
+            log.info(`${found.changed} entries new or changed, ${found.deleted} deleted`);
         return found;
     });
     if (base)
@@ -37449,21 +37602,13 @@ async function snapshot(inputs, destination, log, registry) {
         skipped: false,
     });
 }
-async function walkRoot(inputs, destination, log) {
-    const result = await scanRoot({
-        root: inputs.root,
-        exclude: inputs.exclude,
-        include: inputs.include,
-        ownPaths: [...destination.ownPaths, inputs.baseline].filter(Boolean),
-        log,
-    });
-    const bytes = result.entries.reduce((n, e) => n + e.size, 0);
-    log.info(`${result.entries.length} entries, ${formatBytes(bytes)} in ${inputs.root}`);
-    for (const line of describeExclusions(result.excluded, result.sockets))
+function describeScan(scan, root, log) {
+    const bytes = scan.entries.reduce((n, e) => n + e.size, 0);
+    log.info(`${scan.entries.length} entries, ${formatBytes(bytes)} in ${root}`);
+    for (const line of describeExclusions(scan.excluded, scan.sockets))
         log.info(`left out: ${line}`);
-    if (result.sockets.length)
-        log.warn(`${result.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
-    return result;
+    if (scan.sockets.length)
+        log.warn(`${scan.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
 }
 /** Writes (or reuses) every layer, `concurrency` at a time; zlib runs on the pool, so cores fill. */
 async function writeLayers(inputs, entries, plans, destination, log) {

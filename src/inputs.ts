@@ -66,7 +66,8 @@ export const INPUT_SPECS: InputSpec[] = [
   },
   {
     name: 'changes',
-    description: 'How changes are found: auto (baseline when one was recorded, else full), baseline, or full',
+    description:
+      'How changes are found: auto (overlay upper dir, else the baseline when one was recorded, else full), overlay, baseline, or full',
     default: 'auto',
   },
   {
@@ -110,7 +111,7 @@ export interface Inputs {
   compression: Compression;
   compressionLevel: number;
   baseImage: string;
-  changes: 'auto' | 'baseline' | 'full';
+  changes: 'auto' | 'overlay' | 'baseline' | 'full';
   /** Empty when neither given nor derivable (no RUNNER_TEMP). */
   baseline: string;
   layerSize: number;
@@ -165,7 +166,7 @@ export function getInputs(
     compression,
     compressionLevel,
     baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
-    changes: oneOf(raw, 'changes', ['auto', 'baseline', 'full'] as const),
+    changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full'] as const),
     baseline: raw.baseline.trim()
       ? path.resolve(raw.baseline.trim())
       : env.RUNNER_TEMP

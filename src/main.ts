@@ -3,10 +3,10 @@ import { stat } from 'node:fs/promises';
 import { getInputs, helpText, InputError, secretValues, wantsHelp, type Inputs } from './inputs.js';
 import { coreLogger, describeExclusions, formatBytes, inActions, setOutputs } from './report.js';
 import type { Logger } from './log.js';
-import { scanRoot } from './walk/scan.js';
 import { WhiteoutNameError, type Entry, type WalkResult } from './walk/walk.js';
 import { findChanges } from './diff/changes.js';
 import { BaselineError } from './diff/baseline.js';
+import { OverlayError } from './diff/overlay.js';
 import { resolveBase, type BaseImage } from './registry/base.js';
 import type { Manifest } from './image/oci.js';
 import { partition, type LayerPlan } from './layer/partition.js';
@@ -30,6 +30,7 @@ const USER_ERRORS = [
   WhiteoutNameError,
   RegistryError,
   BaselineError,
+  OverlayError,
 ];
 
 /** Where the image goes: an OCI layout on disk (dry run) or a registry. */
@@ -143,17 +144,24 @@ async function snapshot(
         }),
       )
     : undefined;
-  const scan = await core.group('Walk', () => walkRoot(inputs, destination, log));
   const changes = await core.group('Changes', async () => {
     const found = await findChanges({
       mode: inputs.changes,
       baseline: core.getState('baseline') || inputs.baseline,
-      root: inputs.root,
       hasBase: !!base,
-      scan,
+      scan: {
+        root: inputs.root,
+        exclude: inputs.exclude,
+        include: inputs.include,
+        ownPaths: [...destination.ownPaths, inputs.baseline].filter(Boolean),
+        log,
+      },
       log,
     });
+    if (found.scan) describeScan(found.scan, inputs.root, log);
     log.info(`changes: ${found.method}: ${found.reason}`);
+    if (found.method !== 'full')
+      log.info(`${found.changed} entries new or changed, ${found.deleted} deleted`);
     return found;
   });
 
@@ -190,20 +198,12 @@ async function snapshot(
   });
 }
 
-async function walkRoot(inputs: Inputs, destination: Destination, log: Logger): Promise<WalkResult> {
-  const result = await scanRoot({
-    root: inputs.root,
-    exclude: inputs.exclude,
-    include: inputs.include,
-    ownPaths: [...destination.ownPaths, inputs.baseline].filter(Boolean),
-    log,
-  });
-  const bytes = result.entries.reduce((n, e) => n + e.size, 0);
-  log.info(`${result.entries.length} entries, ${formatBytes(bytes)} in ${inputs.root}`);
-  for (const line of describeExclusions(result.excluded, result.sockets)) log.info(`left out: ${line}`);
-  if (result.sockets.length)
-    log.warn(`${result.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
-  return result;
+function describeScan(scan: WalkResult, root: string, log: Logger): void {
+  const bytes = scan.entries.reduce((n, e) => n + e.size, 0);
+  log.info(`${scan.entries.length} entries, ${formatBytes(bytes)} in ${root}`);
+  for (const line of describeExclusions(scan.excluded, scan.sockets)) log.info(`left out: ${line}`);
+  if (scan.sockets.length)
+    log.warn(`${scan.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
 }
 
 /** Writes (or reuses) every layer, `concurrency` at a time; zlib runs on the pool, so cores fill. */

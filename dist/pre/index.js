@@ -34292,7 +34292,7 @@ const INPUT_SPECS = [
     },
     {
         name: 'changes',
-        description: 'How changes are found: auto (baseline when one was recorded, else full), baseline, or full',
+        description: 'How changes are found: auto (overlay upper dir, else the baseline when one was recorded, else full), overlay, baseline, or full',
         default: 'auto',
     },
     {
@@ -34355,7 +34355,7 @@ function getInputs(argv, env = process.env, opts = {}) {
         compression,
         compressionLevel,
         baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
-        changes: oneOf(raw, 'changes', ['auto', 'baseline', 'full']),
+        changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full']),
         baseline: raw.baseline.trim()
             ? external_node_path_default().resolve(raw.baseline.trim())
             : env.RUNNER_TEMP
@@ -35054,11 +35054,12 @@ function splitNs(ns) {
 
 
 
-/** Walks the root with the default exclusions (mounts, swap, the runner's temp dir) and the user's. */
-async function scanRoot(opts) {
+/** The default exclusions (virtual mounts, swap, the runner's temp dir) plus the user's. */
+async function buildFilter(opts) {
+    const mounts = await readMounts();
     const filter = new Filter({
         root: opts.root,
-        mounts: await readMounts(),
+        mounts,
         swapFiles: await readSwapFiles(),
         hostPathsToDrop: [
             ...opts.ownPaths.map((path) => ({ path, reason: 'written by this action' })),
@@ -35069,6 +35070,11 @@ async function scanRoot(opts) {
         exclude: opts.exclude,
         include: opts.include,
     });
+    return { filter, mounts };
+}
+/** Walks the whole root with those exclusions. */
+async function scanRoot(opts) {
+    const { filter } = await buildFilter(opts);
     return walk({ root: opts.root, filter, log: opts.log });
 }
 
@@ -35080,7 +35086,63 @@ const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import
 const external_node_readline_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline");
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+;// CONCATENATED MODULE: ./src/diff/whiteouts.ts
+const WH = Buffer.from('.wh.');
+const OPAQUE = Buffer.from('.wh..wh..opq');
+function whiteouts_parentOf(p) {
+    const i = p.lastIndexOf(0x2f);
+    return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
+}
+function baseName(p) {
+    return p.subarray(p.lastIndexOf(0x2f) + 1);
+}
+function child(parent, name) {
+    return parent.length ? Buffer.concat([parent, Buffer.from('/'), name]) : name;
+}
+/** An empty regular file, every field fixed, so the same deletion always gives the same bytes. */
+function marker(p) {
+    return {
+        path: p,
+        kind: 'whiteout',
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        allocated: 0,
+        mtimeSec: 0,
+        mtimeNsec: 0,
+        ctimeSec: 0,
+        ctimeNsec: 0,
+        ino: 0,
+    };
+}
+/**
+ * Places whiteouts (image-spec "Whiteouts"): right after their parent directory's entry, before its
+ * other contents, sorted; an opaque directory's `.wh..wh..opq` first of all. Deletions at the top of
+ * the tree come before everything. Each whiteout's parent directory must be among `entries`.
+ */
+function whiteouts_groupWhiteouts(entries, deletions, opaque) {
+    const byParent = new Map();
+    const add = (parent, e) => {
+        const key = parent.toString('latin1');
+        byParent.set(key, [...(byParent.get(key) ?? []), e]);
+    };
+    for (const dir of opaque)
+        add(dir, marker(child(dir, OPAQUE)));
+    const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
+    for (const d of sorted)
+        add(whiteouts_parentOf(d), marker(child(whiteouts_parentOf(d), Buffer.concat([WH, baseName(d)]))));
+    const out = [...(byParent.get('') ?? [])];
+    for (const e of entries) {
+        out.push(e);
+        if (e.kind === 'dir')
+            out.push(...(byParent.get(e.path.toString('latin1')) ?? []));
+    }
+    return out;
+}
+
 ;// CONCATENATED MODULE: ./src/diff/baseline.ts
+
 
 
 
@@ -35196,10 +35258,6 @@ function compareWalkOrder(a, b) {
 function isInside(child, dir) {
     return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
 }
-function parentOf(p) {
-    const i = p.lastIndexOf(0x2f);
-    return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
-}
 /**
  * Compares the tree now with its baseline: new or different entries are captured (with their parent
  * directories, so each change lands with the right metadata around it), vanished ones become
@@ -35219,15 +35277,9 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
         return false;
     };
     const include = new Uint8Array(entries.length);
-    const whiteouts = new Map(); // parent path (latin1) → names
+    const deletions = [];
     let changed = 0;
-    let deleted = 0;
-    const addWhiteout = (p) => {
-        const key = parentOf(p).toString('latin1');
-        const name = p.subarray(p.lastIndexOf(0x2f) + 1);
-        whiteouts.set(key, [...(whiteouts.get(key) ?? []), name]);
-        deleted++;
-    };
+    const addWhiteout = (p) => deletions.push(p);
     let i = 0;
     let gone = null; // a deleted directory: its old contents need no whiteouts of their own
     for await (const rec of readBaseline(file, root)) {
@@ -35273,50 +35325,17 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
         }
     };
     entries.forEach((e, idx) => include[idx] === 1 && needParents(e.path));
-    for (const parent of whiteouts.keys()) {
-        const p = Buffer.from(parent, 'latin1');
-        if (p.length === 0)
+    for (const d of deletions) {
+        const parent = parentOf(d);
+        if (parent.length === 0)
             continue;
-        const idx = indexOf.get(parent);
+        const idx = indexOf.get(parent.toString('latin1'));
         if (idx !== undefined)
             include[idx] = include[idx] || 2;
-        needParents(p);
+        needParents(parent);
     }
-    const out = [];
-    const emitWhiteouts = (parent) => {
-        const names = whiteouts.get(parent.toString('latin1'));
-        if (!names)
-            return;
-        names.sort(Buffer.compare);
-        for (const name of names)
-            out.push(whiteoutEntry(parent, name));
-    };
-    emitWhiteouts(Buffer.alloc(0));
-    entries.forEach((e, idx) => {
-        if (!include[idx])
-            return;
-        out.push(e);
-        if (e.kind === 'dir')
-            emitWhiteouts(e.path);
-    });
-    return { entries: out, changed, deleted };
-}
-function whiteoutEntry(parent, name) {
-    const p = Buffer.concat(parent.length ? [parent, Buffer.from('/.wh.'), name] : [Buffer.from('.wh.'), name]);
-    return {
-        path: p,
-        kind: 'whiteout',
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        allocated: 0,
-        mtimeSec: 0,
-        mtimeNsec: 0,
-        ctimeSec: 0,
-        ctimeNsec: 0,
-        ino: 0,
-    };
+    const selected = entries.filter((_, idx) => include[idx]);
+    return { entries: groupWhiteouts(selected, deletions, []), changed, deleted: deletions.length };
 }
 
 ;// CONCATENATED MODULE: external "node:os"

@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import type { Entry, Exclusion } from '../walk/walk.js';
+import { groupWhiteouts, parentOf, type ChangeSet } from './whiteouts.js';
 
 /**
  * The baseline: what the tree looked like when the job started, recorded by the `pre` step and
@@ -128,18 +129,6 @@ function isInside(child: Buffer, dir: Buffer): boolean {
   return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
 }
 
-function parentOf(p: Buffer): Buffer {
-  const i = p.lastIndexOf(0x2f);
-  return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
-}
-
-export interface ChangeSet {
-  /** Changed and new entries, their parent directories, and whiteouts, in layer order. */
-  entries: Entry[];
-  changed: number;
-  deleted: number;
-}
-
 /**
  * Compares the tree now with its baseline: new or different entries are captured (with their parent
  * directories, so each change lands with the right metadata around it), vanished ones become
@@ -164,15 +153,9 @@ export async function diffAgainstBaseline(
   };
 
   const include = new Uint8Array(entries.length);
-  const whiteouts = new Map<string, Buffer[]>(); // parent path (latin1) → names
+  const deletions: Buffer[] = [];
   let changed = 0;
-  let deleted = 0;
-  const addWhiteout = (p: Buffer) => {
-    const key = parentOf(p).toString('latin1');
-    const name = p.subarray(p.lastIndexOf(0x2f) + 1);
-    whiteouts.set(key, [...(whiteouts.get(key) ?? []), name]);
-    deleted++;
-  };
+  const addWhiteout = (p: Buffer) => deletions.push(p);
 
   let i = 0;
   let gone: Buffer | null = null; // a deleted directory: its old contents need no whiteouts of their own
@@ -213,44 +196,13 @@ export async function diffAgainstBaseline(
     }
   };
   entries.forEach((e, idx) => include[idx] === 1 && needParents(e.path));
-  for (const parent of whiteouts.keys()) {
-    const p = Buffer.from(parent, 'latin1');
-    if (p.length === 0) continue;
-    const idx = indexOf.get(parent);
+  for (const d of deletions) {
+    const parent = parentOf(d);
+    if (parent.length === 0) continue;
+    const idx = indexOf.get(parent.toString('latin1'));
     if (idx !== undefined) include[idx] = include[idx] || 2;
-    needParents(p);
+    needParents(parent);
   }
-
-  const out: Entry[] = [];
-  const emitWhiteouts = (parent: Buffer) => {
-    const names = whiteouts.get(parent.toString('latin1'));
-    if (!names) return;
-    names.sort(Buffer.compare);
-    for (const name of names) out.push(whiteoutEntry(parent, name));
-  };
-  emitWhiteouts(Buffer.alloc(0));
-  entries.forEach((e, idx) => {
-    if (!include[idx]) return;
-    out.push(e);
-    if (e.kind === 'dir') emitWhiteouts(e.path);
-  });
-  return { entries: out, changed, deleted };
-}
-
-function whiteoutEntry(parent: Buffer, name: Buffer): Entry {
-  const p = Buffer.concat(parent.length ? [parent, Buffer.from('/.wh.'), name] : [Buffer.from('.wh.'), name]);
-  return {
-    path: p,
-    kind: 'whiteout',
-    mode: 0,
-    uid: 0,
-    gid: 0,
-    size: 0,
-    allocated: 0,
-    mtimeSec: 0,
-    mtimeNsec: 0,
-    ctimeSec: 0,
-    ctimeNsec: 0,
-    ino: 0,
-  };
+  const selected = entries.filter((_, idx) => include[idx]);
+  return { entries: groupWhiteouts(selected, deletions, []), changed, deleted: deletions.length };
 }

@@ -1,38 +1,65 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from '../log.js';
-import type { Entry, WalkResult } from '../walk/walk.js';
+import { buildFilter, type ScanOptions } from '../walk/scan.js';
+import { walk, type Entry, type WalkResult } from '../walk/walk.js';
 import { BaselineError, diffAgainstBaseline } from './baseline.js';
+import { findOverlay, overlayChanges, OverlayError } from './overlay.js';
 
-export type ChangeMethod = 'baseline' | 'full';
+export type ChangeMethod = 'overlay' | 'baseline' | 'full';
 
 export interface Changes {
   entries: Entry[];
   method: ChangeMethod;
   /** Why this method, for the log and summary. */
   reason: string;
+  /** The walk of the whole root (not made for an overlay, whose upper dir is all that is read). */
+  scan?: WalkResult;
+  changed?: number;
+  deleted?: number;
 }
 
 export interface ChangeOptions {
-  mode: 'auto' | 'baseline' | 'full';
+  mode: 'auto' | 'overlay' | 'baseline' | 'full';
   baseline: string;
-  root: string;
   /** Whether a base image is known: a change set means nothing without the layers it applies to. */
   hasBase: boolean;
-  scan: WalkResult;
+  scan: ScanOptions;
   log: Logger;
 }
 
-/** Decides how changes are found, and finds them: against the baseline, or the whole tree. */
+/**
+ * Decides how changes are found, and finds them: an overlay's upper dir when `root` is an overlay
+ * mount, else the baseline the pre step recorded, else the whole tree.
+ */
 export async function findChanges(opts: ChangeOptions): Promise<Changes> {
-  const full = (reason: string): Changes => ({ entries: opts.scan.entries, method: 'full', reason });
-  if (opts.mode === 'full') return full('changes: full');
-  if (!opts.hasBase) {
-    if (opts.mode === 'baseline')
+  const { root } = opts.scan;
+  const { filter, mounts } = await buildFilter(opts.scan);
+  const wanted = (m: ChangeMethod) => opts.mode === m || opts.mode === 'auto';
+  if (opts.mode !== 'full' && !opts.hasBase) {
+    if (opts.mode !== 'auto')
       throw new BaselineError(
-        'changes: baseline needs base-image (or SNAPSHOT_BASE_IMAGE): the image the baseline describes',
+        `changes: ${opts.mode} needs base-image (or SNAPSHOT_BASE_IMAGE): the image the changes apply to`,
       );
-    return full('no base image: the whole tree is captured');
+  } else if (wanted('overlay') && opts.hasBase) {
+    const overlay = await findOverlay(root, mounts);
+    if (overlay) {
+      const set = await overlayChanges(root, overlay, filter, opts.log);
+      return {
+        ...set,
+        method: 'overlay',
+        reason: `${root} is an overlay mount: its upper dir ${overlay.upper} holds the changes`,
+      };
+    }
+    if (opts.mode === 'overlay')
+      throw new OverlayError(
+        `changes: overlay, but ${root} is not an overlay mount with a readable upper dir`,
+      );
   }
+
+  const scan = await walk({ root, filter, log: opts.log });
+  const full = (reason: string): Changes => ({ entries: scan.entries, method: 'full', reason, scan });
+  if (opts.mode === 'full') return full('changes: full');
+  if (!opts.hasBase) return full('no base image: the whole tree is captured');
   if (!opts.baseline || !existsSync(opts.baseline)) {
     if (opts.mode === 'baseline')
       throw new BaselineError(
@@ -42,17 +69,11 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
       'no baseline was recorded (the pre step did not run): the whole tree is captured on top of the base image',
     );
   }
-  const set = await diffAgainstBaseline(
-    opts.baseline,
-    opts.root,
-    opts.scan.entries,
-    opts.scan.excluded,
-    opts.scan.sockets,
-  );
-  opts.log.info(`${set.changed} entries new or changed, ${set.deleted} deleted since the baseline`);
+  const set = await diffAgainstBaseline(opts.baseline, root, scan.entries, scan.excluded, scan.sockets);
   return {
-    entries: set.entries,
+    ...set,
     method: 'baseline',
     reason: `compared with the baseline recorded by the pre step (${opts.baseline})`,
+    scan,
   };
 }

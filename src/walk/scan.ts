@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { Filter } from './filter.js';
-import { readMounts, readSwapFiles } from './mountinfo.js';
+import { readMounts, readSwapFiles, type Mount } from './mountinfo.js';
 import { walk, type WalkResult } from './walk.js';
 
 export interface ScanOptions {
@@ -12,11 +12,12 @@ export interface ScanOptions {
   log: Logger;
 }
 
-/** Walks the root with the default exclusions (mounts, swap, the runner's temp dir) and the user's. */
-export async function scanRoot(opts: ScanOptions): Promise<WalkResult> {
+/** The default exclusions (virtual mounts, swap, the runner's temp dir) plus the user's. */
+export async function buildFilter(opts: ScanOptions): Promise<{ filter: Filter; mounts: Mount[] }> {
+  const mounts = await readMounts();
   const filter = new Filter({
     root: opts.root,
-    mounts: await readMounts(),
+    mounts,
     swapFiles: await readSwapFiles(),
     hostPathsToDrop: [
       ...opts.ownPaths.map((path) => ({ path, reason: 'written by this action' })),
@@ -27,5 +28,11 @@ export async function scanRoot(opts: ScanOptions): Promise<WalkResult> {
     exclude: opts.exclude,
     include: opts.include,
   });
+  return { filter, mounts };
+}
+
+/** Walks the whole root with those exclusions. */
+export async function scanRoot(opts: ScanOptions): Promise<WalkResult> {
+  const { filter } = await buildFilter(opts);
   return walk({ root: opts.root, filter, log: opts.log });
 }

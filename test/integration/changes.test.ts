@@ -3,12 +3,12 @@
 // installed with dpkg, a file deleted, a directory replaced by a symlink, a capability set; the action
 // pushes the changes on top of the base. The result must equal the sandbox and run the program.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFile, rm, symlink } from 'node:fs/promises';
+import { copyFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runAction, type ActionResult } from '../helpers/action.js';
 import { debianRootfs, inspect, pull, unpack } from '../helpers/image.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
-import { check, cleanupAll, tmpDir } from '../helpers/tools.js';
+import { check, cleanupAll, onCleanup, run, tmpDir } from '../helpers/tools.js';
 import { diffTrees, snapshotTree, type TreeSnapshot } from '../helpers/tree.js';
 
 const VOLATILE = ['proc', 'sys', 'dev', 'run', 'tmp'];
@@ -153,5 +153,56 @@ describe('custom image from a baseline', () => {
     expect(r.outputs.changes).toBe('full');
     expect(r.stdout).toMatch(/no baseline was recorded/);
     expect(Number(r.outputs.layers)).toBe(baseLayers.length + 1);
+  });
+});
+
+describe('custom image from an overlay', () => {
+  it('takes the upper dir as the change set, opaque directories included, and equals the merged view', async () => {
+    const lower = await sandboxFromBase();
+    const dir = await tmpDir('overlay');
+    const [upper, work, merged] = ['upper', 'work', 'merged'].map((d) => path.join(dir, d));
+    for (const d of [upper, work, merged]) await mkdir(d);
+    await check('mount', [
+      '-t',
+      'overlay',
+      'overlay',
+      '-o',
+      `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
+      merged,
+    ]);
+    onCleanup(() => run('umount', [merged]).then(() => undefined));
+
+    await copyFile(debPath, path.join(merged, 'tmp', 'hello.deb'));
+    await check('/usr/sbin/chroot', [
+      merged,
+      '/usr/bin/env',
+      '-i',
+      'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
+      'dpkg',
+      '-i',
+      '/tmp/hello.deb',
+    ]);
+    await rm(path.join(merged, 'etc', 'issue.net'));
+    // Removed, then made again with other content: an opaque directory in the upper dir.
+    await rm(path.join(merged, 'usr', 'share', 'doc', 'apt'), { recursive: true });
+    await mkdir(path.join(merged, 'usr', 'share', 'doc', 'apt'));
+    await writeFile(path.join(merged, 'usr', 'share', 'doc', 'apt', 'NEW'), 'new content\n');
+    await check('setcap', ['cap_net_raw+ep', path.join(merged, 'usr', 'bin', 'true')]);
+
+    const ref = `${registry.host}/custom/overlay:v1`;
+    const r = await runAction({ root: merged, 'base-image': baseRef, image: ref });
+    expectOk(r);
+    expect(r.outputs.changes).toBe('overlay');
+    const result = await unpack(await pull(ref));
+    expect(diffTrees(await comparable(merged), await comparable(result))).toEqual([]);
+    const hello = await check('/usr/sbin/chroot', [
+      result,
+      '/usr/bin/env',
+      '-i',
+      'PATH=/usr/bin:/bin',
+      'hello',
+    ]);
+    expect(hello.stdout).toContain('Hello, world!');
+    expect((await inspect(ref)).Layers.slice(0, baseLayers.length)).toEqual(baseLayers);
   });
 });

@@ -1,0 +1,65 @@
+import type { Entry } from '../walk/walk.js';
+
+/** What a comparison found: the entries to write, whiteouts included, in layer order. */
+export interface ChangeSet {
+  entries: Entry[];
+  changed: number;
+  deleted: number;
+}
+
+const WH = Buffer.from('.wh.');
+const OPAQUE = Buffer.from('.wh..wh..opq');
+
+export function parentOf(p: Buffer): Buffer {
+  const i = p.lastIndexOf(0x2f);
+  return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
+}
+
+function baseName(p: Buffer): Buffer {
+  return p.subarray(p.lastIndexOf(0x2f) + 1);
+}
+
+function child(parent: Buffer, name: Buffer): Buffer {
+  return parent.length ? Buffer.concat([parent, Buffer.from('/'), name]) : name;
+}
+
+/** An empty regular file, every field fixed, so the same deletion always gives the same bytes. */
+function marker(p: Buffer): Entry {
+  return {
+    path: p,
+    kind: 'whiteout',
+    mode: 0,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    allocated: 0,
+    mtimeSec: 0,
+    mtimeNsec: 0,
+    ctimeSec: 0,
+    ctimeNsec: 0,
+    ino: 0,
+  };
+}
+
+/**
+ * Places whiteouts (image-spec "Whiteouts"): right after their parent directory's entry, before its
+ * other contents, sorted; an opaque directory's `.wh..wh..opq` first of all. Deletions at the top of
+ * the tree come before everything. Each whiteout's parent directory must be among `entries`.
+ */
+export function groupWhiteouts(entries: Entry[], deletions: Buffer[], opaque: Buffer[]): Entry[] {
+  const byParent = new Map<string, Entry[]>();
+  const add = (parent: Buffer, e: Entry) => {
+    const key = parent.toString('latin1');
+    byParent.set(key, [...(byParent.get(key) ?? []), e]);
+  };
+  for (const dir of opaque) add(dir, marker(child(dir, OPAQUE)));
+  const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
+  for (const d of sorted) add(parentOf(d), marker(child(parentOf(d), Buffer.concat([WH, baseName(d)]))));
+
+  const out: Entry[] = [...(byParent.get('') ?? [])];
+  for (const e of entries) {
+    out.push(e);
+    if (e.kind === 'dir') out.push(...(byParent.get(e.path.toString('latin1')) ?? []));
+  }
+  return out;
+}
