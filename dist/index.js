@@ -34946,7 +34946,52 @@ async function readSwapFiles(path = '/proc/swaps') {
     }
 }
 
+;// CONCATENATED MODULE: ./src/image/marker.ts
+/**
+ * Every image this action makes of a root with an `/etc` carries this file, in a small last layer of
+ * its own. It names where the image went and the layers below it, so a sandbox started from the image
+ * knows its base without being told: the next snapshot takes those layers as they are and replaces
+ * this one (it is never stacked).
+ */
+const MARKER_PATH = 'etc/depot-snapshot.json';
+/** The history comment of the marker layer: how a base made by this action is recognised. */
+const MARKER_COMMENT = 'snapshot marker';
+class MarkerError extends Error {
+}
+function parseMarker(text) {
+    let m;
+    try {
+        m = JSON.parse(text);
+    }
+    catch {
+        throw new MarkerError(`/${MARKER_PATH} is not JSON`);
+    }
+    const okLayer = (l) => typeof l?.digest === 'string' && typeof l.diffId === 'string' && typeof l.size === 'number';
+    if (m?.schemaVersion !== 1 ||
+        !Array.isArray(m.layers) ||
+        !m.layers.every(okLayer) ||
+        typeof m.repository !== 'string') {
+        throw new MarkerError(`/${MARKER_PATH} is not a marker this version understands`);
+    }
+    return m;
+}
+/** The marker for an image whose other layers are those of `draft`. */
+function markerFor(draft, repository, tag, created) {
+    const config = JSON.parse(draft.config.bytes.toString());
+    const manifest = JSON.parse(draft.manifest.bytes.toString());
+    return {
+        schemaVersion: 1,
+        repository,
+        tag,
+        created,
+        layers: manifest.layers.map((d, i) => ({ ...d, diffId: config.rootfs.diff_ids[i] })),
+        config: config.config,
+        history: config.history ?? [],
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/walk/filter.ts
+
 
 
 
@@ -34976,6 +35021,11 @@ class Filter {
                 this.exact.set(key, { action: 'empty', reason: `${m.fsType} mount` });
             }
         }
+        // The marker of the image the sandbox came from: the new image gets a new one, never this one.
+        this.exact.set('/' + MARKER_PATH, {
+            action: 'drop',
+            reason: "the base image's snapshot marker (rewritten)",
+        });
         for (const file of RUNTIME_FILES) {
             if (mountPoints.has(file))
                 this.exact.set(file, { action: 'drop', reason: 'bind-mounted by the runtime' });
@@ -35543,7 +35593,8 @@ function buildImage(input) {
         annotations[Annotation.revision] = input.revision;
     if (base) {
         annotations[Annotation.baseName] = base.name;
-        annotations[Annotation.baseDigest] = base.digest;
+        if (base.digest)
+            annotations[Annotation.baseDigest] = base.digest;
     }
     const manifest = {
         schemaVersion: 2,
@@ -36509,6 +36560,42 @@ function parseJson(bytes) {
 
 
 
+
+/**
+ * The base named by the marker file of an image this action made: its layers below the marker, read
+ * from the repository it was pushed to. The parent's manifest digest is recorded when its tag still
+ * holds those layers.
+ */
+async function baseFromMarker(marker, opts) {
+    const reference = parseReference(`${marker.repository}:${marker.tag}`);
+    const sameRegistry = reference.registry === opts.targetRegistry;
+    const credentials = await resolveCredentials(reference.registry, sameRegistry ? opts.credentials : {});
+    const insecure = (sameRegistry && opts.insecureRegistry) || isLoopback(reference.registry.replace(/:\d+$/, ''));
+    const client = new RegistryClient({ registry: reference.registry, credentials, insecure, log: opts.log });
+    const repository = new Repository(client, reference.repository, 'pull');
+    const layers = marker.layers.map(({ diffId: _diffId, ...d }) => d);
+    const parent = await getManifest(repository, marker.tag).catch(() => null);
+    const parentLayers = parent ? (parseJson(parent.bytes).layers ?? []) : [];
+    const same = parentLayers.length === layers.length + 1 && layers.every((l, i) => parentLayers[i].digest === l.digest);
+    const name = format(reference);
+    opts.log.info(`base image from the marker: ${name}${same ? ` (${parent.digest})` : ''}, ${layers.length} layers below its marker`);
+    return {
+        name,
+        digest: same ? parent.digest : '',
+        layers,
+        diffIds: marker.layers.map((l) => l.diffId),
+        config: {
+            created: marker.created,
+            architecture: '',
+            os: '',
+            config: marker.config,
+            history: marker.history,
+            rootfs: { type: 'layers', diff_ids: [] },
+        },
+        repository,
+        reference,
+    };
+}
 /** Docker's layer media types name the same bytes as OCI's: renamed, digests unchanged. */
 const OCI_LAYER_TYPE = {
     'application/vnd.docker.image.rootfs.diff.tar.gzip': MediaType.layerGzip,
@@ -36554,7 +36641,7 @@ async function resolveBase(opts) {
     if (!Array.isArray(manifest.layers) || !manifest.config?.digest)
         throw fail(`is not an image manifest (${fetched.mediaType})`);
     const config = await getImageConfig(repository, manifest);
-    const diffIds = config.rootfs?.diff_ids ?? [];
+    const diffIds = [...(config.rootfs?.diff_ids ?? [])];
     if (diffIds.length !== manifest.layers.length)
         throw fail(`its config lists ${diffIds.length} layers, its manifest ${manifest.layers.length}`);
     const layers = manifest.layers.map((d) => ({
@@ -36563,136 +36650,24 @@ async function resolveBase(opts) {
         size: d.size,
         ...(d.annotations ? { annotations: d.annotations } : {}),
     }));
+    // An image this action made ends with its marker layer: replaced by the new image's, never stacked.
+    const history = [...(config.history ?? [])];
+    const last = history.filter((h) => !h.empty_layer).at(-1);
+    if (last?.comment?.startsWith(MARKER_COMMENT)) {
+        layers.pop();
+        diffIds.pop();
+        history.splice(history.lastIndexOf(last), 1);
+    }
     opts.log.info(`base image ${name}: ${fetched.digest}, ${layers.length} layers`);
-    return { name, digest: fetched.digest, layers, diffIds, config, repository, reference };
-}
-
-;// CONCATENATED MODULE: ./src/layer/partition.ts
-/** Bytes a tar header costs, counted so a tree of many empty files still splits. */
-const HEADER_COST = 512;
-/** Past this many layers, pulls get slow and old overlayfs stacks fail: raise the target instead. */
-const MAX_LAYERS = 100;
-/**
- * Splits entries (depth-first, parents first) into layers of about `target` bytes by subtree.
- *
- * A directory whose subtree fits stays whole in one layer; a larger one is split among its children,
- * its own entry leading the first of its layers. Siblings that fit are packed together in name order.
- * So layer boundaries depend only on the tree's shape near the change: editing a file inside
- * `usr/lib/python3` changes that subtree's layer, not the others. Every member of a hardlink group
- * is written in the layer of the group's first member, since a hardlink can only point within a layer.
- */
-function partition(entries, target) {
-    const { end, bytes } = subtreeExtents(entries);
-    let plans = split(entries, end, bytes, target);
-    for (let t = target * 2; plans.length > MAX_LAYERS; t *= 2)
-        plans = split(entries, end, bytes, t);
-    return keepHardlinksTogether(entries, plans).filter((p) => p.indices.length > 0);
-}
-/** For each entry: one past the index of its last descendant, and the bytes of its whole subtree. */
-function subtreeExtents(entries) {
-    const n = entries.length;
-    const end = new Int32Array(n);
-    const bytes = new Float64Array(n);
-    const stack = [];
-    const closeUntil = (i) => {
-        while (stack.length && !partition_isInside(entries[i].path, entries[stack[stack.length - 1]].path)) {
-            const top = stack.pop();
-            end[top] = i;
-            if (stack.length)
-                bytes[stack[stack.length - 1]] += bytes[top];
-        }
+    return {
+        name,
+        digest: fetched.digest,
+        layers,
+        diffIds: [...diffIds],
+        config: { ...config, history },
+        repository,
+        reference,
     };
-    for (let i = 0; i < n; i++) {
-        closeUntil(i);
-        bytes[i] = HEADER_COST + entries[i].size;
-        if (entries[i].kind === 'dir')
-            stack.push(i);
-        else {
-            end[i] = i + 1;
-            if (stack.length)
-                bytes[stack[stack.length - 1]] += bytes[i];
-        }
-    }
-    while (stack.length) {
-        const top = stack.pop();
-        end[top] = n;
-        if (stack.length)
-            bytes[stack[stack.length - 1]] += bytes[top];
-    }
-    return { end, bytes };
-}
-function partition_isInside(child, dir) {
-    return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
-}
-function split(entries, end, bytes, target) {
-    const plans = [];
-    const level = (from, to, lead) => {
-        let pending = lead === null ? [] : [lead];
-        let pendingBytes = lead === null ? 0 : HEADER_COST;
-        let first = -1;
-        let last = -1;
-        const flush = () => {
-            if (pending.length === 0)
-                return;
-            plans.push({ indices: pending, label: labelOf(entries, lead, first, last), bytes: pendingBytes });
-            pending = [];
-            pendingBytes = 0;
-            first = last = -1;
-        };
-        for (let i = from; i < to; i = end[i]) {
-            if (bytes[i] > target && entries[i].kind === 'dir') {
-                flush();
-                level(i + 1, end[i], i);
-                continue;
-            }
-            if (first >= 0 && pendingBytes + bytes[i] > target)
-                flush();
-            for (let j = i; j < end[i]; j++)
-                pending.push(j);
-            pendingBytes += bytes[i];
-            if (first < 0)
-                first = i;
-            last = i;
-        }
-        flush();
-    };
-    level(0, entries.length, null);
-    return plans;
-}
-function labelOf(entries, lead, first, last) {
-    const parent = lead === null ? '' : entries[lead].path.toString() + '/';
-    if (first < 0)
-        return parent || '/';
-    const base = (i) => entries[i].path.subarray(entries[i].path.lastIndexOf(0x2f) + 1).toString();
-    if (first === last)
-        return parent + base(first);
-    return `${parent}{${base(first)} … ${base(last)}}`;
-}
-function keepHardlinksTogether(entries, plans) {
-    const layerOf = new Int32Array(entries.length);
-    plans.forEach((p, l) => p.indices.forEach((i) => (layerOf[i] = l)));
-    const home = new Map();
-    const moved = new Set();
-    for (let i = 0; i < entries.length; i++) {
-        const group = entries[i].linkGroup;
-        if (!group)
-            continue;
-        const l = home.get(group);
-        if (l === undefined)
-            home.set(group, layerOf[i]);
-        else if (l !== layerOf[i]) {
-            moved.add(i);
-            plans[l].indices.push(i);
-            plans[l].bytes += HEADER_COST;
-        }
-    }
-    if (moved.size === 0)
-        return plans;
-    for (const p of plans) {
-        p.indices = p.indices.filter((i) => !moved.has(i) || plans[layerOf[i]] !== p);
-        p.indices.sort((a, b) => a - b);
-    }
-    return plans;
 }
 
 ;// CONCATENATED MODULE: ./src/layer/tar.ts
@@ -37051,6 +37026,177 @@ async function warnIfChanged(file, e, abs, log) {
     else if (st.size === BigInt(e.size) && st.mtimeNs !== mtimeNs) {
         log.warn(`${abs.toString()} changed while it was read; its content may be a mix of before and after`);
     }
+}
+
+;// CONCATENATED MODULE: ./src/layer/marker.ts
+
+
+
+
+
+
+/**
+ * The marker's own layer: the one file, owned by root, mode 0644, dated `created`, so the same image
+ * always gets the same marker layer. Its parent `/etc` is not written: the layers below have it.
+ */
+async function writeMarkerLayer(marker, opts, sink) {
+    const dir = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'depot-snapshot-marker-'));
+    try {
+        const file = external_node_path_default().join(dir, MARKER_PATH);
+        await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(file), { recursive: true });
+        await (0,promises_namespaceObject.writeFile)(file, JSON.stringify(marker, null, 2) + '\n');
+        const when = new Date(Date.parse(marker.created));
+        await (0,promises_namespaceObject.utimes)(file, when, when);
+        const st = await (0,promises_namespaceObject.lstat)(file, { bigint: true });
+        const { sec, nsec } = splitNs(st.mtimeNs);
+        const entry = {
+            path: Buffer.from(MARKER_PATH),
+            kind: 'file',
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: Number(st.size),
+            allocated: Number(st.size),
+            mtimeSec: sec,
+            mtimeNsec: nsec,
+            ctimeSec: 0,
+            ctimeNsec: 0,
+            ino: 0,
+        };
+        const r = await writeLayer({ root: dir, entries: [entry], indices: [0], ...opts }, sink);
+        return { descriptor: r.descriptor, diffId: r.diffId, comment: `${MARKER_COMMENT} /${MARKER_PATH}` };
+    }
+    finally {
+        await (0,promises_namespaceObject.rm)(dir, { recursive: true, force: true });
+    }
+}
+
+;// CONCATENATED MODULE: ./src/layer/partition.ts
+/** Bytes a tar header costs, counted so a tree of many empty files still splits. */
+const HEADER_COST = 512;
+/** Past this many layers, pulls get slow and old overlayfs stacks fail: raise the target instead. */
+const MAX_LAYERS = 100;
+/**
+ * Splits entries (depth-first, parents first) into layers of about `target` bytes by subtree.
+ *
+ * A directory whose subtree fits stays whole in one layer; a larger one is split among its children,
+ * its own entry leading the first of its layers. Siblings that fit are packed together in name order.
+ * So layer boundaries depend only on the tree's shape near the change: editing a file inside
+ * `usr/lib/python3` changes that subtree's layer, not the others. Every member of a hardlink group
+ * is written in the layer of the group's first member, since a hardlink can only point within a layer.
+ */
+function partition(entries, target) {
+    const { end, bytes } = subtreeExtents(entries);
+    let plans = split(entries, end, bytes, target);
+    for (let t = target * 2; plans.length > MAX_LAYERS; t *= 2)
+        plans = split(entries, end, bytes, t);
+    return keepHardlinksTogether(entries, plans).filter((p) => p.indices.length > 0);
+}
+/** For each entry: one past the index of its last descendant, and the bytes of its whole subtree. */
+function subtreeExtents(entries) {
+    const n = entries.length;
+    const end = new Int32Array(n);
+    const bytes = new Float64Array(n);
+    const stack = [];
+    const closeUntil = (i) => {
+        while (stack.length && !partition_isInside(entries[i].path, entries[stack[stack.length - 1]].path)) {
+            const top = stack.pop();
+            end[top] = i;
+            if (stack.length)
+                bytes[stack[stack.length - 1]] += bytes[top];
+        }
+    };
+    for (let i = 0; i < n; i++) {
+        closeUntil(i);
+        bytes[i] = HEADER_COST + entries[i].size;
+        if (entries[i].kind === 'dir')
+            stack.push(i);
+        else {
+            end[i] = i + 1;
+            if (stack.length)
+                bytes[stack[stack.length - 1]] += bytes[i];
+        }
+    }
+    while (stack.length) {
+        const top = stack.pop();
+        end[top] = n;
+        if (stack.length)
+            bytes[stack[stack.length - 1]] += bytes[top];
+    }
+    return { end, bytes };
+}
+function partition_isInside(child, dir) {
+    return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
+}
+function split(entries, end, bytes, target) {
+    const plans = [];
+    const level = (from, to, lead) => {
+        let pending = lead === null ? [] : [lead];
+        let pendingBytes = lead === null ? 0 : HEADER_COST;
+        let first = -1;
+        let last = -1;
+        const flush = () => {
+            if (pending.length === 0)
+                return;
+            plans.push({ indices: pending, label: labelOf(entries, lead, first, last), bytes: pendingBytes });
+            pending = [];
+            pendingBytes = 0;
+            first = last = -1;
+        };
+        for (let i = from; i < to; i = end[i]) {
+            if (bytes[i] > target && entries[i].kind === 'dir') {
+                flush();
+                level(i + 1, end[i], i);
+                continue;
+            }
+            if (first >= 0 && pendingBytes + bytes[i] > target)
+                flush();
+            for (let j = i; j < end[i]; j++)
+                pending.push(j);
+            pendingBytes += bytes[i];
+            if (first < 0)
+                first = i;
+            last = i;
+        }
+        flush();
+    };
+    level(0, entries.length, null);
+    return plans;
+}
+function labelOf(entries, lead, first, last) {
+    const parent = lead === null ? '' : entries[lead].path.toString() + '/';
+    if (first < 0)
+        return parent || '/';
+    const base = (i) => entries[i].path.subarray(entries[i].path.lastIndexOf(0x2f) + 1).toString();
+    if (first === last)
+        return parent + base(first);
+    return `${parent}{${base(first)} … ${base(last)}}`;
+}
+function keepHardlinksTogether(entries, plans) {
+    const layerOf = new Int32Array(entries.length);
+    plans.forEach((p, l) => p.indices.forEach((i) => (layerOf[i] = l)));
+    const home = new Map();
+    const moved = new Set();
+    for (let i = 0; i < entries.length; i++) {
+        const group = entries[i].linkGroup;
+        if (!group)
+            continue;
+        const l = home.get(group);
+        if (l === undefined)
+            home.set(group, layerOf[i]);
+        else if (l !== layerOf[i]) {
+            moved.add(i);
+            plans[l].indices.push(i);
+            plans[l].bytes += HEADER_COST;
+        }
+    }
+    if (moved.size === 0)
+        return plans;
+    for (const p of plans) {
+        p.indices = p.indices.filter((i) => !moved.has(i) || plans[layerOf[i]] !== p);
+        p.indices.sort((a, b) => a - b);
+    }
+    return plans;
 }
 
 ;// CONCATENATED MODULE: ./src/layer/fingerprint.ts
@@ -37454,6 +37600,10 @@ class RegistryDestination {
 
 
 
+
+
+
+
 /** Times one layer may start over from the tree after its upload session was lost. */
 const MAX_LAYER_RESTARTS = 5;
 /** Errors whose message is the whole story: shown as one line, without a stack. */
@@ -37465,6 +37615,7 @@ const USER_ERRORS = [
     RegistryError,
     BaselineError,
     OverlayError,
+    MarkerError,
 ];
 async function run(argv) {
     if (wantsHelp(argv)) {
@@ -37545,15 +37696,7 @@ async function layoutDestination(inputs) {
 }
 async function snapshot(inputs, destination, log, registry) {
     const started = Date.now();
-    const base = inputs.baseImage
-        ? await group('Base image', () => resolveBase({
-            ref: inputs.baseImage,
-            credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
-            targetRegistry: inputs.targets[0]?.registry,
-            insecureRegistry: inputs.insecureRegistry,
-            log,
-        }))
-        : undefined;
+    const base = await group('Base image', () => findBase(inputs, log));
     const changes = await group('Changes', async () => {
         const found = await findChanges({
             mode: inputs.changes,
@@ -37579,12 +37722,14 @@ async function snapshot(inputs, destination, log, registry) {
         await group('Base layers', () => destination.addBase(base));
     const plans = partition(changes.entries, inputs.layerSize);
     const layers = await group('Layers', () => writeLayers(inputs, changes.entries, plans, destination, log));
-    const image = buildImage({
-        base,
-        layers,
-        created: createdTime(changes.entries, base),
-        ...sourceAnnotations(),
-    });
+    const created = createdTime(changes.entries, base);
+    if (await main_isDirectory(external_node_path_default().join(inputs.root, 'etc'))) {
+        const target = inputs.targets[0];
+        const marker = markerFor(buildImage({ base, layers, created }), target ? `${target.registry}/${target.repository}` : '', target?.tag ?? 'latest', created);
+        const { compression, compressionLevel: level } = inputs;
+        layers.push(await writeMarkerLayer(marker, { compression, level, log }, destination.sink()));
+    }
+    const image = buildImage({ base, layers, created, ...sourceAnnotations() });
     const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag) : ['latest'];
     await group(registry ? 'Push' : 'Layout', () => destination.finish(image, tags));
     const digest = image.manifest.descriptor.digest;
@@ -37601,6 +37746,25 @@ async function snapshot(inputs, destination, log, registry) {
         changes: changes.method,
         skipped: false,
     });
+}
+/** The base image: named by the user or the platform, else found through the root's marker, else none. */
+async function findBase(inputs, log) {
+    const options = {
+        credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
+        targetRegistry: inputs.targets[0]?.registry,
+        insecureRegistry: inputs.insecureRegistry,
+        log,
+    };
+    if (inputs.baseImage)
+        return resolveBase({ ref: inputs.baseImage, ...options });
+    const markerText = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(inputs.root, MARKER_PATH), 'utf8').catch(() => null);
+    if (markerText !== null)
+        return baseFromMarker(parseMarker(markerText), options);
+    log.info(`no base image: no base-image input, no SNAPSHOT_BASE_IMAGE, no /${MARKER_PATH} in ${inputs.root}`);
+    return undefined;
+}
+async function main_isDirectory(p) {
+    return (0,promises_namespaceObject.lstat)(p).then((st) => st.isDirectory(), () => false);
 }
 function describeScan(scan, root, log) {
     const bytes = scan.entries.reduce((n, e) => n + e.size, 0);

@@ -7,8 +7,12 @@ import { WhiteoutNameError, type Entry, type WalkResult } from './walk/walk.js';
 import { findChanges } from './diff/changes.js';
 import { BaselineError } from './diff/baseline.js';
 import { OverlayError } from './diff/overlay.js';
-import { resolveBase, type BaseImage } from './registry/base.js';
+import { baseFromMarker, resolveBase, type BaseImage } from './registry/base.js';
+import { MARKER_PATH, MarkerError, markerFor, parseMarker } from './image/marker.js';
+import { writeMarkerLayer } from './layer/marker.js';
 import type { Manifest } from './image/oci.js';
+import { lstat, readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { partition, type LayerPlan } from './layer/partition.js';
 import { DISCARD, writeLayer, type BlobSink } from './layer/write.js';
 import { fingerprint, FINGERPRINT_ANNOTATION } from './layer/fingerprint.js';
@@ -31,6 +35,7 @@ const USER_ERRORS = [
   RegistryError,
   BaselineError,
   OverlayError,
+  MarkerError,
 ];
 
 /** Where the image goes: an OCI layout on disk (dry run) or a registry. */
@@ -133,17 +138,7 @@ async function snapshot(
   registry?: RegistryDestination,
 ): Promise<void> {
   const started = Date.now();
-  const base = inputs.baseImage
-    ? await core.group('Base image', () =>
-        resolveBase({
-          ref: inputs.baseImage,
-          credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
-          targetRegistry: inputs.targets[0]?.registry,
-          insecureRegistry: inputs.insecureRegistry,
-          log,
-        }),
-      )
-    : undefined;
+  const base = await core.group('Base image', () => findBase(inputs, log));
   const changes = await core.group('Changes', async () => {
     const found = await findChanges({
       mode: inputs.changes,
@@ -170,13 +165,20 @@ async function snapshot(
   const layers = await core.group('Layers', () =>
     writeLayers(inputs, changes.entries, plans, destination, log),
   );
+  const created = createdTime(changes.entries, base);
+  if (await isDirectory(path.join(inputs.root, 'etc'))) {
+    const target = inputs.targets[0];
+    const marker = markerFor(
+      buildImage({ base, layers, created }),
+      target ? `${target.registry}/${target.repository}` : '',
+      target?.tag ?? 'latest',
+      created,
+    );
+    const { compression, compressionLevel: level } = inputs;
+    layers.push(await writeMarkerLayer(marker, { compression, level, log }, destination.sink()));
+  }
 
-  const image = buildImage({
-    base,
-    layers,
-    created: createdTime(changes.entries, base),
-    ...sourceAnnotations(),
-  });
+  const image = buildImage({ base, layers, created, ...sourceAnnotations() });
   const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag!) : ['latest'];
   await core.group(registry ? 'Push' : 'Layout', () => destination.finish(image, tags));
 
@@ -196,6 +198,30 @@ async function snapshot(
     changes: changes.method,
     skipped: false,
   });
+}
+
+/** The base image: named by the user or the platform, else found through the root's marker, else none. */
+async function findBase(inputs: Inputs, log: Logger): Promise<BaseImage | undefined> {
+  const options = {
+    credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
+    targetRegistry: inputs.targets[0]?.registry,
+    insecureRegistry: inputs.insecureRegistry,
+    log,
+  };
+  if (inputs.baseImage) return resolveBase({ ref: inputs.baseImage, ...options });
+  const markerText = await readFile(path.join(inputs.root, MARKER_PATH), 'utf8').catch(() => null);
+  if (markerText !== null) return baseFromMarker(parseMarker(markerText), options);
+  log.info(
+    `no base image: no base-image input, no SNAPSHOT_BASE_IMAGE, no /${MARKER_PATH} in ${inputs.root}`,
+  );
+  return undefined;
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  return lstat(p).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
 }
 
 function describeScan(scan: WalkResult, root: string, log: Logger): void {

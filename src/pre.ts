@@ -1,4 +1,7 @@
 import * as core from '@actions/core';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { MARKER_PATH } from './image/marker.js';
 import { getInputs, InputError } from './inputs.js';
 import { coreLogger, inActions } from './report.js';
 import { scanRoot } from './walk/scan.js';
@@ -15,9 +18,10 @@ async function pre(): Promise<void> {
   try {
     const inputs = getInputs(argv, process.env, { pre: true });
     if (inputs.changes === 'full') return;
-    if (!inputs.baseImage && inputs.changes === 'auto') {
+    const hasMarker = existsSync(path.join(inputs.root, MARKER_PATH));
+    if (!inputs.baseImage && !hasMarker && inputs.changes === 'auto') {
       core.info(
-        'no base image known (base-image, SNAPSHOT_BASE_IMAGE): no baseline recorded, the snapshot will capture the whole tree',
+        `no base image known (base-image, SNAPSHOT_BASE_IMAGE, /${MARKER_PATH}): no baseline recorded, the snapshot will capture the whole tree`,
       );
       return;
     }

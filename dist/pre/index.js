@@ -34083,11 +34083,57 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
-// EXTERNAL MODULE: external "node:util"
-var external_node_util_ = __nccwpck_require__(7975);
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 ;// CONCATENATED MODULE: external "node:path"
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
+;// CONCATENATED MODULE: ./src/image/marker.ts
+/**
+ * Every image this action makes of a root with an `/etc` carries this file, in a small last layer of
+ * its own. It names where the image went and the layers below it, so a sandbox started from the image
+ * knows its base without being told: the next snapshot takes those layers as they are and replaces
+ * this one (it is never stacked).
+ */
+const MARKER_PATH = 'etc/depot-snapshot.json';
+/** The history comment of the marker layer: how a base made by this action is recognised. */
+const MARKER_COMMENT = 'snapshot marker';
+class MarkerError extends (/* unused pure expression or super */ null && (Error)) {
+}
+function parseMarker(text) {
+    let m;
+    try {
+        m = JSON.parse(text);
+    }
+    catch {
+        throw new MarkerError(`/${MARKER_PATH} is not JSON`);
+    }
+    const okLayer = (l) => typeof l?.digest === 'string' && typeof l.diffId === 'string' && typeof l.size === 'number';
+    if (m?.schemaVersion !== 1 ||
+        !Array.isArray(m.layers) ||
+        !m.layers.every(okLayer) ||
+        typeof m.repository !== 'string') {
+        throw new MarkerError(`/${MARKER_PATH} is not a marker this version understands`);
+    }
+    return m;
+}
+/** The marker for an image whose other layers are those of `draft`. */
+function markerFor(draft, repository, tag, created) {
+    const config = JSON.parse(draft.config.bytes.toString());
+    const manifest = JSON.parse(draft.manifest.bytes.toString());
+    return {
+        schemaVersion: 1,
+        repository,
+        tag,
+        created,
+        layers: manifest.layers.map((d, i) => ({ ...d, diffId: config.rootfs.diff_ids[i] })),
+        config: config.config,
+        history: config.history ?? [],
+    };
+}
+
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
 // EXTERNAL MODULE: external "node:zlib"
 var external_node_zlib_ = __nccwpck_require__(8522);
 var external_node_zlib_default = /*#__PURE__*/__nccwpck_require__.n(external_node_zlib_);
@@ -34639,6 +34685,7 @@ async function readSwapFiles(path = '/proc/swaps') {
 
 
 
+
 /** Directories whose contents are volatile in any running system: kept empty. */
 const VOLATILE_DIRS = ['/proc', '/sys', '/dev', '/run', '/tmp'];
 /** Files a container runtime bind-mounts into a sandbox: they describe the host, not the image. */
@@ -34665,6 +34712,11 @@ class Filter {
                 this.exact.set(key, { action: 'empty', reason: `${m.fsType} mount` });
             }
         }
+        // The marker of the image the sandbox came from: the new image gets a new one, never this one.
+        this.exact.set('/' + MARKER_PATH, {
+            action: 'drop',
+            reason: "the base image's snapshot marker (rewritten)",
+        });
         for (const file of RUNTIME_FILES) {
             if (mountPoints.has(file))
                 this.exact.set(file, { action: 'drop', reason: 'bind-mounted by the runtime' });
@@ -35080,8 +35132,6 @@ async function scanRoot(opts) {
 
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 ;// CONCATENATED MODULE: external "node:readline"
 const external_node_readline_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline");
 ;// CONCATENATED MODULE: external "node:stream/promises"
@@ -35408,6 +35458,9 @@ class LayerCache {
 
 
 
+
+
+
 /**
  * The pre step, run by the runner before the job's steps: fails early on bad inputs, and records the
  * baseline (the tree as the base image left it) that the main step compares against. From the command
@@ -35419,8 +35472,9 @@ async function pre() {
         const inputs = getInputs(argv, process.env, { pre: true });
         if (inputs.changes === 'full')
             return;
-        if (!inputs.baseImage && inputs.changes === 'auto') {
-            info('no base image known (base-image, SNAPSHOT_BASE_IMAGE): no baseline recorded, the snapshot will capture the whole tree');
+        const hasMarker = (0,external_node_fs_namespaceObject.existsSync)(external_node_path_default().join(inputs.root, MARKER_PATH));
+        if (!inputs.baseImage && !hasMarker && inputs.changes === 'auto') {
+            info(`no base image known (base-image, SNAPSHOT_BASE_IMAGE, /${MARKER_PATH}): no baseline recorded, the snapshot will capture the whole tree`);
             return;
         }
         if (!inputs.baseline)

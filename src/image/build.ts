@@ -97,7 +97,7 @@ export function buildImage(input: ImageInput): BuiltImage {
   if (input.revision) annotations[Annotation.revision] = input.revision;
   if (base) {
     annotations[Annotation.baseName] = base.name;
-    annotations[Annotation.baseDigest] = base.digest;
+    if (base.digest) annotations[Annotation.baseDigest] = base.digest;
   }
   const manifest: Manifest = {
     schemaVersion: 2,

@@ -7,6 +7,47 @@ import { resolveCredentials, type CredentialInputs } from './credentials.js';
 import { RegistryError } from './errors.js';
 import { getImageConfig, getManifest, parseJson } from './manifests.js';
 import { format, parseReference, type Reference } from './reference.js';
+import { MARKER_COMMENT, type Marker } from '../image/marker.js';
+
+/**
+ * The base named by the marker file of an image this action made: its layers below the marker, read
+ * from the repository it was pushed to. The parent's manifest digest is recorded when its tag still
+ * holds those layers.
+ */
+export async function baseFromMarker(marker: Marker, opts: Omit<BaseOptions, 'ref'>): Promise<BaseImage> {
+  const reference = parseReference(`${marker.repository}:${marker.tag}`);
+  const sameRegistry = reference.registry === opts.targetRegistry;
+  const credentials = await resolveCredentials(reference.registry, sameRegistry ? opts.credentials : {});
+  const insecure =
+    (sameRegistry && opts.insecureRegistry) || isLoopback(reference.registry.replace(/:\d+$/, ''));
+  const client = new RegistryClient({ registry: reference.registry, credentials, insecure, log: opts.log });
+  const repository = new Repository(client, reference.repository, 'pull');
+  const layers: Descriptor[] = marker.layers.map(({ diffId: _diffId, ...d }) => d);
+  const parent = await getManifest(repository, marker.tag).catch(() => null);
+  const parentLayers = parent ? (parseJson<Manifest>(parent.bytes).layers ?? []) : [];
+  const same =
+    parentLayers.length === layers.length + 1 && layers.every((l, i) => parentLayers[i].digest === l.digest);
+  const name = format(reference);
+  opts.log.info(
+    `base image from the marker: ${name}${same ? ` (${parent!.digest})` : ''}, ${layers.length} layers below its marker`,
+  );
+  return {
+    name,
+    digest: same ? parent!.digest : '',
+    layers,
+    diffIds: marker.layers.map((l) => l.diffId),
+    config: {
+      created: marker.created,
+      architecture: '',
+      os: '',
+      config: marker.config,
+      history: marker.history,
+      rootfs: { type: 'layers', diff_ids: [] },
+    },
+    repository,
+    reference,
+  };
+}
 
 /** The image a sandbox started from: its layers go into the snapshot untouched. */
 export interface BaseImage {
@@ -81,7 +122,7 @@ export async function resolveBase(opts: BaseOptions): Promise<BaseImage> {
   if (!Array.isArray(manifest.layers) || !manifest.config?.digest)
     throw fail(`is not an image manifest (${fetched.mediaType})`);
   const config = await getImageConfig(repository, manifest);
-  const diffIds = config.rootfs?.diff_ids ?? [];
+  const diffIds = [...(config.rootfs?.diff_ids ?? [])];
   if (diffIds.length !== manifest.layers.length)
     throw fail(`its config lists ${diffIds.length} layers, its manifest ${manifest.layers.length}`);
   const layers = manifest.layers.map((d) => ({
@@ -90,6 +131,22 @@ export async function resolveBase(opts: BaseOptions): Promise<BaseImage> {
     size: d.size,
     ...(d.annotations ? { annotations: d.annotations } : {}),
   }));
+  // An image this action made ends with its marker layer: replaced by the new image's, never stacked.
+  const history = [...(config.history ?? [])];
+  const last = history.filter((h) => !h.empty_layer).at(-1);
+  if (last?.comment?.startsWith(MARKER_COMMENT)) {
+    layers.pop();
+    diffIds.pop();
+    history.splice(history.lastIndexOf(last), 1);
+  }
   opts.log.info(`base image ${name}: ${fetched.digest}, ${layers.length} layers`);
-  return { name, digest: fetched.digest, layers, diffIds, config, repository, reference };
+  return {
+    name,
+    digest: fetched.digest,
+    layers,
+    diffIds: [...diffIds],
+    config: { ...config, history },
+    repository,
+    reference,
+  };
 }

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import picomatch from 'picomatch';
 import { VIRTUAL_FS_TYPES, type Mount } from './mountinfo.js';
+import { MARKER_PATH } from '../image/marker.js';
 
 /**
  * What the walk leaves out. Paths are matched as if `root` were `/`: `/proc` means `<root>/proc`.
@@ -55,6 +56,11 @@ export class Filter {
         this.exact.set(key, { action: 'empty', reason: `${m.fsType} mount` });
       }
     }
+    // The marker of the image the sandbox came from: the new image gets a new one, never this one.
+    this.exact.set('/' + MARKER_PATH, {
+      action: 'drop',
+      reason: "the base image's snapshot marker (rewritten)",
+    });
     for (const file of RUNTIME_FILES) {
       if (mountPoints.has(file))
         this.exact.set(file, { action: 'drop', reason: 'bind-mounted by the runtime' });

@@ -3,7 +3,7 @@
 // installed with dpkg, a file deleted, a directory replaced by a symlink, a capability set; the action
 // pushes the changes on top of the base. The result must equal the sandbox and run the program.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFile, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runAction, type ActionResult } from '../helpers/action.js';
 import { debianRootfs, inspect, pull, unpack } from '../helpers/image.js';
@@ -29,7 +29,8 @@ async function comparable(root: string): Promise<TreeSnapshot> {
   const snap = await snapshotTree(root, {
     ignore: (rel) => inVolatile(rel) || rel.toString() === '.complete',
   });
-  for (const key of ['.', ...VOLATILE]) snap.delete(key);
+  // Each image carries its own marker (etc/depot-snapshot.json); the rest must be equal.
+  for (const key of ['.', ...VOLATILE, 'etc/depot-snapshot.json']) snap.delete(key);
   return snap;
 }
 
@@ -43,7 +44,8 @@ beforeAll(async () => {
   const rootfs = await debianRootfs();
   baseRef = `${registry.host}/base/debian:bookworm`;
   expectOk(await runAction({ root: rootfs, image: baseRef, exclude: '/.complete' }));
-  baseLayers = (await inspect(baseRef)).Layers;
+  // The base was made by this action: its last layer is its marker, which a snapshot replaces.
+  baseLayers = (await inspect(baseRef)).Layers.slice(0, -1);
   // The package to install, fetched once from Debian's archive.
   const debs = await tmpDir('debs');
   await check('apt-get', ['download', 'hello'], { cwd: debs });
@@ -113,7 +115,8 @@ describe('custom image from a baseline', () => {
     );
     expect(newSize).toBeLessThan(baseSize / 10);
 
-    // Nothing changed since: a second snapshot adds no layer and uploads nothing but its config.
+    // Nothing changed since: a second snapshot is the base's layers and a new marker, and uploads
+    // nothing but the marker and the config.
     const pre2 = await runAction(inputs, { pre: true });
     expectOk(pre2);
     const again = await runAction(
@@ -121,7 +124,7 @@ describe('custom image from a baseline', () => {
       { state: pre2.state },
     );
     expectOk(again);
-    expect(Number(again.outputs.layers)).toBe(baseLayers.length);
+    expect(Number(again.outputs.layers)).toBe(baseLayers.length + 1);
     expect(Number(again.outputs.uploaded)).toBeLessThan(64 * 1024);
   });
 
@@ -204,5 +207,35 @@ describe('custom image from an overlay', () => {
     ]);
     expect(hello.stdout).toContain('Hello, world!');
     expect((await inspect(ref)).Layers.slice(0, baseLayers.length)).toEqual(baseLayers);
+  });
+});
+
+describe('snapshots of snapshots', () => {
+  it('chain through the marker with no base-image: the parent layers, then only the new changes', async () => {
+    let parentRef = baseRef;
+    let parentLayers = baseLayers;
+    for (const step of [1, 2]) {
+      const sandbox = await unpack(await pull(parentRef));
+      const inputs = { root: sandbox, image: `${registry.host}/chain/img:v${step}` };
+      const pre = await runAction(inputs, { pre: true });
+      expectOk(pre);
+      await writeFile(path.join(sandbox, 'etc', `step${step}.conf`), `step ${step}\n`);
+      await rm(path.join(sandbox, 'etc', step === 1 ? 'issue' : 'motd'));
+
+      const r = await runAction(inputs, { state: pre.state });
+      expectOk(r);
+      expect(r.outputs.changes).toBe('baseline');
+      expect(r.stdout).toContain('base image from the marker');
+      const layers = (await inspect(inputs.image)).Layers;
+      expect(layers.slice(0, parentLayers.length)).toEqual(parentLayers);
+      expect(layers.length).toBe(parentLayers.length + 2); // the changes, then the new marker
+      const result = await unpack(await pull(inputs.image));
+      expect(diffTrees(await comparable(sandbox), await comparable(result))).toEqual([]);
+      const marker = JSON.parse(await readFile(path.join(result, 'etc', 'depot-snapshot.json'), 'utf8'));
+      expect(marker.repository).toBe(`${registry.host}/chain/img`);
+      expect(marker.layers.map((l: { digest: string }) => l.digest)).toEqual(layers.slice(0, -1));
+      parentRef = inputs.image;
+      parentLayers = layers.slice(0, -1);
+    }
   });
 });

@@ -1,0 +1,66 @@
+import type { BuiltImage } from './build.js';
+import type { Descriptor, HistoryEntry, ImageConfig, Manifest } from './oci.js';
+
+/**
+ * Every image this action makes of a root with an `/etc` carries this file, in a small last layer of
+ * its own. It names where the image went and the layers below it, so a sandbox started from the image
+ * knows its base without being told: the next snapshot takes those layers as they are and replaces
+ * this one (it is never stacked).
+ */
+export const MARKER_PATH = 'etc/depot-snapshot.json';
+
+/** The history comment of the marker layer: how a base made by this action is recognised. */
+export const MARKER_COMMENT = 'snapshot marker';
+
+export interface MarkerLayer extends Descriptor {
+  diffId: string;
+}
+
+export interface Marker {
+  schemaVersion: 1;
+  /** `registry/repository` the image was pushed to (empty for a dry run). */
+  repository: string;
+  tag: string;
+  created: string;
+  layers: MarkerLayer[];
+  /** The runtime config and history of those layers, inherited by the next snapshot. */
+  config: ImageConfig['config'];
+  history: HistoryEntry[];
+}
+
+export class MarkerError extends Error {}
+
+export function parseMarker(text: string): Marker {
+  let m: Marker;
+  try {
+    m = JSON.parse(text) as Marker;
+  } catch {
+    throw new MarkerError(`/${MARKER_PATH} is not JSON`);
+  }
+  const okLayer = (l: MarkerLayer) =>
+    typeof l?.digest === 'string' && typeof l.diffId === 'string' && typeof l.size === 'number';
+  if (
+    m?.schemaVersion !== 1 ||
+    !Array.isArray(m.layers) ||
+    !m.layers.every(okLayer) ||
+    typeof m.repository !== 'string'
+  ) {
+    throw new MarkerError(`/${MARKER_PATH} is not a marker this version understands`);
+  }
+  return m;
+}
+
+/** The marker for an image whose other layers are those of `draft`. */
+export function markerFor(draft: BuiltImage, repository: string, tag: string, created: string): Marker {
+  const config = JSON.parse(draft.config.bytes.toString()) as ImageConfig;
+  const manifest = JSON.parse(draft.manifest.bytes.toString()) as Manifest;
+  return {
+    schemaVersion: 1,
+    repository,
+    tag,
+    created,
+    layers: manifest.layers.map((d, i) => ({ ...d, diffId: config.rootfs.diff_ids[i] })),
+    config: config.config,
+    history: config.history ?? [],
+  };
+}
