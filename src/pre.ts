@@ -2,6 +2,8 @@ import * as core from '@actions/core';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { MARKER_PATH } from './image/marker.js';
+import { findOverlay } from './diff/overlay.js';
+import { readMounts } from './walk/mountinfo.js';
 import { getInputs, InputError } from './inputs.js';
 import { coreLogger, inActions } from './report.js';
 import { scanRoot } from './walk/scan.js';
@@ -22,6 +24,12 @@ async function pre(): Promise<void> {
     if (!inputs.baseImage && !hasMarker && inputs.changes === 'auto') {
       core.info(
         `no base image known (base-image, SNAPSHOT_BASE_IMAGE, /${MARKER_PATH}): no baseline recorded, the snapshot will capture the whole tree`,
+      );
+      return;
+    }
+    if (inputs.changes === 'auto' && (await findOverlay(inputs.root, await readMounts()))) {
+      core.info(
+        `${inputs.root} is an overlay mount: its upper dir will give the changes, no baseline needed`,
       );
       return;
     }

@@ -32590,7 +32590,7 @@ var io_util_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _
 };
 
 
-const { chmod, copyFile, lstat, mkdir, open: io_util_open, readdir, rename, rm, rmdir, stat, symlink, unlink } = external_fs_namespaceObject.promises;
+const { chmod, copyFile, lstat: io_util_lstat, mkdir, open: io_util_open, readdir, rename, rm, rmdir, stat, symlink, unlink } = external_fs_namespaceObject.promises;
 // export const {open} = 'fs'
 const IS_WINDOWS = process.platform === 'win32';
 /**
@@ -32634,7 +32634,7 @@ function exists(fsPath) {
 }
 function isDirectory(fsPath_1) {
     return io_util_awaiter(this, arguments, void 0, function* (fsPath, useStat = false) {
-        const stats = useStat ? yield stat(fsPath) : yield lstat(fsPath);
+        const stats = useStat ? yield stat(fsPath) : yield io_util_lstat(fsPath);
         return stats.isDirectory();
     });
 }
@@ -34132,6 +34132,547 @@ function markerFor(draft, repository, tag, created) {
     };
 }
 
+;// CONCATENATED MODULE: external "node:fs/promises"
+const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: ./src/util/limit.ts
+/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
+function limiter(n) {
+    let active = 0;
+    const queue = [];
+    const next = () => {
+        if (active >= n)
+            return;
+        const start = queue.shift();
+        if (start) {
+            active++;
+            start();
+        }
+    };
+    return (job) => new Promise((resolve, reject) => {
+        queue.push(() => {
+            job()
+                .then(resolve, reject)
+                .finally(() => {
+                active--;
+                next();
+            });
+        });
+        next();
+    });
+}
+
+;// CONCATENATED MODULE: external "node:child_process"
+const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+;// CONCATENATED MODULE: ./src/walk/xattrs.ts
+
+
+/**
+ * Labels that belong to the host's security policy, not to the image: a runtime relabels on start.
+ */
+const SKIPPED = new Set(['security.selinux']);
+/** Errors that mean "this filesystem or inode has no xattrs to give": not a reason to fail. */
+const TOLERATED_ERRNO = new Set([95 /* EOPNOTSUPP */, 61 /* ENODATA */, 1 /* EPERM */, 13 /* EACCES */]);
+const ENOENT = 2;
+class VanishedError extends Error {
+}
+/**
+ * The native xattr binding (@napi-rs/xattr, Rust's `xattr` crate: llistxattr/lgetxattr, so symlinks
+ * are never followed). The bundle carries the glibc builds for x64 and arm64 runners in dist/native/;
+ * from source, the npm package resolves its own. Loaded by hand because the package's loader cannot
+ * find its `.node` file once bundled.
+ */
+function loadBinding() {
+    const require = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
+    const candidates = [`./native/xattr.linux-${process.arch}-gnu.node`, '@napi-rs/xattr'];
+    for (const candidate of candidates) {
+        try {
+            return require(candidate);
+        }
+        catch {
+            // try the next one
+        }
+    }
+    return null;
+}
+let binding;
+/**
+ * Reads every extended attribute of `path` without following a symlink (the native binding uses
+ * llistxattr/lgetxattr). Returns undefined when there are none.
+ *
+ * Node has no xattr API and the binding takes paths as strings; a path that is not valid UTF-8 cannot
+ * be passed through it, so those few are read by `getfattr`, its path fed as raw bytes on stdin.
+ */
+function xattrs_readXattrs(path, log) {
+    const text = path.toString('utf8');
+    if (!Buffer.from(text, 'utf8').equals(path))
+        return readXattrsWithGetfattr(path);
+    if (binding === undefined) {
+        binding = loadBinding();
+        if (!binding)
+            log.warn(`no xattr support for ${process.platform}-${process.arch} in this build: extended attributes (file capabilities too) are not captured`);
+    }
+    if (!binding)
+        return undefined;
+    let names;
+    try {
+        names = binding.listAttributesSync(text);
+    }
+    catch (err) {
+        return tolerate(err);
+    }
+    if (names.length === 0)
+        return undefined;
+    const out = [];
+    for (const name of names) {
+        if (SKIPPED.has(name))
+            continue;
+        let value;
+        try {
+            value = binding.getAttributeSync(text, name);
+        }
+        catch (err) {
+            tolerate(err);
+            continue; // removed between list and get
+        }
+        if (value)
+            out.push([name, Buffer.from(value)]);
+    }
+    // By name, so the fingerprint and the tar header do not depend on the order the kernel lists them.
+    out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    return out.length ? out : undefined;
+}
+function tolerate(err) {
+    const errno = Number(/os error (\d+)/.exec(String(err?.message))?.[1]);
+    if (errno === ENOENT)
+        throw new VanishedError(String(err));
+    if (TOLERATED_ERRNO.has(errno))
+        return undefined;
+    throw err;
+}
+function readXattrsWithGetfattr(path) {
+    const res = (0,external_node_child_process_namespaceObject.spawnSync)('xargs', ['-0', 'getfattr', '-h', '-d', '-m', '-', '-e', 'base64', '--absolute-names', '--'], {
+        input: Buffer.concat([path, Buffer.from([0])]),
+        encoding: 'latin1',
+    });
+    if (res.error || (res.status !== 0 && !res.stdout)) {
+        throw new Error(`cannot read extended attributes of a non-UTF-8 path without getfattr (package "attr")`);
+    }
+    const out = [];
+    for (const line of res.stdout.split('\n')) {
+        const m = /^([^#=][^=]*)=0s(.*)$/.exec(line);
+        if (m && !SKIPPED.has(m[1]))
+            out.push([m[1], Buffer.from(m[2], 'base64')]);
+        else if (/^[^#=][^=]*=$/.test(line))
+            out.push([line.slice(0, -1), Buffer.alloc(0)]);
+    }
+    return out.length ? out : undefined;
+}
+
+;// CONCATENATED MODULE: ./src/walk/walk.ts
+
+
+
+const SLASH = Buffer.from('/');
+const WHITEOUT_PREFIX = Buffer.from('.wh.');
+class WhiteoutNameError extends Error {
+}
+/**
+ * Walks `root` with bounded parallel lstat calls, never following a symlink, reading names as bytes so
+ * non-UTF-8 names survive. The filter decides what is left out; `include` globs can reach below an
+ * excluded directory, in which case only the included paths and their parents are kept there.
+ */
+async function walk_walk(opts) {
+    const limit = limiter(opts.concurrency ?? 64);
+    const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
+    const excluded = [];
+    const sockets = [];
+    const { filter, log } = opts;
+    const absolute = (rel) => rootBuf.length === 1 ? Buffer.concat([SLASH, rel]) : Buffer.concat([rootBuf, SLASH, rel]);
+    async function visitDir(rel, mode) {
+        let names;
+        try {
+            names = await limit(() => (0,promises_namespaceObject.readdir)(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' }));
+        }
+        catch (err) {
+            const code = err.code;
+            if (code === 'ENOENT' || code === 'ENOTDIR')
+                return []; // vanished while we walked
+            if (rel === null)
+                throw err;
+            log.warn(`cannot list ${absolute(rel).toString()}: ${code ?? err}; captured as an empty directory`);
+            return [];
+        }
+        names.sort(Buffer.compare);
+        const nodes = await Promise.all(names.map((name) => visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode)));
+        return nodes.filter((n) => n !== null);
+    }
+    async function visitEntry(rel, name, mode) {
+        const key = '/' + rel.toString('latin1');
+        const included = filter.included(key);
+        const rule = included ? null : filter.classify(key);
+        if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key))
+            return null;
+        const abs = absolute(rel);
+        let st;
+        try {
+            st = await limit(() => (0,promises_namespaceObject.lstat)(abs, { bigint: true }));
+        }
+        catch (err) {
+            if (err.code === 'ENOENT')
+                return null;
+            throw err;
+        }
+        const isDir = st.isDirectory();
+        let childMode = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
+        if (rule) {
+            const reaches = isDir && filter.leadsToInclude(key);
+            if (rule.action === 'drop' && !reaches) {
+                excluded.push({ path: rel, reason: rule.reason });
+                return null;
+            }
+            if (rule.action === 'empty' || rule.action === 'drop') {
+                excluded.push({ path: rel, reason: rule.reason + (rule.action === 'empty' ? ' (kept empty)' : '') });
+                childMode = reaches ? 'includeOnly' : null;
+            }
+        }
+        if (st.isSocket()) {
+            sockets.push(rel);
+            return null;
+        }
+        if (name.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)) {
+            throw new WhiteoutNameError(`${abs.toString()} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
+        }
+        let entry;
+        try {
+            entry = await toEntry(rel, abs, st);
+        }
+        catch (err) {
+            if (err instanceof VanishedError || err.code === 'ENOENT')
+                return null;
+            throw err;
+        }
+        if (isHugeSparse(entry)) {
+            const holes = ((entry.size - entry.allocated) / 1024 ** 3).toFixed(1);
+            log.warn(`${abs.toString()} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
+            excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
+            return null;
+        }
+        const node = { entry };
+        if (isDir && childMode)
+            node.children = await visitDir(rel, childMode);
+        return node;
+    }
+    async function toEntry(rel, abs, st) {
+        const { sec, nsec } = splitNs(st.mtimeNs);
+        const ctime = splitNs(st.ctimeNs);
+        const entry = {
+            path: rel,
+            kind: kindOf(st),
+            mode: Number(st.mode & 4095n),
+            uid: Number(st.uid),
+            gid: Number(st.gid),
+            size: st.isFile() ? Number(st.size) : 0,
+            allocated: Number(st.blocks) * 512,
+            mtimeSec: sec,
+            mtimeNsec: nsec,
+            ctimeSec: ctime.sec,
+            ctimeNsec: ctime.nsec,
+            ino: Number(st.ino),
+        };
+        if (st.isFile() && st.nlink > 1n)
+            entry.linkGroup = `${st.dev}:${st.ino}`;
+        if (st.isSymbolicLink())
+            entry.linkTarget = await limit(() => (0,promises_namespaceObject.readlink)(abs, { encoding: 'buffer' }));
+        if (st.isCharacterDevice() || st.isBlockDevice()) {
+            // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
+            const rdev = st.rdev;
+            entry.devMajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
+            entry.devMinor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+        }
+        const xattrs = xattrs_readXattrs(abs, log);
+        if (xattrs)
+            entry.xattrs = xattrs;
+        return entry;
+    }
+    const tree = await visitDir(null, 'normal');
+    const entries = [];
+    const flatten = (nodes) => {
+        for (const n of nodes) {
+            entries.push(n.entry);
+            if (n.children)
+                flatten(n.children);
+        }
+    };
+    flatten(tree);
+    return { entries, excluded, sockets };
+}
+/**
+ * Holes read back as zeros and a tar has no room for them (ustar has no sparse entries that every
+ * extractor understands). Up to 1 GiB of holes are written as zeros, which compress to almost nothing;
+ * beyond that (`lastlog` after `useradd` with a large uid reaches hundreds of GB) the file is left out.
+ */
+const SPARSE_HOLE_LIMIT = 1024 ** 3;
+function isHugeSparse(e) {
+    return e.kind === 'file' && e.size - e.allocated > SPARSE_HOLE_LIMIT;
+}
+function kindOf(st) {
+    if (st.isFile())
+        return 'file';
+    if (st.isDirectory())
+        return 'dir';
+    if (st.isSymbolicLink())
+        return 'symlink';
+    if (st.isFIFO())
+        return 'fifo';
+    if (st.isCharacterDevice())
+        return 'char';
+    if (st.isBlockDevice())
+        return 'block';
+    throw new Error(`unexpected file type ${st.mode}`);
+}
+/** Splits nanoseconds since the epoch into whole seconds (floored) and the nanoseconds past them. */
+function splitNs(ns) {
+    let sec = ns / 1000000000n;
+    let nsec = ns % 1000000000n;
+    if (nsec < 0n) {
+        sec -= 1n;
+        nsec += 1000000000n;
+    }
+    return { sec: Number(sec), nsec: Number(nsec) };
+}
+
+;// CONCATENATED MODULE: ./src/diff/whiteouts.ts
+const WH = Buffer.from('.wh.');
+const OPAQUE = Buffer.from('.wh..wh..opq');
+function whiteouts_parentOf(p) {
+    const i = p.lastIndexOf(0x2f);
+    return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
+}
+function baseName(p) {
+    return p.subarray(p.lastIndexOf(0x2f) + 1);
+}
+function child(parent, name) {
+    return parent.length ? Buffer.concat([parent, Buffer.from('/'), name]) : name;
+}
+/** An empty regular file, every field fixed, so the same deletion always gives the same bytes. */
+function marker(p) {
+    return {
+        path: p,
+        kind: 'whiteout',
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        allocated: 0,
+        mtimeSec: 0,
+        mtimeNsec: 0,
+        ctimeSec: 0,
+        ctimeNsec: 0,
+        ino: 0,
+    };
+}
+/**
+ * Places whiteouts (image-spec "Whiteouts"): right after their parent directory's entry, before its
+ * other contents, sorted; an opaque directory's `.wh..wh..opq` first of all. Deletions at the top of
+ * the tree come before everything. Each whiteout's parent directory must be among `entries`.
+ */
+function whiteouts_groupWhiteouts(entries, deletions, opaque) {
+    const byParent = new Map();
+    const add = (parent, e) => {
+        const key = parent.toString('latin1');
+        byParent.set(key, [...(byParent.get(key) ?? []), e]);
+    };
+    for (const dir of opaque)
+        add(dir, marker(child(dir, OPAQUE)));
+    const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
+    for (const d of sorted)
+        add(whiteouts_parentOf(d), marker(child(whiteouts_parentOf(d), Buffer.concat([WH, baseName(d)]))));
+    const out = [...(byParent.get('') ?? [])];
+    for (const e of entries) {
+        out.push(e);
+        if (e.kind === 'dir')
+            out.push(...(byParent.get(e.path.toString('latin1')) ?? []));
+    }
+    return out;
+}
+
+;// CONCATENATED MODULE: ./src/diff/overlay.ts
+
+
+
+
+
+
+
+class OverlayError extends (/* unused pure expression or super */ null && (Error)) {
+}
+/** overlayfs's own bookkeeping xattrs, in the trusted (root) and user (unprivileged) namespaces. */
+const OVERLAY_XATTR = /^(trusted|user)\.overlay\./;
+/** The overlay mounted exactly at `root`, when its upper dir can be read. */
+async function findOverlay(root, mounts) {
+    const resolved = external_node_path_default().resolve(root);
+    // The last mount at a path is the one in effect.
+    const mount = [...mounts].reverse().find((m) => m.mountPoint.toString() === resolved);
+    if (!mount || mount.fsType !== 'overlay')
+        return null;
+    const options = splitOptions(mount.superOptions);
+    const upper = options.get('upperdir');
+    if (!upper)
+        return null;
+    try {
+        await (0,promises_namespaceObject.access)(upper, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.X_OK);
+    }
+    catch {
+        return null; // not visible from here (another mount namespace): fall back to the baseline
+    }
+    return { upper, work: options.get('workdir') };
+}
+/** Mount options are comma-separated; a comma inside a value is escaped with a backslash. */
+function splitOptions(s) {
+    const out = new Map();
+    for (const part of s.split(/(?<!\\),/)) {
+        const eq = part.indexOf('=');
+        if (eq > 0)
+            out.set(part.slice(0, eq), part.slice(eq + 1).replace(/\\,/g, ','));
+    }
+    return out;
+}
+/**
+ * The overlay's upper dir *is* the change set: an entry there was added or changed (its metadata is
+ * read through the merged `root`, which is what the sandbox sees), a character device 0/0 is a
+ * deletion, and a directory marked opaque hides everything below it in the lower layers
+ * (`.wh..wh..opq`). Renamed directories (`redirect_dir`) are refused: their merged content lives
+ * elsewhere in the lower layers.
+ */
+async function overlayChanges(root, overlay, filter, log) {
+    const upper = await walk({ root: overlay.upper, filter, log });
+    const rootBuf = Buffer.from(path.resolve(root));
+    const entries = [];
+    const deletions = [];
+    const opaque = [];
+    let changed = 0;
+    for (const e of upper.entries) {
+        const names = e.xattrs?.map(([n]) => n) ?? [];
+        if (names.some((n) => /^(trusted|user)\.overlay\.redirect$/.test(n))) {
+            throw new OverlayError(`overlay: /${e.path.toString()} was renamed (redirect_dir); use changes: baseline or full`);
+        }
+        if (e.kind === 'char' && e.devMajor === 0 && e.devMinor === 0) {
+            deletions.push(e.path);
+            continue;
+        }
+        const isOpaque = e.kind === 'dir' &&
+            e.xattrs?.some(([n, v]) => /^(trusted|user)\.overlay\.opaque$/.test(n) && v.toString() === 'y');
+        const merged = await mergedEntry(rootBuf, e, log);
+        if (!merged)
+            continue;
+        entries.push(merged);
+        changed++;
+        if (isOpaque)
+            opaque.push(e.path);
+    }
+    const out = groupWhiteouts(entries, deletions, opaque);
+    return { entries: out, changed, deleted: deletions.length };
+}
+/** The entry as the merged view shows it (metacopy uppers hold only metadata; the data is below). */
+async function mergedEntry(rootBuf, upperEntry, log) {
+    const abs = Buffer.concat([rootBuf, Buffer.from('/'), upperEntry.path]);
+    try {
+        const st = await lstat(abs, { bigint: true });
+        const entry = {
+            ...upperEntry,
+            size: st.isFile() ? Number(st.size) : 0,
+            allocated: Number(st.blocks) * 512,
+        };
+        const xattrs = readXattrs(abs, log)?.filter(([n]) => !OVERLAY_XATTR.test(n));
+        if (xattrs?.length)
+            entry.xattrs = xattrs;
+        else
+            delete entry.xattrs;
+        return entry;
+    }
+    catch (err) {
+        if (err.code === 'ENOENT')
+            return null;
+        throw err;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/walk/mountinfo.ts
+
+/** Filesystem types whose contents are made up by the kernel or live in memory: never part of an image. */
+const VIRTUAL_FS_TYPES = new Set([
+    'proc',
+    'sysfs',
+    'devtmpfs',
+    'devpts',
+    'tmpfs',
+    'cgroup',
+    'cgroup2',
+    'mqueue',
+    'debugfs',
+    'tracefs',
+    'securityfs',
+    'bpf',
+    'pstore',
+    'configfs',
+    'fusectl',
+    'hugetlbfs',
+    'binfmt_misc',
+    'autofs',
+    'nsfs',
+    'efivarfs',
+    'ramfs',
+    'rpc_pipefs',
+]);
+/**
+ * Parses /proc/self/mountinfo (proc(5)): field 5 is the mount point, the fields after the lone `-` are
+ * the filesystem type, the source and the super options. Mount points escape space, tab, newline and
+ * backslash as `\040`, `\011`, `\012`, `\134`.
+ */
+function parseMountInfo(text) {
+    const mounts = [];
+    for (const line of text.toString('latin1').split('\n')) {
+        if (!line)
+            continue;
+        const fields = line.split(' ');
+        const dash = fields.indexOf('-', 6);
+        if (fields.length < 7 || dash < 0)
+            continue;
+        mounts.push({
+            mountPoint: Buffer.from(decodeOctalEscapes(fields[4]), 'latin1'),
+            fsType: fields[dash + 1] ?? '',
+            superOptions: decodeOctalEscapes(fields[dash + 3] ?? ''),
+        });
+    }
+    return mounts;
+}
+function decodeOctalEscapes(s) {
+    return s.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
+}
+async function readMounts(path = '/proc/self/mountinfo') {
+    try {
+        return parseMountInfo(await (0,promises_namespaceObject.readFile)(path));
+    }
+    catch {
+        return []; // not Linux, or /proc not mounted: nothing to leave out on that account
+    }
+}
+/** Swap files listed in /proc/swaps (swap partitions are devices, not files in the tree). */
+async function readSwapFiles(path = '/proc/swaps') {
+    try {
+        const lines = (await (0,promises_namespaceObject.readFile)(path)).toString('latin1').split('\n').slice(1);
+        return lines
+            .map((l) => l.split(/\s+/))
+            .filter((f) => f[1] === 'file')
+            .map((f) => Buffer.from(decodeOctalEscapes(f[0]), 'latin1'));
+    }
+    catch {
+        return [];
+    }
+}
+
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(7975);
 // EXTERNAL MODULE: external "node:zlib"
@@ -34605,82 +35146,6 @@ function formatBytes(n) {
 // EXTERNAL MODULE: ./node_modules/picomatch/index.js
 var picomatch = __nccwpck_require__(4006);
 var picomatch_default = /*#__PURE__*/__nccwpck_require__.n(picomatch);
-;// CONCATENATED MODULE: external "node:fs/promises"
-const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-;// CONCATENATED MODULE: ./src/walk/mountinfo.ts
-
-/** Filesystem types whose contents are made up by the kernel or live in memory: never part of an image. */
-const VIRTUAL_FS_TYPES = new Set([
-    'proc',
-    'sysfs',
-    'devtmpfs',
-    'devpts',
-    'tmpfs',
-    'cgroup',
-    'cgroup2',
-    'mqueue',
-    'debugfs',
-    'tracefs',
-    'securityfs',
-    'bpf',
-    'pstore',
-    'configfs',
-    'fusectl',
-    'hugetlbfs',
-    'binfmt_misc',
-    'autofs',
-    'nsfs',
-    'efivarfs',
-    'ramfs',
-    'rpc_pipefs',
-]);
-/**
- * Parses /proc/self/mountinfo (proc(5)): field 5 is the mount point, the fields after the lone `-` are
- * the filesystem type, the source and the super options. Mount points escape space, tab, newline and
- * backslash as `\040`, `\011`, `\012`, `\134`.
- */
-function parseMountInfo(text) {
-    const mounts = [];
-    for (const line of text.toString('latin1').split('\n')) {
-        if (!line)
-            continue;
-        const fields = line.split(' ');
-        const dash = fields.indexOf('-', 6);
-        if (fields.length < 7 || dash < 0)
-            continue;
-        mounts.push({
-            mountPoint: Buffer.from(decodeOctalEscapes(fields[4]), 'latin1'),
-            fsType: fields[dash + 1] ?? '',
-            superOptions: decodeOctalEscapes(fields[dash + 3] ?? ''),
-        });
-    }
-    return mounts;
-}
-function decodeOctalEscapes(s) {
-    return s.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
-}
-async function readMounts(path = '/proc/self/mountinfo') {
-    try {
-        return parseMountInfo(await (0,promises_namespaceObject.readFile)(path));
-    }
-    catch {
-        return []; // not Linux, or /proc not mounted: nothing to leave out on that account
-    }
-}
-/** Swap files listed in /proc/swaps (swap partitions are devices, not files in the tree). */
-async function readSwapFiles(path = '/proc/swaps') {
-    try {
-        const lines = (await (0,promises_namespaceObject.readFile)(path)).toString('latin1').split('\n').slice(1);
-        return lines
-            .map((l) => l.split(/\s+/))
-            .filter((f) => f[1] === 'file')
-            .map((f) => Buffer.from(decodeOctalEscapes(f[0]), 'latin1'));
-    }
-    catch {
-        return [];
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/walk/filter.ts
 
 
@@ -34793,315 +35258,6 @@ function latin1KeyToText(key) {
     return Buffer.from(key, 'latin1').toString('utf8');
 }
 
-;// CONCATENATED MODULE: ./src/util/limit.ts
-/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
-function limiter(n) {
-    let active = 0;
-    const queue = [];
-    const next = () => {
-        if (active >= n)
-            return;
-        const start = queue.shift();
-        if (start) {
-            active++;
-            start();
-        }
-    };
-    return (job) => new Promise((resolve, reject) => {
-        queue.push(() => {
-            job()
-                .then(resolve, reject)
-                .finally(() => {
-                active--;
-                next();
-            });
-        });
-        next();
-    });
-}
-
-;// CONCATENATED MODULE: external "node:child_process"
-const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:module"
-const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
-;// CONCATENATED MODULE: ./src/walk/xattrs.ts
-
-
-/**
- * Labels that belong to the host's security policy, not to the image: a runtime relabels on start.
- */
-const SKIPPED = new Set(['security.selinux']);
-/** Errors that mean "this filesystem or inode has no xattrs to give": not a reason to fail. */
-const TOLERATED_ERRNO = new Set([95 /* EOPNOTSUPP */, 61 /* ENODATA */, 1 /* EPERM */, 13 /* EACCES */]);
-const ENOENT = 2;
-class VanishedError extends Error {
-}
-/**
- * The native xattr binding (@napi-rs/xattr, Rust's `xattr` crate: llistxattr/lgetxattr, so symlinks
- * are never followed). The bundle carries the glibc builds for x64 and arm64 runners in dist/native/;
- * from source, the npm package resolves its own. Loaded by hand because the package's loader cannot
- * find its `.node` file once bundled.
- */
-function loadBinding() {
-    const require = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
-    const candidates = [`./native/xattr.linux-${process.arch}-gnu.node`, '@napi-rs/xattr'];
-    for (const candidate of candidates) {
-        try {
-            return require(candidate);
-        }
-        catch {
-            // try the next one
-        }
-    }
-    return null;
-}
-let binding;
-/**
- * Reads every extended attribute of `path` without following a symlink (the native binding uses
- * llistxattr/lgetxattr). Returns undefined when there are none.
- *
- * Node has no xattr API and the binding takes paths as strings; a path that is not valid UTF-8 cannot
- * be passed through it, so those few are read by `getfattr`, its path fed as raw bytes on stdin.
- */
-function readXattrs(path, log) {
-    const text = path.toString('utf8');
-    if (!Buffer.from(text, 'utf8').equals(path))
-        return readXattrsWithGetfattr(path);
-    if (binding === undefined) {
-        binding = loadBinding();
-        if (!binding)
-            log.warn(`no xattr support for ${process.platform}-${process.arch} in this build: extended attributes (file capabilities too) are not captured`);
-    }
-    if (!binding)
-        return undefined;
-    let names;
-    try {
-        names = binding.listAttributesSync(text);
-    }
-    catch (err) {
-        return tolerate(err);
-    }
-    if (names.length === 0)
-        return undefined;
-    const out = [];
-    for (const name of names) {
-        if (SKIPPED.has(name))
-            continue;
-        let value;
-        try {
-            value = binding.getAttributeSync(text, name);
-        }
-        catch (err) {
-            tolerate(err);
-            continue; // removed between list and get
-        }
-        if (value)
-            out.push([name, Buffer.from(value)]);
-    }
-    // By name, so the fingerprint and the tar header do not depend on the order the kernel lists them.
-    out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    return out.length ? out : undefined;
-}
-function tolerate(err) {
-    const errno = Number(/os error (\d+)/.exec(String(err?.message))?.[1]);
-    if (errno === ENOENT)
-        throw new VanishedError(String(err));
-    if (TOLERATED_ERRNO.has(errno))
-        return undefined;
-    throw err;
-}
-function readXattrsWithGetfattr(path) {
-    const res = (0,external_node_child_process_namespaceObject.spawnSync)('xargs', ['-0', 'getfattr', '-h', '-d', '-m', '-', '-e', 'base64', '--absolute-names', '--'], {
-        input: Buffer.concat([path, Buffer.from([0])]),
-        encoding: 'latin1',
-    });
-    if (res.error || (res.status !== 0 && !res.stdout)) {
-        throw new Error(`cannot read extended attributes of a non-UTF-8 path without getfattr (package "attr")`);
-    }
-    const out = [];
-    for (const line of res.stdout.split('\n')) {
-        const m = /^([^#=][^=]*)=0s(.*)$/.exec(line);
-        if (m && !SKIPPED.has(m[1]))
-            out.push([m[1], Buffer.from(m[2], 'base64')]);
-        else if (/^[^#=][^=]*=$/.test(line))
-            out.push([line.slice(0, -1), Buffer.alloc(0)]);
-    }
-    return out.length ? out : undefined;
-}
-
-;// CONCATENATED MODULE: ./src/walk/walk.ts
-
-
-
-const SLASH = Buffer.from('/');
-const WHITEOUT_PREFIX = Buffer.from('.wh.');
-class WhiteoutNameError extends Error {
-}
-/**
- * Walks `root` with bounded parallel lstat calls, never following a symlink, reading names as bytes so
- * non-UTF-8 names survive. The filter decides what is left out; `include` globs can reach below an
- * excluded directory, in which case only the included paths and their parents are kept there.
- */
-async function walk(opts) {
-    const limit = limiter(opts.concurrency ?? 64);
-    const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
-    const excluded = [];
-    const sockets = [];
-    const { filter, log } = opts;
-    const absolute = (rel) => rootBuf.length === 1 ? Buffer.concat([SLASH, rel]) : Buffer.concat([rootBuf, SLASH, rel]);
-    async function visitDir(rel, mode) {
-        let names;
-        try {
-            names = await limit(() => (0,promises_namespaceObject.readdir)(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' }));
-        }
-        catch (err) {
-            const code = err.code;
-            if (code === 'ENOENT' || code === 'ENOTDIR')
-                return []; // vanished while we walked
-            if (rel === null)
-                throw err;
-            log.warn(`cannot list ${absolute(rel).toString()}: ${code ?? err}; captured as an empty directory`);
-            return [];
-        }
-        names.sort(Buffer.compare);
-        const nodes = await Promise.all(names.map((name) => visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode)));
-        return nodes.filter((n) => n !== null);
-    }
-    async function visitEntry(rel, name, mode) {
-        const key = '/' + rel.toString('latin1');
-        const included = filter.included(key);
-        const rule = included ? null : filter.classify(key);
-        if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key))
-            return null;
-        const abs = absolute(rel);
-        let st;
-        try {
-            st = await limit(() => (0,promises_namespaceObject.lstat)(abs, { bigint: true }));
-        }
-        catch (err) {
-            if (err.code === 'ENOENT')
-                return null;
-            throw err;
-        }
-        const isDir = st.isDirectory();
-        let childMode = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
-        if (rule) {
-            const reaches = isDir && filter.leadsToInclude(key);
-            if (rule.action === 'drop' && !reaches) {
-                excluded.push({ path: rel, reason: rule.reason });
-                return null;
-            }
-            if (rule.action === 'empty' || rule.action === 'drop') {
-                excluded.push({ path: rel, reason: rule.reason + (rule.action === 'empty' ? ' (kept empty)' : '') });
-                childMode = reaches ? 'includeOnly' : null;
-            }
-        }
-        if (st.isSocket()) {
-            sockets.push(rel);
-            return null;
-        }
-        if (name.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)) {
-            throw new WhiteoutNameError(`${abs.toString()} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
-        }
-        let entry;
-        try {
-            entry = await toEntry(rel, abs, st);
-        }
-        catch (err) {
-            if (err instanceof VanishedError || err.code === 'ENOENT')
-                return null;
-            throw err;
-        }
-        if (isHugeSparse(entry)) {
-            const holes = ((entry.size - entry.allocated) / 1024 ** 3).toFixed(1);
-            log.warn(`${abs.toString()} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
-            excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
-            return null;
-        }
-        const node = { entry };
-        if (isDir && childMode)
-            node.children = await visitDir(rel, childMode);
-        return node;
-    }
-    async function toEntry(rel, abs, st) {
-        const { sec, nsec } = splitNs(st.mtimeNs);
-        const ctime = splitNs(st.ctimeNs);
-        const entry = {
-            path: rel,
-            kind: kindOf(st),
-            mode: Number(st.mode & 4095n),
-            uid: Number(st.uid),
-            gid: Number(st.gid),
-            size: st.isFile() ? Number(st.size) : 0,
-            allocated: Number(st.blocks) * 512,
-            mtimeSec: sec,
-            mtimeNsec: nsec,
-            ctimeSec: ctime.sec,
-            ctimeNsec: ctime.nsec,
-            ino: Number(st.ino),
-        };
-        if (st.isFile() && st.nlink > 1n)
-            entry.linkGroup = `${st.dev}:${st.ino}`;
-        if (st.isSymbolicLink())
-            entry.linkTarget = await limit(() => (0,promises_namespaceObject.readlink)(abs, { encoding: 'buffer' }));
-        if (st.isCharacterDevice() || st.isBlockDevice()) {
-            // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
-            const rdev = st.rdev;
-            entry.devMajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-            entry.devMinor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
-        }
-        const xattrs = readXattrs(abs, log);
-        if (xattrs)
-            entry.xattrs = xattrs;
-        return entry;
-    }
-    const tree = await visitDir(null, 'normal');
-    const entries = [];
-    const flatten = (nodes) => {
-        for (const n of nodes) {
-            entries.push(n.entry);
-            if (n.children)
-                flatten(n.children);
-        }
-    };
-    flatten(tree);
-    return { entries, excluded, sockets };
-}
-/**
- * Holes read back as zeros and a tar has no room for them (ustar has no sparse entries that every
- * extractor understands). Up to 1 GiB of holes are written as zeros, which compress to almost nothing;
- * beyond that (`lastlog` after `useradd` with a large uid reaches hundreds of GB) the file is left out.
- */
-const SPARSE_HOLE_LIMIT = 1024 ** 3;
-function isHugeSparse(e) {
-    return e.kind === 'file' && e.size - e.allocated > SPARSE_HOLE_LIMIT;
-}
-function kindOf(st) {
-    if (st.isFile())
-        return 'file';
-    if (st.isDirectory())
-        return 'dir';
-    if (st.isSymbolicLink())
-        return 'symlink';
-    if (st.isFIFO())
-        return 'fifo';
-    if (st.isCharacterDevice())
-        return 'char';
-    if (st.isBlockDevice())
-        return 'block';
-    throw new Error(`unexpected file type ${st.mode}`);
-}
-/** Splits nanoseconds since the epoch into whole seconds (floored) and the nanoseconds past them. */
-function splitNs(ns) {
-    let sec = ns / 1000000000n;
-    let nsec = ns % 1000000000n;
-    if (nsec < 0n) {
-        sec -= 1n;
-        nsec += 1000000000n;
-    }
-    return { sec: Number(sec), nsec: Number(nsec) };
-}
-
 ;// CONCATENATED MODULE: ./src/walk/scan.ts
 
 
@@ -35127,7 +35283,7 @@ async function buildFilter(opts) {
 /** Walks the whole root with those exclusions. */
 async function scanRoot(opts) {
     const { filter } = await buildFilter(opts);
-    return walk({ root: opts.root, filter, log: opts.log });
+    return walk_walk({ root: opts.root, filter, log: opts.log });
 }
 
 // EXTERNAL MODULE: external "node:crypto"
@@ -35136,61 +35292,6 @@ var external_node_crypto_ = __nccwpck_require__(7598);
 const external_node_readline_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline");
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-;// CONCATENATED MODULE: ./src/diff/whiteouts.ts
-const WH = Buffer.from('.wh.');
-const OPAQUE = Buffer.from('.wh..wh..opq');
-function whiteouts_parentOf(p) {
-    const i = p.lastIndexOf(0x2f);
-    return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
-}
-function baseName(p) {
-    return p.subarray(p.lastIndexOf(0x2f) + 1);
-}
-function child(parent, name) {
-    return parent.length ? Buffer.concat([parent, Buffer.from('/'), name]) : name;
-}
-/** An empty regular file, every field fixed, so the same deletion always gives the same bytes. */
-function marker(p) {
-    return {
-        path: p,
-        kind: 'whiteout',
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        size: 0,
-        allocated: 0,
-        mtimeSec: 0,
-        mtimeNsec: 0,
-        ctimeSec: 0,
-        ctimeNsec: 0,
-        ino: 0,
-    };
-}
-/**
- * Places whiteouts (image-spec "Whiteouts"): right after their parent directory's entry, before its
- * other contents, sorted; an opaque directory's `.wh..wh..opq` first of all. Deletions at the top of
- * the tree come before everything. Each whiteout's parent directory must be among `entries`.
- */
-function whiteouts_groupWhiteouts(entries, deletions, opaque) {
-    const byParent = new Map();
-    const add = (parent, e) => {
-        const key = parent.toString('latin1');
-        byParent.set(key, [...(byParent.get(key) ?? []), e]);
-    };
-    for (const dir of opaque)
-        add(dir, marker(child(dir, OPAQUE)));
-    const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
-    for (const d of sorted)
-        add(whiteouts_parentOf(d), marker(child(whiteouts_parentOf(d), Buffer.concat([WH, baseName(d)]))));
-    const out = [...(byParent.get('') ?? [])];
-    for (const e of entries) {
-        out.push(e);
-        if (e.kind === 'dir')
-            out.push(...(byParent.get(e.path.toString('latin1')) ?? []));
-    }
-    return out;
-}
-
 ;// CONCATENATED MODULE: ./src/diff/baseline.ts
 
 
@@ -35461,6 +35562,8 @@ class LayerCache {
 
 
 
+
+
 /**
  * The pre step, run by the runner before the job's steps: fails early on bad inputs, and records the
  * baseline (the tree as the base image left it) that the main step compares against. From the command
@@ -35475,6 +35578,10 @@ async function pre() {
         const hasMarker = (0,external_node_fs_namespaceObject.existsSync)(external_node_path_default().join(inputs.root, MARKER_PATH));
         if (!inputs.baseImage && !hasMarker && inputs.changes === 'auto') {
             info(`no base image known (base-image, SNAPSHOT_BASE_IMAGE, /${MARKER_PATH}): no baseline recorded, the snapshot will capture the whole tree`);
+            return;
+        }
+        if (inputs.changes === 'auto' && (await findOverlay(inputs.root, await readMounts()))) {
+            info(`${inputs.root} is an overlay mount: its upper dir will give the changes, no baseline needed`);
             return;
         }
         if (!inputs.baseline)
