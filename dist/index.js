@@ -37039,7 +37039,9 @@ async function warnIfChanged(file, e, abs, log) {
  * The marker's own layer: the one file, owned by root, mode 0644, dated `created`, so the same image
  * always gets the same marker layer. Its parent `/etc` is not written: the layers below have it.
  */
-async function writeMarkerLayer(marker, opts, sink) {
+async function writeMarkerLayer(marker, opts, sink, 
+/** Whether the destination already holds a blob. */
+exists) {
     const dir = await (0,promises_namespaceObject.mkdtemp)(external_node_path_default().join(external_node_os_default().tmpdir(), 'depot-snapshot-marker-'));
     try {
         const file = external_node_path_default().join(dir, MARKER_PATH);
@@ -37063,7 +37065,10 @@ async function writeMarkerLayer(marker, opts, sink) {
             ctimeNsec: 0,
             ino: 0,
         };
-        const r = await writeLayer({ root: dir, entries: [entry], indices: [0], ...opts }, sink);
+        const input = { root: dir, entries: [entry], indices: [0], ...opts };
+        // A few hundred bytes: digest them first, so an unchanged marker is not sent again.
+        const dry = await writeLayer(input, DISCARD);
+        const r = (await exists(dry.descriptor.digest)) ? dry : await writeLayer(input, sink);
         return { descriptor: r.descriptor, diffId: r.diffId, comment: `${MARKER_COMMENT} /${MARKER_PATH}` };
     }
     finally {
@@ -37671,6 +37676,7 @@ function registryDestination(registry, inputs) {
     return {
         addBase: (base) => registry.addBase(base, inputs.concurrency),
         reuse: (fp) => registry.reuse(fp),
+        exists: (digest) => registry.repo.exists(digest),
         wrote: (fp, layer) => registry.wrote(fp, layer),
         sink: () => registry.sink(),
         finish: (image) => registry.finish(image),
@@ -37683,6 +37689,7 @@ async function layoutDestination(inputs) {
     return {
         addBase: (base) => layout.addBlobs((digest) => base.repository.openBlob(digest), base.layers, inputs.concurrency),
         reuse: async () => undefined,
+        exists: async () => false,
         wrote: () => { },
         sink: () => layout,
         finish: async (image, tags) => {
@@ -37727,7 +37734,7 @@ async function snapshot(inputs, destination, log, registry) {
         const target = inputs.targets[0];
         const marker = markerFor(buildImage({ base, layers, created }), target ? `${target.registry}/${target.repository}` : '', target?.tag ?? 'latest', created);
         const { compression, compressionLevel: level } = inputs;
-        layers.push(await writeMarkerLayer(marker, { compression, level, log }, destination.sink()));
+        layers.push(await writeMarkerLayer(marker, { compression, level, log }, destination.sink(), (d) => destination.exists(d)));
     }
     const image = buildImage({ base, layers, created, ...sourceAnnotations() });
     const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag) : ['latest'];
@@ -37824,16 +37831,26 @@ function createdTime(entries, base) {
     const epoch = process.env.SOURCE_DATE_EPOCH;
     if (epoch && /^\d+$/.test(epoch))
         return rfc3339(Number(epoch));
-    const baseTime = base?.config.created ? Date.parse(base.config.created) : NaN;
-    let sec = Number.isNaN(baseTime) ? 0 : Math.floor(baseTime / 1000);
-    let nsec = 0;
+    const baseCreated = base?.config.created;
+    let { sec, nsec } = (baseCreated && parseTime(baseCreated)) || { sec: 0, nsec: 0 };
+    let newer = false;
     for (const e of entries) {
         if (e.mtimeSec > sec || (e.mtimeSec === sec && e.mtimeNsec > nsec)) {
             sec = e.mtimeSec;
             nsec = e.mtimeNsec;
+            newer = true;
         }
     }
-    return rfc3339(sec, nsec);
+    // Nothing newer than the base: its own time, verbatim, so an unchanged snapshot repeats exactly.
+    return !newer && baseCreated ? baseCreated : rfc3339(sec, nsec);
+}
+/** RFC 3339 → seconds and nanoseconds since the epoch (Date keeps only milliseconds). */
+function parseTime(s) {
+    const ms = Date.parse(s);
+    if (Number.isNaN(ms))
+        return null;
+    const frac = /\.(\d+)/.exec(s)?.[1] ?? '';
+    return { sec: Math.floor(ms / 1000), nsec: Number(frac.slice(0, 9).padEnd(9, '0')) };
 }
 function sourceAnnotations() {
     const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_SHA: sha } = process.env;

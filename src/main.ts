@@ -44,6 +44,8 @@ interface Destination {
   addBase(base: BaseImage): Promise<void>;
   /** A layer already there, found by fingerprint: reused without reading the tree. */
   reuse(fingerprint: string): Promise<NewLayer | undefined>;
+  /** Whether a blob is already there. */
+  exists(digest: string): Promise<boolean>;
   /** A layer was written under this fingerprint. */
   wrote(fingerprint: string, layer: NewLayer): void;
   sink(): BlobSink;
@@ -105,6 +107,7 @@ function registryDestination(registry: RegistryDestination, inputs: Inputs): Des
   return {
     addBase: (base) => registry.addBase(base, inputs.concurrency),
     reuse: (fp) => registry.reuse(fp),
+    exists: (digest) => registry.repo.exists(digest),
     wrote: (fp, layer) => registry.wrote(fp, layer),
     sink: () => registry.sink(),
     finish: (image) => registry.finish(image),
@@ -119,6 +122,7 @@ async function layoutDestination(inputs: Inputs): Promise<Destination> {
     addBase: (base) =>
       layout.addBlobs((digest) => base.repository.openBlob(digest), base.layers, inputs.concurrency),
     reuse: async () => undefined,
+    exists: async () => false,
     wrote: () => {},
     sink: () => layout,
     finish: async (image, tags) => {
@@ -175,7 +179,11 @@ async function snapshot(
       created,
     );
     const { compression, compressionLevel: level } = inputs;
-    layers.push(await writeMarkerLayer(marker, { compression, level, log }, destination.sink()));
+    layers.push(
+      await writeMarkerLayer(marker, { compression, level, log }, destination.sink(), (d) =>
+        destination.exists(d),
+      ),
+    );
   }
 
   const image = buildImage({ base, layers, created, ...sourceAnnotations() });
@@ -292,16 +300,26 @@ async function checkRoot(root: string): Promise<void> {
 function createdTime(entries: Entry[], base?: BaseImage): string {
   const epoch = process.env.SOURCE_DATE_EPOCH;
   if (epoch && /^\d+$/.test(epoch)) return rfc3339(Number(epoch));
-  const baseTime = base?.config.created ? Date.parse(base.config.created) : NaN;
-  let sec = Number.isNaN(baseTime) ? 0 : Math.floor(baseTime / 1000);
-  let nsec = 0;
+  const baseCreated = base?.config.created;
+  let { sec, nsec } = (baseCreated && parseTime(baseCreated)) || { sec: 0, nsec: 0 };
+  let newer = false;
   for (const e of entries) {
     if (e.mtimeSec > sec || (e.mtimeSec === sec && e.mtimeNsec > nsec)) {
       sec = e.mtimeSec;
       nsec = e.mtimeNsec;
+      newer = true;
     }
   }
-  return rfc3339(sec, nsec);
+  // Nothing newer than the base: its own time, verbatim, so an unchanged snapshot repeats exactly.
+  return !newer && baseCreated ? baseCreated : rfc3339(sec, nsec);
+}
+
+/** RFC 3339 → seconds and nanoseconds since the epoch (Date keeps only milliseconds). */
+function parseTime(s: string): { sec: number; nsec: number } | null {
+  const ms = Date.parse(s);
+  if (Number.isNaN(ms)) return null;
+  const frac = /\.(\d+)/.exec(s)?.[1] ?? '';
+  return { sec: Math.floor(ms / 1000), nsec: Number(frac.slice(0, 9).padEnd(9, '0')) };
 }
 
 function sourceAnnotations(): { source?: string; revision?: string } {

@@ -6,7 +6,7 @@ import type { NewLayer } from '../image/build.js';
 import { MARKER_COMMENT, MARKER_PATH, type Marker } from '../image/marker.js';
 import { splitNs, type Entry } from '../walk/walk.js';
 import type { Compression } from './compress.js';
-import { writeLayer, type BlobSink } from './write.js';
+import { DISCARD, writeLayer, type BlobSink } from './write.js';
 
 /**
  * The marker's own layer: the one file, owned by root, mode 0644, dated `created`, so the same image
@@ -16,6 +16,8 @@ export async function writeMarkerLayer(
   marker: Marker,
   opts: { compression: Compression; level: number; log: Logger },
   sink: BlobSink,
+  /** Whether the destination already holds a blob. */
+  exists: (digest: string) => Promise<boolean>,
 ): Promise<NewLayer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'depot-snapshot-marker-'));
   try {
@@ -40,7 +42,10 @@ export async function writeMarkerLayer(
       ctimeNsec: 0,
       ino: 0,
     };
-    const r = await writeLayer({ root: dir, entries: [entry], indices: [0], ...opts }, sink);
+    const input = { root: dir, entries: [entry], indices: [0], ...opts };
+    // A few hundred bytes: digest them first, so an unchanged marker is not sent again.
+    const dry = await writeLayer(input, DISCARD);
+    const r = (await exists(dry.descriptor.digest)) ? dry : await writeLayer(input, sink);
     return { descriptor: r.descriptor, diffId: r.diffId, comment: `${MARKER_COMMENT} /${MARKER_PATH}` };
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -237,5 +237,17 @@ describe('snapshots of snapshots', () => {
       parentRef = inputs.image;
       parentLayers = layers.slice(0, -1);
     }
+
+    // Nothing changed: the same layers, the same marker and config, and not a byte uploaded. The
+    // manifest differs from the parent's only by its base annotations (it names the parent).
+    const sandbox = await unpack(await pull(parentRef));
+    const inputs = { root: sandbox, image: parentRef };
+    const pre = await runAction(inputs, { pre: true });
+    expectOk(pre);
+    const parent = await inspect(parentRef);
+    const r = await runAction(inputs, { state: pre.state });
+    expectOk(r);
+    expect(r.outputs.uploaded, r.stdout).toBe('0');
+    expect((await inspect(parentRef)).Layers).toEqual(parent.Layers);
   });
 });
