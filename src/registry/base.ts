@@ -1,9 +1,9 @@
 import type { Logger } from '../log.js';
 import { runtimePlatform } from '../image/build.js';
 import { MediaType, type Descriptor, type ImageConfig, type Index, type Manifest } from '../image/oci.js';
-import { Repository } from './blobs.js';
-import { RegistryClient, isLoopback } from './client.js';
-import { resolveCredentials, type CredentialInputs } from './credentials.js';
+import type { Repository } from './blobs.js';
+import type { CredentialInputs } from './credentials.js';
+import { connect } from './connect.js';
 import { RegistryError } from './errors.js';
 import { getImageConfig, getManifest, parseJson } from './manifests.js';
 import { format, parseReference, type Reference } from './reference.js';
@@ -16,12 +16,7 @@ import { MARKER_COMMENT, type Marker } from '../image/marker.js';
  */
 export async function baseFromMarker(marker: Marker, opts: Omit<BaseOptions, 'ref'>): Promise<BaseImage> {
   const reference = parseReference(`${marker.repository}:${marker.tag}`);
-  const sameRegistry = reference.registry === opts.targetRegistry;
-  const credentials = await resolveCredentials(reference.registry, sameRegistry ? opts.credentials : {});
-  const insecure =
-    (sameRegistry && opts.insecureRegistry) || isLoopback(reference.registry.replace(/:\d+$/, ''));
-  const client = new RegistryClient({ registry: reference.registry, credentials, insecure, log: opts.log });
-  const repository = new Repository(client, reference.repository, 'pull');
+  const repository = await openBase(reference, opts);
   const layers: Descriptor[] = marker.layers.map(({ diffId: _diffId, ...d }) => d);
   const parent = await getManifest(repository, marker.tag).catch(() => null);
   const parentLayers = parent ? (parseJson<Manifest>(parent.bytes).layers ?? []) : [];
@@ -47,6 +42,17 @@ export async function baseFromMarker(marker: Marker, opts: Omit<BaseOptions, 're
     repository,
     reference,
   };
+}
+
+/** The base's repository, read-only; the credential inputs count only when it is the target's registry. */
+function openBase(reference: Reference, opts: Omit<BaseOptions, 'ref'>): Promise<Repository> {
+  const sameRegistry = reference.registry === opts.targetRegistry;
+  return connect(reference, {
+    credentials: sameRegistry ? opts.credentials : {},
+    insecureRegistry: sameRegistry && opts.insecureRegistry,
+    access: 'pull',
+    log: opts.log,
+  });
 }
 
 /** The image a sandbox started from: its layers go into the snapshot untouched. */
@@ -86,12 +92,7 @@ export async function resolveBase(opts: BaseOptions): Promise<BaseImage> {
   const reference = parseReference(opts.ref);
   if (!reference.tag && !reference.digest) reference.tag = 'latest';
   const name = format(reference);
-  const sameRegistry = reference.registry === opts.targetRegistry;
-  const credentials = await resolveCredentials(reference.registry, sameRegistry ? opts.credentials : {});
-  const insecure =
-    (sameRegistry && opts.insecureRegistry) || isLoopback(reference.registry.replace(/:\d+$/, ''));
-  const client = new RegistryClient({ registry: reference.registry, credentials, insecure, log: opts.log });
-  const repository = new Repository(client, reference.repository, 'pull');
+  const repository = await openBase(reference, opts);
 
   const fail = (why: string) => new RegistryError(`base-image ${name}: ${why}`);
   let fetched = await getManifest(repository, reference.digest ?? reference.tag!).catch(

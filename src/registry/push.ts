@@ -3,9 +3,9 @@ import type { BuiltImage, NewLayer } from '../image/build.js';
 import type { Manifest } from '../image/oci.js';
 import { FINGERPRINT_ANNOTATION } from '../layer/fingerprint.js';
 import type { BlobSink } from '../layer/write.js';
-import { Repository } from './blobs.js';
-import { RegistryClient, isLoopback } from './client.js';
-import { resolveCredentials, type CredentialInputs } from './credentials.js';
+import type { Repository } from './blobs.js';
+import { connect } from './connect.js';
+import type { CredentialInputs } from './credentials.js';
 import { getImageConfig, getManifest, parseJson, putManifest } from './manifests.js';
 import { format, type Reference } from './reference.js';
 import { LayerCache } from './layer-cache.js';
@@ -46,20 +46,14 @@ export class RegistryDestination {
 
   static async open(opts: PushOptions): Promise<RegistryDestination> {
     const first = opts.targets[0];
-    const credentials = await resolveCredentials(first.registry, opts.credentials);
-    const host = first.registry.replace(/:\d+$/, '');
-    const insecure = opts.insecureRegistry || isLoopback(host);
-    opts.log.info(
-      `pushing to ${first.registry}/${first.repository} (credentials: ${credentials.source}${insecure ? ', plain HTTP' : ''})`,
-    );
-    const client = new RegistryClient({ registry: first.registry, credentials, insecure, log: opts.log });
+    const repo = await connect(first, {
+      credentials: opts.credentials,
+      insecureRegistry: opts.insecureRegistry,
+      access: 'push',
+      log: opts.log,
+    });
     const cache = await LayerCache.load(opts.cacheFile);
-    const dest = new RegistryDestination(
-      new Repository(client, first.repository),
-      opts.targets,
-      opts.log,
-      cache,
-    );
+    const dest = new RegistryDestination(repo, opts.targets, opts.log, cache);
     await dest.readExisting();
     return dest;
   }

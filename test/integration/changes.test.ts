@@ -34,6 +34,13 @@ async function comparable(root: string): Promise<TreeSnapshot> {
   return snap;
 }
 
+/** `dpkg -i` of GNU hello inside the tree, as a setup step would install a tool. */
+async function installHello(root: string): Promise<void> {
+  await copyFile(debPath, path.join(root, 'tmp', 'hello.deb'));
+  const env = ['/usr/bin/env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin'];
+  await check('/usr/sbin/chroot', [root, ...env, 'dpkg', '-i', '/tmp/hello.deb']);
+}
+
 /** The sandbox as a job would get it: the base image pulled and unpacked. */
 async function sandboxFromBase(): Promise<string> {
   return unpack(await pull(baseRef));
@@ -62,16 +69,7 @@ describe('custom image from a baseline', () => {
     expect(pre.state.baseline).toBeTruthy();
 
     // The job's setup steps.
-    await copyFile(debPath, path.join(sandbox, 'tmp', 'hello.deb'));
-    await check('/usr/sbin/chroot', [
-      sandbox,
-      '/usr/bin/env',
-      '-i',
-      'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
-      'dpkg',
-      '-i',
-      '/tmp/hello.deb',
-    ]);
+    await installHello(sandbox);
     await rm(path.join(sandbox, 'etc', 'issue.net'));
     await rm(path.join(sandbox, 'usr', 'share', 'doc', 'bash'), { recursive: true });
     await symlink('/usr/share/doc/dash', path.join(sandbox, 'usr', 'share', 'doc', 'bash'));
@@ -175,16 +173,7 @@ describe('custom image from an overlay', () => {
     ]);
     onCleanup(() => run('umount', [merged]).then(() => undefined));
 
-    await copyFile(debPath, path.join(merged, 'tmp', 'hello.deb'));
-    await check('/usr/sbin/chroot', [
-      merged,
-      '/usr/bin/env',
-      '-i',
-      'PATH=/usr/sbin:/usr/bin:/sbin:/bin',
-      'dpkg',
-      '-i',
-      '/tmp/hello.deb',
-    ]);
+    await installHello(merged);
     await rm(path.join(merged, 'etc', 'issue.net'));
     // Removed, then made again with other content: an opaque directory in the upper dir.
     await rm(path.join(merged, 'usr', 'share', 'doc', 'apt'), { recursive: true });
