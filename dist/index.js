@@ -34303,6 +34303,21 @@ const INPUT_SPECS = [
         default: '',
     },
     {
+        name: 'metadata-file',
+        description: 'Write a JSON file describing the result (schema: metadata.schema.json)',
+        default: '',
+    },
+    {
+        name: 'mode',
+        description: 'snapshot (capture root), promote (copy `from` to `image` without recapturing) or pull (fetch `from` into `output`)',
+        default: 'snapshot',
+    },
+    {
+        name: 'from',
+        description: 'The source image (tag or @digest) of promote and pull',
+        default: '',
+    },
+    {
         name: 'token',
         description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
         default: '',
@@ -34326,7 +34341,11 @@ const INPUT_SPECS = [
 const SECRET_INPUTS = ['token', 'password'];
 /** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
 function getInputs(argv, env = process.env, opts = {}) {
-    const raw = readRaw(argv, env);
+    const raw = readRaw(subcommandArgs(argv), env);
+    const mode = oneOf(raw, 'mode', ['snapshot', 'promote', 'pull']);
+    const from = raw.from.trim() ? referenceInput(raw.from, 'from') : undefined;
+    if (mode !== 'snapshot' && !from)
+        throw new InputError(`${mode} needs from: the image to ${mode}`);
     const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none']);
     if (compression === 'zstd' && !zstdAvailable()) {
         throw new InputError(`compression zstd needs Node.js 22.15 or newer (this is ${process.version}); use gzip`);
@@ -34338,7 +34357,7 @@ function getInputs(argv, env = process.env, opts = {}) {
     }
     const dryRun = bool(raw, 'dry-run');
     const images = lines(raw.image);
-    if (images.length === 0 && !dryRun && !opts.pre)
+    if (images.length === 0 && !dryRun && !opts.pre && mode !== 'pull')
         throw new InputError('image is required (or set dry-run to write a layout instead)');
     let targets;
     try {
@@ -34356,6 +34375,9 @@ function getInputs(argv, env = process.env, opts = {}) {
         include: lines(raw.include),
         compression,
         compressionLevel,
+        mode,
+        ...(from ? { from } : {}),
+        metadataFile: raw['metadata-file'].trim() ? external_node_path_default().resolve(raw['metadata-file'].trim()) : '',
         baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
         changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full']),
         baseline: raw.baseline.trim()
@@ -34388,6 +34410,8 @@ function helpText() {
     });
     return [
         'Usage: node dist/index.js [options]',
+        '       node dist/index.js promote --from REF[@DIGEST] --to REF [--to REF ...]',
+        '       node dist/index.js pull --from REF --output DIR',
         '',
         'Captures a directory tree as an OCI image. Every option can also be given as the',
         'environment variable INPUT_<NAME> (e.g. INPUT_DRY-RUN=true), as the Actions runner does.',
@@ -34441,6 +34465,31 @@ function integer(raw, name) {
     if (!/^-?\d+$/.test(v))
         throw new InputError(`${name} must be a whole number, got "${v}"`);
     return Number(v);
+}
+/**
+ * `promote --from REF --to REF…` and `pull --from REF --output DIR` are the CLI's spelling of
+ * `--mode promote|pull`, with `--to` for `--image`.
+ */
+function subcommandArgs(argv) {
+    const [first, ...rest] = argv;
+    if (first !== 'promote' && first !== 'pull')
+        return argv;
+    return [
+        '--mode',
+        first,
+        ...rest.map((a) => (a === '--to' ? '--image' : a.startsWith('--to=') ? `--image=${a.slice(5)}` : a)),
+    ];
+}
+function referenceInput(ref, name) {
+    try {
+        const r = parseReference(ref);
+        if (!r.tag && !r.digest)
+            r.tag = 'latest';
+        return r;
+    }
+    catch (err) {
+        throw new InputError(`${name}: ${err.message}`);
+    }
 }
 function checkedReference(ref) {
     if (!ref)
@@ -37598,7 +37647,108 @@ class RegistryDestination {
     async abort() { }
 }
 
+;// CONCATENATED MODULE: ./src/registry/copy.ts
+
+
+
+/** Reads a manifest (and, for an index, its children) and lists the blobs, config and layers. */
+async function readTree(source, reference) {
+    const top = await getManifest(source, reference);
+    if (!top)
+        throw new RegistryError(`${source.name}:${reference} not found`);
+    const children = [];
+    const blobs = new Map();
+    const addImage = (m) => {
+        for (const d of [m.config, ...(m.layers ?? [])])
+            if (d?.digest)
+                blobs.set(d.digest, d);
+    };
+    const parsed = parseJson(top.bytes);
+    if (Array.isArray(parsed.manifests)) {
+        for (const d of parsed.manifests) {
+            const child = await getManifest(source, d.digest);
+            if (!child)
+                throw new RegistryError(`${source.name}@${d.digest}, listed in ${reference}, is missing`);
+            children.push(child);
+            addImage(parseJson(child.bytes));
+        }
+    }
+    else {
+        addImage(parsed);
+    }
+    return { top, children, blobs: [...blobs.values()] };
+}
+/**
+ * Copies an image between repositories without unpacking or recompressing anything: blobs already at
+ * the destination are skipped, blobs on the same registry are mounted, others are streamed registry
+ * to registry; the manifest bytes are put last, unchanged, so the digest stays the same.
+ */
+async function copyImage(source, reference, dest, tags, opts) {
+    const tree = await readTree(source, reference);
+    const sameRegistry = source.client.host === dest.client.host;
+    const parallel = limiter(opts.concurrency);
+    const how = { present: 0, mounted: 0, copied: 0 };
+    await Promise.all(tree.blobs.map((blob) => parallel(async () => {
+        if (await dest.exists(blob.digest))
+            how.present++;
+        else if (sameRegistry && source.name !== dest.name && (await dest.mount(blob.digest, source.name)))
+            how.mounted++;
+        else {
+            await dest.copyFrom(source, blob);
+            how.copied++;
+        }
+    })));
+    for (const child of tree.children)
+        await putManifest(dest, child.digest, child.bytes, child.mediaType);
+    for (const tag of tags)
+        await putManifest(dest, tag, tree.top.bytes, tree.top.mediaType);
+    opts.log.info(`blobs: ${how.present} already there, ${how.mounted} mounted, ${how.copied} copied`);
+    return { digest: tree.top.digest, manifest: tree.top.bytes, ...how };
+}
+/** Fetches an image into an OCI layout on disk, every blob checked against its digest. */
+async function pullToLayout(source, reference, layout, tag, opts) {
+    const tree = await readTree(source, reference);
+    await layout.addBlobs((digest) => source.openBlob(digest), tree.blobs, opts.concurrency);
+    for (const m of [...tree.children, tree.top]) {
+        await layout.putJson({
+            descriptor: { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length },
+            bytes: m.bytes,
+        });
+    }
+    await layout.finish({ mediaType: tree.top.mediaType, digest: tree.top.digest, size: tree.top.bytes.length }, [tag]);
+    return { digest: tree.top.digest, manifest: tree.top.bytes };
+}
+
+;// CONCATENATED MODULE: ./src/metadata.ts
+
+
+/** What a manifest says about the image (an index has no config or layers of its own). */
+function describeManifest(bytes, digest) {
+    const m = JSON.parse(bytes.toString('utf8'));
+    const layers = (m.layers ?? []).map((l) => ({ digest: l.digest, size: l.size, mediaType: l.mediaType }));
+    const config = m.config ? { digest: m.config.digest, size: m.config.size } : null;
+    const size = layers.reduce((n, l) => n + l.size, 0) + (config?.size ?? 0);
+    return { digest, mediaType: m.mediaType ?? '', config, layers, size };
+}
+/** Written atomically: a reader never sees half a file. */
+async function writeMetadata(file, metadata) {
+    const target = external_node_path_default().resolve(file);
+    await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(target), { recursive: true });
+    const tmp = `${target}.${process.pid}.tmp`;
+    try {
+        await (0,promises_namespaceObject.writeFile)(tmp, JSON.stringify(metadata, null, 2) + '\n');
+        await (0,promises_namespaceObject.rename)(tmp, target);
+    }
+    catch (err) {
+        await (0,promises_namespaceObject.rm)(tmp, { force: true });
+        throw err;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/main.ts
+
+
+
 
 
 
@@ -37646,8 +37796,10 @@ async function run(argv) {
             for (const secret of secretValues(argv))
                 core_setSecret(secret);
         const inputs = getInputs(argv);
-        await checkRoot(inputs.root);
         const log = coreLogger;
+        if (inputs.mode !== 'snapshot')
+            return await transfer(inputs, log);
+        await checkRoot(inputs.root);
         const registry = inputs.dryRun ? undefined : await openRegistry(inputs, log);
         if (registry && inputs.maxAge) {
             const fresh = registry.freshEnough(inputs.maxAge);
@@ -37679,7 +37831,7 @@ async function run(argv) {
 async function openRegistry(inputs, log) {
     return RegistryDestination.open({
         targets: inputs.targets,
-        credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
+        credentials: credentialInputs(inputs),
         insecureRegistry: inputs.insecureRegistry,
         log,
     });
@@ -37754,6 +37906,19 @@ async function snapshot(inputs, destination, log, registry) {
     const digest = image.manifest.descriptor.digest;
     const manifest = JSON.parse(image.manifest.bytes.toString());
     const size = manifest.layers.reduce((n, l) => n + l.size, 0) + image.config.descriptor.size;
+    if (inputs.metadataFile) {
+        await writeMetadata(inputs.metadataFile, {
+            schemaVersion: 1,
+            operation: 'snapshot',
+            images: registry ? tags.map((t) => `${registry.image}:${t}`) : [],
+            output: registry ? null : inputs.output,
+            ...describeManifest(image.manifest.bytes, digest),
+            uploaded: registry ? registry.repo.uploaded : 0,
+            base: base ? { name: base.name, digest: base.digest || null } : null,
+            changes: changes.method,
+            durationMs: Date.now() - started,
+        });
+    }
     log.info(`${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     setOutputs({
         digest,
@@ -37766,10 +37931,99 @@ async function snapshot(inputs, destination, log, registry) {
         skipped: false,
     });
 }
+/**
+ * `promote`: the image at `from` copied to every `image` tag, digest unchanged, nothing recaptured.
+ * `pull`: the image at `from` written to the OCI layout at `output`, every blob verified.
+ */
+async function transfer(inputs, log) {
+    const started = Date.now();
+    const from = inputs.from;
+    const target = inputs.targets[0];
+    const sameRegistry = from.registry === target?.registry;
+    const source = await connect(from, {
+        credentials: sameRegistry ? credentialInputs(inputs) : {},
+        insecureRegistry: sameRegistry && inputs.insecureRegistry,
+        access: 'pull',
+        log,
+    });
+    const reference = from.digest ?? from.tag;
+    let outputs;
+    if (inputs.mode === 'promote') {
+        if (!target)
+            throw new InputError('promote needs image (or --to): where to copy the image');
+        const dest = await connect(target, {
+            credentials: credentialInputs(inputs),
+            insecureRegistry: inputs.insecureRegistry,
+            access: 'push',
+            log,
+        });
+        const tags = inputs.targets.map((t) => t.tag);
+        const copied = await group('Promote', () => copyImage(source, reference, dest, tags, { concurrency: inputs.concurrency, log }));
+        if (from.digest && copied.digest !== from.digest)
+            throw new RegistryError(`promote: ${format(from)} resolved to ${copied.digest}`);
+        const images = tags.map((t) => `${target.registry}/${target.repository}:${t}`);
+        for (const image of images)
+            log.info(`promoted ${format(from)} to ${image} (${copied.digest})`);
+        outputs = {
+            digest: copied.digest,
+            uploaded: dest.uploaded,
+            images,
+            output: null,
+            manifest: copied.manifest,
+        };
+    }
+    else {
+        const layout = await LayoutWriter.create(inputs.output);
+        try {
+            const pulled = await group('Pull', () => pullToLayout(source, reference, layout, from.tag ?? 'latest', { concurrency: inputs.concurrency }));
+            log.info(`pulled ${format(from)} (${pulled.digest}) into ${inputs.output}`);
+            outputs = {
+                digest: pulled.digest,
+                uploaded: 0,
+                images: [],
+                output: inputs.output,
+                manifest: pulled.manifest,
+            };
+        }
+        catch (err) {
+            await layout.abort();
+            throw err;
+        }
+    }
+    const described = describeManifest(outputs.manifest, outputs.digest);
+    if (inputs.metadataFile) {
+        await writeMetadata(inputs.metadataFile, {
+            schemaVersion: 1,
+            operation: inputs.mode,
+            images: outputs.images,
+            output: outputs.output,
+            ...described,
+            uploaded: outputs.uploaded,
+            base: null,
+            changes: null,
+            durationMs: Date.now() - started,
+        });
+    }
+    setOutputs({
+        digest: outputs.digest,
+        ...(target && inputs.mode === 'promote'
+            ? { image: `${target.registry}/${target.repository}@${outputs.digest}` }
+            : {}),
+        ...(outputs.output ? { output: outputs.output } : {}),
+        tags: inputs.mode === 'promote' ? inputs.targets.map((t) => t.tag).join(',') : '',
+        size: described.size,
+        uploaded: outputs.uploaded,
+        layers: described.layers.length,
+        skipped: false,
+    });
+}
+function credentialInputs(inputs) {
+    return { token: inputs.token, username: inputs.username, password: inputs.password };
+}
 /** The base image: named by the user or the platform, else found through the root's marker, else none. */
 async function findBase(inputs, log) {
     const options = {
-        credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
+        credentials: credentialInputs(inputs),
         targetRegistry: inputs.targets[0]?.registry,
         insecureRegistry: inputs.insecureRegistry,
         log,

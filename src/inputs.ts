@@ -76,6 +76,22 @@ export const INPUT_SPECS: InputSpec[] = [
     default: '',
   },
   {
+    name: 'metadata-file',
+    description: 'Write a JSON file describing the result (schema: metadata.schema.json)',
+    default: '',
+  },
+  {
+    name: 'mode',
+    description:
+      'snapshot (capture root), promote (copy `from` to `image` without recapturing) or pull (fetch `from` into `output`)',
+    default: 'snapshot',
+  },
+  {
+    name: 'from',
+    description: 'The source image (tag or @digest) of promote and pull',
+    default: '',
+  },
+  {
     name: 'token',
     description:
       'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
@@ -110,6 +126,9 @@ export interface Inputs {
   include: string[];
   compression: Compression;
   compressionLevel: number;
+  mode: 'snapshot' | 'promote' | 'pull';
+  from?: Reference;
+  metadataFile: string;
   baseImage: string;
   changes: 'auto' | 'overlay' | 'baseline' | 'full';
   /** Empty when neither given nor derivable (no RUNNER_TEMP). */
@@ -132,7 +151,10 @@ export function getInputs(
   env: NodeJS.ProcessEnv = process.env,
   opts: { pre?: boolean } = {},
 ): Inputs {
-  const raw = readRaw(argv, env);
+  const raw = readRaw(subcommandArgs(argv), env);
+  const mode = oneOf(raw, 'mode', ['snapshot', 'promote', 'pull'] as const);
+  const from = raw.from.trim() ? referenceInput(raw.from, 'from') : undefined;
+  if (mode !== 'snapshot' && !from) throw new InputError(`${mode} needs from: the image to ${mode}`);
   const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none'] as const);
   if (compression === 'zstd' && !zstdAvailable()) {
     throw new InputError(
@@ -148,7 +170,7 @@ export function getInputs(
   }
   const dryRun = bool(raw, 'dry-run');
   const images = lines(raw.image);
-  if (images.length === 0 && !dryRun && !opts.pre)
+  if (images.length === 0 && !dryRun && !opts.pre && mode !== 'pull')
     throw new InputError('image is required (or set dry-run to write a layout instead)');
   let targets: Reference[];
   try {
@@ -165,6 +187,9 @@ export function getInputs(
     include: lines(raw.include),
     compression,
     compressionLevel,
+    mode,
+    ...(from ? { from } : {}),
+    metadataFile: raw['metadata-file'].trim() ? path.resolve(raw['metadata-file'].trim()) : '',
     baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
     changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full'] as const),
     baseline: raw.baseline.trim()
@@ -200,6 +225,8 @@ export function helpText(): string {
   });
   return [
     'Usage: node dist/index.js [options]',
+    '       node dist/index.js promote --from REF[@DIGEST] --to REF [--to REF ...]',
+    '       node dist/index.js pull --from REF --output DIR',
     '',
     'Captures a directory tree as an OCI image. Every option can also be given as the',
     'environment variable INPUT_<NAME> (e.g. INPUT_DRY-RUN=true), as the Actions runner does.',
@@ -249,6 +276,30 @@ function integer(raw: Raw, name: string): number {
   const v = raw[name].trim();
   if (!/^-?\d+$/.test(v)) throw new InputError(`${name} must be a whole number, got "${v}"`);
   return Number(v);
+}
+
+/**
+ * `promote --from REF --to REF…` and `pull --from REF --output DIR` are the CLI's spelling of
+ * `--mode promote|pull`, with `--to` for `--image`.
+ */
+function subcommandArgs(argv: string[]): string[] {
+  const [first, ...rest] = argv;
+  if (first !== 'promote' && first !== 'pull') return argv;
+  return [
+    '--mode',
+    first,
+    ...rest.map((a) => (a === '--to' ? '--image' : a.startsWith('--to=') ? `--image=${a.slice(5)}` : a)),
+  ];
+}
+
+function referenceInput(ref: string, name: string): Reference {
+  try {
+    const r = parseReference(ref);
+    if (!r.tag && !r.digest) r.tag = 'latest';
+    return r;
+  } catch (err) {
+    throw new InputError(`${name}: ${(err as Error).message}`);
+  }
 }
 
 function checkedReference(ref: string): string {

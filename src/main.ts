@@ -19,9 +19,12 @@ import { fingerprint, FINGERPRINT_ANNOTATION } from './layer/fingerprint.js';
 import { buildImage, rfc3339, type BuiltImage, type NewLayer } from './image/build.js';
 import { LayoutError, LayoutWriter } from './layout/layout.js';
 import { limiter } from './util/limit.js';
-import { ReferenceError } from './registry/reference.js';
+import { format, ReferenceError } from './registry/reference.js';
 import { RegistryError, RestartBlobError } from './registry/errors.js';
 import { RegistryDestination } from './registry/push.js';
+import { connect } from './registry/connect.js';
+import { copyImage, pullToLayout } from './registry/copy.js';
+import { describeManifest, writeMetadata } from './metadata.js';
 
 /** Times one layer may start over from the tree after its upload session was lost. */
 const MAX_LAYER_RESTARTS = 5;
@@ -65,8 +68,9 @@ export async function run(argv: string[]): Promise<void> {
     // The runner masks these in every later line; outside Actions `::add-mask::` would print them.
     if (inActions()) for (const secret of secretValues(argv)) core.setSecret(secret);
     const inputs = getInputs(argv);
-    await checkRoot(inputs.root);
     const log = coreLogger;
+    if (inputs.mode !== 'snapshot') return await transfer(inputs, log);
+    await checkRoot(inputs.root);
     const registry = inputs.dryRun ? undefined : await openRegistry(inputs, log);
     if (registry && inputs.maxAge) {
       const fresh = registry.freshEnough(inputs.maxAge);
@@ -97,7 +101,7 @@ export async function run(argv: string[]): Promise<void> {
 async function openRegistry(inputs: Inputs, log: Logger): Promise<RegistryDestination> {
   return RegistryDestination.open({
     targets: inputs.targets,
-    credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
+    credentials: credentialInputs(inputs),
     insecureRegistry: inputs.insecureRegistry,
     log,
   });
@@ -193,6 +197,19 @@ async function snapshot(
   const digest = image.manifest.descriptor.digest;
   const manifest = JSON.parse(image.manifest.bytes.toString()) as Manifest;
   const size = manifest.layers.reduce((n, l) => n + l.size, 0) + image.config.descriptor.size;
+  if (inputs.metadataFile) {
+    await writeMetadata(inputs.metadataFile, {
+      schemaVersion: 1,
+      operation: 'snapshot',
+      images: registry ? tags.map((t) => `${registry.image}:${t}`) : [],
+      output: registry ? null : inputs.output,
+      ...describeManifest(image.manifest.bytes, digest),
+      uploaded: registry ? registry.repo.uploaded : 0,
+      base: base ? { name: base.name, digest: base.digest || null } : null,
+      changes: changes.method,
+      durationMs: Date.now() - started,
+    });
+  }
   log.info(
     `${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
@@ -208,10 +225,107 @@ async function snapshot(
   });
 }
 
+/**
+ * `promote`: the image at `from` copied to every `image` tag, digest unchanged, nothing recaptured.
+ * `pull`: the image at `from` written to the OCI layout at `output`, every blob verified.
+ */
+async function transfer(inputs: Inputs, log: Logger): Promise<void> {
+  const started = Date.now();
+  const from = inputs.from!;
+  const target = inputs.targets[0];
+  const sameRegistry = from.registry === target?.registry;
+  const source = await connect(from, {
+    credentials: sameRegistry ? credentialInputs(inputs) : {},
+    insecureRegistry: sameRegistry && inputs.insecureRegistry,
+    access: 'pull',
+    log,
+  });
+  const reference = from.digest ?? from.tag!;
+  let outputs: {
+    digest: string;
+    uploaded: number;
+    images: string[];
+    output: string | null;
+    manifest: Buffer;
+  };
+  if (inputs.mode === 'promote') {
+    if (!target) throw new InputError('promote needs image (or --to): where to copy the image');
+    const dest = await connect(target, {
+      credentials: credentialInputs(inputs),
+      insecureRegistry: inputs.insecureRegistry,
+      access: 'push',
+      log,
+    });
+    const tags = inputs.targets.map((t) => t.tag!);
+    const copied = await core.group('Promote', () =>
+      copyImage(source, reference, dest, tags, { concurrency: inputs.concurrency, log }),
+    );
+    if (from.digest && copied.digest !== from.digest)
+      throw new RegistryError(`promote: ${format(from)} resolved to ${copied.digest}`);
+    const images = tags.map((t) => `${target.registry}/${target.repository}:${t}`);
+    for (const image of images) log.info(`promoted ${format(from)} to ${image} (${copied.digest})`);
+    outputs = {
+      digest: copied.digest,
+      uploaded: dest.uploaded,
+      images,
+      output: null,
+      manifest: copied.manifest,
+    };
+  } else {
+    const layout = await LayoutWriter.create(inputs.output);
+    try {
+      const pulled = await core.group('Pull', () =>
+        pullToLayout(source, reference, layout, from.tag ?? 'latest', { concurrency: inputs.concurrency }),
+      );
+      log.info(`pulled ${format(from)} (${pulled.digest}) into ${inputs.output}`);
+      outputs = {
+        digest: pulled.digest,
+        uploaded: 0,
+        images: [],
+        output: inputs.output,
+        manifest: pulled.manifest,
+      };
+    } catch (err) {
+      await layout.abort();
+      throw err;
+    }
+  }
+  const described = describeManifest(outputs.manifest, outputs.digest);
+  if (inputs.metadataFile) {
+    await writeMetadata(inputs.metadataFile, {
+      schemaVersion: 1,
+      operation: inputs.mode,
+      images: outputs.images,
+      output: outputs.output,
+      ...described,
+      uploaded: outputs.uploaded,
+      base: null,
+      changes: null,
+      durationMs: Date.now() - started,
+    });
+  }
+  setOutputs({
+    digest: outputs.digest,
+    ...(target && inputs.mode === 'promote'
+      ? { image: `${target.registry}/${target.repository}@${outputs.digest}` }
+      : {}),
+    ...(outputs.output ? { output: outputs.output } : {}),
+    tags: inputs.mode === 'promote' ? inputs.targets.map((t) => t.tag).join(',') : '',
+    size: described.size,
+    uploaded: outputs.uploaded,
+    layers: described.layers.length,
+    skipped: false,
+  });
+}
+
+function credentialInputs(inputs: Inputs): { token: string; username: string; password: string } {
+  return { token: inputs.token, username: inputs.username, password: inputs.password };
+}
+
 /** The base image: named by the user or the platform, else found through the root's marker, else none. */
 async function findBase(inputs: Inputs, log: Logger): Promise<BaseImage | undefined> {
   const options = {
-    credentials: { token: inputs.token, username: inputs.username, password: inputs.password },
+    credentials: credentialInputs(inputs),
     targetRegistry: inputs.targets[0]?.registry,
     insecureRegistry: inputs.insecureRegistry,
     log,

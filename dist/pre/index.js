@@ -34888,6 +34888,21 @@ const INPUT_SPECS = [
         default: '',
     },
     {
+        name: 'metadata-file',
+        description: 'Write a JSON file describing the result (schema: metadata.schema.json)',
+        default: '',
+    },
+    {
+        name: 'mode',
+        description: 'snapshot (capture root), promote (copy `from` to `image` without recapturing) or pull (fetch `from` into `output`)',
+        default: 'snapshot',
+    },
+    {
+        name: 'from',
+        description: 'The source image (tag or @digest) of promote and pull',
+        default: '',
+    },
+    {
         name: 'token',
         description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
         default: '',
@@ -34911,7 +34926,11 @@ const INPUT_SPECS = [
 const SECRET_INPUTS = (/* unused pure expression or super */ null && (['token', 'password']));
 /** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
 function getInputs(argv, env = process.env, opts = {}) {
-    const raw = readRaw(argv, env);
+    const raw = readRaw(subcommandArgs(argv), env);
+    const mode = oneOf(raw, 'mode', ['snapshot', 'promote', 'pull']);
+    const from = raw.from.trim() ? referenceInput(raw.from, 'from') : undefined;
+    if (mode !== 'snapshot' && !from)
+        throw new InputError(`${mode} needs from: the image to ${mode}`);
     const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none']);
     if (compression === 'zstd' && !zstdAvailable()) {
         throw new InputError(`compression zstd needs Node.js 22.15 or newer (this is ${process.version}); use gzip`);
@@ -34923,7 +34942,7 @@ function getInputs(argv, env = process.env, opts = {}) {
     }
     const dryRun = bool(raw, 'dry-run');
     const images = lines(raw.image);
-    if (images.length === 0 && !dryRun && !opts.pre)
+    if (images.length === 0 && !dryRun && !opts.pre && mode !== 'pull')
         throw new InputError('image is required (or set dry-run to write a layout instead)');
     let targets;
     try {
@@ -34941,6 +34960,9 @@ function getInputs(argv, env = process.env, opts = {}) {
         include: lines(raw.include),
         compression,
         compressionLevel,
+        mode,
+        ...(from ? { from } : {}),
+        metadataFile: raw['metadata-file'].trim() ? external_node_path_default().resolve(raw['metadata-file'].trim()) : '',
         baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
         changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full']),
         baseline: raw.baseline.trim()
@@ -34973,6 +34995,8 @@ function helpText() {
     });
     return [
         'Usage: node dist/index.js [options]',
+        '       node dist/index.js promote --from REF[@DIGEST] --to REF [--to REF ...]',
+        '       node dist/index.js pull --from REF --output DIR',
         '',
         'Captures a directory tree as an OCI image. Every option can also be given as the',
         'environment variable INPUT_<NAME> (e.g. INPUT_DRY-RUN=true), as the Actions runner does.',
@@ -35026,6 +35050,31 @@ function integer(raw, name) {
     if (!/^-?\d+$/.test(v))
         throw new InputError(`${name} must be a whole number, got "${v}"`);
     return Number(v);
+}
+/**
+ * `promote --from REF --to REF…` and `pull --from REF --output DIR` are the CLI's spelling of
+ * `--mode promote|pull`, with `--to` for `--image`.
+ */
+function subcommandArgs(argv) {
+    const [first, ...rest] = argv;
+    if (first !== 'promote' && first !== 'pull')
+        return argv;
+    return [
+        '--mode',
+        first,
+        ...rest.map((a) => (a === '--to' ? '--image' : a.startsWith('--to=') ? `--image=${a.slice(5)}` : a)),
+    ];
+}
+function referenceInput(ref, name) {
+    try {
+        const r = parseReference(ref);
+        if (!r.tag && !r.digest)
+            r.tag = 'latest';
+        return r;
+    }
+    catch (err) {
+        throw new InputError(`${name}: ${err.message}`);
+    }
 }
 function checkedReference(ref) {
     if (!ref)
