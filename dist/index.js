@@ -34314,7 +34314,7 @@ const INPUT_SPECS = [
     },
     {
         name: 'from',
-        description: 'The source image (tag or @digest) of promote and pull',
+        description: 'The source image (tag or @digest) of promote and pull; for promote also oci:DIR[:TAG], an OCI layout',
         default: '',
     },
     {
@@ -34343,9 +34343,15 @@ const SECRET_INPUTS = ['token', 'password'];
 function getInputs(argv, env = process.env, opts = {}) {
     const raw = readRaw(subcommandArgs(argv), env);
     const mode = oneOf(raw, 'mode', ['snapshot', 'promote', 'pull']);
-    const from = raw.from.trim() ? referenceInput(raw.from, 'from') : undefined;
-    if (mode !== 'snapshot' && !from)
+    const layoutMatch = /^oci:([^:]+)(?::(.+))?$/.exec(raw.from.trim());
+    const fromLayout = layoutMatch
+        ? { dir: external_node_path_default().resolve(layoutMatch[1]), tag: layoutMatch[2] ?? 'latest' }
+        : undefined;
+    const from = raw.from.trim() && !fromLayout ? referenceInput(raw.from, 'from') : undefined;
+    if (mode !== 'snapshot' && !from && !fromLayout)
         throw new InputError(`${mode} needs from: the image to ${mode}`);
+    if (mode === 'pull' && fromLayout)
+        throw new InputError('pull reads from a registry; from: oci:… is already a layout');
     const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none']);
     if (compression === 'zstd' && !zstdAvailable()) {
         throw new InputError(`compression zstd needs Node.js 22.15 or newer (this is ${process.version}); use gzip`);
@@ -34377,6 +34383,7 @@ function getInputs(argv, env = process.env, opts = {}) {
         compressionLevel,
         mode,
         ...(from ? { from } : {}),
+        ...(fromLayout ? { fromLayout } : {}),
         metadataFile: raw['metadata-file'].trim() ? external_node_path_default().resolve(raw['metadata-file'].trim()) : '',
         baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
         changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full']),
@@ -37651,9 +37658,17 @@ class RegistryDestination {
 
 
 
+function registrySource(repo) {
+    return {
+        name: repo.name,
+        registry: repo.client.host,
+        manifest: (reference) => getManifest(repo, reference),
+        openBlob: (digest) => repo.openBlob(digest),
+    };
+}
 /** Reads a manifest (and, for an index, its children) and lists the blobs, config and layers. */
 async function readTree(source, reference) {
-    const top = await getManifest(source, reference);
+    const top = await source.manifest(reference);
     if (!top)
         throw new RegistryError(`${source.name}:${reference} not found`);
     const children = [];
@@ -37666,7 +37681,7 @@ async function readTree(source, reference) {
     const parsed = parseJson(top.bytes);
     if (Array.isArray(parsed.manifests)) {
         for (const d of parsed.manifests) {
-            const child = await getManifest(source, d.digest);
+            const child = await source.manifest(d.digest);
             if (!child)
                 throw new RegistryError(`${source.name}@${d.digest}, listed in ${reference}, is missing`);
             children.push(child);
@@ -37685,7 +37700,7 @@ async function readTree(source, reference) {
  */
 async function copyImage(source, reference, dest, tags, opts) {
     const tree = await readTree(source, reference);
-    const sameRegistry = source.client.host === dest.client.host;
+    const sameRegistry = source.registry === dest.client.host;
     const parallel = limiter(opts.concurrency);
     const how = { present: 0, mounted: 0, copied: 0 };
     await Promise.all(tree.blobs.map((blob) => parallel(async () => {
@@ -37719,6 +37734,52 @@ async function pullToLayout(source, reference, layout, tag, opts) {
     return { digest: tree.top.digest, manifest: tree.top.bytes };
 }
 
+;// CONCATENATED MODULE: ./src/layout/reader.ts
+
+
+
+
+
+
+/**
+ * An OCI image layout as the source of a promote (`oci:DIR[:TAG]`, as skopeo spells it): a dry run's
+ * output pushed later, as it is. Manifests are checked against their digests when read; blobs are
+ * checked by the registry they are pushed to.
+ */
+function layoutSource(dir) {
+    const blobPath = (digest) => {
+        if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+            throw new LayoutError(`${dir}: "${digest}" is not a sha256 digest`);
+        return external_node_path_default().join(dir, 'blobs', 'sha256', digest.slice(7));
+    };
+    return {
+        name: `oci:${dir}`,
+        async manifest(reference) {
+            let index;
+            try {
+                index = JSON.parse(await (0,promises_namespaceObject.readFile)(external_node_path_default().join(dir, 'index.json'), 'utf8'));
+            }
+            catch {
+                throw new LayoutError(`${dir} is not an OCI image layout (no readable index.json)`);
+            }
+            const found = index.manifests.find((d) => d.digest === reference) ??
+                index.manifests.find((d) => d.annotations?.[Annotation.refName] === reference) ??
+                (reference === 'latest' && index.manifests.length === 1 ? index.manifests[0] : undefined);
+            const digest = found?.digest ?? (reference.startsWith('sha256:') ? reference : undefined);
+            if (!digest)
+                return null;
+            const bytes = await (0,promises_namespaceObject.readFile)(blobPath(digest)).catch(() => null);
+            if (!bytes)
+                return null;
+            if (sha256(bytes) !== digest)
+                throw new LayoutError(`manifest ${digest} in ${dir} does not match its digest`);
+            const mediaType = found?.mediaType ?? JSON.parse(bytes.toString()).mediaType ?? '';
+            return { digest, mediaType, bytes };
+        },
+        openBlob: async (digest) => (0,external_node_fs_namespaceObject.createReadStream)(blobPath(digest)),
+    };
+}
+
 ;// CONCATENATED MODULE: ./src/metadata.ts
 
 
@@ -37746,6 +37807,7 @@ async function writeMetadata(file, metadata) {
 }
 
 ;// CONCATENATED MODULE: ./src/main.ts
+
 
 
 
@@ -37937,16 +37999,8 @@ async function snapshot(inputs, destination, log, registry) {
  */
 async function transfer(inputs, log) {
     const started = Date.now();
-    const from = inputs.from;
     const target = inputs.targets[0];
-    const sameRegistry = from.registry === target?.registry;
-    const source = await connect(from, {
-        credentials: sameRegistry ? credentialInputs(inputs) : {},
-        insecureRegistry: sameRegistry && inputs.insecureRegistry,
-        access: 'pull',
-        log,
-    });
-    const reference = from.digest ?? from.tag;
+    const { source, reference, name } = await openSource(inputs, log);
     let outputs;
     if (inputs.mode === 'promote') {
         if (!target)
@@ -37959,11 +38013,11 @@ async function transfer(inputs, log) {
         });
         const tags = inputs.targets.map((t) => t.tag);
         const copied = await group('Promote', () => copyImage(source, reference, dest, tags, { concurrency: inputs.concurrency, log }));
-        if (from.digest && copied.digest !== from.digest)
-            throw new RegistryError(`promote: ${format(from)} resolved to ${copied.digest}`);
+        if (inputs.from?.digest && copied.digest !== inputs.from.digest)
+            throw new RegistryError(`promote: ${name} resolved to ${copied.digest}`);
         const images = tags.map((t) => `${target.registry}/${target.repository}:${t}`);
         for (const image of images)
-            log.info(`promoted ${format(from)} to ${image} (${copied.digest})`);
+            log.info(`promoted ${name} to ${image} (${copied.digest})`);
         outputs = {
             digest: copied.digest,
             uploaded: dest.uploaded,
@@ -37975,8 +38029,10 @@ async function transfer(inputs, log) {
     else {
         const layout = await LayoutWriter.create(inputs.output);
         try {
-            const pulled = await group('Pull', () => pullToLayout(source, reference, layout, from.tag ?? 'latest', { concurrency: inputs.concurrency }));
-            log.info(`pulled ${format(from)} (${pulled.digest}) into ${inputs.output}`);
+            const pulled = await group('Pull', () => pullToLayout(source, reference, layout, inputs.from?.tag ?? 'latest', {
+                concurrency: inputs.concurrency,
+            }));
+            log.info(`pulled ${name} (${pulled.digest}) into ${inputs.output}`);
             outputs = {
                 digest: pulled.digest,
                 uploaded: 0,
@@ -38016,6 +38072,22 @@ async function transfer(inputs, log) {
         layers: described.layers.length,
         skipped: false,
     });
+}
+/** The image promote or pull reads: a repository (credentials as for a push), or an OCI layout. */
+async function openSource(inputs, log) {
+    if (inputs.fromLayout) {
+        const { dir, tag } = inputs.fromLayout;
+        return { source: layoutSource(dir), reference: tag, name: `oci:${dir}:${tag}` };
+    }
+    const from = inputs.from;
+    const sameRegistry = from.registry === inputs.targets[0]?.registry;
+    const repo = await connect(from, {
+        credentials: sameRegistry ? credentialInputs(inputs) : {},
+        insecureRegistry: sameRegistry && inputs.insecureRegistry,
+        access: 'pull',
+        log,
+    });
+    return { source: registrySource(repo), reference: from.digest ?? from.tag, name: format(from) };
 }
 function credentialInputs(inputs) {
     return { token: inputs.token, username: inputs.username, password: inputs.password };

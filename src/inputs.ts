@@ -88,7 +88,8 @@ export const INPUT_SPECS: InputSpec[] = [
   },
   {
     name: 'from',
-    description: 'The source image (tag or @digest) of promote and pull',
+    description:
+      'The source image (tag or @digest) of promote and pull; for promote also oci:DIR[:TAG], an OCI layout',
     default: '',
   },
   {
@@ -128,6 +129,8 @@ export interface Inputs {
   compressionLevel: number;
   mode: 'snapshot' | 'promote' | 'pull';
   from?: Reference;
+  /** `from: oci:DIR[:TAG]`: an OCI layout on disk (a dry run's output) to promote. */
+  fromLayout?: { dir: string; tag: string };
   metadataFile: string;
   baseImage: string;
   changes: 'auto' | 'overlay' | 'baseline' | 'full';
@@ -153,8 +156,15 @@ export function getInputs(
 ): Inputs {
   const raw = readRaw(subcommandArgs(argv), env);
   const mode = oneOf(raw, 'mode', ['snapshot', 'promote', 'pull'] as const);
-  const from = raw.from.trim() ? referenceInput(raw.from, 'from') : undefined;
-  if (mode !== 'snapshot' && !from) throw new InputError(`${mode} needs from: the image to ${mode}`);
+  const layoutMatch = /^oci:([^:]+)(?::(.+))?$/.exec(raw.from.trim());
+  const fromLayout = layoutMatch
+    ? { dir: path.resolve(layoutMatch[1]), tag: layoutMatch[2] ?? 'latest' }
+    : undefined;
+  const from = raw.from.trim() && !fromLayout ? referenceInput(raw.from, 'from') : undefined;
+  if (mode !== 'snapshot' && !from && !fromLayout)
+    throw new InputError(`${mode} needs from: the image to ${mode}`);
+  if (mode === 'pull' && fromLayout)
+    throw new InputError('pull reads from a registry; from: oci:… is already a layout');
   const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none'] as const);
   if (compression === 'zstd' && !zstdAvailable()) {
     throw new InputError(
@@ -189,6 +199,7 @@ export function getInputs(
     compressionLevel,
     mode,
     ...(from ? { from } : {}),
+    ...(fromLayout ? { fromLayout } : {}),
     metadataFile: raw['metadata-file'].trim() ? path.resolve(raw['metadata-file'].trim()) : '',
     baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
     changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full'] as const),

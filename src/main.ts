@@ -23,7 +23,8 @@ import { format, ReferenceError } from './registry/reference.js';
 import { RegistryError, RestartBlobError } from './registry/errors.js';
 import { RegistryDestination } from './registry/push.js';
 import { connect } from './registry/connect.js';
-import { copyImage, pullToLayout } from './registry/copy.js';
+import { copyImage, pullToLayout, registrySource, type ImageSource } from './registry/copy.js';
+import { layoutSource } from './layout/reader.js';
 import { describeManifest, writeMetadata } from './metadata.js';
 
 /** Times one layer may start over from the tree after its upload session was lost. */
@@ -231,16 +232,8 @@ async function snapshot(
  */
 async function transfer(inputs: Inputs, log: Logger): Promise<void> {
   const started = Date.now();
-  const from = inputs.from!;
   const target = inputs.targets[0];
-  const sameRegistry = from.registry === target?.registry;
-  const source = await connect(from, {
-    credentials: sameRegistry ? credentialInputs(inputs) : {},
-    insecureRegistry: sameRegistry && inputs.insecureRegistry,
-    access: 'pull',
-    log,
-  });
-  const reference = from.digest ?? from.tag!;
+  const { source, reference, name } = await openSource(inputs, log);
   let outputs: {
     digest: string;
     uploaded: number;
@@ -260,10 +253,10 @@ async function transfer(inputs: Inputs, log: Logger): Promise<void> {
     const copied = await core.group('Promote', () =>
       copyImage(source, reference, dest, tags, { concurrency: inputs.concurrency, log }),
     );
-    if (from.digest && copied.digest !== from.digest)
-      throw new RegistryError(`promote: ${format(from)} resolved to ${copied.digest}`);
+    if (inputs.from?.digest && copied.digest !== inputs.from.digest)
+      throw new RegistryError(`promote: ${name} resolved to ${copied.digest}`);
     const images = tags.map((t) => `${target.registry}/${target.repository}:${t}`);
-    for (const image of images) log.info(`promoted ${format(from)} to ${image} (${copied.digest})`);
+    for (const image of images) log.info(`promoted ${name} to ${image} (${copied.digest})`);
     outputs = {
       digest: copied.digest,
       uploaded: dest.uploaded,
@@ -275,9 +268,11 @@ async function transfer(inputs: Inputs, log: Logger): Promise<void> {
     const layout = await LayoutWriter.create(inputs.output);
     try {
       const pulled = await core.group('Pull', () =>
-        pullToLayout(source, reference, layout, from.tag ?? 'latest', { concurrency: inputs.concurrency }),
+        pullToLayout(source, reference, layout, inputs.from?.tag ?? 'latest', {
+          concurrency: inputs.concurrency,
+        }),
       );
-      log.info(`pulled ${format(from)} (${pulled.digest}) into ${inputs.output}`);
+      log.info(`pulled ${name} (${pulled.digest}) into ${inputs.output}`);
       outputs = {
         digest: pulled.digest,
         uploaded: 0,
@@ -316,6 +311,26 @@ async function transfer(inputs: Inputs, log: Logger): Promise<void> {
     layers: described.layers.length,
     skipped: false,
   });
+}
+
+/** The image promote or pull reads: a repository (credentials as for a push), or an OCI layout. */
+async function openSource(
+  inputs: Inputs,
+  log: Logger,
+): Promise<{ source: ImageSource; reference: string; name: string }> {
+  if (inputs.fromLayout) {
+    const { dir, tag } = inputs.fromLayout;
+    return { source: layoutSource(dir), reference: tag, name: `oci:${dir}:${tag}` };
+  }
+  const from = inputs.from!;
+  const sameRegistry = from.registry === inputs.targets[0]?.registry;
+  const repo = await connect(from, {
+    credentials: sameRegistry ? credentialInputs(inputs) : {},
+    insecureRegistry: sameRegistry && inputs.insecureRegistry,
+    access: 'pull',
+    log,
+  });
+  return { source: registrySource(repo), reference: from.digest ?? from.tag!, name: format(from) };
 }
 
 function credentialInputs(inputs: Inputs): { token: string; username: string; password: string } {

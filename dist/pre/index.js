@@ -34899,7 +34899,7 @@ const INPUT_SPECS = [
     },
     {
         name: 'from',
-        description: 'The source image (tag or @digest) of promote and pull',
+        description: 'The source image (tag or @digest) of promote and pull; for promote also oci:DIR[:TAG], an OCI layout',
         default: '',
     },
     {
@@ -34928,9 +34928,15 @@ const SECRET_INPUTS = (/* unused pure expression or super */ null && (['token', 
 function getInputs(argv, env = process.env, opts = {}) {
     const raw = readRaw(subcommandArgs(argv), env);
     const mode = oneOf(raw, 'mode', ['snapshot', 'promote', 'pull']);
-    const from = raw.from.trim() ? referenceInput(raw.from, 'from') : undefined;
-    if (mode !== 'snapshot' && !from)
+    const layoutMatch = /^oci:([^:]+)(?::(.+))?$/.exec(raw.from.trim());
+    const fromLayout = layoutMatch
+        ? { dir: external_node_path_default().resolve(layoutMatch[1]), tag: layoutMatch[2] ?? 'latest' }
+        : undefined;
+    const from = raw.from.trim() && !fromLayout ? referenceInput(raw.from, 'from') : undefined;
+    if (mode !== 'snapshot' && !from && !fromLayout)
         throw new InputError(`${mode} needs from: the image to ${mode}`);
+    if (mode === 'pull' && fromLayout)
+        throw new InputError('pull reads from a registry; from: oci:… is already a layout');
     const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none']);
     if (compression === 'zstd' && !zstdAvailable()) {
         throw new InputError(`compression zstd needs Node.js 22.15 or newer (this is ${process.version}); use gzip`);
@@ -34962,6 +34968,7 @@ function getInputs(argv, env = process.env, opts = {}) {
         compressionLevel,
         mode,
         ...(from ? { from } : {}),
+        ...(fromLayout ? { fromLayout } : {}),
         metadataFile: raw['metadata-file'].trim() ? external_node_path_default().resolve(raw['metadata-file'].trim()) : '',
         baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
         changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full']),

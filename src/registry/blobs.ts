@@ -93,7 +93,10 @@ export class Repository {
    * Copies a blob from another registry, streamed from GET to PUT (never through a temp file); the
    * target checks the digest. Retried from the start when either side fails.
    */
-  async copyFrom(source: Repository, descriptor: Descriptor): Promise<void> {
+  async copyFrom(
+    source: { openBlob(digest: string): Promise<Readable> },
+    descriptor: Descriptor,
+  ): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const location = await this.startUpload();
       const pending = this.monolithicUpload(location, descriptor);

@@ -5,6 +5,27 @@ import { limiter } from '../util/limit.js';
 import type { Repository } from './blobs.js';
 import { RegistryError } from './errors.js';
 import { getManifest, parseJson, putManifest, type FetchedManifest } from './manifests.js';
+import type { Readable } from 'node:stream';
+
+/**
+ * Where an image is read from: a registry repository, or an OCI layout on disk. `registry` is set
+ * for a repository, so a copy within one registry can mount instead of sending.
+ */
+export interface ImageSource {
+  name: string;
+  registry?: string;
+  manifest(reference: string): Promise<FetchedManifest | null>;
+  openBlob(digest: string): Promise<Readable>;
+}
+
+export function registrySource(repo: Repository): ImageSource {
+  return {
+    name: repo.name,
+    registry: repo.client.host,
+    manifest: (reference) => getManifest(repo, reference),
+    openBlob: (digest) => repo.openBlob(digest),
+  };
+}
 
 /** An image as stored: its manifest (or index) bytes, untouched, and every blob it needs. */
 interface ImageTree {
@@ -15,8 +36,8 @@ interface ImageTree {
 }
 
 /** Reads a manifest (and, for an index, its children) and lists the blobs, config and layers. */
-async function readTree(source: Repository, reference: string): Promise<ImageTree> {
-  const top = await getManifest(source, reference);
+async function readTree(source: ImageSource, reference: string): Promise<ImageTree> {
+  const top = await source.manifest(reference);
   if (!top) throw new RegistryError(`${source.name}:${reference} not found`);
   const children: FetchedManifest[] = [];
   const blobs = new Map<string, Descriptor>();
@@ -26,7 +47,7 @@ async function readTree(source: Repository, reference: string): Promise<ImageTre
   const parsed = parseJson<Manifest & Index>(top.bytes);
   if (Array.isArray(parsed.manifests)) {
     for (const d of parsed.manifests) {
-      const child = await getManifest(source, d.digest);
+      const child = await source.manifest(d.digest);
       if (!child) throw new RegistryError(`${source.name}@${d.digest}, listed in ${reference}, is missing`);
       children.push(child);
       addImage(parseJson<Manifest>(child.bytes));
@@ -51,14 +72,14 @@ export interface CopyResult {
  * to registry; the manifest bytes are put last, unchanged, so the digest stays the same.
  */
 export async function copyImage(
-  source: Repository,
+  source: ImageSource,
   reference: string,
   dest: Repository,
   tags: string[],
   opts: { concurrency: number; log: Logger },
 ): Promise<CopyResult> {
   const tree = await readTree(source, reference);
-  const sameRegistry = source.client.host === dest.client.host;
+  const sameRegistry = source.registry === dest.client.host;
   const parallel = limiter(opts.concurrency);
   const how = { present: 0, mounted: 0, copied: 0 };
   await Promise.all(
@@ -82,7 +103,7 @@ export async function copyImage(
 
 /** Fetches an image into an OCI layout on disk, every blob checked against its digest. */
 export async function pullToLayout(
-  source: Repository,
+  source: ImageSource,
   reference: string,
   layout: LayoutWriter,
   tag: string,

@@ -158,4 +158,18 @@ describe('promote and pull', () => {
     expect(res.stdout).toContain(`digest=${r.outputs.digest}`);
     expect((await inspect(`${staging.host}/cli/app:v2`)).Digest).toBe(r.outputs.digest);
   });
+
+  it("pushes a dry run's layout later with promote --from oci:DIR:TAG, digest unchanged", async () => {
+    const out = path.join(await tmpDir('dry'), 'layout');
+    const dry = await runAction({ root: tree, 'dry-run': 'true', output: out, image: 'example.com/x/y:v3' });
+    expectOk(dry);
+    const r = await runAction({
+      mode: 'promote',
+      from: `oci:${out}:v3`,
+      image: `${staging.host}/fromlayout/app:v3`,
+    });
+    expectOk(r);
+    expect(r.outputs.digest).toBe(dry.outputs.digest);
+    expect((await inspect(`${staging.host}/fromlayout/app:v3`)).Digest).toBe(dry.outputs.digest);
+  });
 });

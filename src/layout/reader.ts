@@ -1,0 +1,47 @@
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { sha256 } from '../image/build.js';
+import { Annotation, type Index } from '../image/oci.js';
+import type { FetchedManifest } from '../registry/manifests.js';
+import type { ImageSource } from '../registry/copy.js';
+import { LayoutError } from './layout.js';
+
+/**
+ * An OCI image layout as the source of a promote (`oci:DIR[:TAG]`, as skopeo spells it): a dry run's
+ * output pushed later, as it is. Manifests are checked against their digests when read; blobs are
+ * checked by the registry they are pushed to.
+ */
+export function layoutSource(dir: string): ImageSource {
+  const blobPath = (digest: string) => {
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+      throw new LayoutError(`${dir}: "${digest}" is not a sha256 digest`);
+    return path.join(dir, 'blobs', 'sha256', digest.slice(7));
+  };
+  return {
+    name: `oci:${dir}`,
+    async manifest(reference) {
+      let index: Index;
+      try {
+        index = JSON.parse(await readFile(path.join(dir, 'index.json'), 'utf8')) as Index;
+      } catch {
+        throw new LayoutError(`${dir} is not an OCI image layout (no readable index.json)`);
+      }
+      const found =
+        index.manifests.find((d) => d.digest === reference) ??
+        index.manifests.find((d) => d.annotations?.[Annotation.refName] === reference) ??
+        (reference === 'latest' && index.manifests.length === 1 ? index.manifests[0] : undefined);
+      const digest = found?.digest ?? (reference.startsWith('sha256:') ? reference : undefined);
+      if (!digest) return null;
+      const bytes = await readFile(blobPath(digest)).catch(() => null);
+      if (!bytes) return null;
+      if (sha256(bytes) !== digest)
+        throw new LayoutError(`manifest ${digest} in ${dir} does not match its digest`);
+      const mediaType =
+        found?.mediaType ?? (JSON.parse(bytes.toString()) as { mediaType?: string }).mediaType ?? '';
+      return { digest, mediaType, bytes } satisfies FetchedManifest;
+    },
+    openBlob: async (digest): Promise<Readable> => createReadStream(blobPath(digest)),
+  };
+}
