@@ -37960,7 +37960,9 @@ async function snapshot(inputs, destination, log, registry) {
         const target = inputs.targets[0];
         const marker = markerFor(buildImage({ base, layers, created }), target ? `${target.registry}/${target.repository}` : '', target?.tag ?? 'latest', created);
         const { compression, compressionLevel: level } = inputs;
-        layers.push(await writeMarkerLayer(marker, { compression, level, log }, destination.sink(), (d) => destination.exists(d)));
+        const markerLayer = await writeMarkerLayer(marker, { compression, level, log }, destination.sink(), (d) => destination.exists(d));
+        log.info(`marker layer /${MARKER_PATH}: ${formatBytes(markerLayer.descriptor.size)} ${markerLayer.descriptor.digest}`);
+        layers.push(markerLayer);
     }
     const image = buildImage({ base, layers, created, ...sourceAnnotations() });
     const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag) : ['latest'];

@@ -184,11 +184,13 @@ async function snapshot(
       created,
     );
     const { compression, compressionLevel: level } = inputs;
-    layers.push(
-      await writeMarkerLayer(marker, { compression, level, log }, destination.sink(), (d) =>
-        destination.exists(d),
-      ),
+    const markerLayer = await writeMarkerLayer(marker, { compression, level, log }, destination.sink(), (d) =>
+      destination.exists(d),
     );
+    log.info(
+      `marker layer /${MARKER_PATH}: ${formatBytes(markerLayer.descriptor.size)} ${markerLayer.descriptor.digest}`,
+    );
+    layers.push(markerLayer);
   }
 
   const image = buildImage({ base, layers, created, ...sourceAnnotations() });
