@@ -34568,7 +34568,23 @@ function parseSize(value, name) {
     return bytes;
 }
 
+;// CONCATENATED MODULE: ./src/log.ts
+const silentLogger = { info() { }, warn() { }, debug() { } };
+/**
+ * A path fit for one log line: control bytes (a newline in a name could end the line and start a
+ * runner command) and bytes that are not UTF-8 are shown as `\xNN`.
+ */
+function show(p) {
+    const bytes = typeof p === 'string' ? Buffer.from(p) : p;
+    const text = bytes.toString('utf8');
+    const clean = Buffer.from(text).equals(bytes)
+        ? text
+        : bytes.toString('latin1').replace(/[\x80-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16)}`);
+    return clean.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 ;// CONCATENATED MODULE: ./src/report.ts
+
 
 const inActions = () => process.env.GITHUB_ACTIONS === 'true';
 const coreLogger = {
@@ -34592,11 +34608,11 @@ function describeExclusions(excluded, sockets) {
     const byReason = new Map();
     for (const e of excluded) {
         const list = byReason.get(e.reason) ?? [];
-        list.push('/' + e.path.toString());
+        list.push(show(Buffer.concat([Buffer.from('/'), e.path])));
         byReason.set(e.reason, list);
     }
     if (sockets.length)
-        byReason.set('socket (cannot be stored in an image)', sockets.map((s) => '/' + s.toString()));
+        byReason.set('socket (cannot be stored in an image)', sockets.map((s) => show(Buffer.concat([Buffer.from('/'), s]))));
     const lines = [];
     for (const [reason, paths] of byReason) {
         const shown = paths.slice(0, 5).join(', ');
@@ -34646,6 +34662,7 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 ;// CONCATENATED MODULE: external "node:module"
 const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 ;// CONCATENATED MODULE: ./src/walk/xattrs.ts
+
 
 
 /**
@@ -34737,7 +34754,12 @@ function readXattrsWithGetfattr(path) {
         encoding: 'latin1',
     });
     if (res.error || (res.status !== 0 && !res.stdout)) {
-        throw new Error(`cannot read extended attributes of a non-UTF-8 path without getfattr (package "attr")`);
+        const why = res.stderr ?? '';
+        if (/No such file|Not a directory/.test(why))
+            throw new VanishedError(why);
+        if (/Operation not supported/.test(why))
+            return undefined;
+        throw new Error(`cannot read the extended attributes of ${show(path)} (a non-UTF-8 path needs getfattr, package "attr"): ${why.trim() || res.error?.message}`);
     }
     const out = [];
     for (const line of res.stdout.split('\n')) {
@@ -34751,6 +34773,7 @@ function readXattrsWithGetfattr(path) {
 }
 
 ;// CONCATENATED MODULE: ./src/walk/walk.ts
+
 
 
 
@@ -34800,7 +34823,7 @@ async function walk_walk(opts) {
             st = await limit(() => (0,promises_namespaceObject.lstat)(abs, { bigint: true }));
         }
         catch (err) {
-            if (err.code === 'ENOENT')
+            if (isGone(err))
                 return null;
             throw err;
         }
@@ -34822,20 +34845,22 @@ async function walk_walk(opts) {
             return null;
         }
         if (name.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)) {
-            throw new WhiteoutNameError(`${abs.toString()} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
+            throw new WhiteoutNameError(`${show(abs)} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
         }
         let entry;
         try {
             entry = await toEntry(rel, abs, st);
         }
         catch (err) {
-            if (err instanceof VanishedError || err.code === 'ENOENT')
+            if (err instanceof VanishedError || isGone(err)) {
+                log.warn(`${show(abs)} changed while it was walked; left out`);
                 return null;
+            }
             throw err;
         }
         if (isHugeSparse(entry)) {
             const holes = ((entry.size - entry.allocated) / 1024 ** 3).toFixed(1);
-            log.warn(`${abs.toString()} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
+            log.warn(`${show(abs)} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
             excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
             return null;
         }
@@ -34896,6 +34921,10 @@ async function walk_walk(opts) {
 const SPARSE_HOLE_LIMIT = 1024 ** 3;
 function isHugeSparse(e) {
     return e.kind === 'file' && e.size - e.allocated > SPARSE_HOLE_LIMIT;
+}
+/** The entry vanished or was replaced by another kind between two calls: not an error. */
+function isGone(err) {
+    return ['ENOENT', 'ENOTDIR', 'ELOOP', 'EINVAL'].includes(err.code ?? '');
 }
 function kindOf(st) {
     if (st.isFile())
@@ -35305,10 +35334,14 @@ async function writeBaseline(file, root, entries) {
 }
 /** Reads a baseline back as a stream of records, refusing a corrupt, truncated or foreign file. */
 async function* readBaseline(file, root) {
-    const lines = (0,external_node_readline_namespaceObject.createInterface)({
-        input: (0,external_node_fs_namespaceObject.createReadStream)(file).pipe(external_node_zlib_default().createGunzip()),
-        crlfDelay: Infinity,
-    });
+    // Errors of the file and of gunzip are kept here, never left unheard on a stream: a damaged
+    // baseline must end as one clear line, not an uncaught 'error' event.
+    let streamError;
+    const source = (0,external_node_fs_namespaceObject.createReadStream)(file);
+    const gunzip = external_node_zlib_default().createGunzip();
+    source.on('error', (err) => gunzip.destroy(err));
+    gunzip.on('error', (err) => (streamError ??= err));
+    const lines = (0,external_node_readline_namespaceObject.createInterface)({ input: source.pipe(gunzip), crlfDelay: Infinity });
     let header = true;
     let ended = false;
     try {
@@ -35339,15 +35372,22 @@ async function* readBaseline(file, root) {
         }
     }
     catch (err) {
-        if (err instanceof BaselineError)
-            throw err;
-        const code = err.code;
-        if (code === 'ENOENT')
-            throw new BaselineError(`no baseline at ${file}: the pre step did not record one`);
-        throw new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message})`);
+        throw err instanceof BaselineError ? err : baselineReadError(file, streamError ?? err);
     }
+    finally {
+        source.destroy();
+        gunzip.destroy();
+    }
+    if (streamError)
+        throw baselineReadError(file, streamError);
     if (header || !ended)
         throw new BaselineError(`${file} is truncated: the baseline was not written completely`);
+}
+function baselineReadError(file, err) {
+    const code = err.code;
+    if (code === 'ENOENT')
+        return new BaselineError(`no baseline at ${file}: the pre step did not record one`);
+    return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message})`);
 }
 /** Walk order: depth first with children sorted by raw bytes, i.e. bytes compared with `/` lowest. */
 function compareWalkOrder(a, b) {
@@ -35452,6 +35492,7 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
 
 
 
+
 class OverlayError extends Error {
 }
 /** overlayfs's own bookkeeping xattrs, in the trusted (root) and user (unprivileged) namespaces. */
@@ -35502,7 +35543,7 @@ async function overlayChanges(root, overlay, filter, log) {
     for (const e of upper.entries) {
         const names = e.xattrs?.map(([n]) => n) ?? [];
         if (names.some((n) => /^(trusted|user)\.overlay\.redirect$/.test(n))) {
-            throw new OverlayError(`overlay: /${e.path.toString()} was renamed (redirect_dir); use changes: baseline or full`);
+            throw new OverlayError(`overlay: /${show(e.path)} was renamed (redirect_dir); use changes: baseline or full`);
         }
         if (e.kind === 'char' && e.devMajor === 0 && e.devMinor === 0) {
             deletions.push(e.path);
@@ -35663,7 +35704,9 @@ function buildImage(input) {
 }
 /** RFC 3339 in UTC with the nanoseconds that matter, from seconds and nanoseconds since the epoch. */
 function rfc3339(sec, nsec = 0) {
-    const base = new Date(sec * 1000).toISOString().slice(0, 19);
+    // Dates beyond what RFC 3339 can write (a file dated year 300000) are clamped to its range.
+    const clamped = Math.min(Math.max(sec, -62135596800), 253402300799);
+    const base = new Date(clamped * 1000).toISOString().slice(0, 19);
     const frac = nsec ? '.' + String(nsec).padStart(9, '0').replace(/0+$/, '') : '';
     return `${base}${frac}Z`;
 }
@@ -35865,6 +35908,8 @@ class Repository {
             ok: [201, 204],
             headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(expected.size) },
             stream: body,
+            // The whole blob rides in this one request: a slow link may need long for gigabytes.
+            timeoutMs: 6 * 60 * 60_000,
         })
             .then(async (res) => {
             await res.body?.cancel();
@@ -35877,7 +35922,11 @@ class Repository {
         return {
             stream: body,
             commit: async () => {
-                await done;
+                await done.catch((err) => {
+                    throw err instanceof RestartBlobError
+                        ? err
+                        : new RestartBlobError(`the upload did not complete (${err.message})`);
+                });
                 this.uploaded += expected.size;
                 this.counts.uploaded++;
             },
@@ -36039,7 +36088,7 @@ class ChunkedUpload {
                     throw new RestartBlobError(`the registry refuses chunked uploads (${err.message}); uploading whole blobs instead`);
                 }
                 if (tries >= 3)
-                    throw err;
+                    throw new RestartBlobError(`a chunk at ${start} kept failing (${err.message})`);
                 // Ask where the registry stands, then send from there.
                 const have = await this.status();
                 if (have === null || have < this.offset || have > this.offset + data.length) {
@@ -36435,6 +36484,8 @@ var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
  * the Docker config (credHelpers, credsStore, auths); GITHUB_TOKEN for ghcr.io; anonymous.
  */
 async function resolveCredentials(registry, inputs, env = process.env) {
+    if (!inputs.isTarget && !registry.endsWith('.registry.depot.dev'))
+        return fromOtherSources(registry, env);
     if (inputs.username || inputs.password) {
         return {
             username: inputs.username ?? '',
@@ -36448,6 +36499,10 @@ async function resolveCredentials(registry, inputs, env = process.env) {
         if (env[name])
             return { username: 'x-token', password: env[name], source: name };
     }
+    return fromOtherSources(registry, env);
+}
+/** The Docker config, GITHUB_TOKEN for ghcr.io, else anonymous. */
+async function fromOtherSources(registry, env) {
     const fromDocker = await fromDockerConfig(registry, env);
     if (fromDocker)
         return fromDocker;
@@ -36506,6 +36561,9 @@ function registryKeys(registry) {
 function runHelper(helper, server) {
     return new Promise((resolve) => {
         const child = (0,external_node_child_process_namespaceObject.spawn)(`docker-credential-${helper}`, ['get'], { stdio: ['pipe', 'pipe', 'ignore'] });
+        // A helper that prompts (a desktop keyring, pinentry) must not hang the job.
+        const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+        child.on('close', () => clearTimeout(timer));
         let out = '';
         child.stdout.on('data', (d) => (out += d.toString()));
         child.on('error', () => resolve(undefined));
@@ -36534,7 +36592,10 @@ function runHelper(helper, server) {
 
 /** A repository on its registry, with the credentials found for that registry. */
 async function connect(reference, opts) {
-    const credentials = await resolveCredentials(reference.registry, opts.credentials);
+    const credentials = await resolveCredentials(reference.registry, {
+        ...opts.credentials,
+        isTarget: opts.access === 'push' || opts.credentials.isTarget,
+    });
     const insecure = opts.insecureRegistry || isLoopback(reference.registry.replace(/:\d+$/, ''));
     opts.log.info(`${opts.access === 'push' ? 'pushing to' : 'reading'} ${reference.registry}/${reference.repository} (credentials: ${credentials.source}${insecure ? ', plain HTTP' : ''})`);
     const client = new RegistryClient({ registry: reference.registry, credentials, insecure, log: opts.log });
@@ -36663,7 +36724,7 @@ async function baseFromMarker(marker, opts) {
 function openBase(reference, opts) {
     const sameRegistry = reference.registry === opts.targetRegistry;
     return connect(reference, {
-        credentials: sameRegistry ? opts.credentials : {},
+        credentials: sameRegistry ? { ...opts.credentials, isTarget: true } : {},
         insecureRegistry: sameRegistry && opts.insecureRegistry,
         access: 'pull',
         log: opts.log,
@@ -36917,6 +36978,7 @@ const NEWLINE = Buffer.from('\n');
 
 
 
+
 /** A sink that keeps nothing: a pass that only computes a layer's digests. */
 const DISCARD = {
     create: async () => ({
@@ -36950,6 +37012,9 @@ async function writeLayer(input, sink, expected) {
         await pending.abort();
         throw err;
     }
+}
+/** A file the process may not read: the capture cannot be faithful, so it stops with one line. */
+class PermissionError extends Error {
 }
 /** Passes bytes through unchanged while hashing and counting them. */
 class HashTap extends external_node_stream_.Transform {
@@ -36997,7 +37062,7 @@ async function* tarStream(input) {
             const abs = Buffer.concat([rootBuf, write_SLASH, e.path]);
             const file = await openForRead(abs);
             if (!file) {
-                log.warn(`${abs.toString()} vanished or stopped being a regular file before it was read; left out`);
+                log.warn(`${show(abs)} vanished or stopped being a regular file before it was read; left out`);
                 continue;
             }
             if (e.linkGroup)
@@ -37060,6 +37125,9 @@ async function openForRead(abs) {
             const code = err.code;
             if (code === 'ENOENT' || code === 'ELOOP')
                 return null; // gone, or replaced by a symlink
+            if (code === 'EACCES') {
+                throw new PermissionError(`cannot read ${show(abs)}: permission denied; capturing this tree needs root (run the step as root or with sudo)`);
+            }
             if (code !== 'EPERM' || extra === 0)
                 throw err;
         }
@@ -37077,7 +37145,7 @@ async function* readExactly(file, size, abs, log) {
         const buf = Buffer.allocUnsafe(want);
         const { bytesRead } = await file.read(buf, 0, want, pos);
         if (bytesRead === 0) {
-            log.warn(`${abs.toString()} shrank while it was read (${pos} of ${size} bytes); the rest is written as zeros`);
+            log.warn(`${show(abs)} shrank while it was read (${pos} of ${size} bytes); the rest is written as zeros`);
             for (let left = size - pos; left > 0; left -= READ_CHUNK)
                 yield Buffer.alloc(Math.min(left, READ_CHUNK));
             return;
@@ -37090,10 +37158,10 @@ async function warnIfChanged(file, e, abs, log) {
     const st = await file.stat({ bigint: true });
     const mtimeNs = BigInt(e.mtimeSec) * 1000000000n + BigInt(e.mtimeNsec);
     if (st.size > BigInt(e.size)) {
-        log.warn(`${abs.toString()} grew while it was read; captured its first ${e.size} bytes`);
+        log.warn(`${show(abs)} grew while it was read; captured its first ${e.size} bytes`);
     }
     else if (st.size === BigInt(e.size) && st.mtimeNs !== mtimeNs) {
-        log.warn(`${abs.toString()} changed while it was read; its content may be a mix of before and after`);
+        log.warn(`${show(abs)} changed while it was read; its content may be a mix of before and after`);
     }
 }
 
@@ -37146,6 +37214,7 @@ exists) {
 }
 
 ;// CONCATENATED MODULE: ./src/layer/partition.ts
+
 /** Bytes a tar header costs, counted so a tree of many empty files still splits. */
 const HEADER_COST = 512;
 /** Past this many layers, pulls get slow and old overlayfs stacks fail: raise the target instead. */
@@ -37157,7 +37226,7 @@ const MAX_LAYERS = 100;
  * its own entry leading the first of its layers. Siblings that fit are packed together in name order.
  * So layer boundaries depend only on the tree's shape near the change: editing a file inside
  * `usr/lib/python3` changes that subtree's layer, not the others. Every member of a hardlink group
- * is written in the layer of the group's first member, since a hardlink can only point within a layer.
+ * is written in the layer of the group's last member, since a hardlink can only point within a layer.
  */
 function partition(entries, target) {
     const { end, bytes } = subtreeExtents(entries);
@@ -37238,31 +37307,35 @@ function split(entries, end, bytes, target) {
     return plans;
 }
 function labelOf(entries, lead, first, last) {
-    const parent = lead === null ? '' : entries[lead].path.toString() + '/';
+    const parent = lead === null ? '' : show(entries[lead].path) + '/';
     if (first < 0)
         return parent || '/';
-    const base = (i) => entries[i].path.subarray(entries[i].path.lastIndexOf(0x2f) + 1).toString();
+    const name = (i) => show(entries[i].path.subarray(entries[i].path.lastIndexOf(0x2f) + 1));
     if (first === last)
-        return parent + base(first);
-    return `${parent}{${base(first)} … ${base(last)}}`;
+        return parent + name(first);
+    return `${parent}{${name(first)} … ${name(last)}}`;
 }
 function keepHardlinksTogether(entries, plans) {
     const layerOf = new Int32Array(entries.length);
     plans.forEach((p, l) => p.indices.forEach((i) => (layerOf[i] = l)));
+    // The latest layer any member is in: every whiteout that could hide a member's directory
+    // (deletions, opaque markers) is in that member's own or an earlier layer, never a later one.
     const home = new Map();
+    for (let i = 0; i < entries.length; i++) {
+        const group = entries[i].linkGroup;
+        if (group)
+            home.set(group, Math.max(home.get(group) ?? 0, layerOf[i]));
+    }
     const moved = new Set();
     for (let i = 0; i < entries.length; i++) {
         const group = entries[i].linkGroup;
-        if (!group)
+        const l = group === undefined ? undefined : home.get(group);
+        if (l === undefined || l === layerOf[i])
             continue;
-        const l = home.get(group);
-        if (l === undefined)
-            home.set(group, layerOf[i]);
-        else if (l !== layerOf[i]) {
-            moved.add(i);
-            plans[l].indices.push(i);
-            plans[l].bytes += HEADER_COST;
-        }
+        moved.add(i);
+        plans[l].indices.push(i);
+        plans[l].bytes += HEADER_COST + entries[i].size;
+        plans[layerOf[i]].bytes -= HEADER_COST + entries[i].size;
     }
     if (moved.size === 0)
         return plans;
@@ -37833,6 +37906,7 @@ async function writeMetadata(file, metadata) {
 
 
 
+const CANCELLED = new Error('cancelled after another layer failed');
 /** Times one layer may start over from the tree after its upload session was lost. */
 const MAX_LAYER_RESTARTS = 5;
 /** Errors whose message is the whole story: shown as one line, without a stack. */
@@ -37845,6 +37919,7 @@ const USER_ERRORS = [
     BaselineError,
     OverlayError,
     MarkerError,
+    PermissionError,
 ];
 async function run(argv) {
     if (wantsHelp(argv)) {
@@ -37883,7 +37958,7 @@ async function run(argv) {
         await snapshot(inputs, destination, log, registry);
     }
     catch (err) {
-        await destination?.abort();
+        await destination?.abort().catch(() => { });
         const known = USER_ERRORS.some((E) => err instanceof E);
         if (!known)
             core_debug(err?.stack ?? String(err));
@@ -38082,10 +38157,11 @@ async function openSource(inputs, log) {
         return { source: layoutSource(dir), reference: tag, name: `oci:${dir}:${tag}` };
     }
     const from = inputs.from;
-    const sameRegistry = from.registry === inputs.targets[0]?.registry;
+    // A pull's only registry is its source; a promote's inputs are for its target.
+    const forSource = inputs.mode === 'pull' || from.registry === inputs.targets[0]?.registry;
     const repo = await connect(from, {
-        credentials: sameRegistry ? credentialInputs(inputs) : {},
-        insecureRegistry: sameRegistry && inputs.insecureRegistry,
+        credentials: forSource ? { ...credentialInputs(inputs), isTarget: true } : {},
+        insecureRegistry: forSource && inputs.insecureRegistry,
         access: 'pull',
         log,
     });
@@ -38105,8 +38181,10 @@ async function findBase(inputs, log) {
     if (inputs.baseImage)
         return resolveBase({ ref: inputs.baseImage, ...options });
     const markerText = await (0,promises_namespaceObject.readFile)(external_node_path_default().join(inputs.root, MARKER_PATH), 'utf8').catch(() => null);
-    if (markerText !== null)
-        return baseFromMarker(parseMarker(markerText), options);
+    const marker = markerText === null ? null : parseMarker(markerText);
+    // A dry run's marker names no repository: there is nothing to take its layers from.
+    if (marker?.repository)
+        return baseFromMarker(marker, options);
     log.info(`no base image: no base-image input, no SNAPSHOT_BASE_IMAGE, no /${MARKER_PATH} in ${inputs.root}`);
     return undefined;
 }
@@ -38125,7 +38203,25 @@ function describeScan(scan, root, log) {
 async function writeLayers(inputs, entries, plans, destination, log) {
     const parallel = limiter(inputs.concurrency);
     const { compression, compressionLevel: level, root } = inputs;
-    return Promise.all(plans.map((plan, i) => parallel(async () => {
+    // After a failure no new layer starts, and the ones under way finish before the error surfaces, so
+    // nothing still writes into a layout (or an upload) that is being cleaned up.
+    let failed = false;
+    const outcomes = await Promise.allSettled(plans.map((plan, i) => parallel(async () => {
+        if (failed)
+            throw CANCELLED;
+        try {
+            return await writeOneLayer(plan, i);
+        }
+        catch (err) {
+            failed = true;
+            throw err;
+        }
+    })));
+    const failure = outcomes.find((o) => o.status === 'rejected' && o.reason !== CANCELLED);
+    if (failure)
+        throw failure.reason;
+    return outcomes.map((o) => o.value);
+    async function writeOneLayer(plan, i) {
         const fp = fingerprint(entries, plan.indices, compression, level);
         const name = `layer ${i + 1}/${plans.length} ${plan.label}`;
         const reused = await destination.reuse(fp);
@@ -38154,7 +38250,7 @@ async function writeLayers(inputs, entries, plans, destination, log) {
                 log.warn(`${name}: ${err.message}; starting this layer over`);
             }
         }
-    })));
+    }
 }
 async function checkRoot(root) {
     const st = await (0,promises_namespaceObject.stat)(root).catch((err) => {

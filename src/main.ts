@@ -14,7 +14,7 @@ import type { Manifest } from './image/oci.js';
 import { lstat, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { partition, type LayerPlan } from './layer/partition.js';
-import { DISCARD, writeLayer, type BlobSink } from './layer/write.js';
+import { DISCARD, PermissionError, writeLayer, type BlobSink } from './layer/write.js';
 import { fingerprint, FINGERPRINT_ANNOTATION } from './layer/fingerprint.js';
 import { buildImage, rfc3339, type BuiltImage, type NewLayer } from './image/build.js';
 import { LayoutError, LayoutWriter } from './layout/layout.js';
@@ -26,6 +26,8 @@ import { connect } from './registry/connect.js';
 import { copyImage, pullToLayout, registrySource, type ImageSource } from './registry/copy.js';
 import { layoutSource } from './layout/reader.js';
 import { describeManifest, writeMetadata } from './metadata.js';
+
+const CANCELLED = new Error('cancelled after another layer failed');
 
 /** Times one layer may start over from the tree after its upload session was lost. */
 const MAX_LAYER_RESTARTS = 5;
@@ -40,6 +42,7 @@ const USER_ERRORS = [
   BaselineError,
   OverlayError,
   MarkerError,
+  PermissionError,
 ];
 
 /** Where the image goes: an OCI layout on disk (dry run) or a registry. */
@@ -92,7 +95,7 @@ export async function run(argv: string[]): Promise<void> {
     destination = registry ? registryDestination(registry, inputs) : await layoutDestination(inputs);
     await snapshot(inputs, destination, log, registry);
   } catch (err) {
-    await destination?.abort();
+    await destination?.abort().catch(() => {});
     const known = USER_ERRORS.some((E) => err instanceof E);
     if (!known) core.debug((err as Error)?.stack ?? String(err));
     core.setFailed(known ? (err as Error).message : `snapshot failed: ${(err as Error)?.message ?? err}`);
@@ -325,10 +328,11 @@ async function openSource(
     return { source: layoutSource(dir), reference: tag, name: `oci:${dir}:${tag}` };
   }
   const from = inputs.from!;
-  const sameRegistry = from.registry === inputs.targets[0]?.registry;
+  // A pull's only registry is its source; a promote's inputs are for its target.
+  const forSource = inputs.mode === 'pull' || from.registry === inputs.targets[0]?.registry;
   const repo = await connect(from, {
-    credentials: sameRegistry ? credentialInputs(inputs) : {},
-    insecureRegistry: sameRegistry && inputs.insecureRegistry,
+    credentials: forSource ? { ...credentialInputs(inputs), isTarget: true } : {},
+    insecureRegistry: forSource && inputs.insecureRegistry,
     access: 'pull',
     log,
   });
@@ -349,7 +353,9 @@ async function findBase(inputs: Inputs, log: Logger): Promise<BaseImage | undefi
   };
   if (inputs.baseImage) return resolveBase({ ref: inputs.baseImage, ...options });
   const markerText = await readFile(path.join(inputs.root, MARKER_PATH), 'utf8').catch(() => null);
-  if (markerText !== null) return baseFromMarker(parseMarker(markerText), options);
+  const marker = markerText === null ? null : parseMarker(markerText);
+  // A dry run's marker names no repository: there is nothing to take its layers from.
+  if (marker?.repository) return baseFromMarker(marker, options);
   log.info(
     `no base image: no base-image input, no SNAPSHOT_BASE_IMAGE, no /${MARKER_PATH} in ${inputs.root}`,
   );
@@ -381,40 +387,58 @@ async function writeLayers(
 ): Promise<NewLayer[]> {
   const parallel = limiter(inputs.concurrency);
   const { compression, compressionLevel: level, root } = inputs;
-  return Promise.all(
+  // After a failure no new layer starts, and the ones under way finish before the error surfaces, so
+  // nothing still writes into a layout (or an upload) that is being cleaned up.
+  let failed = false;
+  const outcomes = await Promise.allSettled(
     plans.map((plan, i) =>
       parallel(async (): Promise<NewLayer> => {
-        const fp = fingerprint(entries, plan.indices, compression, level);
-        const name = `layer ${i + 1}/${plans.length} ${plan.label}`;
-        const reused = await destination.reuse(fp);
-        if (reused) {
-          log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest.slice(0, 19)})`);
-          return { ...reused, comment: plan.label };
-        }
-        const input = { root, entries, indices: plan.indices, compression, level, log };
-        for (let attempt = 1; ; attempt++) {
-          try {
-            const sink = destination.sink();
-            // A monolithic upload needs the digest before its first byte: compute it in a first pass.
-            const expected = sink.needsDigestFirst?.()
-              ? (await writeLayer(input, DISCARD)).descriptor
-              : undefined;
-            const r = await writeLayer(input, sink, expected);
-            log.info(
-              `${name}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`,
-            );
-            const descriptor = { ...r.descriptor, annotations: { [FINGERPRINT_ANNOTATION]: fp } };
-            const layer = { descriptor, diffId: r.diffId, comment: plan.label };
-            destination.wrote(fp, layer);
-            return layer;
-          } catch (err) {
-            if (!(err instanceof RestartBlobError) || attempt >= MAX_LAYER_RESTARTS) throw err;
-            log.warn(`${name}: ${err.message}; starting this layer over`);
-          }
+        if (failed) throw CANCELLED;
+        try {
+          return await writeOneLayer(plan, i);
+        } catch (err) {
+          failed = true;
+          throw err;
         }
       }),
     ),
   );
+  const failure = outcomes.find(
+    (o): o is PromiseRejectedResult => o.status === 'rejected' && o.reason !== CANCELLED,
+  );
+  if (failure) throw failure.reason;
+  return outcomes.map((o) => (o as PromiseFulfilledResult<NewLayer>).value);
+
+  async function writeOneLayer(plan: LayerPlan, i: number): Promise<NewLayer> {
+    const fp = fingerprint(entries, plan.indices, compression, level);
+    const name = `layer ${i + 1}/${plans.length} ${plan.label}`;
+    const reused = await destination.reuse(fp);
+    if (reused) {
+      log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest.slice(0, 19)})`);
+      return { ...reused, comment: plan.label };
+    }
+    const input = { root, entries, indices: plan.indices, compression, level, log };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const sink = destination.sink();
+        // A monolithic upload needs the digest before its first byte: compute it in a first pass.
+        const expected = sink.needsDigestFirst?.()
+          ? (await writeLayer(input, DISCARD)).descriptor
+          : undefined;
+        const r = await writeLayer(input, sink, expected);
+        log.info(
+          `${name}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`,
+        );
+        const descriptor = { ...r.descriptor, annotations: { [FINGERPRINT_ANNOTATION]: fp } };
+        const layer = { descriptor, diffId: r.diffId, comment: plan.label };
+        destination.wrote(fp, layer);
+        return layer;
+      } catch (err) {
+        if (!(err instanceof RestartBlobError) || attempt >= MAX_LAYER_RESTARTS) throw err;
+        log.warn(`${name}: ${err.message}; starting this layer over`);
+      }
+    }
+  }
 }
 
 async function checkRoot(root: string): Promise<void> {

@@ -1,5 +1,5 @@
 import * as core from '@actions/core';
-import type { Logger } from './log.js';
+import { show, type Logger } from './log.js';
 import type { Exclusion } from './walk/walk.js';
 
 export const inActions = () => process.env.GITHUB_ACTIONS === 'true';
@@ -25,13 +25,13 @@ export function describeExclusions(excluded: Exclusion[], sockets: Buffer[]): st
   const byReason = new Map<string, string[]>();
   for (const e of excluded) {
     const list = byReason.get(e.reason) ?? [];
-    list.push('/' + e.path.toString());
+    list.push(show(Buffer.concat([Buffer.from('/'), e.path])));
     byReason.set(e.reason, list);
   }
   if (sockets.length)
     byReason.set(
       'socket (cannot be stored in an image)',
-      sockets.map((s) => '/' + s.toString()),
+      sockets.map((s) => show(Buffer.concat([Buffer.from('/'), s]))),
     );
   const lines: string[] = [];
   for (const [reason, paths] of byReason) {

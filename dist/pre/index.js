@@ -34134,6 +34134,21 @@ function markerFor(draft, repository, tag, created) {
 
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: ./src/log.ts
+const silentLogger = { info() { }, warn() { }, debug() { } };
+/**
+ * A path fit for one log line: control bytes (a newline in a name could end the line and start a
+ * runner command) and bytes that are not UTF-8 are shown as `\xNN`.
+ */
+function log_show(p) {
+    const bytes = typeof p === 'string' ? Buffer.from(p) : p;
+    const text = bytes.toString('utf8');
+    const clean = Buffer.from(text).equals(bytes)
+        ? text
+        : bytes.toString('latin1').replace(/[\x80-\xff]/g, (c) => `\\x${c.charCodeAt(0).toString(16)}`);
+    return clean.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 ;// CONCATENATED MODULE: ./src/util/limit.ts
 /** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
 function limiter(n) {
@@ -34166,6 +34181,7 @@ const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createReq
 ;// CONCATENATED MODULE: external "node:module"
 const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 ;// CONCATENATED MODULE: ./src/walk/xattrs.ts
+
 
 
 /**
@@ -34257,7 +34273,12 @@ function readXattrsWithGetfattr(path) {
         encoding: 'latin1',
     });
     if (res.error || (res.status !== 0 && !res.stdout)) {
-        throw new Error(`cannot read extended attributes of a non-UTF-8 path without getfattr (package "attr")`);
+        const why = res.stderr ?? '';
+        if (/No such file|Not a directory/.test(why))
+            throw new VanishedError(why);
+        if (/Operation not supported/.test(why))
+            return undefined;
+        throw new Error(`cannot read the extended attributes of ${log_show(path)} (a non-UTF-8 path needs getfattr, package "attr"): ${why.trim() || res.error?.message}`);
     }
     const out = [];
     for (const line of res.stdout.split('\n')) {
@@ -34271,6 +34292,7 @@ function readXattrsWithGetfattr(path) {
 }
 
 ;// CONCATENATED MODULE: ./src/walk/walk.ts
+
 
 
 
@@ -34320,7 +34342,7 @@ async function walk_walk(opts) {
             st = await limit(() => (0,promises_namespaceObject.lstat)(abs, { bigint: true }));
         }
         catch (err) {
-            if (err.code === 'ENOENT')
+            if (isGone(err))
                 return null;
             throw err;
         }
@@ -34342,20 +34364,22 @@ async function walk_walk(opts) {
             return null;
         }
         if (name.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)) {
-            throw new WhiteoutNameError(`${abs.toString()} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
+            throw new WhiteoutNameError(`${log_show(abs)} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
         }
         let entry;
         try {
             entry = await toEntry(rel, abs, st);
         }
         catch (err) {
-            if (err instanceof VanishedError || err.code === 'ENOENT')
+            if (err instanceof VanishedError || isGone(err)) {
+                log.warn(`${log_show(abs)} changed while it was walked; left out`);
                 return null;
+            }
             throw err;
         }
         if (isHugeSparse(entry)) {
             const holes = ((entry.size - entry.allocated) / 1024 ** 3).toFixed(1);
-            log.warn(`${abs.toString()} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
+            log.warn(`${log_show(abs)} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
             excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
             return null;
         }
@@ -34416,6 +34440,10 @@ async function walk_walk(opts) {
 const SPARSE_HOLE_LIMIT = 1024 ** 3;
 function isHugeSparse(e) {
     return e.kind === 'file' && e.size - e.allocated > SPARSE_HOLE_LIMIT;
+}
+/** The entry vanished or was replaced by another kind between two calls: not an error. */
+function isGone(err) {
+    return ['ENOENT', 'ENOTDIR', 'ELOOP', 'EINVAL'].includes(err.code ?? '');
 }
 function kindOf(st) {
     if (st.isFile())
@@ -34506,6 +34534,7 @@ function whiteouts_groupWhiteouts(entries, deletions, opaque) {
 
 
 
+
 class OverlayError extends (/* unused pure expression or super */ null && (Error)) {
 }
 /** overlayfs's own bookkeeping xattrs, in the trusted (root) and user (unprivileged) namespaces. */
@@ -34556,7 +34585,7 @@ async function overlayChanges(root, overlay, filter, log) {
     for (const e of upper.entries) {
         const names = e.xattrs?.map(([n]) => n) ?? [];
         if (names.some((n) => /^(trusted|user)\.overlay\.redirect$/.test(n))) {
-            throw new OverlayError(`overlay: /${e.path.toString()} was renamed (redirect_dir); use changes: baseline or full`);
+            throw new OverlayError(`overlay: /${show(e.path)} was renamed (redirect_dir); use changes: baseline or full`);
         }
         if (e.kind === 'char' && e.devMajor === 0 && e.devMinor === 0) {
             deletions.push(e.path);
@@ -35155,6 +35184,7 @@ function parseSize(value, name) {
 
 ;// CONCATENATED MODULE: ./src/report.ts
 
+
 const inActions = () => process.env.GITHUB_ACTIONS === 'true';
 const coreLogger = {
     info: (m) => info(m),
@@ -35177,11 +35207,11 @@ function describeExclusions(excluded, sockets) {
     const byReason = new Map();
     for (const e of excluded) {
         const list = byReason.get(e.reason) ?? [];
-        list.push('/' + e.path.toString());
+        list.push(show(Buffer.concat([Buffer.from('/'), e.path])));
         byReason.set(e.reason, list);
     }
     if (sockets.length)
-        byReason.set('socket (cannot be stored in an image)', sockets.map((s) => '/' + s.toString()));
+        byReason.set('socket (cannot be stored in an image)', sockets.map((s) => show(Buffer.concat([Buffer.from('/'), s]))));
     const lines = [];
     for (const [reason, paths] of byReason) {
         const shown = paths.slice(0, 5).join(', ');
@@ -35406,10 +35436,14 @@ async function writeBaseline(file, root, entries) {
 }
 /** Reads a baseline back as a stream of records, refusing a corrupt, truncated or foreign file. */
 async function* readBaseline(file, root) {
-    const lines = createInterface({
-        input: createReadStream(file).pipe(zlib.createGunzip()),
-        crlfDelay: Infinity,
-    });
+    // Errors of the file and of gunzip are kept here, never left unheard on a stream: a damaged
+    // baseline must end as one clear line, not an uncaught 'error' event.
+    let streamError;
+    const source = createReadStream(file);
+    const gunzip = zlib.createGunzip();
+    source.on('error', (err) => gunzip.destroy(err));
+    gunzip.on('error', (err) => (streamError ??= err));
+    const lines = createInterface({ input: source.pipe(gunzip), crlfDelay: Infinity });
     let header = true;
     let ended = false;
     try {
@@ -35440,15 +35474,22 @@ async function* readBaseline(file, root) {
         }
     }
     catch (err) {
-        if (err instanceof BaselineError)
-            throw err;
-        const code = err.code;
-        if (code === 'ENOENT')
-            throw new BaselineError(`no baseline at ${file}: the pre step did not record one`);
-        throw new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message})`);
+        throw err instanceof BaselineError ? err : baselineReadError(file, streamError ?? err);
     }
+    finally {
+        source.destroy();
+        gunzip.destroy();
+    }
+    if (streamError)
+        throw baselineReadError(file, streamError);
     if (header || !ended)
         throw new BaselineError(`${file} is truncated: the baseline was not written completely`);
+}
+function baselineReadError(file, err) {
+    const code = err.code;
+    if (code === 'ENOENT')
+        return new BaselineError(`no baseline at ${file}: the pre step did not record one`);
+    return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message})`);
 }
 /** Walk order: depth first with children sorted by raw bytes, i.e. bytes compared with `/` lowest. */
 function compareWalkOrder(a, b) {

@@ -70,10 +70,14 @@ export async function writeBaseline(file: string, root: string, entries: Entry[]
 
 /** Reads a baseline back as a stream of records, refusing a corrupt, truncated or foreign file. */
 async function* readBaseline(file: string, root: string): AsyncGenerator<Record> {
-  const lines = createInterface({
-    input: createReadStream(file).pipe(zlib.createGunzip()),
-    crlfDelay: Infinity,
-  });
+  // Errors of the file and of gunzip are kept here, never left unheard on a stream: a damaged
+  // baseline must end as one clear line, not an uncaught 'error' event.
+  let streamError: Error | undefined;
+  const source = createReadStream(file);
+  const gunzip = zlib.createGunzip();
+  source.on('error', (err) => gunzip.destroy(err));
+  gunzip.on('error', (err) => (streamError ??= err));
+  const lines = createInterface({ input: source.pipe(gunzip), crlfDelay: Infinity });
   let header = true;
   let ended = false;
   try {
@@ -104,13 +108,20 @@ async function* readBaseline(file: string, root: string): AsyncGenerator<Record>
       };
     }
   } catch (err) {
-    if (err instanceof BaselineError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new BaselineError(`no baseline at ${file}: the pre step did not record one`);
-    throw new BaselineError(`${file} is unreadable or corrupt (${code ?? (err as Error).message})`);
+    throw err instanceof BaselineError ? err : baselineReadError(file, streamError ?? (err as Error));
+  } finally {
+    source.destroy();
+    gunzip.destroy();
   }
+  if (streamError) throw baselineReadError(file, streamError);
   if (header || !ended)
     throw new BaselineError(`${file} is truncated: the baseline was not written completely`);
+}
+
+function baselineReadError(file: string, err: Error): BaselineError {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return new BaselineError(`no baseline at ${file}: the pre step did not record one`);
+  return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message})`);
 }
 
 /** Walk order: depth first with children sorted by raw bytes, i.e. bytes compared with `/` lowest. */

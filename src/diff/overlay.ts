@@ -2,7 +2,7 @@ import { lstat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import type { Logger } from '../log.js';
+import { show, type Logger } from '../log.js';
 import type { Filter } from '../walk/filter.js';
 import type { Mount } from '../walk/mountinfo.js';
 import { walk, type Entry } from '../walk/walk.js';
@@ -70,7 +70,7 @@ export async function overlayChanges(
     const names = e.xattrs?.map(([n]) => n) ?? [];
     if (names.some((n) => /^(trusted|user)\.overlay\.redirect$/.test(n))) {
       throw new OverlayError(
-        `overlay: /${e.path.toString()} was renamed (redirect_dir); use changes: baseline or full`,
+        `overlay: /${show(e.path)} was renamed (redirect_dir); use changes: baseline or full`,
       );
     }
     if (e.kind === 'char' && e.devMajor === 0 && e.devMinor === 0) {

@@ -111,7 +111,9 @@ export function buildImage(input: ImageInput): BuiltImage {
 
 /** RFC 3339 in UTC with the nanoseconds that matter, from seconds and nanoseconds since the epoch. */
 export function rfc3339(sec: number, nsec = 0): string {
-  const base = new Date(sec * 1000).toISOString().slice(0, 19);
+  // Dates beyond what RFC 3339 can write (a file dated year 300000) are clamped to its range.
+  const clamped = Math.min(Math.max(sec, -62135596800), 253402300799);
+  const base = new Date(clamped * 1000).toISOString().slice(0, 19);
   const frac = nsec ? '.' + String(nsec).padStart(9, '0').replace(/0+$/, '') : '';
   return `${base}${frac}Z`;
 }

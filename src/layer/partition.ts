@@ -1,3 +1,4 @@
+import { show } from '../log.js';
 import type { Entry } from '../walk/walk.js';
 
 /** Bytes a tar header costs, counted so a tree of many empty files still splits. */
@@ -21,7 +22,7 @@ export interface LayerPlan {
  * its own entry leading the first of its layers. Siblings that fit are packed together in name order.
  * So layer boundaries depend only on the tree's shape near the change: editing a file inside
  * `usr/lib/python3` changes that subtree's layer, not the others. Every member of a hardlink group
- * is written in the layer of the group's first member, since a hardlink can only point within a layer.
+ * is written in the layer of the group's last member, since a hardlink can only point within a layer.
  */
 export function partition(entries: Entry[], target: number): LayerPlan[] {
   const { end, bytes } = subtreeExtents(entries);
@@ -97,28 +98,32 @@ function split(entries: Entry[], end: Int32Array, bytes: Float64Array, target: n
 }
 
 function labelOf(entries: Entry[], lead: number | null, first: number, last: number): string {
-  const parent = lead === null ? '' : entries[lead].path.toString() + '/';
+  const parent = lead === null ? '' : show(entries[lead].path) + '/';
   if (first < 0) return parent || '/';
-  const base = (i: number) => entries[i].path.subarray(entries[i].path.lastIndexOf(0x2f) + 1).toString();
-  if (first === last) return parent + base(first);
-  return `${parent}{${base(first)} … ${base(last)}}`;
+  const name = (i: number) => show(entries[i].path.subarray(entries[i].path.lastIndexOf(0x2f) + 1));
+  if (first === last) return parent + name(first);
+  return `${parent}{${name(first)} … ${name(last)}}`;
 }
 
 function keepHardlinksTogether(entries: Entry[], plans: LayerPlan[]): LayerPlan[] {
   const layerOf = new Int32Array(entries.length);
   plans.forEach((p, l) => p.indices.forEach((i) => (layerOf[i] = l)));
+  // The latest layer any member is in: every whiteout that could hide a member's directory
+  // (deletions, opaque markers) is in that member's own or an earlier layer, never a later one.
   const home = new Map<string, number>();
+  for (let i = 0; i < entries.length; i++) {
+    const group = entries[i].linkGroup;
+    if (group) home.set(group, Math.max(home.get(group) ?? 0, layerOf[i]));
+  }
   const moved = new Set<number>();
   for (let i = 0; i < entries.length; i++) {
     const group = entries[i].linkGroup;
-    if (!group) continue;
-    const l = home.get(group);
-    if (l === undefined) home.set(group, layerOf[i]);
-    else if (l !== layerOf[i]) {
-      moved.add(i);
-      plans[l].indices.push(i);
-      plans[l].bytes += HEADER_COST;
-    }
+    const l = group === undefined ? undefined : home.get(group);
+    if (l === undefined || l === layerOf[i]) continue;
+    moved.add(i);
+    plans[l].indices.push(i);
+    plans[l].bytes += HEADER_COST + entries[i].size;
+    plans[layerOf[i]].bytes -= HEADER_COST + entries[i].size;
   }
   if (moved.size === 0) return plans;
   for (const p of plans) {

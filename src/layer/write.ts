@@ -3,7 +3,7 @@ import { constants, type promises as fsp } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Logger } from '../log.js';
+import { show, type Logger } from '../log.js';
 import type { Entry } from '../walk/walk.js';
 import { compressor, LAYER_MEDIA_TYPE, type Compression } from './compress.js';
 import { encodeHeader, END_OF_ARCHIVE, zeroPad, type TarHeader } from './tar.js';
@@ -87,6 +87,9 @@ export async function writeLayer(
   }
 }
 
+/** A file the process may not read: the capture cannot be faithful, so it stops with one line. */
+export class PermissionError extends Error {}
+
 /** Passes bytes through unchanged while hashing and counting them. */
 export class HashTap extends Transform {
   bytes = 0;
@@ -140,7 +143,7 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
       const abs = Buffer.concat([rootBuf, SLASH, e.path]);
       const file = await openForRead(abs);
       if (!file) {
-        log.warn(`${abs.toString()} vanished or stopped being a regular file before it was read; left out`);
+        log.warn(`${show(abs)} vanished or stopped being a regular file before it was read; left out`);
         continue;
       }
       if (e.linkGroup) firstOfGroup.set(e.linkGroup, e.path);
@@ -195,6 +198,11 @@ async function openForRead(abs: Buffer): Promise<fsp.FileHandle | null> {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ELOOP') return null; // gone, or replaced by a symlink
+      if (code === 'EACCES') {
+        throw new PermissionError(
+          `cannot read ${show(abs)}: permission denied; capturing this tree needs root (run the step as root or with sudo)`,
+        );
+      }
       if (code !== 'EPERM' || extra === 0) throw err;
     }
   }
@@ -218,7 +226,7 @@ async function* readExactly(
     const { bytesRead } = await file.read(buf, 0, want, pos);
     if (bytesRead === 0) {
       log.warn(
-        `${abs.toString()} shrank while it was read (${pos} of ${size} bytes); the rest is written as zeros`,
+        `${show(abs)} shrank while it was read (${pos} of ${size} bytes); the rest is written as zeros`,
       );
       for (let left = size - pos; left > 0; left -= READ_CHUNK)
         yield Buffer.alloc(Math.min(left, READ_CHUNK));
@@ -233,8 +241,8 @@ async function warnIfChanged(file: fsp.FileHandle, e: Entry, abs: Buffer, log: L
   const st = await file.stat({ bigint: true });
   const mtimeNs = BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
   if (st.size > BigInt(e.size)) {
-    log.warn(`${abs.toString()} grew while it was read; captured its first ${e.size} bytes`);
+    log.warn(`${show(abs)} grew while it was read; captured its first ${e.size} bytes`);
   } else if (st.size === BigInt(e.size) && st.mtimeNs !== mtimeNs) {
-    log.warn(`${abs.toString()} changed while it was read; its content may be a mix of before and after`);
+    log.warn(`${show(abs)} changed while it was read; its content may be a mix of before and after`);
   }
 }

@@ -48,7 +48,7 @@ export async function baseFromMarker(marker: Marker, opts: Omit<BaseOptions, 're
 function openBase(reference: Reference, opts: Omit<BaseOptions, 'ref'>): Promise<Repository> {
   const sameRegistry = reference.registry === opts.targetRegistry;
   return connect(reference, {
-    credentials: sameRegistry ? opts.credentials : {},
+    credentials: sameRegistry ? { ...opts.credentials, isTarget: true } : {},
     insecureRegistry: sameRegistry && opts.insecureRegistry,
     access: 'pull',
     log: opts.log,

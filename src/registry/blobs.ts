@@ -145,6 +145,8 @@ export class Repository {
         ok: [201, 204],
         headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(expected.size) },
         stream: body,
+        // The whole blob rides in this one request: a slow link may need long for gigabytes.
+        timeoutMs: 6 * 60 * 60_000,
       })
       .then(async (res) => {
         await res.body?.cancel();
@@ -159,7 +161,11 @@ export class Repository {
     return {
       stream: body,
       commit: async () => {
-        await done;
+        await done.catch((err: Error) => {
+          throw err instanceof RestartBlobError
+            ? err
+            : new RestartBlobError(`the upload did not complete (${err.message})`);
+        });
         this.uploaded += expected.size;
         this.counts.uploaded++;
       },
@@ -327,7 +333,8 @@ class ChunkedUpload {
             `the registry refuses chunked uploads (${err.message}); uploading whole blobs instead`,
           );
         }
-        if (tries >= 3) throw err;
+        if (tries >= 3)
+          throw new RestartBlobError(`a chunk at ${start} kept failing (${(err as Error).message})`);
         // Ask where the registry stands, then send from there.
         const have = await this.status();
         if (have === null || have < this.offset || have > this.offset + data.length) {

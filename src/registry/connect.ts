@@ -15,7 +15,10 @@ export interface ConnectOptions {
 
 /** A repository on its registry, with the credentials found for that registry. */
 export async function connect(reference: Reference, opts: ConnectOptions): Promise<Repository> {
-  const credentials = await resolveCredentials(reference.registry, opts.credentials);
+  const credentials = await resolveCredentials(reference.registry, {
+    ...opts.credentials,
+    isTarget: opts.access === 'push' || opts.credentials.isTarget,
+  });
   const insecure = opts.insecureRegistry || isLoopback(reference.registry.replace(/:\d+$/, ''));
   opts.log.info(
     `${opts.access === 'push' ? 'pushing to' : 'reading'} ${reference.registry}/${reference.repository} (credentials: ${credentials.source}${insecure ? ', plain HTTP' : ''})`,

@@ -17,6 +17,11 @@ export interface CredentialInputs {
   username?: string;
   password?: string;
   token?: string;
+  /**
+   * True for the registry this run pushes to. The inputs and DEPOT_* tokens are meant for it (and for
+   * Depot's registries): they are never sent to another registry, such as a base image's on Docker Hub.
+   */
+  isTarget?: boolean;
 }
 
 /**
@@ -29,6 +34,7 @@ export async function resolveCredentials(
   inputs: CredentialInputs,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<Credentials> {
+  if (!inputs.isTarget && !registry.endsWith('.registry.depot.dev')) return fromOtherSources(registry, env);
   if (inputs.username || inputs.password) {
     return {
       username: inputs.username ?? '',
@@ -40,6 +46,11 @@ export async function resolveCredentials(
   for (const name of ['DEPOT_SNAPSHOT_TOKEN', 'DEPOT_TOKEN']) {
     if (env[name]) return { username: 'x-token', password: env[name], source: name };
   }
+  return fromOtherSources(registry, env);
+}
+
+/** The Docker config, GITHUB_TOKEN for ghcr.io, else anonymous. */
+async function fromOtherSources(registry: string, env: NodeJS.ProcessEnv): Promise<Credentials> {
   const fromDocker = await fromDockerConfig(registry, env);
   if (fromDocker) return fromDocker;
   if (registry === 'ghcr.io' && env.GITHUB_TOKEN) {
@@ -102,6 +113,9 @@ function registryKeys(registry: string): string[] {
 function runHelper(helper: string, server: string): Promise<Omit<Credentials, 'source'> | undefined> {
   return new Promise((resolve) => {
     const child = spawn(`docker-credential-${helper}`, ['get'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    // A helper that prompts (a desktop keyring, pinentry) must not hang the job.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', () => clearTimeout(timer));
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', () => resolve(undefined));

@@ -1,6 +1,6 @@
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
-import type { Logger } from '../log.js';
+import { show, type Logger } from '../log.js';
 import { limiter } from '../util/limit.js';
 import type { Filter } from './filter.js';
 import { readXattrs, VanishedError, type Xattrs } from './xattrs.js';
@@ -111,7 +111,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     try {
       st = await limit(() => lstat(abs, { bigint: true }));
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      if (isGone(err)) return null;
       throw err;
     }
     const isDir = st.isDirectory();
@@ -133,20 +133,23 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     }
     if (name.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)) {
       throw new WhiteoutNameError(
-        `${abs.toString()} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`,
+        `${show(abs)} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`,
       );
     }
     let entry: Entry;
     try {
       entry = await toEntry(rel, abs, st);
     } catch (err) {
-      if (err instanceof VanishedError || (err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      if (err instanceof VanishedError || isGone(err)) {
+        log.warn(`${show(abs)} changed while it was walked; left out`);
+        return null;
+      }
       throw err;
     }
     if (isHugeSparse(entry)) {
       const holes = ((entry.size - entry.allocated) / 1024 ** 3).toFixed(1);
       log.warn(
-        `${abs.toString()} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`,
+        `${show(abs)} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`,
       );
       excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
       return null;
@@ -207,6 +210,11 @@ export const SPARSE_HOLE_LIMIT = 1024 ** 3;
 
 export function isHugeSparse(e: Entry): boolean {
   return e.kind === 'file' && e.size - e.allocated > SPARSE_HOLE_LIMIT;
+}
+
+/** The entry vanished or was replaced by another kind between two calls: not an error. */
+function isGone(err: unknown): boolean {
+  return ['ENOENT', 'ENOTDIR', 'ELOOP', 'EINVAL'].includes((err as NodeJS.ErrnoException).code ?? '');
 }
 
 function kindOf(st: BigIntStats): Kind {

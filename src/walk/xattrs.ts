@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import type { Logger } from '../log.js';
+import { show, type Logger } from '../log.js';
 
 export type Xattrs = Array<[string, Buffer]>;
 
@@ -100,7 +100,12 @@ function readXattrsWithGetfattr(path: Buffer): Xattrs | undefined {
     },
   );
   if (res.error || (res.status !== 0 && !res.stdout)) {
-    throw new Error(`cannot read extended attributes of a non-UTF-8 path without getfattr (package "attr")`);
+    const why = res.stderr ?? '';
+    if (/No such file|Not a directory/.test(why)) throw new VanishedError(why);
+    if (/Operation not supported/.test(why)) return undefined;
+    throw new Error(
+      `cannot read the extended attributes of ${show(path)} (a non-UTF-8 path needs getfattr, package "attr"): ${why.trim() || res.error?.message}`,
+    );
   }
   const out: Xattrs = [];
   for (const line of res.stdout.split('\n')) {
