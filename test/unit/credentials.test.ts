@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveCredentials } from '../../src/registry/credentials.js';
+import { show } from '../../src/log.js';
+
+const noHome = { HOME: '/nonexistent-home' };
+
+describe('resolveCredentials', () => {
+  it('follows the documented order for the target registry', async () => {
+    const env = { ...noHome, DEPOT_SNAPSHOT_TOKEN: 'snap', DEPOT_TOKEN: 'depot' };
+    expect(
+      await resolveCredentials(
+        'r.example',
+        { username: 'u', password: 'p', token: 't', isTarget: true },
+        env,
+      ),
+    ).toMatchObject({ username: 'u', password: 'p' });
+    expect(await resolveCredentials('r.example', { token: 't', isTarget: true }, env)).toMatchObject({
+      username: 'x-token',
+      password: 't',
+    });
+    expect(await resolveCredentials('r.example', { isTarget: true }, env)).toMatchObject({
+      password: 'snap',
+      source: 'DEPOT_SNAPSHOT_TOKEN',
+    });
+    expect(
+      await resolveCredentials('r.example', { isTarget: true }, { ...noHome, DEPOT_TOKEN: 'depot' }),
+    ).toMatchObject({ password: 'depot' });
+  });
+
+  it('never sends the inputs or Depot tokens to another registry (a base image on Docker Hub)', async () => {
+    const env = { ...noHome, DEPOT_TOKEN: 'depot' };
+    expect(await resolveCredentials('docker.io', { token: 't' }, env)).toEqual({ source: 'anonymous' });
+    // …but Depot's own registries take Depot tokens.
+    expect(await resolveCredentials('abc.registry.depot.dev', {}, env)).toMatchObject({ password: 'depot' });
+  });
+
+  it('reads the Docker config for other registries, and GITHUB_TOKEN for ghcr.io', async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), 'creds-'));
+    await mkdir(path.join(home, '.docker'));
+    const auth = Buffer.from('me:secret').toString('base64');
+    await writeFile(
+      path.join(home, '.docker', 'config.json'),
+      JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth } } }),
+    );
+    expect(await resolveCredentials('docker.io', {}, { HOME: home })).toMatchObject({
+      username: 'me',
+      password: 'secret',
+    });
+    expect(await resolveCredentials('ghcr.io', {}, { ...noHome, GITHUB_TOKEN: 'gh' })).toMatchObject({
+      password: 'gh',
+    });
+  });
+});
+
+describe('show', () => {
+  it('keeps a path on one line and shows bytes that are not UTF-8', () => {
+    expect(show('a\nb')).toBe('a\\x0ab');
+    expect(show(Buffer.from([0x66, 0xff, 0x2f, 0x67]))).toBe('f\\xff/g');
+    expect(show('café')).toBe('café');
+  });
+});
