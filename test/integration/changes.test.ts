@@ -41,6 +41,20 @@ async function installHello(root: string): Promise<void> {
   await check('/usr/sbin/chroot', [root, ...env, 'dpkg', '-i', '/tmp/hello.deb']);
 }
 
+/** The pushed image, pulled and unpacked, equals the sandbox, and the installed program runs in it. */
+async function expectImageEqualsAndRuns(ref: string, sandbox: string): Promise<void> {
+  const result = await unpack(await pull(ref));
+  expect(diffTrees(await comparable(sandbox), await comparable(result))).toEqual([]);
+  const hello = await check('/usr/sbin/chroot', [
+    result,
+    '/usr/bin/env',
+    '-i',
+    'PATH=/usr/bin:/bin',
+    'hello',
+  ]);
+  expect(hello.stdout).toContain('Hello, world!');
+}
+
 /** The sandbox as a job would get it: the base image pulled and unpacked. */
 async function sandboxFromBase(): Promise<string> {
   return unpack(await pull(baseRef));
@@ -83,16 +97,7 @@ describe('custom image from a baseline', () => {
     expect(pushed.Layers.slice(0, baseLayers.length)).toEqual(baseLayers);
     expect(pushed.Layers.length).toBeGreaterThan(baseLayers.length);
 
-    const result = await unpack(await pull(`${registry.host}/custom/img:v1`));
-    expect(diffTrees(await comparable(sandbox), await comparable(result))).toEqual([]);
-    const hello = await check('/usr/sbin/chroot', [
-      result,
-      '/usr/bin/env',
-      '-i',
-      'PATH=/usr/bin:/bin',
-      'hello',
-    ]);
-    expect(hello.stdout).toContain('Hello, world!');
+    await expectImageEqualsAndRuns(`${registry.host}/custom/img:v1`, sandbox);
 
     // Only the changes were captured: compare the new layers with the base's whole size.
     const raw = JSON.parse(
@@ -185,16 +190,7 @@ describe('custom image from an overlay', () => {
     const r = await runAction({ root: merged, 'base-image': baseRef, image: ref });
     expectOk(r);
     expect(r.outputs.changes).toBe('overlay');
-    const result = await unpack(await pull(ref));
-    expect(diffTrees(await comparable(merged), await comparable(result))).toEqual([]);
-    const hello = await check('/usr/sbin/chroot', [
-      result,
-      '/usr/bin/env',
-      '-i',
-      'PATH=/usr/bin:/bin',
-      'hello',
-    ]);
-    expect(hello.stdout).toContain('Hello, world!');
+    await expectImageEqualsAndRuns(ref, merged);
     expect((await inspect(ref)).Layers.slice(0, baseLayers.length)).toEqual(baseLayers);
   });
 });
