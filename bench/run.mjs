@@ -5,7 +5,6 @@
 // Environment:
 //   BENCH_RUNS=3          timed runs of each side per figure (median reported)
 //   BENCH_ONLY=P1,P3      figures to run: P1 (= P1-gzip, P1-gzip6, P1-zstd), P1-gzip, P1-gzip6, P1-zstd, P5, P2, P3;
-//                         P5-capture (the old, non-comparable capture+push row) runs only when named
 //   BENCH_TREE=NAME       input tree: rootfs+usrlib (default, ≥ 1 GB) or small (checks the bench itself)
 //   BENCH_QUIET_WAIT=30   seconds to wait at most, before each timed run, for other processes to leave the CPU
 //   BENCH_NODE=PATH       node for ours (default: the first node on PATH outside node_modules; zstd uses Node 24)
@@ -26,7 +25,7 @@ const RESULTS = path.join(HERE, 'RESULTS.md');
 const RUNS = Math.max(1, Number.parseInt(process.env.BENCH_RUNS ?? '3', 10) || 3);
 const QUIET_WAIT = Number.parseInt(process.env.BENCH_QUIET_WAIT ?? '30', 10);
 const TREE_NAME = process.env.BENCH_TREE || 'rootfs+usrlib';
-const FIGURES = ['P1-gzip', 'P1-gzip6', 'P1-zstd', 'P5', 'P5-capture', 'P2', 'P3'];
+const FIGURES = ['P1-gzip', 'P1-gzip6', 'P1-zstd', 'P5', 'P2', 'P3'];
 /** Figures that run only when BENCH_ONLY names them exactly (not in the default run, not by prefix). */
 const OPT_IN = ['P5-CAPTURE'];
 const ONLY = process.env.BENCH_ONLY
@@ -701,56 +700,6 @@ async function figureP5(ctx) {
   await rm(homes, { recursive: true, force: true });
 }
 
-/** The old P5: capture and push from the tree vs skopeo's push of a ready layout (not the same work). */
-async function figureP5Capture(ctx) {
-  const layout = await ensureLayout(ctx);
-  if (!layout) return;
-  const reg = new Registry(path.join(WORK, 'registry-p5'));
-  registries.push(reg);
-  const homes = path.join(WORK, 'homes');
-  await rm(homes, { recursive: true, force: true });
-  await mkdir(homes, { recursive: true });
-  const res = await sideBySide(
-    'P5-capture capture+push',
-    async (i) => {
-      const home = await mkdtemp(path.join(homes, `ours-${i}-`));
-      return timed(
-        ctx.node,
-        [ctx.dist.cli, '--root', ctx.tree, '--image', `${reg.host}/bench/ours-${i}:latest`],
-        { env: cleanEnv({ HOME: home }) },
-      );
-    },
-    async (i) => {
-      const home = await mkdtemp(path.join(homes, `skopeo-${i}-`));
-      return timed(
-        'skopeo',
-        [
-          'copy',
-          '-q',
-          '--dest-tls-verify=false',
-          `oci:${layout}:${await layoutTag(layout)}`,
-          `docker://${reg.host}/bench/skopeo-${i}:latest`,
-        ],
-        { env: cleanEnv({ HOME: home }) },
-      );
-    },
-    { before: () => reg.fresh() },
-  );
-  await reg.stop();
-  const layoutBytes = await du(path.join(layout, 'blobs'));
-  const last = res.o.filter((r) => r.code === 0).at(-1);
-  const notes = [
-    'SEPARATE, NOT COMPARABLE: ours = walk+tar+gzip-1+push from the tree, skopeo = upload of a ready layout',
-  ];
-  if (last) {
-    notes.push(
-      `ours uploaded=${gb(Number(last.outputs.uploaded))} of size=${gb(Number(last.outputs.size))}; layout blobs ${gb(layoutBytes)}`,
-    );
-  }
-  addRow('P5-capture capture+push vs skopeo push (not comparable)', res, null, notes);
-  await rm(homes, { recursive: true, force: true });
-}
-
 /** Layer descriptors of an image in a registry (skopeo inspect --raw). */
 async function registryLayers(ref) {
   const r = await must('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], {
@@ -1042,7 +991,6 @@ async function main() {
   for (const [key, fn] of [
     ['P2', figureP2],
     ['P5', figureP5],
-    ['P5-capture', figureP5Capture],
   ]) {
     if (!figures.includes(key)) continue;
     try {

@@ -35221,13 +35221,22 @@ var external_node_crypto_ = __nccwpck_require__(7598);
 const external_node_readline_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline");
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-;// CONCATENATED MODULE: ./src/diff/whiteouts.ts
-const WH = Buffer.from('.wh.');
-const OPAQUE = Buffer.from('.wh..wh..opq');
+;// CONCATENATED MODULE: ./src/util/paths.ts
+/** Paths as raw bytes (relative, `/`-separated): names need not be UTF-8. */
+/** True when `child` lies below the directory `dir`. */
+function isInside(child, dir) {
+    return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
+}
+/** The parent directory (empty for a top-level entry). */
 function parentOf(p) {
     const i = p.lastIndexOf(0x2f);
     return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
 }
+
+;// CONCATENATED MODULE: ./src/diff/whiteouts.ts
+
+const WH = Buffer.from('.wh.');
+const OPAQUE = Buffer.from('.wh..wh..opq');
 function baseName(p) {
     return p.subarray(p.lastIndexOf(0x2f) + 1);
 }
@@ -35277,6 +35286,7 @@ function groupWhiteouts(entries, deletions, opaque) {
 }
 
 ;// CONCATENATED MODULE: ./src/diff/baseline.ts
+
 
 
 
@@ -35400,9 +35410,6 @@ function compareWalkOrder(a, b) {
         return x - y;
     }
     return a.length - b.length;
-}
-function isInside(child, dir) {
-    return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
 }
 /**
  * Compares the tree now with its baseline: new or different entries are captured (with their parent
@@ -37215,6 +37222,7 @@ exists) {
 
 ;// CONCATENATED MODULE: ./src/layer/partition.ts
 
+
 /** Bytes a tar header costs, counted so a tree of many empty files still splits. */
 const HEADER_COST = 512;
 /** Past this many layers, pulls get slow and old overlayfs stacks fail: raise the target instead. */
@@ -37242,7 +37250,7 @@ function subtreeExtents(entries) {
     const bytes = new Float64Array(n);
     const stack = [];
     const closeUntil = (i) => {
-        while (stack.length && !partition_isInside(entries[i].path, entries[stack[stack.length - 1]].path)) {
+        while (stack.length && !isInside(entries[i].path, entries[stack[stack.length - 1]].path)) {
             const top = stack.pop();
             end[top] = i;
             if (stack.length)
@@ -37267,9 +37275,6 @@ function subtreeExtents(entries) {
             bytes[stack[stack.length - 1]] += bytes[top];
     }
     return { end, bytes };
-}
-function partition_isInside(child, dir) {
-    return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
 }
 function split(entries, end, bytes, target) {
     const plans = [];

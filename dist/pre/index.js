@@ -34472,12 +34472,9 @@ function splitNs(ns) {
 }
 
 ;// CONCATENATED MODULE: ./src/diff/whiteouts.ts
+
 const WH = Buffer.from('.wh.');
 const OPAQUE = Buffer.from('.wh..wh..opq');
-function whiteouts_parentOf(p) {
-    const i = p.lastIndexOf(0x2f);
-    return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
-}
 function baseName(p) {
     return p.subarray(p.lastIndexOf(0x2f) + 1);
 }
@@ -34516,7 +34513,7 @@ function whiteouts_groupWhiteouts(entries, deletions, opaque) {
         add(dir, marker(child(dir, OPAQUE)));
     const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
     for (const d of sorted)
-        add(whiteouts_parentOf(d), marker(child(whiteouts_parentOf(d), Buffer.concat([WH, baseName(d)]))));
+        add(parentOf(d), marker(child(parentOf(d), Buffer.concat([WH, baseName(d)]))));
     const out = [...(byParent.get('') ?? [])];
     for (const e of entries) {
         out.push(e);
@@ -35388,6 +35385,7 @@ const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createR
 
 
 
+
 /**
  * The baseline: what the tree looked like when the job started, recorded by the `pre` step and
  * compared by the main step. One gzipped text line per entry, in walk order (depth first, children by
@@ -35502,9 +35500,6 @@ function compareWalkOrder(a, b) {
         return x - y;
     }
     return a.length - b.length;
-}
-function isInside(child, dir) {
-    return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
 }
 /**
  * Compares the tree now with its baseline: new or different entries are captured (with their parent

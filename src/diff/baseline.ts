@@ -6,8 +6,9 @@ import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
+import { isInside, parentOf } from '../util/paths.js';
 import type { Entry, Exclusion } from '../walk/walk.js';
-import { groupWhiteouts, parentOf, type ChangeSet } from './whiteouts.js';
+import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
 
 /**
  * The baseline: what the tree looked like when the job started, recorded by the `pre` step and
@@ -134,10 +135,6 @@ export function compareWalkOrder(a: Buffer, b: Buffer): number {
     return x - y;
   }
   return a.length - b.length;
-}
-
-function isInside(child: Buffer, dir: Buffer): boolean {
-  return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
 }
 
 /**

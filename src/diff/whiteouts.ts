@@ -1,3 +1,4 @@
+import { parentOf } from '../util/paths.js';
 import type { Entry } from '../walk/walk.js';
 
 /** What a comparison found: the entries to write, whiteouts included, in layer order. */
@@ -9,11 +10,6 @@ export interface ChangeSet {
 
 const WH = Buffer.from('.wh.');
 const OPAQUE = Buffer.from('.wh..wh..opq');
-
-export function parentOf(p: Buffer): Buffer {
-  const i = p.lastIndexOf(0x2f);
-  return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
-}
 
 function baseName(p: Buffer): Buffer {
   return p.subarray(p.lastIndexOf(0x2f) + 1);

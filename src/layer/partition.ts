@@ -1,4 +1,5 @@
 import { show } from '../log.js';
+import { isInside } from '../util/paths.js';
 import type { Entry } from '../walk/walk.js';
 
 /** Bytes a tar header costs, counted so a tree of many empty files still splits. */
@@ -59,10 +60,6 @@ function subtreeExtents(entries: Entry[]): { end: Int32Array; bytes: Float64Arra
     if (stack.length) bytes[stack[stack.length - 1]] += bytes[top];
   }
   return { end, bytes };
-}
-
-function isInside(child: Buffer, dir: Buffer): boolean {
-  return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
 }
 
 function split(entries: Entry[], end: Int32Array, bytes: Float64Array, target: number): LayerPlan[] {
