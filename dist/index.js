@@ -32534,7 +32534,7 @@ const _summary = new Summary();
  * @deprecated use `core.summary`
  */
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
-const summary = (/* unused pure expression or super */ null && (_summary));
+const summary = _summary;
 //# sourceMappingURL=summary.js.map
 ;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
 
@@ -34336,6 +34336,24 @@ const INPUT_SPECS = [
         description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
         default: '',
     },
+    {
+        name: 'persist-env',
+        description: "Keep the job's PATH and the variables its steps set in the image's Env (never runner variables or secret-looking names)",
+        default: 'true',
+        boolean: true,
+    },
+    {
+        name: 'env-mask',
+        description: 'Variable names or globs never to keep in the image, one per line (e.g. MY_*)',
+        default: '',
+        list: true,
+    },
+    {
+        name: 'quiet',
+        description: 'Log only warnings, errors and the result (no progress, no report)',
+        default: 'false',
+        boolean: true,
+    },
 ];
 /** Inputs whose values are secrets: masked before anything is logged. */
 const SECRET_INPUTS = ['token', 'password'];
@@ -34399,6 +34417,9 @@ function getInputs(argv, env = process.env, opts = {}) {
         insecureRegistry: bool(raw, 'insecure-registry'),
         concurrency: rangedInteger(raw, 'concurrency', 1, 16),
         maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
+        persistEnv: bool(raw, 'persist-env'),
+        envMask: lines(raw['env-mask']),
+        quiet: bool(raw, 'quiet'),
     };
 }
 /** Values of the secret inputs, to mask before the first log line. */
@@ -34587,11 +34608,27 @@ function show(p) {
 
 
 const inActions = () => process.env.GITHUB_ACTIONS === 'true';
-const coreLogger = {
-    info: (m) => info(m),
-    warn: (m) => warning(m),
-    debug: (m) => core_debug(m),
-};
+const coreLogger = makeLogger({ quiet: false });
+/**
+ * The run's log: info lines unless `quiet`; debug lines as the runner shows them (only with debug
+ * logging on), and outside Actions only when RUNNER_DEBUG=1, as `debug: …`.
+ */
+function makeLogger(opts) {
+    const debugOn = process.env.RUNNER_DEBUG === '1';
+    return {
+        info: (m) => {
+            if (!opts.quiet)
+                info(m);
+        },
+        warn: (m) => warning(m),
+        debug: (m) => {
+            if (inActions())
+                core_debug(m);
+            else if (debugOn)
+                process.stdout.write(`debug: ${m}\n`);
+        },
+    };
+}
 /** Sets outputs; outside Actions also prints them as `name=value` lines for scripts. */
 function setOutputs(outputs) {
     for (const [name, value] of Object.entries(outputs)) {
@@ -34812,6 +34849,8 @@ async function walk_walk(opts) {
         return nodes.filter((n) => n !== null);
     }
     async function visitEntry(rel, name, mode) {
+        if (opts.counters)
+            opts.counters.entries++;
         const key = '/' + rel.toString('latin1');
         const included = filter.included(key);
         const rule = included ? null : filter.classify(key);
@@ -34832,7 +34871,7 @@ async function walk_walk(opts) {
         if (rule) {
             const reaches = isDir && filter.leadsToInclude(key);
             if (rule.action === 'drop' && !reaches) {
-                excluded.push({ path: rel, reason: rule.reason });
+                excluded.push({ path: rel, reason: rule.reason, ...(rule.warn ? { warn: true } : {}) });
                 return null;
             }
             if (rule.action === 'empty' || rule.action === 'drop') {
@@ -35091,6 +35130,7 @@ class Filter {
     includeTest;
     /** Static directory parts of the include globs: the walk must reach them through excluded parents. */
     includeGlobs;
+    secrets;
     constructor(opts) {
         const root = Buffer.from(external_node_path_default().resolve(opts.root));
         const rel = (abs) => relativeKey(root, abs);
@@ -35120,11 +35160,12 @@ class Filter {
             if (key !== null)
                 this.exact.set(key, { action: 'drop', reason: 'swap file' });
         }
-        for (const { path: p, reason } of opts.hostPathsToDrop) {
+        for (const { path: p, reason, warn } of opts.hostPathsToDrop) {
             const key = rel(Buffer.from(external_node_path_default().resolve(p)));
             if (key !== null && key !== '/')
-                this.exact.set(key, { action: 'drop', reason });
+                this.exact.set(key, { action: 'drop', reason, ...(warn ? { warn } : {}) });
         }
+        this.secrets = opts.secrets;
         this.excludeMatchers = opts.exclude.map((pattern) => ({
             pattern,
             test: matcher([pattern]),
@@ -35140,14 +35181,15 @@ class Filter {
         const rule = this.exact.get(key);
         if (rule)
             return rule;
-        if (this.excludeMatchers.length === 0)
+        if (this.excludeMatchers.length === 0 && !this.secrets)
             return null;
         const text = latin1KeyToText(key);
         for (const m of this.excludeMatchers) {
             if (m.test(text))
                 return { action: 'drop', reason: `exclude: ${m.pattern}` };
         }
-        return null;
+        const secret = this.secrets?.match(key, text);
+        return secret ? { action: 'drop', reason: `credentials: ${secret}`, warn: true } : null;
     }
     included(key) {
         return this.includeTest(latin1KeyToText(key));
@@ -35187,32 +35229,171 @@ function latin1KeyToText(key) {
     return Buffer.from(key, 'latin1').toString('utf8');
 }
 
+;// CONCATENATED MODULE: ./src/walk/secrets.ts
+
+
+
+
+
+const SECRET_FILES = [
+    { glob: '~/.docker/config.json', what: 'Docker registry credentials' },
+    { glob: '~/.git-credentials', what: 'Git credentials' },
+    { glob: '~/.netrc', what: 'netrc credentials' },
+    { glob: '~/.npmrc', what: 'npm auth token', holds: /_auth(Token)?\s*=|_password\s*=/ },
+    { glob: '~/.yarnrc.yml', what: 'Yarn auth token', holds: /npmAuth(Token|Ident)\s*:/ },
+    { glob: '~/.pypirc', what: 'PyPI credentials', holds: /password\s*[=:]/ },
+    { glob: '~/.cargo/credentials{,.toml}', what: 'Cargo registry token' },
+    { glob: '~/.gem/credentials', what: 'RubyGems API key' },
+    { glob: '~/.config/gh/hosts.yml', what: 'GitHub CLI token' },
+    { glob: '~/.aws/credentials', what: 'AWS credentials' },
+    { glob: '~/.config/gcloud', what: 'Google Cloud credentials' },
+    { glob: '~/.azure', what: 'Azure credentials' },
+    { glob: '~/.kube/config', what: 'Kubernetes credentials' },
+    { glob: '~/.vault-token', what: 'Vault token' },
+    { glob: '~/.ssh/id_*', what: 'SSH private key' },
+    { glob: 'etc/ssh/ssh_host_*', what: 'SSH host key (each machine makes its own)' },
+    { glob: '**/.credentials', what: 'Actions runner credentials' },
+    { glob: '**/.credentials_rsaparams', what: 'Actions runner credentials' },
+    { glob: '**/.runner', what: 'Actions runner registration' },
+];
+/** Matches paths against the list above; `home` adds the user's home when it is not under /home. */
+class SecretFiles {
+    root;
+    rules;
+    /** Last path components worth testing at all: keeps the cost per entry to one Set lookup. */
+    names;
+    prefixes;
+    constructor(root, home) {
+        this.root = root;
+        const homes = ['root', 'home/*'];
+        const rel = home && external_node_path_default().relative(root, home);
+        if (rel && !rel.startsWith('..') && !external_node_path_default().isAbsolute(rel) && !/^(root|home\/[^/]+)$/.test(rel))
+            homes.push(rel);
+        this.rules = SECRET_FILES.map((s) => {
+            const glob = s.glob.startsWith('~/') ? `{${homes.join(',')}}/${s.glob.slice(2)}` : s.glob;
+            const test = picomatch_default()(glob, { dot: true });
+            // Public halves of keys are not secret.
+            const isPublic = (p) => p.endsWith('.pub');
+            return { ...s, test: s.glob.includes('id_*') ? (p) => test(p) && !isPublic(p) : test };
+        });
+        const last = SECRET_FILES.map((s) => s.glob.slice(s.glob.lastIndexOf('/') + 1));
+        this.names = new Set(last.filter((n) => !n.includes('*') && !n.includes('{')));
+        this.names.add('credentials').add('credentials.toml');
+        this.prefixes = last.filter((n) => n.endsWith('*')).map((n) => n.slice(0, -1));
+    }
+    /** The secret this path holds, if any. `key` is `/`-rooted, `text` its UTF-8 reading. */
+    match(key, text) {
+        const name = text.slice(text.lastIndexOf('/') + 1);
+        if (!this.names.has(name) && !this.prefixes.some((p) => name.startsWith(p)))
+            return null;
+        const rel = text.slice(1);
+        for (const rule of this.rules) {
+            if (!rule.test(rel))
+                continue;
+            if (rule.holds && !this.contentMatches(key, rule.holds))
+                continue;
+            return rule.what;
+        }
+        return null;
+    }
+    contentMatches(key, holds) {
+        try {
+            const abs = Buffer.concat([Buffer.from(this.root.replace(/\/+$/, '')), Buffer.from(key, 'latin1')]);
+            return holds.test((0,external_node_fs_namespaceObject.readFileSync)(abs, 'utf8'));
+        }
+        catch {
+            return false; // not a readable file: nothing to leak
+        }
+    }
+}
+/** Lines of a git config that carry a credential: actions/checkout's `extraheader = AUTHORIZATION: …`. */
+const AUTH_HEADER_LINE = /^[ \t]*extraheader[ \t]*=[ \t]*"?[ \t]*authorization:.*(\r?\n|$)/gim;
+/**
+ * A git config without its persisted authorization headers (actions/checkout leaves the job's token in
+ * the workspace's `.git/config`), and the secrets removed; null when there were none.
+ */
+function scrubGitConfig(text) {
+    const secrets = [];
+    const scrubbed = text.replace(AUTH_HEADER_LINE, (line) => {
+        const value = /authorization:\s*(?:\S+\s+)?(\S+?)"?\s*$/i.exec(line)?.[1];
+        if (value)
+            secrets.push(value);
+        return '';
+    });
+    return scrubbed === text ? null : { text: scrubbed, secrets };
+}
+/** `.git/config` of a repository or of a submodule (`.git/modules/<name>/config`). */
+function isGitConfig(p) {
+    const s = p.toString('latin1');
+    return s === '.git/config' || s.endsWith('/.git/config') || /(^|\/)\.git\/modules\/.+\/config$/.test(s);
+}
+const CONFIG = Buffer.from('config');
+/**
+ * Gives every captured git config that holds a persisted authorization header its scrubbed content
+ * (the repository and its history stay; the token does not). `onSecret` hears each removed value
+ * before anything is logged, so it can be masked.
+ */
+async function scrubGitConfigs(entries, root, log, onSecret) {
+    const rootBuf = Buffer.from(root.replace(/\/+$/, ''));
+    for (const e of entries) {
+        if (e.kind !== 'file' || !e.path.subarray(-CONFIG.length).equals(CONFIG) || !isGitConfig(e.path))
+            continue;
+        const abs = Buffer.concat([rootBuf, Buffer.from('/'), e.path]);
+        // latin1 both ways: every byte of the file comes back as it was, UTF-8 or not.
+        const text = await (0,promises_namespaceObject.readFile)(abs, 'latin1').catch(() => null);
+        const scrubbed = text === null ? null : scrubGitConfig(text);
+        if (!scrubbed)
+            continue;
+        scrubbed.secrets.forEach(onSecret);
+        e.content = Buffer.from(scrubbed.text, 'latin1');
+        e.size = e.content.length;
+        // Its own bytes now: no longer the same file as any hardlink to it.
+        delete e.linkGroup;
+        log.warn(`${show(abs)}: removed the persisted authorization header (actions/checkout's token) from the captured copy`);
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/walk/scan.ts
 
 
 
-/** The default exclusions (virtual mounts, swap, the runner's temp dir) plus the user's. */
+
+
+/**
+ * The default exclusions (virtual mounts, swap, the runner's own directories, credentials) plus the
+ * user's.
+ */
 async function buildFilter(opts) {
     const mounts = await readMounts();
+    const { RUNNER_TEMP, RUNNER_WORKSPACE, HOME } = process.env;
     const filter = new Filter({
         root: opts.root,
         mounts,
         swapFiles: await readSwapFiles(),
         hostPathsToDrop: [
-            ...opts.ownPaths.map((path) => ({ path, reason: 'written by this action' })),
-            ...(process.env.RUNNER_TEMP
-                ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }]
+            ...opts.ownPaths.map((p) => ({ path: p, reason: 'written by this action' })),
+            // The workspace (`_work/<repo>/<repo>`) and the tool cache (`_work/_tool`) stay: they are the point.
+            ...(RUNNER_TEMP ? [{ path: RUNNER_TEMP, reason: "the runner's temp directory", warn: true }] : []),
+            ...(RUNNER_WORKSPACE
+                ? [
+                    {
+                        path: external_node_path_default().join(external_node_path_default().dirname(RUNNER_WORKSPACE), '_actions'),
+                        reason: "the runner's downloaded actions",
+                        warn: true,
+                    },
+                ]
                 : []),
         ],
         exclude: opts.exclude,
         include: opts.include,
+        secrets: new SecretFiles(opts.root, HOME),
     });
     return { filter, mounts };
 }
 /** Walks the whole root with those exclusions. */
 async function scanRoot(opts) {
     const { filter } = await buildFilter(opts);
-    return walk({ root: opts.root, filter, log: opts.log });
+    return walk({ root: opts.root, filter, log: opts.log, counters: opts.counters });
 }
 
 // EXTERNAL MODULE: external "node:crypto"
@@ -35567,7 +35748,7 @@ async function overlayChanges(root, overlay, filter, log) {
             opaque.push(e.path);
     }
     const out = groupWhiteouts(entries, deletions, opaque);
-    return { entries: out, changed, deleted: deletions.length };
+    return { entries: out, changed, deleted: deletions.length, excluded: upper.excluded };
 }
 /** The entry as the merged view shows it (metacopy uppers hold only metadata; the data is below). */
 async function mergedEntry(rootBuf, upperEntry, log) {
@@ -35624,8 +35805,14 @@ async function findChanges(opts) {
         if (opts.mode === 'overlay')
             throw new OverlayError(`changes: overlay, but ${root} is not an overlay mount with a readable upper dir`);
     }
-    const scan = await walk_walk({ root, filter, log: opts.log });
-    const full = (reason) => ({ entries: scan.entries, method: 'full', reason, scan });
+    const scan = await walk_walk({ root, filter, log: opts.log, counters: opts.scan.counters });
+    const full = (reason) => ({
+        entries: scan.entries,
+        method: 'full',
+        reason,
+        scan,
+        excluded: scan.excluded,
+    });
     if (opts.mode === 'full')
         return full('changes: full');
     if (!opts.hasBase)
@@ -35641,6 +35828,7 @@ async function findChanges(opts) {
         method: 'baseline',
         reason: `compared with the baseline recorded by the pre step (${opts.baseline})`,
         scan,
+        excluded: scan.excluded,
     };
 }
 
@@ -35685,7 +35873,7 @@ function buildImage(input) {
         created: input.created,
         ...runtimePlatform(),
         // Env, Cmd, Entrypoint, WorkingDir, User, Labels… as the base had them.
-        config: { ...(base?.config.config ?? {}) },
+        config: { ...(base?.config.config ?? {}), ...(input.env?.length ? { Env: input.env } : {}) },
         rootfs: { type: 'layers', diff_ids: [...(base?.diffIds ?? []), ...input.layers.map((l) => l.diffId)] },
         history,
     };
@@ -37002,8 +37190,9 @@ const BATCH = 256 * 1024;
  * in the same pass, streamed into `sink`. Nothing is held whole in memory.
  */
 async function writeLayer(input, sink, expected) {
-    const diff = new HashTap();
-    const compressed = new HashTap();
+    const counters = input.counters;
+    const diff = new HashTap(counters && ((n) => (counters.read += n)));
+    const compressed = new HashTap(counters && ((n) => (counters.compressed += n)));
     const pending = await sink.create(expected);
     try {
         await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(tarStream(input), { objectMode: false, highWaterMark: BATCH }), diff, compressor(input.compression, input.level), compressed, pending.stream);
@@ -37025,12 +37214,18 @@ class PermissionError extends Error {
 }
 /** Passes bytes through unchanged while hashing and counting them. */
 class HashTap extends external_node_stream_.Transform {
+    onBytes;
     bytes = 0;
     hash = (0,external_node_crypto_.createHash)('sha256');
     hex;
+    constructor(onBytes) {
+        super();
+        this.onBytes = onBytes;
+    }
     _transform(chunk, _enc, done) {
         this.hash.update(chunk);
         this.bytes += chunk.length;
+        this.onBytes?.(chunk.length);
         done(null, chunk);
     }
     digest() {
@@ -37061,6 +37256,11 @@ async function* tarStream(input) {
         const header = headerOf(e);
         if (e.kind !== 'file') {
             add(encodeHeader({ ...header, size: 0 }));
+        }
+        else if (e.content) {
+            add(encodeHeader(header));
+            add(e.content);
+            add(zeroPad(e.content.length));
         }
         else if (e.linkGroup && firstOfGroup.has(e.linkGroup)) {
             add(encodeHeader({ ...header, type: 'hardlink', size: 0, linkName: firstOfGroup.get(e.linkGroup) }));
@@ -37382,6 +37582,9 @@ function fingerprint(entries, indices, compression, level) {
             h.update(`\0${name}=${value.length}:`);
             h.update(value);
         }
+        // Content given instead of the file's (a scrubbed git config) is small: hashed itself.
+        if (e.content)
+            h.update(`\0content:${(0,external_node_crypto_.createHash)('sha256').update(e.content).digest('hex')}`);
         h.update('\n');
     }
     return 'sha256:' + h.digest('hex');
@@ -37669,6 +37872,7 @@ class RegistryDestination {
         if (!layer)
             return undefined;
         const digest = layer.descriptor.digest;
+        let how = 'already there';
         if (await this.repo.exists(digest)) {
             this.repo.counts.present++;
         }
@@ -37685,9 +37889,10 @@ class RegistryDestination {
             if (!mounted)
                 return undefined;
             this.repo.counts.mounted++;
+            how = 'mounted';
         }
         this.written.set(fingerprint, layer);
-        return layer;
+        return { layer, how };
     }
     /**
      * Makes the base image's layers present in the target repository without recompressing them:
@@ -37884,7 +38089,390 @@ async function writeMetadata(file, metadata) {
     }
 }
 
+;// CONCATENATED MODULE: ./src/image/env.ts
+
+/**
+ * The environment a later job needs, for the image config's `Env`: tools a step installed and put on
+ * `PATH` (through `GITHUB_PATH`) or announced in a variable (`GITHUB_ENV`, `JAVA_HOME`) stay usable in
+ * the jobs that start from the image, instead of every job repeating the setup step.
+ */
+/** Variables of the runner, the job, this action or the login session: they describe this run, not the image. */
+const RUN_VARIABLES = [
+    'GITHUB_*',
+    'RUNNER_*',
+    'ACTIONS_*',
+    'INPUT_*',
+    'STATE_*',
+    'DEPOT_*',
+    'SNAPSHOT_*',
+    'CI',
+    'HOME',
+    'PWD',
+    'OLDPWD',
+    'HOSTNAME',
+    'USER',
+    'LOGNAME',
+    'SHELL',
+    'SHLVL',
+    'TERM',
+    'MAIL',
+    'TMPDIR',
+    '_',
+    'SUDO_*',
+    'SSH_*',
+    'XDG_*',
+    'DBUS_*',
+    'INVOCATION_ID',
+    'JOURNAL_STREAM',
+    'SYSTEMD_EXEC_PID',
+    'LS_COLORS',
+    'COLUMNS',
+    'LINES',
+    'SOURCE_DATE_EPOCH',
+    // Set by this action for its own process (src/index.ts), not by the job.
+    'UV_THREADPOOL_SIZE',
+];
+/** Names that look like they hold a secret. Case-insensitive. */
+const SECRET_NAMES = [
+    '*TOKEN*',
+    '*SECRET*',
+    '*PASSWORD*',
+    '*PASSWD*',
+    '*_KEY',
+    '*_KEY_*',
+    '*KEY_ID*',
+    '*APIKEY*',
+    '*CREDENTIAL*',
+    '*_PASS',
+    'AUTH_*',
+    '*_AUTH',
+    '*_AUTH_*',
+    '*PRIVATE*',
+    '*SESSION*',
+    '*COOKIE*',
+    '*_PAT',
+    'DATABASE_URL',
+    '*_DSN',
+];
+const runVariable = picomatch_default()(RUN_VARIABLES);
+const secretName = picomatch_default()(SECRET_NAMES, { nocase: true });
+/**
+ * The base image's `Env` updated with this job's environment: `PATH` as the job has it now, and every
+ * variable that differs from the base's, except run variables, secret-looking names, names matching
+ * `mask`, and any variable whose value carries a known secret.
+ */
+function persistedEnv(current, baseEnv, mask, secrets) {
+    const userMask = mask.length ? picomatch_default()(mask) : () => false;
+    const base = new Map();
+    for (const pair of baseEnv) {
+        const eq = pair.indexOf('=');
+        base.set(eq < 0 ? pair : pair.slice(0, eq), eq < 0 ? '' : pair.slice(eq + 1));
+    }
+    // A secret copied into an innocent-looking name (URL=https://user:$TOKEN@host) is still a secret.
+    const secretValues = [
+        ...secrets,
+        ...Object.entries(current)
+            .filter(([name, value]) => value && (secretName(name) || name === 'GITHUB_TOKEN'))
+            .map(([, value]) => value),
+    ].filter((v) => v.length >= 8);
+    const kept = [];
+    const masked = [];
+    const updates = new Map();
+    for (const name of Object.keys(current).sort()) {
+        const value = current[name];
+        if (value === undefined || base.get(name) === value)
+            continue;
+        // A name with `=` cannot be written as NAME=value; an empty name is no variable.
+        if (!name || name.includes('='))
+            continue;
+        const reason = userMask(name)
+            ? 'env-mask'
+            : name !== 'PATH' && runVariable(name)
+                ? 'runner or job variable'
+                : secretName(name)
+                    ? 'name looks secret'
+                    : secretValues.some((v) => value.includes(v))
+                        ? 'value holds a credential'
+                        : null;
+        if (reason) {
+            // Run variables are noise in a list of what was masked; name them only when they came from the user.
+            if (reason !== 'runner or job variable')
+                masked.push({ name, reason });
+            continue;
+        }
+        updates.set(name, value);
+        kept.push(name);
+    }
+    const env = [...base].map(([name, value]) => `${name}=${updates.get(name) ?? value}`);
+    for (const [name, value] of updates)
+        if (!base.has(name))
+            env.push(`${name}=${value}`);
+    return { env, kept, masked };
+}
+
+;// CONCATENATED MODULE: ./src/progress.ts
+
+/** Seconds between progress lines in a log; `SNAPSHOT_PROGRESS_SECONDS` changes it (0: never). */
+const LOG_INTERVAL_MS = 1000 * Number(process.env.SNAPSHOT_PROGRESS_SECONDS ?? 5);
+const BAR_INTERVAL_MS = 250;
+/**
+ * Tells a waiting user how a long phase is going: a line every few seconds in a log (entries walked,
+ * bytes read and compressed, MB/s, ETA), or one line redrawn in place on a terminal.
+ */
+class Progress {
+    log;
+    terminal;
+    enabled;
+    counters = { entries: 0, read: 0, compressed: 0 };
+    timer;
+    phase = '';
+    total = 0;
+    startedAt = 0;
+    startRead = 0;
+    barShown = false;
+    constructor(log, terminal, enabled = true) {
+        this.log = log;
+        this.terminal = terminal;
+        this.enabled = enabled;
+    }
+    /** A logger whose lines first clear the bar, so the two never share a line. */
+    wrap(log) {
+        const clear = () => this.clearBar();
+        return {
+            info: (m) => (clear(), log.info(m)),
+            warn: (m) => (clear(), log.warn(m)),
+            debug: (m) => (clear(), log.debug(m)),
+        };
+    }
+    /** Starts reporting on `phase`; `total` is the bytes it will read, when known (for the ETA). */
+    start(phase, total = 0) {
+        this.stop();
+        this.phase = phase;
+        this.total = total;
+        this.startedAt = Date.now();
+        this.startRead = this.counters.read;
+        const interval = this.terminal ? BAR_INTERVAL_MS : LOG_INTERVAL_MS;
+        if (!this.enabled || interval <= 0)
+            return;
+        this.timer = setInterval(() => this.tick(), interval);
+        this.timer.unref();
+    }
+    stop() {
+        if (this.timer)
+            clearInterval(this.timer);
+        this.timer = undefined;
+        this.clearBar();
+    }
+    /** The line for now; exported for tests through `line()`. */
+    line(now = Date.now()) {
+        const seconds = Math.max((now - this.startedAt) / 1000, 0.001);
+        const { entries, read, compressed } = this.counters;
+        if (this.phase === 'walk')
+            return `walk: ${entries.toLocaleString('en-US')} entries looked at`;
+        const done = read - this.startRead;
+        const rate = done / seconds;
+        const parts = [`layers: ${formatBytes(done)}`];
+        if (this.total)
+            parts[0] += ` of ${formatBytes(this.total)} (${Math.min(100, (100 * done) / this.total).toFixed(0)} %)`;
+        parts.push(`${formatBytes(compressed)} compressed`, `${(rate / 1e6).toFixed(1)} MB/s`);
+        if (this.total && rate > 0 && done < this.total)
+            parts.push(`ETA ${eta((this.total - done) / rate)}`);
+        return parts.join(', ');
+    }
+    tick() {
+        if (!this.terminal)
+            return this.log.info(this.line());
+        const text = this.line().slice(0, Math.max(20, (this.terminal.columns || 80) - 1));
+        this.terminal.write(`\r\x1b[K${text}`);
+        this.barShown = true;
+    }
+    clearBar() {
+        if (!this.barShown || !this.terminal)
+            return;
+        this.terminal.write('\r\x1b[K');
+        this.barShown = false;
+    }
+}
+function eta(seconds) {
+    if (seconds < 60)
+        return `${Math.ceil(seconds)} s`;
+    const m = Math.floor(seconds / 60);
+    return m < 60 ? `${m} min ${Math.round(seconds % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+;// CONCATENATED MODULE: ./src/summary.ts
+
+
+/** How many directories the "where the bytes are" table lists, and how deep it looks. */
+const LARGEST = 15;
+const DEPTH = 3;
+/**
+ * File bytes per directory (with everything below it, up to `DEPTH` levels from the root) and per
+ * top-level directory: where an image's size comes from, so its owner can slim it.
+ */
+function whereTheBytesAre(entries) {
+    const perDir = new Map();
+    for (const e of entries) {
+        if (e.kind !== 'file' || e.size === 0)
+            continue;
+        let slash = -1;
+        for (let depth = 0; depth < DEPTH; depth++) {
+            slash = e.path.indexOf(0x2f, slash + 1);
+            if (slash < 0)
+                break;
+            const dir = e.path.toString('latin1', 0, slash);
+            perDir.set(dir, (perDir.get(dir) ?? 0) + e.size);
+        }
+        if (slash < 0 && e.path.indexOf(0x2f) < 0)
+            perDir.set('', (perDir.get('') ?? 0) + e.size); // files at the top
+    }
+    const shown = (key) => show(Buffer.from('/' + key, 'latin1'));
+    const sorted = [...perDir].filter(([k]) => k !== '').sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    const largest = sorted.slice(0, LARGEST).map(([k, bytes]) => ({ path: shown(k), bytes }));
+    const topLevel = [...perDir]
+        .filter(([k]) => !k.includes('/'))
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, bytes]) => ({ name: k === '' ? '(files in /)' : shown(k), bytes }));
+    return { largest, topLevel };
+}
+/** The job summary: Markdown (with HTML where tables need it) that GitHub renders on the run page. */
+function markdownReport(r) {
+    const out = [];
+    const code = (s) => `<code>${html(s)}</code>`;
+    out.push(`## Snapshot ${r.pushed ? 'pushed' : 'written'}: ${code(r.destination)}`, '');
+    out.push('| | |', '| --- | --- |');
+    for (const [k, v] of overview(r, code))
+        out.push(`| ${k} | ${v} |`);
+    out.push('');
+    out.push('### Layers', '');
+    out.push('| # | subtree | entries | content | compressed | |', '| ---: | --- | ---: | ---: | ---: | --- |');
+    if (r.base)
+        out.push(`| 1–${r.base.layers} | base image | | | | inherited |`);
+    r.layers.forEach((l, i) => out.push(`| ${(r.base?.layers ?? 0) + i + 1} | ${code(l.label)} | ${l.entries} | ${formatBytes(l.bytes)} | ${formatBytes(l.compressed)} | ${l.how} |`));
+    out.push('');
+    if (r.largest.length) {
+        out.push('### Where the bytes are', '');
+        const pie = pieSlices(r.topLevel);
+        if (pie.length > 1) {
+            out.push('```mermaid', `pie showData title Captured file bytes (MB) by top-level directory`);
+            for (const s of pie)
+                out.push(`  "${s.name.replace(/"/g, "'")}" : ${(s.bytes / 1e6).toFixed(1)}`);
+            out.push('```', '');
+        }
+        out.push(`The ${r.largest.length} largest directories captured, with everything below them (${DEPTH} levels deep):`, '');
+        out.push('| directory | size |', '| --- | ---: |');
+        for (const d of r.largest)
+            out.push(`| ${code(d.path)} | ${formatBytes(d.bytes)} |`);
+        out.push('');
+    }
+    if (r.excluded.length) {
+        out.push('### Left out', '');
+        for (const line of r.excluded)
+            out.push(`- ${html(line)}`);
+        out.push('');
+    }
+    if (r.env) {
+        out.push('### Environment', '');
+        out.push(`Kept in the image's \`Env\`: ${r.env.kept.map(code).join(', ') || 'nothing new'}.`, '');
+        if (r.env.masked.length)
+            out.push(`Left out: ${r.env.masked.map((m) => `${code(m.name)} (${m.reason})`).join(', ')}.`, '');
+    }
+    out.push('### Time', '');
+    out.push('| phase | time |', '| --- | ---: |');
+    for (const p of r.phases)
+        out.push(`| ${p.name} | ${seconds(p.ms)} |`);
+    out.push(`| **total** | ${seconds(total(r))} |`, '');
+    out.push(throughput(r), '');
+    return out.join('\n');
+}
+/** The same report as plain text, for a terminal or a CI log outside GitHub Actions. */
+function textReport(r) {
+    const out = [`Snapshot ${r.pushed ? 'pushed' : 'written'}: ${r.destination}`];
+    const rows = overview(r, (s) => s);
+    const width = Math.max(...rows.map(([k]) => k.length));
+    for (const [k, v] of rows)
+        out.push(`  ${k.padEnd(width)}  ${v}`);
+    out.push('', 'Layers:');
+    const table = [['#', 'subtree', 'entries', 'content', 'compressed', '']];
+    if (r.base)
+        table.push([`1-${r.base.layers}`, 'base image', '', '', '', 'inherited']);
+    r.layers.forEach((l, i) => table.push([
+        String((r.base?.layers ?? 0) + i + 1),
+        l.label,
+        String(l.entries),
+        formatBytes(l.bytes),
+        formatBytes(l.compressed),
+        l.how,
+    ]));
+    out.push(...columns(table, [true, false, true, true, true, false]));
+    if (r.largest.length) {
+        out.push('', `Largest directories (with everything below them, ${DEPTH} levels deep):`);
+        out.push(...columns(r.largest.map((d) => [formatBytes(d.bytes), d.path]), [true, false]));
+    }
+    if (r.excluded.length)
+        out.push('', 'Left out:', ...r.excluded.map((l) => `  ${l}`));
+    if (r.env) {
+        out.push('', `Environment kept: ${r.env.kept.join(', ') || 'nothing new'}`);
+        if (r.env.masked.length)
+            out.push(`Environment left out: ${r.env.masked.map((m) => `${m.name} (${m.reason})`).join(', ')}`);
+    }
+    out.push('', 'Time:');
+    out.push(...columns([...r.phases.map((p) => [p.name, seconds(p.ms)]), ['total', seconds(total(r))]], [false, true]));
+    out.push(throughput(r));
+    return out.join('\n');
+}
+function overview(r, code) {
+    const rows = [
+        ['image', code(`${r.destination}@${r.digest}`)],
+        ['tags', r.tags.join(', ')],
+        ['base', r.base ? `${code(r.base.name)}${r.base.digest ? ` ${code(r.base.digest)}` : ''}` : 'none'],
+    ];
+    const counts = r.changes.method === 'full'
+        ? `${r.captured.entries} entries`
+        : `${r.changes.changed ?? 0} new or changed, ${r.changes.deleted ?? 0} deleted`;
+    rows.push(['changes', `${r.changes.method} (${counts}): ${r.changes.reason}`]);
+    rows.push([
+        'size',
+        `${formatBytes(r.size)} in ${(r.base?.layers ?? 0) + r.layers.length} layers; ${formatBytes(r.uploaded)} ${r.pushed ? 'uploaded' : 'written'}`,
+    ]);
+    return rows;
+}
+/** Top-level directories for a pie: the seven biggest, the rest as one slice. */
+function pieSlices(topLevel) {
+    const slices = topLevel.slice(0, 7);
+    const rest = topLevel.slice(7).reduce((n, t) => n + t.bytes, 0);
+    return rest > 0 ? [...slices, { name: 'other', bytes: rest }] : slices;
+}
+function throughput(r) {
+    const layers = r.phases.find((p) => p.name === 'layers')?.ms ?? 0;
+    const rate = layers > 0 ? `, ${(r.captured.bytes / 1e6 / (layers / 1000)).toFixed(1)} MB/s while writing layers` : '';
+    return `Captured ${r.captured.entries} entries, ${formatBytes(r.captured.bytes)} of file content${rate}.`;
+}
+function total(r) {
+    return r.phases.reduce((n, p) => n + p.ms, 0);
+}
+function seconds(ms) {
+    return `${(ms / 1000).toFixed(1)} s`;
+}
+/** Left- or right-aligned columns, two spaces apart, indented by two. */
+function columns(rows, right) {
+    const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+    return rows.map((row) => '  ' +
+        row
+            .map((cell, c) => (right[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c])))
+            .join('  ')
+            .trimEnd());
+}
+function html(s) {
+    return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\|/g, '&#124;');
+}
+
 ;// CONCATENATED MODULE: ./src/main.ts
+
+
+
+
+
 
 
 
@@ -37938,7 +38526,7 @@ async function run(argv) {
             for (const secret of secretValues(argv))
                 core_setSecret(secret);
         const inputs = getInputs(argv);
-        const log = coreLogger;
+        const log = makeLogger({ quiet: inputs.quiet });
         if (inputs.mode !== 'snapshot')
             return await transfer(inputs, log);
         await checkRoot(inputs.root);
@@ -37988,6 +38576,7 @@ function registryDestination(registry, inputs) {
         finish: (image) => registry.finish(image),
         abort: () => registry.abort(),
         ownPaths: [registry.cacheFile],
+        pushes: true,
     };
 }
 async function layoutDestination(inputs) {
@@ -38005,12 +38594,28 @@ async function layoutDestination(inputs) {
         },
         abort: () => layout.abort(),
         ownPaths: [inputs.output, layout.staging, `${layout.staging}.old`],
+        pushes: false,
     };
 }
-async function snapshot(inputs, destination, log, registry) {
-    const started = Date.now();
-    const base = await group('Base image', () => findBase(inputs, log));
-    const changes = await group('Changes', async () => {
+async function snapshot(inputs, destination, baseLog, registry) {
+    const terminal = !inActions() && process.stderr.isTTY ? process.stderr : null;
+    const progress = new Progress(baseLog, terminal, !inputs.quiet);
+    const log = progress.wrap(baseLog);
+    const phases = [];
+    /** One log group per phase, timed for the summary. */
+    const phase = async (name, title, fn) => {
+        const started = Date.now();
+        try {
+            return await group(title, fn);
+        }
+        finally {
+            progress.stop();
+            phases.push({ name, ms: Date.now() - started });
+        }
+    };
+    const base = await phase('base image', 'Base image', () => findBase(inputs, log));
+    const changes = await phase('walk and changes', 'Changes', async () => {
+        progress.start('walk');
         const found = await findChanges({
             mode: inputs.changes,
             baseline: getState('baseline') || inputs.baseline,
@@ -38021,35 +38626,57 @@ async function snapshot(inputs, destination, log, registry) {
                 include: inputs.include,
                 ownPaths: [...destination.ownPaths, inputs.baseline].filter(Boolean),
                 log,
+                counters: progress.counters,
             },
             log,
         });
         if (found.scan)
             describeScan(found.scan, inputs.root, log);
+        warnLeftOut(found.excluded, log);
         log.info(`changes: ${found.method}: ${found.reason}`);
         if (found.method !== 'full')
             log.info(`${found.changed} entries new or changed, ${found.deleted} deleted`);
+        await scrubGitConfigs(found.entries, inputs.root, log, (secret) => {
+            if (inActions())
+                core_setSecret(secret);
+        });
         return found;
     });
+    const env = inputs.persistEnv ? environment(inputs, base, log) : null;
     if (base)
-        await group('Base layers', () => destination.addBase(base));
+        await phase('base layers', 'Base layers', () => destination.addBase(base));
     const plans = partition(changes.entries, inputs.layerSize);
-    const layers = await group('Layers', () => writeLayers(inputs, changes.entries, plans, destination, log));
+    const capturedBytes = changes.entries.reduce((n, e) => n + e.size, 0);
+    const rows = [];
+    const layers = await phase('layers', registry ? 'Layers (compress and upload)' : 'Layers', () => {
+        progress.start('layers', capturedBytes);
+        return writeLayers(inputs, changes.entries, plans, destination, log, progress, rows);
+    });
     const created = createdTime(changes.entries, base);
+    const imageEnv = env ? { env: env.env } : {};
     if (await main_isDirectory(external_node_path_default().join(inputs.root, 'etc'))) {
         const target = inputs.targets[0];
-        const marker = markerFor(buildImage({ base, layers, created }), target ? `${target.registry}/${target.repository}` : '', target?.tag ?? 'latest', created);
+        const marker = markerFor(buildImage({ base, layers, created, ...imageEnv }), target ? `${target.registry}/${target.repository}` : '', target?.tag ?? 'latest', created);
         const { compression, compressionLevel: level } = inputs;
         const markerLayer = await writeMarkerLayer(marker, { compression, level, log }, destination.sink(), (d) => destination.exists(d));
         log.info(`marker layer /${MARKER_PATH}: ${formatBytes(markerLayer.descriptor.size)} ${markerLayer.descriptor.digest}`);
         layers.push(markerLayer);
+        rows.push({
+            label: `/${MARKER_PATH}`,
+            entries: 1,
+            bytes: 0,
+            compressed: markerLayer.descriptor.size,
+            how: registry ? 'uploaded' : 'written',
+        });
     }
-    const image = buildImage({ base, layers, created, ...sourceAnnotations() });
+    const image = buildImage({ base, layers, created, ...imageEnv, ...sourceAnnotations() });
     const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag) : ['latest'];
-    await group(registry ? 'Push' : 'Layout', () => destination.finish(image, tags));
+    await phase(registry ? 'push' : 'layout', registry ? 'Push' : 'Layout', () => destination.finish(image, tags));
     const digest = image.manifest.descriptor.digest;
     const manifest = JSON.parse(image.manifest.bytes.toString());
     const size = manifest.layers.reduce((n, l) => n + l.size, 0) + image.config.descriptor.size;
+    const durationMs = phases.reduce((n, p) => n + p.ms, 0);
+    const uploaded = registry ? registry.repo.uploaded : 0;
     if (inputs.metadataFile) {
         await writeMetadata(inputs.metadataFile, {
             schemaVersion: 1,
@@ -38057,23 +38684,69 @@ async function snapshot(inputs, destination, log, registry) {
             images: registry ? tags.map((t) => `${registry.image}:${t}`) : [],
             output: registry ? null : inputs.output,
             ...describeManifest(image.manifest.bytes, digest),
-            uploaded: registry ? registry.repo.uploaded : 0,
+            uploaded,
             base: base ? { name: base.name, digest: base.digest || null } : null,
             changes: changes.method,
-            durationMs: Date.now() - started,
+            durationMs,
         });
     }
-    log.info(`${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    log.info(`${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${(durationMs / 1000).toFixed(1)} s`);
+    const report = {
+        destination: registry ? registry.image : inputs.output,
+        pushed: !!registry,
+        digest,
+        tags,
+        base: base ? { name: base.name, digest: base.digest, layers: base.layers.length } : null,
+        changes: {
+            method: changes.method,
+            reason: changes.reason,
+            changed: changes.changed,
+            deleted: changes.deleted,
+        },
+        layers: rows,
+        size,
+        uploaded: registry ? uploaded : rows.reduce((n, r) => n + r.compressed, 0),
+        captured: { entries: changes.entries.length, bytes: capturedBytes },
+        ...whereTheBytesAre(changes.entries),
+        excluded: describeExclusions(changes.excluded, changes.scan?.sockets ?? []),
+        env: env ? { kept: env.kept, masked: env.masked } : null,
+        phases,
+    };
+    await publishReport(report, inputs.quiet);
     setOutputs({
         digest,
         ...(registry ? { image: `${registry.image}@${digest}` } : { output: inputs.output }),
         tags: tags.join(','),
         size,
-        uploaded: registry ? registry.repo.uploaded : 0,
+        uploaded,
         layers: manifest.layers.length,
         changes: changes.method,
         skipped: false,
     });
+}
+/** The job summary in Actions (when the runner gives a summary file), else the plain-text report. */
+async function publishReport(report, quiet) {
+    if (process.env.GITHUB_STEP_SUMMARY)
+        await summary.addRaw(markdownReport(report), true).write();
+    if (!inActions() && !quiet)
+        process.stdout.write('\n' + textReport(report) + '\n\n');
+}
+/** The image's `Env`: the base's, with this job's PATH and the variables its steps set. */
+function environment(inputs, base, log) {
+    const secrets = [inputs.token, inputs.password].filter(Boolean);
+    const env = persistedEnv(process.env, base?.config.config?.Env ?? [], inputs.envMask, secrets);
+    log.info(`environment kept in the image: ${env.kept.join(', ') || 'nothing new'}`);
+    if (env.masked.length)
+        log.info(`environment left out: ${env.masked.map((m) => `${m.name} (${m.reason})`).join(', ')}`);
+    return env;
+}
+/** One warning per credential or runner directory left out by default: the user may want it kept. */
+function warnLeftOut(excluded, log) {
+    for (const e of excluded) {
+        if (!e.warn)
+            continue;
+        log.warn(`left out /${show(e.path)}: ${e.reason.replace(/^credentials: /, '')}; add it to include to keep it`);
+    }
 }
 /**
  * `promote`: the image at `from` copied to every `image` tag, digest unchanged, nothing recaptured.
@@ -38205,7 +38878,7 @@ function describeScan(scan, root, log) {
         log.warn(`${scan.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
 }
 /** Writes (or reuses) every layer, `concurrency` at a time; zlib runs on the pool, so cores fill. */
-async function writeLayers(inputs, entries, plans, destination, log) {
+async function writeLayers(inputs, entries, plans, destination, log, progress, rows) {
     const parallel = limiter(inputs.concurrency);
     const { compression, compressionLevel: level, root } = inputs;
     // After a failure no new layer starts, and the ones under way finish before the error surfaces, so
@@ -38225,14 +38898,24 @@ async function writeLayers(inputs, entries, plans, destination, log) {
     const failure = outcomes.find((o) => o.status === 'rejected' && o.reason !== CANCELLED);
     if (failure)
         throw failure.reason;
-    return outcomes.map((o) => o.value);
+    const written = outcomes.map((o) => o.value);
+    rows.push(...written.map((w) => w.row));
+    return written.map((w) => w.layer);
     async function writeOneLayer(plan, i) {
         const fp = fingerprint(entries, plan.indices, compression, level);
         const name = `layer ${i + 1}/${plans.length} ${plan.label}`;
+        const row = (how, compressed) => ({
+            label: plan.label,
+            entries: plan.indices.length,
+            bytes: plan.indices.reduce((n, j) => n + entries[j].size, 0),
+            compressed,
+            how,
+        });
         const reused = await destination.reuse(fp);
         if (reused) {
-            log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest.slice(0, 19)})`);
-            return { ...reused, comment: plan.label };
+            const { layer, how } = reused;
+            log.info(`${name}: unchanged, ${how} in the registry (${layer.descriptor.digest.slice(0, 19)})`);
+            return { layer: { ...layer, comment: plan.label }, row: row(`reused, ${how}`, layer.descriptor.size) };
         }
         const input = { root, entries, indices: plan.indices, compression, level, log };
         for (let attempt = 1;; attempt++) {
@@ -38242,12 +38925,12 @@ async function writeLayers(inputs, entries, plans, destination, log) {
                 const expected = sink.needsDigestFirst?.()
                     ? (await writeLayer(input, DISCARD)).descriptor
                     : undefined;
-                const r = await writeLayer(input, sink, expected);
+                const r = await writeLayer({ ...input, counters: progress.counters }, sink, expected);
                 log.info(`${name}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`);
                 const descriptor = { ...r.descriptor, annotations: { [FINGERPRINT_ANNOTATION]: fp } };
                 const layer = { descriptor, diffId: r.diffId, comment: plan.label };
                 destination.wrote(fp, layer);
-                return layer;
+                return { layer, row: row(destination.pushes ? 'uploaded' : 'written', descriptor.size) };
             }
             catch (err) {
                 if (!(err instanceof RestartBlobError) || attempt >= MAX_LAYER_RESTARTS)

@@ -113,6 +113,25 @@ export const INPUT_SPECS: InputSpec[] = [
       'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
     default: '',
   },
+  {
+    name: 'persist-env',
+    description:
+      "Keep the job's PATH and the variables its steps set in the image's Env (never runner variables or secret-looking names)",
+    default: 'true',
+    boolean: true,
+  },
+  {
+    name: 'env-mask',
+    description: 'Variable names or globs never to keep in the image, one per line (e.g. MY_*)',
+    default: '',
+    list: true,
+  },
+  {
+    name: 'quiet',
+    description: 'Log only warnings, errors and the result (no progress, no report)',
+    default: 'false',
+    boolean: true,
+  },
 ];
 
 /** Inputs whose values are secrets: masked before anything is logged. */
@@ -144,6 +163,9 @@ export interface Inputs {
   concurrency: number;
   /** Milliseconds, 0 for none. */
   maxAge: number;
+  persistEnv: boolean;
+  envMask: string[];
+  quiet: boolean;
 }
 
 type Raw = Record<string, string>;
@@ -215,6 +237,9 @@ export function getInputs(
     insecureRegistry: bool(raw, 'insecure-registry'),
     concurrency: rangedInteger(raw, 'concurrency', 1, 16),
     maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
+    persistEnv: bool(raw, 'persist-env'),
+    envMask: lines(raw['env-mask']),
+    quiet: bool(raw, 'quiet'),
   };
 }
 

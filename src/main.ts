@@ -1,9 +1,9 @@
 import * as core from '@actions/core';
 import { stat } from 'node:fs/promises';
 import { getInputs, helpText, InputError, secretValues, wantsHelp, type Inputs } from './inputs.js';
-import { coreLogger, describeExclusions, formatBytes, inActions, setOutputs } from './report.js';
+import { describeExclusions, formatBytes, inActions, makeLogger, setOutputs } from './report.js';
 import type { Logger } from './log.js';
-import { WhiteoutNameError, type Entry, type WalkResult } from './walk/walk.js';
+import { WhiteoutNameError, type Entry, type Exclusion, type WalkResult } from './walk/walk.js';
 import { findChanges } from './diff/changes.js';
 import { BaselineError } from './diff/baseline.js';
 import { OverlayError } from './diff/overlay.js';
@@ -26,6 +26,17 @@ import { connect } from './registry/connect.js';
 import { copyImage, pullToLayout, registrySource, type ImageSource } from './registry/copy.js';
 import { layoutSource } from './layout/reader.js';
 import { describeManifest, writeMetadata } from './metadata.js';
+import { persistedEnv, type PersistedEnv } from './image/env.js';
+import { scrubGitConfigs } from './walk/secrets.js';
+import { Progress } from './progress.js';
+import {
+  markdownReport,
+  textReport,
+  whereTheBytesAre,
+  type LayerRow,
+  type SnapshotReport,
+} from './summary.js';
+import { show } from './log.js';
 
 const CANCELLED = new Error('cancelled after another layer failed');
 
@@ -49,8 +60,8 @@ const USER_ERRORS = [
 interface Destination {
   /** Makes the base image's layers present there (skipped, mounted or copied; a layout gets them all). */
   addBase(base: BaseImage): Promise<void>;
-  /** A layer already there, found by fingerprint: reused without reading the tree. */
-  reuse(fingerprint: string): Promise<NewLayer | undefined>;
+  /** A layer already there (or mounted), found by fingerprint: reused without reading the tree. */
+  reuse(fingerprint: string): Promise<{ layer: NewLayer; how: string } | undefined>;
   /** Whether a blob is already there. */
   exists(digest: string): Promise<boolean>;
   /** A layer was written under this fingerprint. */
@@ -60,6 +71,8 @@ interface Destination {
   abort(): Promise<void>;
   /** Paths the walk must leave out because the destination writes there. */
   ownPaths: string[];
+  /** A registry (layers are uploaded) rather than a layout (layers are written). */
+  pushes: boolean;
 }
 
 export async function run(argv: string[]): Promise<void> {
@@ -72,7 +85,7 @@ export async function run(argv: string[]): Promise<void> {
     // The runner masks these in every later line; outside Actions `::add-mask::` would print them.
     if (inActions()) for (const secret of secretValues(argv)) core.setSecret(secret);
     const inputs = getInputs(argv);
-    const log = coreLogger;
+    const log = makeLogger({ quiet: inputs.quiet });
     if (inputs.mode !== 'snapshot') return await transfer(inputs, log);
     await checkRoot(inputs.root);
     const registry = inputs.dryRun ? undefined : await openRegistry(inputs, log);
@@ -121,6 +134,7 @@ function registryDestination(registry: RegistryDestination, inputs: Inputs): Des
     finish: (image) => registry.finish(image),
     abort: () => registry.abort(),
     ownPaths: [registry.cacheFile],
+    pushes: true,
   };
 }
 
@@ -140,18 +154,34 @@ async function layoutDestination(inputs: Inputs): Promise<Destination> {
     },
     abort: () => layout.abort(),
     ownPaths: [inputs.output, layout.staging, `${layout.staging}.old`],
+    pushes: false,
   };
 }
 
 async function snapshot(
   inputs: Inputs,
   destination: Destination,
-  log: Logger,
+  baseLog: Logger,
   registry?: RegistryDestination,
 ): Promise<void> {
-  const started = Date.now();
-  const base = await core.group('Base image', () => findBase(inputs, log));
-  const changes = await core.group('Changes', async () => {
+  const terminal = !inActions() && process.stderr.isTTY ? process.stderr : null;
+  const progress = new Progress(baseLog, terminal, !inputs.quiet);
+  const log = progress.wrap(baseLog);
+  const phases: SnapshotReport['phases'] = [];
+  /** One log group per phase, timed for the summary. */
+  const phase = async <T>(name: string, title: string, fn: () => Promise<T>): Promise<T> => {
+    const started = Date.now();
+    try {
+      return await core.group(title, fn);
+    } finally {
+      progress.stop();
+      phases.push({ name, ms: Date.now() - started });
+    }
+  };
+
+  const base = await phase('base image', 'Base image', () => findBase(inputs, log));
+  const changes = await phase('walk and changes', 'Changes', async () => {
+    progress.start('walk');
     const found = await findChanges({
       mode: inputs.changes,
       baseline: core.getState('baseline') || inputs.baseline,
@@ -162,26 +192,36 @@ async function snapshot(
         include: inputs.include,
         ownPaths: [...destination.ownPaths, inputs.baseline].filter(Boolean),
         log,
+        counters: progress.counters,
       },
       log,
     });
     if (found.scan) describeScan(found.scan, inputs.root, log);
+    warnLeftOut(found.excluded, log);
     log.info(`changes: ${found.method}: ${found.reason}`);
     if (found.method !== 'full')
       log.info(`${found.changed} entries new or changed, ${found.deleted} deleted`);
+    await scrubGitConfigs(found.entries, inputs.root, log, (secret) => {
+      if (inActions()) core.setSecret(secret);
+    });
     return found;
   });
+  const env = inputs.persistEnv ? environment(inputs, base, log) : null;
 
-  if (base) await core.group('Base layers', () => destination.addBase(base));
+  if (base) await phase('base layers', 'Base layers', () => destination.addBase(base));
   const plans = partition(changes.entries, inputs.layerSize);
-  const layers = await core.group('Layers', () =>
-    writeLayers(inputs, changes.entries, plans, destination, log),
-  );
+  const capturedBytes = changes.entries.reduce((n, e) => n + e.size, 0);
+  const rows: LayerRow[] = [];
+  const layers = await phase('layers', registry ? 'Layers (compress and upload)' : 'Layers', () => {
+    progress.start('layers', capturedBytes);
+    return writeLayers(inputs, changes.entries, plans, destination, log, progress, rows);
+  });
   const created = createdTime(changes.entries, base);
+  const imageEnv = env ? { env: env.env } : {};
   if (await isDirectory(path.join(inputs.root, 'etc'))) {
     const target = inputs.targets[0];
     const marker = markerFor(
-      buildImage({ base, layers, created }),
+      buildImage({ base, layers, created, ...imageEnv }),
       target ? `${target.registry}/${target.repository}` : '',
       target?.tag ?? 'latest',
       created,
@@ -194,15 +234,26 @@ async function snapshot(
       `marker layer /${MARKER_PATH}: ${formatBytes(markerLayer.descriptor.size)} ${markerLayer.descriptor.digest}`,
     );
     layers.push(markerLayer);
+    rows.push({
+      label: `/${MARKER_PATH}`,
+      entries: 1,
+      bytes: 0,
+      compressed: markerLayer.descriptor.size,
+      how: registry ? 'uploaded' : 'written',
+    });
   }
 
-  const image = buildImage({ base, layers, created, ...sourceAnnotations() });
+  const image = buildImage({ base, layers, created, ...imageEnv, ...sourceAnnotations() });
   const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag!) : ['latest'];
-  await core.group(registry ? 'Push' : 'Layout', () => destination.finish(image, tags));
+  await phase(registry ? 'push' : 'layout', registry ? 'Push' : 'Layout', () =>
+    destination.finish(image, tags),
+  );
 
   const digest = image.manifest.descriptor.digest;
   const manifest = JSON.parse(image.manifest.bytes.toString()) as Manifest;
   const size = manifest.layers.reduce((n, l) => n + l.size, 0) + image.config.descriptor.size;
+  const durationMs = phases.reduce((n, p) => n + p.ms, 0);
+  const uploaded = registry ? registry.repo.uploaded : 0;
   if (inputs.metadataFile) {
     await writeMetadata(inputs.metadataFile, {
       schemaVersion: 1,
@@ -210,25 +261,73 @@ async function snapshot(
       images: registry ? tags.map((t) => `${registry.image}:${t}`) : [],
       output: registry ? null : inputs.output,
       ...describeManifest(image.manifest.bytes, digest),
-      uploaded: registry ? registry.repo.uploaded : 0,
+      uploaded,
       base: base ? { name: base.name, digest: base.digest || null } : null,
       changes: changes.method,
-      durationMs: Date.now() - started,
+      durationMs,
     });
   }
   log.info(
-    `${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    `${registry ? registry.image : inputs.output} ${digest} (${tags.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${(durationMs / 1000).toFixed(1)} s`,
   );
+  const report: SnapshotReport = {
+    destination: registry ? registry.image : inputs.output,
+    pushed: !!registry,
+    digest,
+    tags,
+    base: base ? { name: base.name, digest: base.digest, layers: base.layers.length } : null,
+    changes: {
+      method: changes.method,
+      reason: changes.reason,
+      changed: changes.changed,
+      deleted: changes.deleted,
+    },
+    layers: rows,
+    size,
+    uploaded: registry ? uploaded : rows.reduce((n, r) => n + r.compressed, 0),
+    captured: { entries: changes.entries.length, bytes: capturedBytes },
+    ...whereTheBytesAre(changes.entries),
+    excluded: describeExclusions(changes.excluded, changes.scan?.sockets ?? []),
+    env: env ? { kept: env.kept, masked: env.masked } : null,
+    phases,
+  };
+  await publishReport(report, inputs.quiet);
   setOutputs({
     digest,
     ...(registry ? { image: `${registry.image}@${digest}` } : { output: inputs.output }),
     tags: tags.join(','),
     size,
-    uploaded: registry ? registry.repo.uploaded : 0,
+    uploaded,
     layers: manifest.layers.length,
     changes: changes.method,
     skipped: false,
   });
+}
+
+/** The job summary in Actions (when the runner gives a summary file), else the plain-text report. */
+async function publishReport(report: SnapshotReport, quiet: boolean): Promise<void> {
+  if (process.env.GITHUB_STEP_SUMMARY) await core.summary.addRaw(markdownReport(report), true).write();
+  if (!inActions() && !quiet) process.stdout.write('\n' + textReport(report) + '\n\n');
+}
+
+/** The image's `Env`: the base's, with this job's PATH and the variables its steps set. */
+function environment(inputs: Inputs, base: BaseImage | undefined, log: Logger): PersistedEnv {
+  const secrets = [inputs.token, inputs.password].filter(Boolean);
+  const env = persistedEnv(process.env, base?.config.config?.Env ?? [], inputs.envMask, secrets);
+  log.info(`environment kept in the image: ${env.kept.join(', ') || 'nothing new'}`);
+  if (env.masked.length)
+    log.info(`environment left out: ${env.masked.map((m) => `${m.name} (${m.reason})`).join(', ')}`);
+  return env;
+}
+
+/** One warning per credential or runner directory left out by default: the user may want it kept. */
+function warnLeftOut(excluded: Exclusion[], log: Logger): void {
+  for (const e of excluded) {
+    if (!e.warn) continue;
+    log.warn(
+      `left out /${show(e.path)}: ${e.reason.replace(/^credentials: /, '')}; add it to include to keep it`,
+    );
+  }
 }
 
 /**
@@ -384,6 +483,8 @@ async function writeLayers(
   plans: LayerPlan[],
   destination: Destination,
   log: Logger,
+  progress: Progress,
+  rows: LayerRow[],
 ): Promise<NewLayer[]> {
   const parallel = limiter(inputs.concurrency);
   const { compression, compressionLevel: level, root } = inputs;
@@ -392,7 +493,7 @@ async function writeLayers(
   let failed = false;
   const outcomes = await Promise.allSettled(
     plans.map((plan, i) =>
-      parallel(async (): Promise<NewLayer> => {
+      parallel(async () => {
         if (failed) throw CANCELLED;
         try {
           return await writeOneLayer(plan, i);
@@ -407,15 +508,27 @@ async function writeLayers(
     (o): o is PromiseRejectedResult => o.status === 'rejected' && o.reason !== CANCELLED,
   );
   if (failure) throw failure.reason;
-  return outcomes.map((o) => (o as PromiseFulfilledResult<NewLayer>).value);
+  const written = outcomes.map(
+    (o) => (o as PromiseFulfilledResult<{ layer: NewLayer; row: LayerRow }>).value,
+  );
+  rows.push(...written.map((w) => w.row));
+  return written.map((w) => w.layer);
 
-  async function writeOneLayer(plan: LayerPlan, i: number): Promise<NewLayer> {
+  async function writeOneLayer(plan: LayerPlan, i: number): Promise<{ layer: NewLayer; row: LayerRow }> {
     const fp = fingerprint(entries, plan.indices, compression, level);
     const name = `layer ${i + 1}/${plans.length} ${plan.label}`;
+    const row = (how: string, compressed: number): LayerRow => ({
+      label: plan.label,
+      entries: plan.indices.length,
+      bytes: plan.indices.reduce((n, j) => n + entries[j].size, 0),
+      compressed,
+      how,
+    });
     const reused = await destination.reuse(fp);
     if (reused) {
-      log.info(`${name}: unchanged, already in the registry (${reused.descriptor.digest.slice(0, 19)})`);
-      return { ...reused, comment: plan.label };
+      const { layer, how } = reused;
+      log.info(`${name}: unchanged, ${how} in the registry (${layer.descriptor.digest.slice(0, 19)})`);
+      return { layer: { ...layer, comment: plan.label }, row: row(`reused, ${how}`, layer.descriptor.size) };
     }
     const input = { root, entries, indices: plan.indices, compression, level, log };
     for (let attempt = 1; ; attempt++) {
@@ -425,14 +538,14 @@ async function writeLayers(
         const expected = sink.needsDigestFirst?.()
           ? (await writeLayer(input, DISCARD)).descriptor
           : undefined;
-        const r = await writeLayer(input, sink, expected);
+        const r = await writeLayer({ ...input, counters: progress.counters }, sink, expected);
         log.info(
           `${name}: ${r.entries} entries, ${formatBytes(r.uncompressedSize)} → ${formatBytes(r.descriptor.size)} ${r.descriptor.digest}`,
         );
         const descriptor = { ...r.descriptor, annotations: { [FINGERPRINT_ANNOTATION]: fp } };
         const layer = { descriptor, diffId: r.diffId, comment: plan.label };
         destination.wrote(fp, layer);
-        return layer;
+        return { layer, row: row(destination.pushes ? 'uploaded' : 'written', descriptor.size) };
       } catch (err) {
         if (!(err instanceof RestartBlobError) || attempt >= MAX_LAYER_RESTARTS) throw err;
         log.warn(`${name}: ${err.message}; starting this layer over`);

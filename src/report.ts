@@ -4,11 +4,25 @@ import type { Exclusion } from './walk/walk.js';
 
 export const inActions = () => process.env.GITHUB_ACTIONS === 'true';
 
-export const coreLogger: Logger = {
-  info: (m) => core.info(m),
-  warn: (m) => core.warning(m),
-  debug: (m) => core.debug(m),
-};
+export const coreLogger: Logger = makeLogger({ quiet: false });
+
+/**
+ * The run's log: info lines unless `quiet`; debug lines as the runner shows them (only with debug
+ * logging on), and outside Actions only when RUNNER_DEBUG=1, as `debug: …`.
+ */
+export function makeLogger(opts: { quiet: boolean }): Logger {
+  const debugOn = process.env.RUNNER_DEBUG === '1';
+  return {
+    info: (m) => {
+      if (!opts.quiet) core.info(m);
+    },
+    warn: (m) => core.warning(m),
+    debug: (m) => {
+      if (inActions()) core.debug(m);
+      else if (debugOn) process.stdout.write(`debug: ${m}\n`);
+    },
+  };
+}
 
 /** Sets outputs; outside Actions also prints them as `name=value` lines for scripts. */
 export function setOutputs(outputs: Record<string, string | number | boolean>): void {

@@ -34331,6 +34331,8 @@ async function walk_walk(opts) {
         return nodes.filter((n) => n !== null);
     }
     async function visitEntry(rel, name, mode) {
+        if (opts.counters)
+            opts.counters.entries++;
         const key = '/' + rel.toString('latin1');
         const included = filter.included(key);
         const rule = included ? null : filter.classify(key);
@@ -34351,7 +34353,7 @@ async function walk_walk(opts) {
         if (rule) {
             const reaches = isDir && filter.leadsToInclude(key);
             if (rule.action === 'drop' && !reaches) {
-                excluded.push({ path: rel, reason: rule.reason });
+                excluded.push({ path: rel, reason: rule.reason, ...(rule.warn ? { warn: true } : {}) });
                 return null;
             }
             if (rule.action === 'empty' || rule.action === 'drop') {
@@ -34599,7 +34601,7 @@ async function overlayChanges(root, overlay, filter, log) {
             opaque.push(e.path);
     }
     const out = groupWhiteouts(entries, deletions, opaque);
-    return { entries: out, changed, deleted: deletions.length };
+    return { entries: out, changed, deleted: deletions.length, excluded: upper.excluded };
 }
 /** The entry as the merged view shows it (metacopy uppers hold only metadata; the data is below). */
 async function mergedEntry(rootBuf, upperEntry, log) {
@@ -34947,6 +34949,24 @@ const INPUT_SPECS = [
         description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
         default: '',
     },
+    {
+        name: 'persist-env',
+        description: "Keep the job's PATH and the variables its steps set in the image's Env (never runner variables or secret-looking names)",
+        default: 'true',
+        boolean: true,
+    },
+    {
+        name: 'env-mask',
+        description: 'Variable names or globs never to keep in the image, one per line (e.g. MY_*)',
+        default: '',
+        list: true,
+    },
+    {
+        name: 'quiet',
+        description: 'Log only warnings, errors and the result (no progress, no report)',
+        default: 'false',
+        boolean: true,
+    },
 ];
 /** Inputs whose values are secrets: masked before anything is logged. */
 const SECRET_INPUTS = (/* unused pure expression or super */ null && (['token', 'password']));
@@ -35010,6 +35030,9 @@ function getInputs(argv, env = process.env, opts = {}) {
         insecureRegistry: bool(raw, 'insecure-registry'),
         concurrency: rangedInteger(raw, 'concurrency', 1, 16),
         maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
+        persistEnv: bool(raw, 'persist-env'),
+        envMask: lines(raw['env-mask']),
+        quiet: bool(raw, 'quiet'),
     };
 }
 /** Values of the secret inputs, to mask before the first log line. */
@@ -35183,11 +35206,27 @@ function parseSize(value, name) {
 
 
 const inActions = () => process.env.GITHUB_ACTIONS === 'true';
-const coreLogger = {
-    info: (m) => info(m),
-    warn: (m) => warning(m),
-    debug: (m) => core_debug(m),
-};
+const coreLogger = makeLogger({ quiet: false });
+/**
+ * The run's log: info lines unless `quiet`; debug lines as the runner shows them (only with debug
+ * logging on), and outside Actions only when RUNNER_DEBUG=1, as `debug: …`.
+ */
+function makeLogger(opts) {
+    const debugOn = process.env.RUNNER_DEBUG === '1';
+    return {
+        info: (m) => {
+            if (!opts.quiet)
+                info(m);
+        },
+        warn: (m) => warning(m),
+        debug: (m) => {
+            if (inActions())
+                core_debug(m);
+            else if (debugOn)
+                process.stdout.write(`debug: ${m}\n`);
+        },
+    };
+}
 /** Sets outputs; outside Actions also prints them as `name=value` lines for scripts. */
 function setOutputs(outputs) {
     for (const [name, value] of Object.entries(outputs)) {
@@ -35245,6 +35284,7 @@ class Filter {
     includeTest;
     /** Static directory parts of the include globs: the walk must reach them through excluded parents. */
     includeGlobs;
+    secrets;
     constructor(opts) {
         const root = Buffer.from(external_node_path_default().resolve(opts.root));
         const rel = (abs) => relativeKey(root, abs);
@@ -35274,11 +35314,12 @@ class Filter {
             if (key !== null)
                 this.exact.set(key, { action: 'drop', reason: 'swap file' });
         }
-        for (const { path: p, reason } of opts.hostPathsToDrop) {
+        for (const { path: p, reason, warn } of opts.hostPathsToDrop) {
             const key = rel(Buffer.from(external_node_path_default().resolve(p)));
             if (key !== null && key !== '/')
-                this.exact.set(key, { action: 'drop', reason });
+                this.exact.set(key, { action: 'drop', reason, ...(warn ? { warn } : {}) });
         }
+        this.secrets = opts.secrets;
         this.excludeMatchers = opts.exclude.map((pattern) => ({
             pattern,
             test: matcher([pattern]),
@@ -35294,14 +35335,15 @@ class Filter {
         const rule = this.exact.get(key);
         if (rule)
             return rule;
-        if (this.excludeMatchers.length === 0)
+        if (this.excludeMatchers.length === 0 && !this.secrets)
             return null;
         const text = latin1KeyToText(key);
         for (const m of this.excludeMatchers) {
             if (m.test(text))
                 return { action: 'drop', reason: `exclude: ${m.pattern}` };
         }
-        return null;
+        const secret = this.secrets?.match(key, text);
+        return secret ? { action: 'drop', reason: `credentials: ${secret}`, warn: true } : null;
     }
     included(key) {
         return this.includeTest(latin1KeyToText(key));
@@ -35341,32 +35383,171 @@ function latin1KeyToText(key) {
     return Buffer.from(key, 'latin1').toString('utf8');
 }
 
+;// CONCATENATED MODULE: ./src/walk/secrets.ts
+
+
+
+
+
+const SECRET_FILES = [
+    { glob: '~/.docker/config.json', what: 'Docker registry credentials' },
+    { glob: '~/.git-credentials', what: 'Git credentials' },
+    { glob: '~/.netrc', what: 'netrc credentials' },
+    { glob: '~/.npmrc', what: 'npm auth token', holds: /_auth(Token)?\s*=|_password\s*=/ },
+    { glob: '~/.yarnrc.yml', what: 'Yarn auth token', holds: /npmAuth(Token|Ident)\s*:/ },
+    { glob: '~/.pypirc', what: 'PyPI credentials', holds: /password\s*[=:]/ },
+    { glob: '~/.cargo/credentials{,.toml}', what: 'Cargo registry token' },
+    { glob: '~/.gem/credentials', what: 'RubyGems API key' },
+    { glob: '~/.config/gh/hosts.yml', what: 'GitHub CLI token' },
+    { glob: '~/.aws/credentials', what: 'AWS credentials' },
+    { glob: '~/.config/gcloud', what: 'Google Cloud credentials' },
+    { glob: '~/.azure', what: 'Azure credentials' },
+    { glob: '~/.kube/config', what: 'Kubernetes credentials' },
+    { glob: '~/.vault-token', what: 'Vault token' },
+    { glob: '~/.ssh/id_*', what: 'SSH private key' },
+    { glob: 'etc/ssh/ssh_host_*', what: 'SSH host key (each machine makes its own)' },
+    { glob: '**/.credentials', what: 'Actions runner credentials' },
+    { glob: '**/.credentials_rsaparams', what: 'Actions runner credentials' },
+    { glob: '**/.runner', what: 'Actions runner registration' },
+];
+/** Matches paths against the list above; `home` adds the user's home when it is not under /home. */
+class SecretFiles {
+    root;
+    rules;
+    /** Last path components worth testing at all: keeps the cost per entry to one Set lookup. */
+    names;
+    prefixes;
+    constructor(root, home) {
+        this.root = root;
+        const homes = ['root', 'home/*'];
+        const rel = home && external_node_path_default().relative(root, home);
+        if (rel && !rel.startsWith('..') && !external_node_path_default().isAbsolute(rel) && !/^(root|home\/[^/]+)$/.test(rel))
+            homes.push(rel);
+        this.rules = SECRET_FILES.map((s) => {
+            const glob = s.glob.startsWith('~/') ? `{${homes.join(',')}}/${s.glob.slice(2)}` : s.glob;
+            const test = picomatch_default()(glob, { dot: true });
+            // Public halves of keys are not secret.
+            const isPublic = (p) => p.endsWith('.pub');
+            return { ...s, test: s.glob.includes('id_*') ? (p) => test(p) && !isPublic(p) : test };
+        });
+        const last = SECRET_FILES.map((s) => s.glob.slice(s.glob.lastIndexOf('/') + 1));
+        this.names = new Set(last.filter((n) => !n.includes('*') && !n.includes('{')));
+        this.names.add('credentials').add('credentials.toml');
+        this.prefixes = last.filter((n) => n.endsWith('*')).map((n) => n.slice(0, -1));
+    }
+    /** The secret this path holds, if any. `key` is `/`-rooted, `text` its UTF-8 reading. */
+    match(key, text) {
+        const name = text.slice(text.lastIndexOf('/') + 1);
+        if (!this.names.has(name) && !this.prefixes.some((p) => name.startsWith(p)))
+            return null;
+        const rel = text.slice(1);
+        for (const rule of this.rules) {
+            if (!rule.test(rel))
+                continue;
+            if (rule.holds && !this.contentMatches(key, rule.holds))
+                continue;
+            return rule.what;
+        }
+        return null;
+    }
+    contentMatches(key, holds) {
+        try {
+            const abs = Buffer.concat([Buffer.from(this.root.replace(/\/+$/, '')), Buffer.from(key, 'latin1')]);
+            return holds.test((0,external_node_fs_namespaceObject.readFileSync)(abs, 'utf8'));
+        }
+        catch {
+            return false; // not a readable file: nothing to leak
+        }
+    }
+}
+/** Lines of a git config that carry a credential: actions/checkout's `extraheader = AUTHORIZATION: …`. */
+const AUTH_HEADER_LINE = /^[ \t]*extraheader[ \t]*=[ \t]*"?[ \t]*authorization:.*(\r?\n|$)/gim;
+/**
+ * A git config without its persisted authorization headers (actions/checkout leaves the job's token in
+ * the workspace's `.git/config`), and the secrets removed; null when there were none.
+ */
+function scrubGitConfig(text) {
+    const secrets = [];
+    const scrubbed = text.replace(AUTH_HEADER_LINE, (line) => {
+        const value = /authorization:\s*(?:\S+\s+)?(\S+?)"?\s*$/i.exec(line)?.[1];
+        if (value)
+            secrets.push(value);
+        return '';
+    });
+    return scrubbed === text ? null : { text: scrubbed, secrets };
+}
+/** `.git/config` of a repository or of a submodule (`.git/modules/<name>/config`). */
+function isGitConfig(p) {
+    const s = p.toString('latin1');
+    return s === '.git/config' || s.endsWith('/.git/config') || /(^|\/)\.git\/modules\/.+\/config$/.test(s);
+}
+const CONFIG = Buffer.from('config');
+/**
+ * Gives every captured git config that holds a persisted authorization header its scrubbed content
+ * (the repository and its history stay; the token does not). `onSecret` hears each removed value
+ * before anything is logged, so it can be masked.
+ */
+async function scrubGitConfigs(entries, root, log, onSecret) {
+    const rootBuf = Buffer.from(root.replace(/\/+$/, ''));
+    for (const e of entries) {
+        if (e.kind !== 'file' || !e.path.subarray(-CONFIG.length).equals(CONFIG) || !isGitConfig(e.path))
+            continue;
+        const abs = Buffer.concat([rootBuf, Buffer.from('/'), e.path]);
+        // latin1 both ways: every byte of the file comes back as it was, UTF-8 or not.
+        const text = await readFile(abs, 'latin1').catch(() => null);
+        const scrubbed = text === null ? null : scrubGitConfig(text);
+        if (!scrubbed)
+            continue;
+        scrubbed.secrets.forEach(onSecret);
+        e.content = Buffer.from(scrubbed.text, 'latin1');
+        e.size = e.content.length;
+        // Its own bytes now: no longer the same file as any hardlink to it.
+        delete e.linkGroup;
+        log.warn(`${show(abs)}: removed the persisted authorization header (actions/checkout's token) from the captured copy`);
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/walk/scan.ts
 
 
 
-/** The default exclusions (virtual mounts, swap, the runner's temp dir) plus the user's. */
+
+
+/**
+ * The default exclusions (virtual mounts, swap, the runner's own directories, credentials) plus the
+ * user's.
+ */
 async function buildFilter(opts) {
     const mounts = await readMounts();
+    const { RUNNER_TEMP, RUNNER_WORKSPACE, HOME } = process.env;
     const filter = new Filter({
         root: opts.root,
         mounts,
         swapFiles: await readSwapFiles(),
         hostPathsToDrop: [
-            ...opts.ownPaths.map((path) => ({ path, reason: 'written by this action' })),
-            ...(process.env.RUNNER_TEMP
-                ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }]
+            ...opts.ownPaths.map((p) => ({ path: p, reason: 'written by this action' })),
+            // The workspace (`_work/<repo>/<repo>`) and the tool cache (`_work/_tool`) stay: they are the point.
+            ...(RUNNER_TEMP ? [{ path: RUNNER_TEMP, reason: "the runner's temp directory", warn: true }] : []),
+            ...(RUNNER_WORKSPACE
+                ? [
+                    {
+                        path: external_node_path_default().join(external_node_path_default().dirname(RUNNER_WORKSPACE), '_actions'),
+                        reason: "the runner's downloaded actions",
+                        warn: true,
+                    },
+                ]
                 : []),
         ],
         exclude: opts.exclude,
         include: opts.include,
+        secrets: new SecretFiles(opts.root, HOME),
     });
     return { filter, mounts };
 }
 /** Walks the whole root with those exclusions. */
 async function scanRoot(opts) {
     const { filter } = await buildFilter(opts);
-    return walk_walk({ root: opts.root, filter, log: opts.log });
+    return walk_walk({ root: opts.root, filter, log: opts.log, counters: opts.counters });
 }
 
 // EXTERNAL MODULE: external "node:crypto"

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import { buildFilter, type ScanOptions } from '../walk/scan.js';
-import { walk, type Entry, type WalkResult } from '../walk/walk.js';
+import { walk, type Entry, type Exclusion, type WalkResult } from '../walk/walk.js';
 import { BaselineError, diffAgainstBaseline } from './baseline.js';
 import { findOverlay, overlayChanges, OverlayError } from './overlay.js';
 
@@ -16,6 +16,8 @@ export interface Changes {
   scan?: WalkResult;
   changed?: number;
   deleted?: number;
+  /** What the walk left out, with why. */
+  excluded: Exclusion[];
 }
 
 export interface ChangeOptions {
@@ -56,8 +58,14 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
       );
   }
 
-  const scan = await walk({ root, filter, log: opts.log });
-  const full = (reason: string): Changes => ({ entries: scan.entries, method: 'full', reason, scan });
+  const scan = await walk({ root, filter, log: opts.log, counters: opts.scan.counters });
+  const full = (reason: string): Changes => ({
+    entries: scan.entries,
+    method: 'full',
+    reason,
+    scan,
+    excluded: scan.excluded,
+  });
   if (opts.mode === 'full') return full('changes: full');
   if (!opts.hasBase) return full('no base image: the whole tree is captured');
   if (!opts.baseline || !existsSync(opts.baseline)) {
@@ -75,5 +83,6 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
     method: 'baseline',
     reason: `compared with the baseline recorded by the pre step (${opts.baseline})`,
     scan,
+    excluded: scan.excluded,
   };
 }

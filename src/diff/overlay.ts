@@ -5,7 +5,7 @@ import path from 'node:path';
 import { show, type Logger } from '../log.js';
 import type { Filter } from '../walk/filter.js';
 import type { Mount } from '../walk/mountinfo.js';
-import { walk, type Entry } from '../walk/walk.js';
+import { walk, type Entry, type Exclusion } from '../walk/walk.js';
 import { readXattrs } from '../walk/xattrs.js';
 import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
 
@@ -58,7 +58,7 @@ export async function overlayChanges(
   overlay: Overlay,
   filter: Filter,
   log: Logger,
-): Promise<ChangeSet> {
+): Promise<ChangeSet & { excluded: Exclusion[] }> {
   const upper = await walk({ root: overlay.upper, filter, log });
   const rootBuf = Buffer.from(path.resolve(root));
   const entries: Entry[] = [];
@@ -87,7 +87,7 @@ export async function overlayChanges(
     if (isOpaque) opaque.push(e.path);
   }
   const out = groupWhiteouts(entries, deletions, opaque);
-  return { entries: out, changed, deleted: deletions.length };
+  return { entries: out, changed, deleted: deletions.length, excluded: upper.excluded };
 }
 
 /** The entry as the merged view shows it (metacopy uppers hold only metadata; the data is below). */

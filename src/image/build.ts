@@ -62,6 +62,8 @@ export interface ImageInput {
   layers: NewLayer[];
   /** RFC 3339: SOURCE_DATE_EPOCH or the newest mtime captured, never the clock (reproducible). */
   created: string;
+  /** The config's `Env` (the base's, updated from the job); the base's own when not given. */
+  env?: string[];
   /** `org.opencontainers.image.source` / `.revision`, when the run knows them. */
   source?: string;
   revision?: string;
@@ -87,7 +89,7 @@ export function buildImage(input: ImageInput): BuiltImage {
     created: input.created,
     ...runtimePlatform(),
     // Env, Cmd, Entrypoint, WorkingDir, User, Labels… as the base had them.
-    config: { ...(base?.config.config ?? {}) },
+    config: { ...(base?.config.config ?? {}), ...(input.env?.length ? { Env: input.env } : {}) },
     rootfs: { type: 'layers', diff_ids: [...(base?.diffIds ?? []), ...input.layers.map((l) => l.diffId)] },
     history,
   };

@@ -33,6 +33,8 @@ export function fingerprint(entries: Entry[], indices: number[], compression: st
       h.update(`\0${name}=${value.length}:`);
       h.update(value);
     }
+    // Content given instead of the file's (a scrubbed git config) is small: hashed itself.
+    if (e.content) h.update(`\0content:${createHash('sha256').update(e.content).digest('hex')}`);
     h.update('\n');
   }
   return 'sha256:' + h.digest('hex');

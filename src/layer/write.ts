@@ -48,6 +48,8 @@ export interface LayerInput {
   compression: Compression;
   level: number;
   log: Logger;
+  /** Bumped as tar bytes are made and compressed bytes leave, for progress lines. */
+  counters?: { read: number; compressed: number };
 }
 
 const READ_CHUNK = 1024 * 1024;
@@ -63,8 +65,9 @@ export async function writeLayer(
   sink: BlobSink,
   expected?: { digest: string; size: number },
 ): Promise<LayerResult> {
-  const diff = new HashTap();
-  const compressed = new HashTap();
+  const counters = input.counters;
+  const diff = new HashTap(counters && ((n) => (counters.read += n)));
+  const compressed = new HashTap(counters && ((n) => (counters.compressed += n)));
   const pending = await sink.create(expected);
   try {
     await pipeline(
@@ -96,6 +99,10 @@ export class HashTap extends Transform {
   private readonly hash: Hash = createHash('sha256');
   private hex?: string;
 
+  constructor(private readonly onBytes?: (n: number) => void) {
+    super();
+  }
+
   override _transform(
     chunk: Buffer,
     _enc: BufferEncoding,
@@ -103,6 +110,7 @@ export class HashTap extends Transform {
   ) {
     this.hash.update(chunk);
     this.bytes += chunk.length;
+    this.onBytes?.(chunk.length);
     done(null, chunk);
   }
 
@@ -137,6 +145,10 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
     const header = headerOf(e);
     if (e.kind !== 'file') {
       add(encodeHeader({ ...header, size: 0 }));
+    } else if (e.content) {
+      add(encodeHeader(header));
+      add(e.content);
+      add(zeroPad(e.content.length));
     } else if (e.linkGroup && firstOfGroup.has(e.linkGroup)) {
       add(encodeHeader({ ...header, type: 'hardlink', size: 0, linkName: firstOfGroup.get(e.linkGroup) }));
     } else {

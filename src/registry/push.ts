@@ -101,11 +101,14 @@ export class RegistryDestination {
    * A layer with this fingerprint that the repository has, or can mount from a sibling repository
    * this machine pushed it to: reused without reading a byte of the tree.
    */
-  async reuse(fingerprint: string): Promise<NewLayer | undefined> {
+  async reuse(
+    fingerprint: string,
+  ): Promise<{ layer: NewLayer; how: 'already there' | 'mounted' } | undefined> {
     const cached = this.cache.get(fingerprint);
     const layer = this.existing?.layers.get(fingerprint) ?? cached?.layer;
     if (!layer) return undefined;
     const digest = layer.descriptor.digest;
+    let how: 'already there' | 'mounted' = 'already there';
     if (await this.repo.exists(digest)) {
       this.repo.counts.present++;
     } else {
@@ -119,9 +122,10 @@ export class RegistryDestination {
       }
       if (!mounted) return undefined;
       this.repo.counts.mounted++;
+      how = 'mounted';
     }
     this.written.set(fingerprint, layer);
-    return layer;
+    return { layer, how };
   }
 
   /**

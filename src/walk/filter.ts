@@ -2,6 +2,7 @@ import path from 'node:path';
 import picomatch from 'picomatch';
 import { VIRTUAL_FS_TYPES, type Mount } from './mountinfo.js';
 import { MARKER_PATH } from '../image/marker.js';
+import type { SecretFiles } from './secrets.js';
 
 /**
  * What the walk leaves out. Paths are matched as if `root` were `/`: `/proc` means `<root>/proc`.
@@ -13,6 +14,8 @@ export type Action = 'keep' | 'drop' | 'empty';
 export interface Rule {
   action: Exclude<Action, 'keep'>;
   reason: string;
+  /** Worth a warning of its own (a credential left out). */
+  warn?: boolean;
 }
 
 /** Directories whose contents are volatile in any running system: kept empty. */
@@ -27,11 +30,13 @@ export interface FilterOptions {
   mounts: Mount[];
   swapFiles: Buffer[];
   /** Absolute host paths left out entirely (the runner's temp dir, the output directory). */
-  hostPathsToDrop: Array<{ path: string; reason: string }>;
+  hostPathsToDrop: Array<{ path: string; reason: string; warn?: boolean }>;
   /** User globs, matched against `/`-rooted paths. */
   exclude: string[];
   /** User globs that win over any exclusion, default or user. */
   include: string[];
+  /** Credential files to leave out (default: none). */
+  secrets?: SecretFiles;
 }
 
 export class Filter {
@@ -41,6 +46,7 @@ export class Filter {
   private readonly includeTest: (p: string) => boolean;
   /** Static directory parts of the include globs: the walk must reach them through excluded parents. */
   private readonly includeGlobs: Array<{ base: string; isGlob: boolean }>;
+  private readonly secrets?: SecretFiles;
 
   constructor(opts: FilterOptions) {
     const root = Buffer.from(path.resolve(opts.root));
@@ -69,11 +75,13 @@ export class Filter {
       const key = rel(swap);
       if (key !== null) this.exact.set(key, { action: 'drop', reason: 'swap file' });
     }
-    for (const { path: p, reason } of opts.hostPathsToDrop) {
+    for (const { path: p, reason, warn } of opts.hostPathsToDrop) {
       const key = rel(Buffer.from(path.resolve(p)));
-      if (key !== null && key !== '/') this.exact.set(key, { action: 'drop', reason });
+      if (key !== null && key !== '/')
+        this.exact.set(key, { action: 'drop', reason, ...(warn ? { warn } : {}) });
     }
 
+    this.secrets = opts.secrets;
     this.excludeMatchers = opts.exclude.map((pattern) => ({
       pattern,
       test: matcher([pattern]),
@@ -89,12 +97,13 @@ export class Filter {
   classify(key: string): Rule | null {
     const rule = this.exact.get(key);
     if (rule) return rule;
-    if (this.excludeMatchers.length === 0) return null;
+    if (this.excludeMatchers.length === 0 && !this.secrets) return null;
     const text = latin1KeyToText(key);
     for (const m of this.excludeMatchers) {
       if (m.test(text)) return { action: 'drop', reason: `exclude: ${m.pattern}` };
     }
-    return null;
+    const secret = this.secrets?.match(key, text);
+    return secret ? { action: 'drop', reason: `credentials: ${secret}`, warn: true } : null;
   }
 
   included(key: string): boolean {

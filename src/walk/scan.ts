@@ -1,6 +1,8 @@
 import type { Logger } from '../log.js';
 import { Filter } from './filter.js';
 import { readMounts, readSwapFiles, type Mount } from './mountinfo.js';
+import { SecretFiles } from './secrets.js';
+import path from 'node:path';
 import { walk, type WalkResult } from './walk.js';
 
 export interface ScanOptions {
@@ -10,23 +12,38 @@ export interface ScanOptions {
   /** Host paths this run writes to (layout, caches): never captured. */
   ownPaths: string[];
   log: Logger;
+  /** Bumped once per entry looked at, for progress lines. */
+  counters?: { entries: number };
 }
 
-/** The default exclusions (virtual mounts, swap, the runner's temp dir) plus the user's. */
+/**
+ * The default exclusions (virtual mounts, swap, the runner's own directories, credentials) plus the
+ * user's.
+ */
 export async function buildFilter(opts: ScanOptions): Promise<{ filter: Filter; mounts: Mount[] }> {
   const mounts = await readMounts();
+  const { RUNNER_TEMP, RUNNER_WORKSPACE, HOME } = process.env;
   const filter = new Filter({
     root: opts.root,
     mounts,
     swapFiles: await readSwapFiles(),
     hostPathsToDrop: [
-      ...opts.ownPaths.map((path) => ({ path, reason: 'written by this action' })),
-      ...(process.env.RUNNER_TEMP
-        ? [{ path: process.env.RUNNER_TEMP, reason: "runner's temp directory" }]
+      ...opts.ownPaths.map((p) => ({ path: p, reason: 'written by this action' })),
+      // The workspace (`_work/<repo>/<repo>`) and the tool cache (`_work/_tool`) stay: they are the point.
+      ...(RUNNER_TEMP ? [{ path: RUNNER_TEMP, reason: "the runner's temp directory", warn: true }] : []),
+      ...(RUNNER_WORKSPACE
+        ? [
+            {
+              path: path.join(path.dirname(RUNNER_WORKSPACE), '_actions'),
+              reason: "the runner's downloaded actions",
+              warn: true,
+            },
+          ]
         : []),
     ],
     exclude: opts.exclude,
     include: opts.include,
+    secrets: new SecretFiles(opts.root, HOME),
   });
   return { filter, mounts };
 }
@@ -34,5 +51,5 @@ export async function buildFilter(opts: ScanOptions): Promise<{ filter: Filter; 
 /** Walks the whole root with those exclusions. */
 export async function scanRoot(opts: ScanOptions): Promise<WalkResult> {
   const { filter } = await buildFilter(opts);
-  return walk({ root: opts.root, filter, log: opts.log });
+  return walk({ root: opts.root, filter, log: opts.log, counters: opts.counters });
 }

@@ -33,11 +33,15 @@ export interface Entry {
   devMajor?: number;
   devMinor?: number;
   xattrs?: Xattrs;
+  /** Bytes written instead of the file's own (a git config with its token removed); `size` is theirs. */
+  content?: Buffer;
 }
 
 export interface Exclusion {
   path: Buffer;
   reason: string;
+  /** Left out by a default the user may not expect (a credential): warned about by name. */
+  warn?: boolean;
 }
 
 export interface WalkResult {
@@ -53,6 +57,8 @@ export interface WalkOptions {
   log: Logger;
   /** Filesystem calls in flight at once. @default 64 */
   concurrency?: number;
+  /** Bumped once per entry looked at, for progress lines. */
+  counters?: { entries: number };
 }
 
 interface Node {
@@ -101,6 +107,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   }
 
   async function visitEntry(rel: Buffer, name: Buffer, mode: Mode): Promise<Node | null> {
+    if (opts.counters) opts.counters.entries++;
     const key = '/' + rel.toString('latin1');
     const included = filter.included(key);
     const rule = included ? null : filter.classify(key);
@@ -119,7 +126,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     if (rule) {
       const reaches = isDir && filter.leadsToInclude(key);
       if (rule.action === 'drop' && !reaches) {
-        excluded.push({ path: rel, reason: rule.reason });
+        excluded.push({ path: rel, reason: rule.reason, ...(rule.warn ? { warn: true } : {}) });
         return null;
       }
       if (rule.action === 'empty' || rule.action === 'drop') {

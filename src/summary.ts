@@ -1,0 +1,230 @@
+import { show } from './log.js';
+import { formatBytes } from './report.js';
+import type { Entry } from './walk/walk.js';
+
+/** One new layer of the image, as the summary shows it. */
+export interface LayerRow {
+  label: string;
+  entries: number;
+  /** Bytes of file content in it. */
+  bytes: number;
+  compressed: number;
+  /** `uploaded`, `written` (layout), `already there`, `mounted`. */
+  how: string;
+}
+
+/** Everything the job summary and the CLI's closing report say about one snapshot. */
+export interface SnapshotReport {
+  /** `registry/repository` or the layout directory. */
+  destination: string;
+  pushed: boolean;
+  digest: string;
+  tags: string[];
+  base: { name: string; digest: string; layers: number } | null;
+  changes: { method: string; reason: string; changed?: number; deleted?: number };
+  layers: LayerRow[];
+  /** Bytes of the config and every layer (base included), and of those sent this run. */
+  size: number;
+  uploaded: number;
+  captured: { entries: number; bytes: number };
+  largest: Array<{ path: string; bytes: number }>;
+  topLevel: Array<{ name: string; bytes: number }>;
+  /** What the walk left out, one line per reason. */
+  excluded: string[];
+  /** Null when `persist-env` is off. */
+  env: { kept: string[]; masked: Array<{ name: string; reason: string }> } | null;
+  phases: Array<{ name: string; ms: number }>;
+}
+
+/** How many directories the "where the bytes are" table lists, and how deep it looks. */
+const LARGEST = 15;
+const DEPTH = 3;
+
+/**
+ * File bytes per directory (with everything below it, up to `DEPTH` levels from the root) and per
+ * top-level directory: where an image's size comes from, so its owner can slim it.
+ */
+export function whereTheBytesAre(entries: Entry[]): Pick<SnapshotReport, 'largest' | 'topLevel'> {
+  const perDir = new Map<string, number>();
+  for (const e of entries) {
+    if (e.kind !== 'file' || e.size === 0) continue;
+    let slash = -1;
+    for (let depth = 0; depth < DEPTH; depth++) {
+      slash = e.path.indexOf(0x2f, slash + 1);
+      if (slash < 0) break;
+      const dir = e.path.toString('latin1', 0, slash);
+      perDir.set(dir, (perDir.get(dir) ?? 0) + e.size);
+    }
+    if (slash < 0 && e.path.indexOf(0x2f) < 0) perDir.set('', (perDir.get('') ?? 0) + e.size); // files at the top
+  }
+  const shown = (key: string) => show(Buffer.from('/' + key, 'latin1'));
+  const sorted = [...perDir].filter(([k]) => k !== '').sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const largest = sorted.slice(0, LARGEST).map(([k, bytes]) => ({ path: shown(k), bytes }));
+  const topLevel = [...perDir]
+    .filter(([k]) => !k.includes('/'))
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, bytes]) => ({ name: k === '' ? '(files in /)' : shown(k), bytes }));
+  return { largest, topLevel };
+}
+
+/** The job summary: Markdown (with HTML where tables need it) that GitHub renders on the run page. */
+export function markdownReport(r: SnapshotReport): string {
+  const out: string[] = [];
+  const code = (s: string) => `<code>${html(s)}</code>`;
+  out.push(`## Snapshot ${r.pushed ? 'pushed' : 'written'}: ${code(r.destination)}`, '');
+  out.push('| | |', '| --- | --- |');
+  for (const [k, v] of overview(r, code)) out.push(`| ${k} | ${v} |`);
+  out.push('');
+
+  out.push('### Layers', '');
+  out.push('| # | subtree | entries | content | compressed | |', '| ---: | --- | ---: | ---: | ---: | --- |');
+  if (r.base) out.push(`| 1–${r.base.layers} | base image | | | | inherited |`);
+  r.layers.forEach((l, i) =>
+    out.push(
+      `| ${(r.base?.layers ?? 0) + i + 1} | ${code(l.label)} | ${l.entries} | ${formatBytes(l.bytes)} | ${formatBytes(l.compressed)} | ${l.how} |`,
+    ),
+  );
+  out.push('');
+
+  if (r.largest.length) {
+    out.push('### Where the bytes are', '');
+    const pie = pieSlices(r.topLevel);
+    if (pie.length > 1) {
+      out.push('```mermaid', `pie showData title Captured file bytes (MB) by top-level directory`);
+      for (const s of pie) out.push(`  "${s.name.replace(/"/g, "'")}" : ${(s.bytes / 1e6).toFixed(1)}`);
+      out.push('```', '');
+    }
+    out.push(
+      `The ${r.largest.length} largest directories captured, with everything below them (${DEPTH} levels deep):`,
+      '',
+    );
+    out.push('| directory | size |', '| --- | ---: |');
+    for (const d of r.largest) out.push(`| ${code(d.path)} | ${formatBytes(d.bytes)} |`);
+    out.push('');
+  }
+
+  if (r.excluded.length) {
+    out.push('### Left out', '');
+    for (const line of r.excluded) out.push(`- ${html(line)}`);
+    out.push('');
+  }
+
+  if (r.env) {
+    out.push('### Environment', '');
+    out.push(`Kept in the image's \`Env\`: ${r.env.kept.map(code).join(', ') || 'nothing new'}.`, '');
+    if (r.env.masked.length)
+      out.push(`Left out: ${r.env.masked.map((m) => `${code(m.name)} (${m.reason})`).join(', ')}.`, '');
+  }
+
+  out.push('### Time', '');
+  out.push('| phase | time |', '| --- | ---: |');
+  for (const p of r.phases) out.push(`| ${p.name} | ${seconds(p.ms)} |`);
+  out.push(`| **total** | ${seconds(total(r))} |`, '');
+  out.push(throughput(r), '');
+  return out.join('\n');
+}
+
+/** The same report as plain text, for a terminal or a CI log outside GitHub Actions. */
+export function textReport(r: SnapshotReport): string {
+  const out: string[] = [`Snapshot ${r.pushed ? 'pushed' : 'written'}: ${r.destination}`];
+  const rows = overview(r, (s) => s);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) out.push(`  ${k.padEnd(width)}  ${v}`);
+
+  out.push('', 'Layers:');
+  const table: string[][] = [['#', 'subtree', 'entries', 'content', 'compressed', '']];
+  if (r.base) table.push([`1-${r.base.layers}`, 'base image', '', '', '', 'inherited']);
+  r.layers.forEach((l, i) =>
+    table.push([
+      String((r.base?.layers ?? 0) + i + 1),
+      l.label,
+      String(l.entries),
+      formatBytes(l.bytes),
+      formatBytes(l.compressed),
+      l.how,
+    ]),
+  );
+  out.push(...columns(table, [true, false, true, true, true, false]));
+
+  if (r.largest.length) {
+    out.push('', `Largest directories (with everything below them, ${DEPTH} levels deep):`);
+    out.push(
+      ...columns(
+        r.largest.map((d) => [formatBytes(d.bytes), d.path]),
+        [true, false],
+      ),
+    );
+  }
+  if (r.excluded.length) out.push('', 'Left out:', ...r.excluded.map((l) => `  ${l}`));
+  if (r.env) {
+    out.push('', `Environment kept: ${r.env.kept.join(', ') || 'nothing new'}`);
+    if (r.env.masked.length)
+      out.push(`Environment left out: ${r.env.masked.map((m) => `${m.name} (${m.reason})`).join(', ')}`);
+  }
+  out.push('', 'Time:');
+  out.push(
+    ...columns(
+      [...r.phases.map((p) => [p.name, seconds(p.ms)]), ['total', seconds(total(r))]],
+      [false, true],
+    ),
+  );
+  out.push(throughput(r));
+  return out.join('\n');
+}
+
+function overview(r: SnapshotReport, code: (s: string) => string): Array<[string, string]> {
+  const rows: Array<[string, string]> = [
+    ['image', code(`${r.destination}@${r.digest}`)],
+    ['tags', r.tags.join(', ')],
+    ['base', r.base ? `${code(r.base.name)}${r.base.digest ? ` ${code(r.base.digest)}` : ''}` : 'none'],
+  ];
+  const counts =
+    r.changes.method === 'full'
+      ? `${r.captured.entries} entries`
+      : `${r.changes.changed ?? 0} new or changed, ${r.changes.deleted ?? 0} deleted`;
+  rows.push(['changes', `${r.changes.method} (${counts}): ${r.changes.reason}`]);
+  rows.push([
+    'size',
+    `${formatBytes(r.size)} in ${(r.base?.layers ?? 0) + r.layers.length} layers; ${formatBytes(r.uploaded)} ${r.pushed ? 'uploaded' : 'written'}`,
+  ]);
+  return rows;
+}
+
+/** Top-level directories for a pie: the seven biggest, the rest as one slice. */
+function pieSlices(topLevel: SnapshotReport['topLevel']): SnapshotReport['topLevel'] {
+  const slices = topLevel.slice(0, 7);
+  const rest = topLevel.slice(7).reduce((n, t) => n + t.bytes, 0);
+  return rest > 0 ? [...slices, { name: 'other', bytes: rest }] : slices;
+}
+
+function throughput(r: SnapshotReport): string {
+  const layers = r.phases.find((p) => p.name === 'layers')?.ms ?? 0;
+  const rate =
+    layers > 0 ? `, ${(r.captured.bytes / 1e6 / (layers / 1000)).toFixed(1)} MB/s while writing layers` : '';
+  return `Captured ${r.captured.entries} entries, ${formatBytes(r.captured.bytes)} of file content${rate}.`;
+}
+
+function total(r: SnapshotReport): number {
+  return r.phases.reduce((n, p) => n + p.ms, 0);
+}
+
+function seconds(ms: number): string {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** Left- or right-aligned columns, two spaces apart, indented by two. */
+function columns(rows: string[][], right: boolean[]): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  return rows.map(
+    (row) =>
+      '  ' +
+      row
+        .map((cell, c) => (right[c] ? cell.padStart(widths[c]) : cell.padEnd(widths[c])))
+        .join('  ')
+        .trimEnd(),
+  );
+}
+
+function html(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\|/g, '&#124;');
+}
