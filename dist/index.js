@@ -34828,6 +34828,8 @@ async function walk_walk(opts) {
     const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
     const excluded = [];
     const sockets = [];
+    const unreadable = [];
+    const mayRead = readPermission();
     const { filter, log } = opts;
     const absolute = (rel) => rootBuf.length === 1 ? Buffer.concat([SLASH, rel]) : Buffer.concat([rootBuf, SLASH, rel]);
     async function visitDir(rel, mode) {
@@ -34841,7 +34843,11 @@ async function walk_walk(opts) {
                 return []; // vanished while we walked
             if (rel === null)
                 throw err;
-            log.warn(`cannot list ${absolute(rel).toString()}: ${code ?? err}; captured as an empty directory`);
+            if (code === 'EACCES' || code === 'EPERM')
+                unreadable.push(rel);
+            // Not root: the caller stops (or runs again under sudo) over `unreadable`, which says it better.
+            if (mayRead === READS_ALL)
+                log.warn(`cannot list ${show(absolute(rel))}: ${code ?? err}; captured as an empty directory`);
             return [];
         }
         names.sort(Buffer.compare);
@@ -34903,6 +34909,8 @@ async function walk_walk(opts) {
             excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
             return null;
         }
+        if (entry.kind === 'file' && !mayRead(entry))
+            unreadable.push(rel);
         const node = { entry };
         if (isDir && childMode)
             node.children = await visitDir(rel, childMode);
@@ -34950,7 +34958,20 @@ async function walk_walk(opts) {
         }
     };
     flatten(tree);
-    return { entries, excluded, sockets };
+    return { entries, excluded, sockets, unreadable };
+}
+const READS_ALL = () => true;
+/** Whether this process may read a file, by its mode bits (root reads everything). */
+function readPermission() {
+    const uid = process.geteuid?.() ?? 0;
+    if (uid === 0)
+        return READS_ALL;
+    const gids = new Set([process.getegid?.(), ...(process.getgroups?.() ?? [])]);
+    return (e) => e.uid === uid
+        ? (e.mode & 0o400) !== 0
+        : gids.has(e.gid)
+            ? (e.mode & 0o040) !== 0
+            : (e.mode & 0o004) !== 0;
 }
 /**
  * Holes read back as zeros and a tar has no room for them (ustar has no sparse entries that every
@@ -35748,7 +35769,13 @@ async function overlayChanges(root, overlay, filter, log) {
             opaque.push(e.path);
     }
     const out = groupWhiteouts(entries, deletions, opaque);
-    return { entries: out, changed, deleted: deletions.length, excluded: upper.excluded };
+    return {
+        entries: out,
+        changed,
+        deleted: deletions.length,
+        excluded: upper.excluded,
+        unreadable: upper.unreadable,
+    };
 }
 /** The entry as the merged view shows it (metacopy uppers hold only metadata; the data is below). */
 async function mergedEntry(rootBuf, upperEntry, log) {
@@ -35812,6 +35839,7 @@ async function findChanges(opts) {
         reason,
         scan,
         excluded: scan.excluded,
+        unreadable: scan.unreadable,
     });
     if (opts.mode === 'full')
         return full('changes: full');
@@ -35829,6 +35857,7 @@ async function findChanges(opts) {
         reason: `compared with the baseline recorded by the pre step (${opts.baseline})`,
         scan,
         excluded: scan.excluded,
+        unreadable: scan.unreadable,
     };
 }
 
@@ -38467,7 +38496,83 @@ function html(s) {
     return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\|/g, '&#124;');
 }
 
+;// CONCATENATED MODULE: ./src/privileges.ts
+
+
+
+
+/**
+ * Capturing `/` needs root: `/root`, `/etc/shadow` and friends are unreadable to anyone else. When the
+ * step runs as a normal user with passwordless sudo (GitHub-hosted runners), it runs itself again
+ * under sudo; the files it writes are then handed back to the calling user.
+ */
+/** Set in the environment of the run under sudo, so it never tries again. */
+const UNDER_SUDO = 'SNAPSHOT_UNDER_SUDO';
+/** Some of the tree cannot be read by this user: the capture would not be faithful. */
+class NeedsRootError extends Error {
+    paths;
+    constructor(paths) {
+        const first = paths.slice(0, 3).map((p) => '/' + show(p));
+        super(`${paths.length} path(s) cannot be read as uid ${process.geteuid?.()} (${first.join(', ')}${paths.length > 3 ? ', …' : ''}): capturing this tree needs root; run the step as root or with passwordless sudo`);
+        this.paths = paths;
+    }
+}
+const isRoot = () => (process.geteuid?.() ?? 0) === 0;
+/** True in the process that `rerunUnderSudo` started. */
+const underSudo = () => process.env[UNDER_SUDO] === '1' && isRoot();
+/** Whether `sudo` would run us without a password, keeping the environment. */
+function sudoWorks() {
+    if (isRoot() || process.env[UNDER_SUDO])
+        return false;
+    const probe = (0,external_node_child_process_namespaceObject.spawnSync)('sudo', ['-n', '-E', 'true'], { stdio: 'ignore', timeout: 10_000 });
+    return probe.status === 0;
+}
+/**
+ * Runs this same command again under `sudo -E` and resolves with its exit code, or null when sudo
+ * cannot run it without a password. PATH is passed explicitly: sudo's secure_path would reset it, and
+ * the job's PATH is what the image's Env keeps.
+ */
+async function rerunUnderSudo(log) {
+    if (!sudoWorks())
+        return null;
+    log.info('some files are readable only by root: running the capture again under sudo');
+    const args = ['-n', '-E', '--', 'env', `PATH=${process.env.PATH ?? ''}`, `${UNDER_SUDO}=1`];
+    args.push(process.execPath, ...process.execArgv, process.argv[1], ...process.argv.slice(2));
+    return new Promise((resolve) => {
+        const child = (0,external_node_child_process_namespaceObject.spawn)('sudo', args, { stdio: 'inherit' });
+        child.on('error', () => resolve(null));
+        child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+    });
+}
+/**
+ * Under sudo, gives what this run wrote (layout, metadata file, baseline, layer cache) to the user who
+ * ran sudo, so later steps running as that user can read and replace it.
+ */
+async function returnToCaller(paths, log) {
+    if (!underSudo())
+        return;
+    const uid = Number(process.env.SUDO_UID);
+    const gid = Number(process.env.SUDO_GID);
+    if (!Number.isInteger(uid) || !Number.isInteger(gid))
+        return;
+    for (const p of paths.filter(Boolean)) {
+        await chownTree(external_node_path_default().resolve(p), uid, gid).catch((err) => log.warn(`could not give ${p} back to uid ${uid}: ${err.code ?? err.message}`));
+    }
+}
+async function chownTree(p, uid, gid) {
+    const st = await (0,promises_namespaceObject.lstat)(p).catch(() => null);
+    if (!st)
+        return;
+    await (0,promises_namespaceObject.lchown)(p, uid, gid);
+    if (!st.isDirectory())
+        return;
+    for (const name of await (0,promises_namespaceObject.readdir)(p))
+        await chownTree(external_node_path_default().join(p, name), uid, gid);
+}
+
 ;// CONCATENATED MODULE: ./src/main.ts
+
+
 
 
 
@@ -38513,6 +38618,7 @@ const USER_ERRORS = [
     OverlayError,
     MarkerError,
     PermissionError,
+    NeedsRootError,
 ];
 async function run(argv) {
     if (wantsHelp(argv)) {
@@ -38520,13 +38626,14 @@ async function run(argv) {
         return;
     }
     let destination;
+    let log = makeLogger({ quiet: false });
     try {
         // The runner masks these in every later line; outside Actions `::add-mask::` would print them.
         if (inActions())
             for (const secret of secretValues(argv))
                 core_setSecret(secret);
         const inputs = getInputs(argv);
-        const log = makeLogger({ quiet: inputs.quiet });
+        log = makeLogger({ quiet: inputs.quiet });
         if (inputs.mode !== 'snapshot')
             return await transfer(inputs, log);
         await checkRoot(inputs.root);
@@ -38549,9 +38656,17 @@ async function run(argv) {
         }
         destination = registry ? registryDestination(registry, inputs) : await layoutDestination(inputs);
         await snapshot(inputs, destination, log, registry);
+        await returnToCaller([inputs.dryRun ? inputs.output : '', inputs.metadataFile, external_node_path_default().dirname(LayerCache.defaultPath())], log);
     }
     catch (err) {
         await destination?.abort().catch(() => { });
+        if (err instanceof NeedsRootError || (err instanceof PermissionError && !isRoot())) {
+            const code = await rerunUnderSudo(log);
+            if (code !== null) {
+                process.exitCode = code;
+                return;
+            }
+        }
         const known = USER_ERRORS.some((E) => err instanceof E);
         if (!known)
             core_debug(err?.stack ?? String(err));
@@ -38606,7 +38721,7 @@ async function snapshot(inputs, destination, baseLog, registry) {
     const phase = async (name, title, fn) => {
         const started = Date.now();
         try {
-            return await group(title, fn);
+            return await (inputs.quiet ? fn() : group(title, fn));
         }
         finally {
             progress.stop();
@@ -38630,6 +38745,8 @@ async function snapshot(inputs, destination, baseLog, registry) {
             },
             log,
         });
+        if (found.unreadable.length && !isRoot())
+            throw new NeedsRootError(found.unreadable);
         if (found.scan)
             describeScan(found.scan, inputs.root, log);
         warnLeftOut(found.excluded, log);

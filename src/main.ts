@@ -37,6 +37,8 @@ import {
   type SnapshotReport,
 } from './summary.js';
 import { show } from './log.js';
+import { isRoot, NeedsRootError, rerunUnderSudo, returnToCaller } from './privileges.js';
+import { LayerCache } from './registry/layer-cache.js';
 
 const CANCELLED = new Error('cancelled after another layer failed');
 
@@ -54,6 +56,7 @@ const USER_ERRORS = [
   OverlayError,
   MarkerError,
   PermissionError,
+  NeedsRootError,
 ];
 
 /** Where the image goes: an OCI layout on disk (dry run) or a registry. */
@@ -81,11 +84,12 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
   let destination: Destination | undefined;
+  let log = makeLogger({ quiet: false });
   try {
     // The runner masks these in every later line; outside Actions `::add-mask::` would print them.
     if (inActions()) for (const secret of secretValues(argv)) core.setSecret(secret);
     const inputs = getInputs(argv);
-    const log = makeLogger({ quiet: inputs.quiet });
+    log = makeLogger({ quiet: inputs.quiet });
     if (inputs.mode !== 'snapshot') return await transfer(inputs, log);
     await checkRoot(inputs.root);
     const registry = inputs.dryRun ? undefined : await openRegistry(inputs, log);
@@ -107,8 +111,19 @@ export async function run(argv: string[]): Promise<void> {
     }
     destination = registry ? registryDestination(registry, inputs) : await layoutDestination(inputs);
     await snapshot(inputs, destination, log, registry);
+    await returnToCaller(
+      [inputs.dryRun ? inputs.output : '', inputs.metadataFile, path.dirname(LayerCache.defaultPath())],
+      log,
+    );
   } catch (err) {
     await destination?.abort().catch(() => {});
+    if (err instanceof NeedsRootError || (err instanceof PermissionError && !isRoot())) {
+      const code = await rerunUnderSudo(log);
+      if (code !== null) {
+        process.exitCode = code;
+        return;
+      }
+    }
     const known = USER_ERRORS.some((E) => err instanceof E);
     if (!known) core.debug((err as Error)?.stack ?? String(err));
     core.setFailed(known ? (err as Error).message : `snapshot failed: ${(err as Error)?.message ?? err}`);
@@ -172,7 +187,7 @@ async function snapshot(
   const phase = async <T>(name: string, title: string, fn: () => Promise<T>): Promise<T> => {
     const started = Date.now();
     try {
-      return await core.group(title, fn);
+      return await (inputs.quiet ? fn() : core.group(title, fn));
     } finally {
       progress.stop();
       phases.push({ name, ms: Date.now() - started });
@@ -196,6 +211,7 @@ async function snapshot(
       },
       log,
     });
+    if (found.unreadable.length && !isRoot()) throw new NeedsRootError(found.unreadable);
     if (found.scan) describeScan(found.scan, inputs.root, log);
     warnLeftOut(found.excluded, log);
     log.info(`changes: ${found.method}: ${found.reason}`);

@@ -9,6 +9,7 @@ import { coreLogger, inActions } from './report.js';
 import { scanRoot } from './walk/scan.js';
 import { writeBaseline } from './diff/baseline.js';
 import { LayerCache } from './registry/layer-cache.js';
+import { isRoot, NeedsRootError, rerunUnderSudo, returnToCaller } from './privileges.js';
 
 /**
  * The pre step, run by the runner before the job's steps: fails early on bad inputs, and records the
@@ -42,14 +43,25 @@ async function pre(): Promise<void> {
       ownPaths: [inputs.baseline, LayerCache.defaultPath()],
       log: coreLogger,
     });
+    if (scan.unreadable.length && !isRoot()) throw new NeedsRootError(scan.unreadable);
     await writeBaseline(inputs.baseline, inputs.root, scan.entries);
+    await returnToCaller([inputs.baseline], coreLogger);
     core.saveState('baseline', inputs.baseline);
     core.info(
       `baseline of ${inputs.root}: ${scan.entries.length} entries in ${((Date.now() - started) / 1000).toFixed(1)} s, written to ${inputs.baseline}`,
     );
   } catch (err) {
+    if (err instanceof NeedsRootError) {
+      const code = await rerunUnderSudo(coreLogger);
+      if (code !== null) {
+        process.exitCode = code;
+        return;
+      }
+    }
     core.setFailed(
-      err instanceof InputError ? err.message : `recording the baseline failed: ${(err as Error).message}`,
+      err instanceof InputError || err instanceof NeedsRootError
+        ? err.message
+        : `recording the baseline failed: ${(err as Error).message}`,
     );
   }
 }

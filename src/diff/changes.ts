@@ -18,6 +18,8 @@ export interface Changes {
   deleted?: number;
   /** What the walk left out, with why. */
   excluded: Exclusion[];
+  /** What this process could not read (see WalkResult). */
+  unreadable: Buffer[];
 }
 
 export interface ChangeOptions {
@@ -65,6 +67,7 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
     reason,
     scan,
     excluded: scan.excluded,
+    unreadable: scan.unreadable,
   });
   if (opts.mode === 'full') return full('changes: full');
   if (!opts.hasBase) return full('no base image: the whole tree is captured');
@@ -84,5 +87,6 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
     reason: `compared with the baseline recorded by the pre step (${opts.baseline})`,
     scan,
     excluded: scan.excluded,
+    unreadable: scan.unreadable,
   };
 }

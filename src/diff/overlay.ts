@@ -58,7 +58,7 @@ export async function overlayChanges(
   overlay: Overlay,
   filter: Filter,
   log: Logger,
-): Promise<ChangeSet & { excluded: Exclusion[] }> {
+): Promise<ChangeSet & { excluded: Exclusion[]; unreadable: Buffer[] }> {
   const upper = await walk({ root: overlay.upper, filter, log });
   const rootBuf = Buffer.from(path.resolve(root));
   const entries: Entry[] = [];
@@ -87,7 +87,13 @@ export async function overlayChanges(
     if (isOpaque) opaque.push(e.path);
   }
   const out = groupWhiteouts(entries, deletions, opaque);
-  return { entries: out, changed, deleted: deletions.length, excluded: upper.excluded };
+  return {
+    entries: out,
+    changed,
+    deleted: deletions.length,
+    excluded: upper.excluded,
+    unreadable: upper.unreadable,
+  };
 }
 
 /** The entry as the merged view shows it (metacopy uppers hold only metadata; the data is below). */

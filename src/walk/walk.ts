@@ -49,6 +49,11 @@ export interface WalkResult {
   entries: Entry[];
   excluded: Exclusion[];
   sockets: Buffer[];
+  /**
+   * What this process may not read: directories it could not list, and (when not root) files whose
+   * mode denies it. Such a capture cannot be faithful; run as root.
+   */
+  unreadable: Buffer[];
 }
 
 export interface WalkOptions {
@@ -83,6 +88,8 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
   const excluded: Exclusion[] = [];
   const sockets: Buffer[] = [];
+  const unreadable: Buffer[] = [];
+  const mayRead = readPermission();
   const { filter, log } = opts;
 
   const absolute = (rel: Buffer) =>
@@ -96,7 +103,10 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return []; // vanished while we walked
       if (rel === null) throw err;
-      log.warn(`cannot list ${absolute(rel).toString()}: ${code ?? err}; captured as an empty directory`);
+      if (code === 'EACCES' || code === 'EPERM') unreadable.push(rel);
+      // Not root: the caller stops (or runs again under sudo) over `unreadable`, which says it better.
+      if (mayRead === READS_ALL)
+        log.warn(`cannot list ${show(absolute(rel))}: ${code ?? err}; captured as an empty directory`);
       return [];
     }
     names.sort(Buffer.compare);
@@ -161,6 +171,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
       return null;
     }
+    if (entry.kind === 'file' && !mayRead(entry)) unreadable.push(rel);
     const node: Node = { entry };
     if (isDir && childMode) node.children = await visitDir(rel, childMode);
     return node;
@@ -205,7 +216,22 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     }
   };
   flatten(tree);
-  return { entries, excluded, sockets };
+  return { entries, excluded, sockets, unreadable };
+}
+
+const READS_ALL = () => true;
+
+/** Whether this process may read a file, by its mode bits (root reads everything). */
+function readPermission(): (e: Entry) => boolean {
+  const uid = process.geteuid?.() ?? 0;
+  if (uid === 0) return READS_ALL;
+  const gids = new Set([process.getegid?.(), ...(process.getgroups?.() ?? [])]);
+  return (e) =>
+    e.uid === uid
+      ? (e.mode & 0o400) !== 0
+      : gids.has(e.gid)
+        ? (e.mode & 0o040) !== 0
+        : (e.mode & 0o004) !== 0;
 }
 
 /**
