@@ -313,7 +313,15 @@ describe('base image', () => {
     const image = `${registry.host}/derived/seven:v1`;
     await derive(cfgRef, image);
     const derived = await imageConfig(image);
-    expect(derived.config).toEqual(base.config);
+    // Env is the base's with the job's PATH (persist-env); everything else exactly the base's.
+    const baseEnv = base.config!.Env as string[];
+    const jobPath = `PATH=${process.env.PATH}`;
+    expect(derived.config).toEqual({
+      ...base.config,
+      Env: baseEnv.some((e) => e.startsWith('PATH='))
+        ? baseEnv.map((e) => (e.startsWith('PATH=') ? jobPath : e))
+        : [...baseEnv, jobPath],
+    });
     expect(derived.history?.slice(0, base.history!.length)).toEqual(base.history);
     expect(derived.history!.length).toBeGreaterThan(base.history!.length);
   });
