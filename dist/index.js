@@ -34667,38 +34667,18 @@ function formatBytes(n) {
     return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
-;// CONCATENATED MODULE: ./src/util/limit.ts
-/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
-function limiter(n) {
-    let active = 0;
-    const queue = [];
-    const next = () => {
-        if (active >= n)
-            return;
-        const start = queue.shift();
-        if (start) {
-            active++;
-            start();
-        }
-    };
-    return (job) => new Promise((resolve, reject) => {
-        queue.push(() => {
-            job()
-                .then(resolve, reject)
-                .finally(() => {
-                active--;
-                next();
-            });
-        });
-        next();
-    });
-}
-
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
+;// CONCATENATED MODULE: external "node:timers/promises"
+const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
+// EXTERNAL MODULE: external "node:buffer"
+var external_node_buffer_ = __nccwpck_require__(4573);
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 ;// CONCATENATED MODULE: external "node:module"
 const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 ;// CONCATENATED MODULE: ./src/walk/xattrs.ts
+
 
 
 
@@ -34739,9 +34719,9 @@ let binding;
  * be passed through it, so those few are read by `getfattr`, its path fed as raw bytes on stdin.
  */
 function readXattrs(path, log) {
-    const text = path.toString('utf8');
-    if (!Buffer.from(text, 'utf8').equals(path))
+    if (!(0,external_node_buffer_.isUtf8)(path))
         return readXattrsWithGetfattr(path);
+    const text = path.toString('utf8');
     if (binding === undefined) {
         binding = loadBinding();
         if (!binding)
@@ -34818,13 +34798,19 @@ const SLASH = Buffer.from('/');
 const WHITEOUT_PREFIX = Buffer.from('.wh.');
 class WhiteoutNameError extends Error {
 }
+/** Entries between two yields to the event loop (timers, progress lines) during the walk. */
+const YIELD_EVERY = 4096;
 /**
- * Walks `root` with bounded parallel lstat calls, never following a symlink, reading names as bytes so
- * non-UTF-8 names survive. The filter decides what is left out; `include` globs can reach below an
- * excluded directory, in which case only the included paths and their parents are kept there.
+ * Walks `root` depth-first, never following a symlink, reading names as bytes so non-UTF-8 names
+ * survive. The filter decides what is left out; `include` globs can reach below an excluded directory,
+ * in which case only the included paths and their parents are kept there.
+ *
+ * The calls are synchronous, like find's: a metadata walk is bound by per-call overhead, and a
+ * promise plus a thread-pool hop cost ten times the lstat itself (8.6 s against 0.35 s for find on
+ * 79k entries). It yields to the event loop every few thousand entries so timers still run.
  */
 async function walk_walk(opts) {
-    const limit = limiter(opts.concurrency ?? 64);
+    let sinceYield = 0;
     const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
     const excluded = [];
     const sockets = [];
@@ -34835,7 +34821,7 @@ async function walk_walk(opts) {
     async function visitDir(rel, mode) {
         let names;
         try {
-            names = await limit(() => (0,promises_namespaceObject.readdir)(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' }));
+            names = (0,external_node_fs_namespaceObject.readdirSync)(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' });
         }
         catch (err) {
             const code = err.code;
@@ -34851,8 +34837,17 @@ async function walk_walk(opts) {
             return [];
         }
         names.sort(Buffer.compare);
-        const nodes = await Promise.all(names.map((name) => visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode)));
-        return nodes.filter((n) => n !== null);
+        const nodes = [];
+        for (const name of names) {
+            const node = await visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode);
+            if (node)
+                nodes.push(node);
+            if (++sinceYield >= YIELD_EVERY) {
+                sinceYield = 0;
+                await (0,external_node_timers_promises_namespaceObject.setImmediate)();
+            }
+        }
+        return nodes;
     }
     async function visitEntry(rel, name, mode) {
         if (opts.counters)
@@ -34865,7 +34860,7 @@ async function walk_walk(opts) {
         const abs = absolute(rel);
         let st;
         try {
-            st = await limit(() => (0,promises_namespaceObject.lstat)(abs, { bigint: true }));
+            st = (0,external_node_fs_namespaceObject.lstatSync)(abs, { bigint: true });
         }
         catch (err) {
             if (isGone(err))
@@ -34894,7 +34889,7 @@ async function walk_walk(opts) {
         }
         let entry;
         try {
-            entry = await toEntry(rel, abs, st);
+            entry = toEntry(rel, abs, st);
         }
         catch (err) {
             if (err instanceof VanishedError || isGone(err)) {
@@ -34916,7 +34911,7 @@ async function walk_walk(opts) {
             node.children = await visitDir(rel, childMode);
         return node;
     }
-    async function toEntry(rel, abs, st) {
+    function toEntry(rel, abs, st) {
         const { sec, nsec } = splitNs(st.mtimeNs);
         const ctime = splitNs(st.ctimeNs);
         const entry = {
@@ -34936,7 +34931,7 @@ async function walk_walk(opts) {
         if (st.isFile() && st.nlink > 1n)
             entry.linkGroup = `${st.dev}:${st.ino}`;
         if (st.isSymbolicLink())
-            entry.linkTarget = await limit(() => (0,promises_namespaceObject.readlink)(abs, { encoding: 'buffer' }));
+            entry.linkTarget = (0,external_node_fs_namespaceObject.readlinkSync)(abs, { encoding: 'buffer' });
         if (st.isCharacterDevice() || st.isBlockDevice()) {
             // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
             const rdev = st.rdev;
@@ -35012,8 +35007,6 @@ function splitNs(ns) {
     return { sec: Number(sec), nsec: Number(nsec) };
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: ./node_modules/picomatch/index.js
 var picomatch = __nccwpck_require__(4006);
 var picomatch_default = /*#__PURE__*/__nccwpck_require__.n(picomatch);
@@ -37296,6 +37289,23 @@ async function* tarStream(input) {
         }
         else {
             const abs = Buffer.concat([rootBuf, write_SLASH, e.path]);
+            if (e.size <= SMALL_FILE) {
+                // Most files of a system are small: read whole, synchronously, as tar does. Four thread-pool
+                // round trips (open, read, stat, close) cost more than the read itself.
+                const content = readSmallFile(abs, e, log);
+                if (!content) {
+                    log.warn(`${show(abs)} vanished or stopped being a regular file before it was read; left out`);
+                    continue;
+                }
+                if (e.linkGroup)
+                    firstOfGroup.set(e.linkGroup, e.path);
+                add(encodeHeader(header));
+                add(content);
+                add(zeroPad(e.size));
+                if (batched >= BATCH)
+                    yield flush();
+                continue;
+            }
             const file = await openForRead(abs);
             if (!file) {
                 log.warn(`${show(abs)} vanished or stopped being a regular file before it was read; left out`);
@@ -37305,18 +37315,12 @@ async function* tarStream(input) {
                 firstOfGroup.set(e.linkGroup, e.path);
             try {
                 add(encodeHeader(header));
-                if (e.size <= BATCH) {
-                    for await (const chunk of readExactly(file, e.size, abs, log))
-                        add(chunk);
-                }
-                else {
-                    if (batched)
-                        yield flush();
-                    for await (const chunk of readExactly(file, e.size, abs, log))
-                        yield chunk;
-                }
+                if (batched)
+                    yield flush();
+                for await (const chunk of readExactly(file, e.size, abs, log))
+                    yield chunk;
                 add(zeroPad(e.size));
-                await warnIfChanged(file, e, abs, log);
+                await warnIfChanged(await file.stat({ bigint: true }), e, abs, log);
             }
             finally {
                 await file.close();
@@ -37345,30 +37349,88 @@ function headerOf(e) {
         xattrs: e.xattrs,
     };
 }
+// O_NOATIME: reading for a snapshot must not change what a later snapshot compares. O_NONBLOCK: a
+// file replaced by a fifo since the walk must not hang the open.
+const READ_FLAGS = external_node_fs_namespaceObject.constants.O_RDONLY | external_node_fs_namespaceObject.constants.O_NOFOLLOW | external_node_fs_namespaceObject.constants.O_NONBLOCK;
+const NOATIME = external_node_fs_namespaceObject.constants.O_NOATIME ?? 0;
+/**
+ * Opens `abs` for reading: null when it is gone or is no longer a regular file (replaced by a
+ * directory, a fifo or a symlink since the walk: not the file the header would describe).
+ * O_NOATIME is refused (EPERM) on files this user does not own: then it opens without it.
+ */
 async function openForRead(abs) {
-    // O_NOATIME: reading for a snapshot must not change what a later snapshot compares.
-    const flags = external_node_fs_namespaceObject.constants.O_RDONLY | external_node_fs_namespaceObject.constants.O_NOFOLLOW;
-    for (const extra of [external_node_fs_namespaceObject.constants.O_NOATIME ?? 0, 0]) {
+    for (const extra of [NOATIME, 0]) {
         try {
-            const file = await (0,promises_namespaceObject.open)(abs, flags | extra | external_node_fs_namespaceObject.constants.O_NONBLOCK);
-            // Replaced by a directory or a fifo since the walk: not the file the header would describe.
+            const file = await (0,promises_namespaceObject.open)(abs, READ_FLAGS | extra);
             if ((await file.stat()).isFile())
                 return file;
             await file.close();
             return null;
         }
         catch (err) {
-            const code = err.code;
-            if (code === 'ENOENT' || code === 'ELOOP')
-                return null; // gone, or replaced by a symlink
-            if (code === 'EACCES') {
-                throw new PermissionError(`cannot read ${show(abs)}: permission denied; capturing this tree needs root (run the step as root or with sudo)`);
-            }
-            if (code !== 'EPERM' || extra === 0)
-                throw err;
+            if (!retryOpen(err, abs, extra))
+                return null;
         }
     }
     return null;
+}
+/** The synchronous twin of openForRead: a descriptor, or null. */
+function openForReadSync(abs) {
+    for (const extra of [NOATIME, 0]) {
+        try {
+            const fd = (0,external_node_fs_namespaceObject.openSync)(abs, READ_FLAGS | extra);
+            if ((0,external_node_fs_namespaceObject.fstatSync)(fd).isFile())
+                return fd;
+            (0,external_node_fs_namespaceObject.closeSync)(fd);
+            return null;
+        }
+        catch (err) {
+            if (!retryOpen(err, abs, extra))
+                return null;
+        }
+    }
+    return null;
+}
+/** After a failed open: false when the file is gone, true to retry without O_NOATIME; else throws. */
+function retryOpen(err, abs, extra) {
+    const code = err.code;
+    if (code === 'ENOENT' || code === 'ELOOP')
+        return false; // gone, or replaced by a symlink
+    if (code === 'EACCES') {
+        throw new PermissionError(`cannot read ${show(abs)}: permission denied; capturing this tree needs root (run the step as root or with sudo)`);
+    }
+    if (code !== 'EPERM' || extra === 0)
+        throw err;
+    return true;
+}
+/** Files up to this size are read whole and synchronously. */
+const SMALL_FILE = 64 * 1024;
+/**
+ * A small file's bytes, exactly `e.size` of them whatever the file did since the walk (see
+ * readExactly), or null when it is gone.
+ */
+function readSmallFile(abs, e, log) {
+    const fd = openForReadSync(abs);
+    if (fd === null)
+        return null;
+    try {
+        const buf = Buffer.alloc(e.size);
+        let pos = 0;
+        while (pos < e.size) {
+            const n = (0,external_node_fs_namespaceObject.readSync)(fd, buf, pos, e.size - pos, pos);
+            if (n === 0)
+                break;
+            pos += n;
+        }
+        if (pos < e.size)
+            log.warn(`${show(abs)} shrank while it was read (${pos} of ${e.size} bytes); the rest is written as zeros`);
+        else
+            warnIfChanged((0,external_node_fs_namespaceObject.fstatSync)(fd, { bigint: true }), e, abs, log);
+        return buf;
+    }
+    finally {
+        (0,external_node_fs_namespaceObject.closeSync)(fd);
+    }
 }
 /**
  * Exactly `size` bytes, whatever the file does meanwhile: the header already promised that many. A
@@ -37390,8 +37452,7 @@ async function* readExactly(file, size, abs, log) {
         yield bytesRead === want ? buf : buf.subarray(0, bytesRead);
     }
 }
-async function warnIfChanged(file, e, abs, log) {
-    const st = await file.stat({ bigint: true });
+function warnIfChanged(st, e, abs, log) {
     const mtimeNs = BigInt(e.mtimeSec) * 1000000000n + BigInt(e.mtimeNsec);
     if (st.size > BigInt(e.size)) {
         log.warn(`${show(abs)} grew while it was read; captured its first ${e.size} bytes`);
@@ -37617,6 +37678,37 @@ function fingerprint(entries, indices, compression, level) {
         h.update('\n');
     }
     return 'sha256:' + h.digest('hex');
+}
+
+;// CONCATENATED MODULE: ./src/util/limit.ts
+/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
+function limiter(n) {
+    let active = 0;
+    // A queue read from `head`: Array#shift copies the array, which is quadratic over a long queue.
+    let queue = [];
+    let head = 0;
+    const next = () => {
+        if (active >= n || head >= queue.length)
+            return;
+        const start = queue[head++];
+        if (head > 1024 && head * 2 > queue.length) {
+            queue = queue.slice(head);
+            head = 0;
+        }
+        active++;
+        start();
+    };
+    return (job) => new Promise((resolve, reject) => {
+        queue.push(() => {
+            job()
+                .then(resolve, reject)
+                .finally(() => {
+                active--;
+                next();
+            });
+        });
+        next();
+    });
 }
 
 ;// CONCATENATED MODULE: ./src/layout/layout.ts

@@ -34149,38 +34149,16 @@ function log_show(p) {
     return clean.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
-;// CONCATENATED MODULE: ./src/util/limit.ts
-/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
-function limiter(n) {
-    let active = 0;
-    const queue = [];
-    const next = () => {
-        if (active >= n)
-            return;
-        const start = queue.shift();
-        if (start) {
-            active++;
-            start();
-        }
-    };
-    return (job) => new Promise((resolve, reject) => {
-        queue.push(() => {
-            job()
-                .then(resolve, reject)
-                .finally(() => {
-                active--;
-                next();
-            });
-        });
-        next();
-    });
-}
-
+;// CONCATENATED MODULE: external "node:timers/promises"
+const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
+// EXTERNAL MODULE: external "node:buffer"
+var external_node_buffer_ = __nccwpck_require__(4573);
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 ;// CONCATENATED MODULE: external "node:module"
 const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 ;// CONCATENATED MODULE: ./src/walk/xattrs.ts
+
 
 
 
@@ -34221,9 +34199,9 @@ let binding;
  * be passed through it, so those few are read by `getfattr`, its path fed as raw bytes on stdin.
  */
 function xattrs_readXattrs(path, log) {
-    const text = path.toString('utf8');
-    if (!Buffer.from(text, 'utf8').equals(path))
+    if (!(0,external_node_buffer_.isUtf8)(path))
         return readXattrsWithGetfattr(path);
+    const text = path.toString('utf8');
     if (binding === undefined) {
         binding = loadBinding();
         if (!binding)
@@ -34300,13 +34278,19 @@ const SLASH = Buffer.from('/');
 const WHITEOUT_PREFIX = Buffer.from('.wh.');
 class WhiteoutNameError extends Error {
 }
+/** Entries between two yields to the event loop (timers, progress lines) during the walk. */
+const YIELD_EVERY = 4096;
 /**
- * Walks `root` with bounded parallel lstat calls, never following a symlink, reading names as bytes so
- * non-UTF-8 names survive. The filter decides what is left out; `include` globs can reach below an
- * excluded directory, in which case only the included paths and their parents are kept there.
+ * Walks `root` depth-first, never following a symlink, reading names as bytes so non-UTF-8 names
+ * survive. The filter decides what is left out; `include` globs can reach below an excluded directory,
+ * in which case only the included paths and their parents are kept there.
+ *
+ * The calls are synchronous, like find's: a metadata walk is bound by per-call overhead, and a
+ * promise plus a thread-pool hop cost ten times the lstat itself (8.6 s against 0.35 s for find on
+ * 79k entries). It yields to the event loop every few thousand entries so timers still run.
  */
 async function walk_walk(opts) {
-    const limit = limiter(opts.concurrency ?? 64);
+    let sinceYield = 0;
     const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
     const excluded = [];
     const sockets = [];
@@ -34317,7 +34301,7 @@ async function walk_walk(opts) {
     async function visitDir(rel, mode) {
         let names;
         try {
-            names = await limit(() => (0,promises_namespaceObject.readdir)(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' }));
+            names = (0,external_node_fs_namespaceObject.readdirSync)(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' });
         }
         catch (err) {
             const code = err.code;
@@ -34333,8 +34317,17 @@ async function walk_walk(opts) {
             return [];
         }
         names.sort(Buffer.compare);
-        const nodes = await Promise.all(names.map((name) => visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode)));
-        return nodes.filter((n) => n !== null);
+        const nodes = [];
+        for (const name of names) {
+            const node = await visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode);
+            if (node)
+                nodes.push(node);
+            if (++sinceYield >= YIELD_EVERY) {
+                sinceYield = 0;
+                await (0,external_node_timers_promises_namespaceObject.setImmediate)();
+            }
+        }
+        return nodes;
     }
     async function visitEntry(rel, name, mode) {
         if (opts.counters)
@@ -34347,7 +34340,7 @@ async function walk_walk(opts) {
         const abs = absolute(rel);
         let st;
         try {
-            st = await limit(() => (0,promises_namespaceObject.lstat)(abs, { bigint: true }));
+            st = (0,external_node_fs_namespaceObject.lstatSync)(abs, { bigint: true });
         }
         catch (err) {
             if (isGone(err))
@@ -34376,7 +34369,7 @@ async function walk_walk(opts) {
         }
         let entry;
         try {
-            entry = await toEntry(rel, abs, st);
+            entry = toEntry(rel, abs, st);
         }
         catch (err) {
             if (err instanceof VanishedError || isGone(err)) {
@@ -34398,7 +34391,7 @@ async function walk_walk(opts) {
             node.children = await visitDir(rel, childMode);
         return node;
     }
-    async function toEntry(rel, abs, st) {
+    function toEntry(rel, abs, st) {
         const { sec, nsec } = splitNs(st.mtimeNs);
         const ctime = splitNs(st.ctimeNs);
         const entry = {
@@ -34418,7 +34411,7 @@ async function walk_walk(opts) {
         if (st.isFile() && st.nlink > 1n)
             entry.linkGroup = `${st.dev}:${st.ino}`;
         if (st.isSymbolicLink())
-            entry.linkTarget = await limit(() => (0,promises_namespaceObject.readlink)(abs, { encoding: 'buffer' }));
+            entry.linkTarget = (0,external_node_fs_namespaceObject.readlinkSync)(abs, { encoding: 'buffer' });
         if (st.isCharacterDevice() || st.isBlockDevice()) {
             // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
             const rdev = st.rdev;

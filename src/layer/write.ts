@@ -1,5 +1,13 @@
 import { createHash, type Hash } from 'node:crypto';
-import { constants, type promises as fsp } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readSync,
+  type BigIntStats,
+  type promises as fsp,
+} from 'node:fs';
 import { open } from 'node:fs/promises';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -153,6 +161,21 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
       add(encodeHeader({ ...header, type: 'hardlink', size: 0, linkName: firstOfGroup.get(e.linkGroup) }));
     } else {
       const abs = Buffer.concat([rootBuf, SLASH, e.path]);
+      if (e.size <= SMALL_FILE) {
+        // Most files of a system are small: read whole, synchronously, as tar does. Four thread-pool
+        // round trips (open, read, stat, close) cost more than the read itself.
+        const content = readSmallFile(abs, e, log);
+        if (!content) {
+          log.warn(`${show(abs)} vanished or stopped being a regular file before it was read; left out`);
+          continue;
+        }
+        if (e.linkGroup) firstOfGroup.set(e.linkGroup, e.path);
+        add(encodeHeader(header));
+        add(content);
+        add(zeroPad(e.size));
+        if (batched >= BATCH) yield flush();
+        continue;
+      }
       const file = await openForRead(abs);
       if (!file) {
         log.warn(`${show(abs)} vanished or stopped being a regular file before it was read; left out`);
@@ -161,14 +184,10 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
       if (e.linkGroup) firstOfGroup.set(e.linkGroup, e.path);
       try {
         add(encodeHeader(header));
-        if (e.size <= BATCH) {
-          for await (const chunk of readExactly(file, e.size, abs, log)) add(chunk);
-        } else {
-          if (batched) yield flush();
-          for await (const chunk of readExactly(file, e.size, abs, log)) yield chunk;
-        }
+        if (batched) yield flush();
+        for await (const chunk of readExactly(file, e.size, abs, log)) yield chunk;
         add(zeroPad(e.size));
-        await warnIfChanged(file, e, abs, log);
+        await warnIfChanged(await file.stat({ bigint: true }), e, abs, log);
       } finally {
         await file.close();
       }
@@ -197,28 +216,85 @@ function headerOf(e: Entry): TarHeader {
   };
 }
 
+// O_NOATIME: reading for a snapshot must not change what a later snapshot compares. O_NONBLOCK: a
+// file replaced by a fifo since the walk must not hang the open.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+const NOATIME = constants.O_NOATIME ?? 0;
+
+/**
+ * Opens `abs` for reading: null when it is gone or is no longer a regular file (replaced by a
+ * directory, a fifo or a symlink since the walk: not the file the header would describe).
+ * O_NOATIME is refused (EPERM) on files this user does not own: then it opens without it.
+ */
 async function openForRead(abs: Buffer): Promise<fsp.FileHandle | null> {
-  // O_NOATIME: reading for a snapshot must not change what a later snapshot compares.
-  const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
-  for (const extra of [constants.O_NOATIME ?? 0, 0]) {
+  for (const extra of [NOATIME, 0]) {
     try {
-      const file = await open(abs, flags | extra | constants.O_NONBLOCK);
-      // Replaced by a directory or a fifo since the walk: not the file the header would describe.
+      const file = await open(abs, READ_FLAGS | extra);
       if ((await file.stat()).isFile()) return file;
       await file.close();
       return null;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ELOOP') return null; // gone, or replaced by a symlink
-      if (code === 'EACCES') {
-        throw new PermissionError(
-          `cannot read ${show(abs)}: permission denied; capturing this tree needs root (run the step as root or with sudo)`,
-        );
-      }
-      if (code !== 'EPERM' || extra === 0) throw err;
+      if (!retryOpen(err, abs, extra)) return null;
     }
   }
   return null;
+}
+
+/** The synchronous twin of openForRead: a descriptor, or null. */
+function openForReadSync(abs: Buffer): number | null {
+  for (const extra of [NOATIME, 0]) {
+    try {
+      const fd = openSync(abs, READ_FLAGS | extra);
+      if (fstatSync(fd).isFile()) return fd;
+      closeSync(fd);
+      return null;
+    } catch (err) {
+      if (!retryOpen(err, abs, extra)) return null;
+    }
+  }
+  return null;
+}
+
+/** After a failed open: false when the file is gone, true to retry without O_NOATIME; else throws. */
+function retryOpen(err: unknown, abs: Buffer, extra: number): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ELOOP') return false; // gone, or replaced by a symlink
+  if (code === 'EACCES') {
+    throw new PermissionError(
+      `cannot read ${show(abs)}: permission denied; capturing this tree needs root (run the step as root or with sudo)`,
+    );
+  }
+  if (code !== 'EPERM' || extra === 0) throw err;
+  return true;
+}
+
+/** Files up to this size are read whole and synchronously. */
+const SMALL_FILE = 64 * 1024;
+
+/**
+ * A small file's bytes, exactly `e.size` of them whatever the file did since the walk (see
+ * readExactly), or null when it is gone.
+ */
+function readSmallFile(abs: Buffer, e: Entry, log: Logger): Buffer | null {
+  const fd = openForReadSync(abs);
+  if (fd === null) return null;
+  try {
+    const buf = Buffer.alloc(e.size);
+    let pos = 0;
+    while (pos < e.size) {
+      const n = readSync(fd, buf, pos, e.size - pos, pos);
+      if (n === 0) break;
+      pos += n;
+    }
+    if (pos < e.size)
+      log.warn(
+        `${show(abs)} shrank while it was read (${pos} of ${e.size} bytes); the rest is written as zeros`,
+      );
+    else warnIfChanged(fstatSync(fd, { bigint: true }), e, abs, log);
+    return buf;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**
@@ -249,8 +325,7 @@ async function* readExactly(
   }
 }
 
-async function warnIfChanged(file: fsp.FileHandle, e: Entry, abs: Buffer, log: Logger): Promise<void> {
-  const st = await file.stat({ bigint: true });
+function warnIfChanged(st: BigIntStats, e: Entry, abs: Buffer, log: Logger): void {
   const mtimeNs = BigInt(e.mtimeSec) * 1_000_000_000n + BigInt(e.mtimeNsec);
   if (st.size > BigInt(e.size)) {
     log.warn(`${show(abs)} grew while it was read; captured its first ${e.size} bytes`);

@@ -1,14 +1,18 @@
 /** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
 export function limiter(n: number): <T>(job: () => Promise<T>) => Promise<T> {
   let active = 0;
-  const queue: Array<() => void> = [];
+  // A queue read from `head`: Array#shift copies the array, which is quadratic over a long queue.
+  let queue: Array<() => void> = [];
+  let head = 0;
   const next = () => {
-    if (active >= n) return;
-    const start = queue.shift();
-    if (start) {
-      active++;
-      start();
+    if (active >= n || head >= queue.length) return;
+    const start = queue[head++];
+    if (head > 1024 && head * 2 > queue.length) {
+      queue = queue.slice(head);
+      head = 0;
     }
+    active++;
+    start();
   };
   return <T>(job: () => Promise<T>) =>
     new Promise<T>((resolve, reject) => {

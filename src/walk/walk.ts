@@ -1,7 +1,6 @@
-import { lstat, readdir, readlink } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { show, type Logger } from '../log.js';
-import { limiter } from '../util/limit.js';
 import type { Filter } from './filter.js';
 import { readXattrs, VanishedError, type Xattrs } from './xattrs.js';
 
@@ -60,8 +59,6 @@ export interface WalkOptions {
   root: string;
   filter: Filter;
   log: Logger;
-  /** Filesystem calls in flight at once. @default 64 */
-  concurrency?: number;
   /** Bumped once per entry looked at, for progress lines. */
   counters?: { entries: number };
 }
@@ -78,13 +75,20 @@ const WHITEOUT_PREFIX = Buffer.from('.wh.');
 
 export class WhiteoutNameError extends Error {}
 
+/** Entries between two yields to the event loop (timers, progress lines) during the walk. */
+const YIELD_EVERY = 4096;
+
 /**
- * Walks `root` with bounded parallel lstat calls, never following a symlink, reading names as bytes so
- * non-UTF-8 names survive. The filter decides what is left out; `include` globs can reach below an
- * excluded directory, in which case only the included paths and their parents are kept there.
+ * Walks `root` depth-first, never following a symlink, reading names as bytes so non-UTF-8 names
+ * survive. The filter decides what is left out; `include` globs can reach below an excluded directory,
+ * in which case only the included paths and their parents are kept there.
+ *
+ * The calls are synchronous, like find's: a metadata walk is bound by per-call overhead, and a
+ * promise plus a thread-pool hop cost ten times the lstat itself (8.6 s against 0.35 s for find on
+ * 79k entries). It yields to the event loop every few thousand entries so timers still run.
  */
 export async function walk(opts: WalkOptions): Promise<WalkResult> {
-  const limit = limiter(opts.concurrency ?? 64);
+  let sinceYield = 0;
   const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
   const excluded: Exclusion[] = [];
   const sockets: Buffer[] = [];
@@ -98,7 +102,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   async function visitDir(rel: Buffer | null, mode: Mode): Promise<Node[]> {
     let names: Buffer[];
     try {
-      names = await limit(() => readdir(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' }));
+      names = readdirSync(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return []; // vanished while we walked
@@ -110,10 +114,16 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       return [];
     }
     names.sort(Buffer.compare);
-    const nodes = await Promise.all(
-      names.map((name) => visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode)),
-    );
-    return nodes.filter((n): n is Node => n !== null);
+    const nodes: Node[] = [];
+    for (const name of names) {
+      const node = await visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode);
+      if (node) nodes.push(node);
+      if (++sinceYield >= YIELD_EVERY) {
+        sinceYield = 0;
+        await yieldToEventLoop();
+      }
+    }
+    return nodes;
   }
 
   async function visitEntry(rel: Buffer, name: Buffer, mode: Mode): Promise<Node | null> {
@@ -126,7 +136,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     const abs = absolute(rel);
     let st: BigIntStats;
     try {
-      st = await limit(() => lstat(abs, { bigint: true }));
+      st = lstatSync(abs, { bigint: true });
     } catch (err) {
       if (isGone(err)) return null;
       throw err;
@@ -155,7 +165,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     }
     let entry: Entry;
     try {
-      entry = await toEntry(rel, abs, st);
+      entry = toEntry(rel, abs, st);
     } catch (err) {
       if (err instanceof VanishedError || isGone(err)) {
         log.warn(`${show(abs)} changed while it was walked; left out`);
@@ -177,7 +187,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     return node;
   }
 
-  async function toEntry(rel: Buffer, abs: Buffer, st: BigIntStats): Promise<Entry> {
+  function toEntry(rel: Buffer, abs: Buffer, st: BigIntStats): Entry {
     const { sec, nsec } = splitNs(st.mtimeNs);
     const ctime = splitNs(st.ctimeNs);
     const entry: Entry = {
@@ -195,7 +205,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       ino: Number(st.ino),
     };
     if (st.isFile() && st.nlink > 1n) entry.linkGroup = `${st.dev}:${st.ino}`;
-    if (st.isSymbolicLink()) entry.linkTarget = await limit(() => readlink(abs, { encoding: 'buffer' }));
+    if (st.isSymbolicLink()) entry.linkTarget = readlinkSync(abs, { encoding: 'buffer' });
     if (st.isCharacterDevice() || st.isBlockDevice()) {
       // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
       const rdev = st.rdev;

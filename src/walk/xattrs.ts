@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { show, type Logger } from '../log.js';
@@ -49,8 +50,8 @@ let binding: Binding | null | undefined;
  * be passed through it, so those few are read by `getfattr`, its path fed as raw bytes on stdin.
  */
 export function readXattrs(path: Buffer, log: Logger): Xattrs | undefined {
+  if (!isUtf8(path)) return readXattrsWithGetfattr(path);
   const text = path.toString('utf8');
-  if (!Buffer.from(text, 'utf8').equals(path)) return readXattrsWithGetfattr(path);
   if (binding === undefined) {
     binding = loadBinding();
     if (!binding)
