@@ -929,7 +929,9 @@ async function figureP3(ctx) {
   await reg.stop();
   const ok = res.o.filter((r) => r.code === 0);
   const uploaded = ok.map((r) => r.outputs.uploaded);
-  const reused = ok.map((r) => (r.stdout.match(/unchanged, already in the registry/g) ?? []).length);
+  const reused = ok.map(
+    (r) => (r.stdout.match(/: unchanged, (already there|mounted) in the registry/g) ?? []).length,
+  );
   const notes = [
     `uploaded= ${uploaded.join(' / ')} (first push ${gb(Number(first.outputs.uploaded))} in ${first.wall.toFixed(1)} s)`,
     `layers reused ${reused.join(' / ')} of ${ok[0]?.outputs.layers ?? '?'}`,

@@ -34811,6 +34811,7 @@ const YIELD_EVERY = 4096;
  */
 async function walk_walk(opts) {
     let sinceYield = 0;
+    const paths = new PathArena();
     const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
     const excluded = [];
     const sockets = [];
@@ -34839,7 +34840,7 @@ async function walk_walk(opts) {
         names.sort(Buffer.compare);
         const nodes = [];
         for (const name of names) {
-            const node = await visitEntry(rel ? Buffer.concat([rel, SLASH, name]) : name, name, mode);
+            const node = await visitEntry(paths.join(rel, name), name, mode);
             if (node)
                 nodes.push(node);
             if (++sinceYield >= YIELD_EVERY) {
@@ -34931,7 +34932,7 @@ async function walk_walk(opts) {
         if (st.isFile() && st.nlink > 1n)
             entry.linkGroup = `${st.dev}:${st.ino}`;
         if (st.isSymbolicLink())
-            entry.linkTarget = (0,external_node_fs_namespaceObject.readlinkSync)(abs, { encoding: 'buffer' });
+            entry.linkTarget = paths.join(null, (0,external_node_fs_namespaceObject.readlinkSync)(abs, { encoding: 'buffer' }));
         if (st.isCharacterDevice() || st.isBlockDevice()) {
             // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
             const rdev = st.rdev;
@@ -34956,6 +34957,33 @@ async function walk_walk(opts) {
     return { entries, excluded, sockets, unreadable };
 }
 const READS_ALL = () => true;
+/**
+ * Entry paths, packed into shared slabs. A path of its own would cost a Buffer allocation each, and
+ * small Buffers come from 8 KiB pools that a single retained path keeps whole (800 B per entry
+ * measured, against the 50 of the path itself).
+ */
+class PathArena {
+    static SLAB = 256 * 1024;
+    slab = Buffer.allocUnsafeSlow(PathArena.SLAB);
+    used = 0;
+    /** `parent/name` (or `name` at the top), as a view into a slab. */
+    join(parent, name) {
+        const length = (parent ? parent.length + 1 : 0) + name.length;
+        if (this.used + length > this.slab.length) {
+            this.slab = Buffer.allocUnsafeSlow(Math.max(PathArena.SLAB, length));
+            this.used = 0;
+        }
+        const start = this.used;
+        if (parent) {
+            parent.copy(this.slab, this.used);
+            this.used += parent.length;
+            this.slab[this.used++] = 0x2f; // '/'
+        }
+        name.copy(this.slab, this.used);
+        this.used += name.length;
+        return this.slab.subarray(start, this.used);
+    }
+}
 /** Whether this process may read a file, by its mode bits (root reads everything). */
 function readPermission() {
     const uid = process.geteuid?.() ?? 0;
