@@ -100,20 +100,30 @@ export class SecretFiles {
   }
 }
 
+/** The password part of a URL's userinfo in a git config's `url = scheme://user:password@host…`. */
+const URL_PASSWORD = /^([ \t]*(?:push)?url[ \t]*=[ \t]*"?[a-z][a-z0-9+.-]*:\/\/[^:@\/\s]*):([^@\/\s]+)@/gim;
+
 /** Lines of a git config that carry a credential: actions/checkout's `extraheader = AUTHORIZATION: …`. */
 const AUTH_HEADER_LINE = /^[ \t]*extraheader[ \t]*=[ \t]*"?[ \t]*authorization:.*(\r?\n|$)/gim;
 
 /**
  * A git config without its persisted authorization headers (actions/checkout leaves the job's token in
- * the workspace's `.git/config`), and the secrets removed; null when there were none.
+ * the workspace's `.git/config`) or passwords in remote URLs, and the secrets removed; null when there
+ * were none.
  */
 export function scrubGitConfig(text: string): { text: string; secrets: string[] } | null {
   const secrets: string[] = [];
-  const scrubbed = text.replace(AUTH_HEADER_LINE, (line) => {
-    const value = /authorization:\s*(?:\S+\s+)?(\S+?)"?\s*$/i.exec(line)?.[1];
-    if (value) secrets.push(value);
-    return '';
-  });
+  const scrubbed = text
+    .replace(AUTH_HEADER_LINE, (line) => {
+      const value = /authorization:\s*(?:\S+\s+)?(\S+?)"?\s*$/i.exec(line)?.[1];
+      if (value) secrets.push(value);
+      return '';
+    })
+    // A remote cloned with the token in its URL (https://x-access-token:TOKEN@github.com/…).
+    .replace(URL_PASSWORD, (_, head: string, password: string) => {
+      secrets.push(password);
+      return head + '@';
+    });
   return scrubbed === text ? null : { text: scrubbed, secrets };
 }
 

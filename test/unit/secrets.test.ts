@@ -81,6 +81,16 @@ describe('scrubGitConfig', () => {
     expect(scrubGitConfig(r!.text)).toBeNull();
   });
 
+  it('removes a password from a remote URL, keeping the user', () => {
+    const r = scrubGitConfig(
+      '[remote "origin"]\n\turl = https://x-access-token:ghs_abc123@github.com/o/r\n\tpushurl = git@github.com:o/r\n',
+    );
+    expect(r).toEqual({
+      text: '[remote "origin"]\n\turl = https://x-access-token@github.com/o/r\n\tpushurl = git@github.com:o/r\n',
+      secrets: ['ghs_abc123'],
+    });
+  });
+
   it('finds the header in any case and quoting, and leaves other extraheaders alone', () => {
     const r = scrubGitConfig(
       '[http]\n\tExtraHeader = "Authorization: Bearer abc.def"\n\textraheader = X-Trace: 1\n',
