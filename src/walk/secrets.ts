@@ -161,7 +161,7 @@ export async function scrubGitConfigs(
     // Its own bytes now: no longer the same file as any hardlink to it.
     delete e.linkGroup;
     log.warn(
-      `${show(abs)}: removed the persisted authorization header (actions/checkout's token) from the captured copy`,
+      `${show(abs)}: removed the credentials it holds (actions/checkout's authorization header, passwords in remote URLs) from the captured copy`,
     );
   }
 }

@@ -205,7 +205,7 @@ describe('credentials', () => {
     }
     expect(shown(r).join('\n')).not.toMatch(new RegExp(`${token}|${encoded.replace(/[+/=]/g, '.')}`));
     expect(r.stdout).toContain(`::add-mask::${encoded}`);
-    expect(r.stdout).toMatch(/::warning::.*\.git\/config: removed the persisted authorization header/);
+    expect(r.stdout).toMatch(/::warning::.*\.git\/config: removed the credentials it holds/);
   });
 });
 
