@@ -29,6 +29,11 @@ export interface ProxyOptions {
   relativeLocation?: boolean;
   /** Answer every PATCH 405, like registries that take monolithic uploads only. */
   refusePatch?: boolean;
+  /**
+   * Answers a request itself (and returns true) instead of forwarding it: a registry that refuses
+   * one kind of request, or sends the client elsewhere.
+   */
+  intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
 }
 
 export interface ProxiedRequest {
@@ -37,6 +42,8 @@ export interface ProxiedRequest {
   status: number;
   fault?: Fault;
   authorization: boolean;
+  /** The Location the registry answered (before any rewrite), e.g. of a new upload session. */
+  location?: string;
 }
 
 export interface Proxy {
@@ -95,6 +102,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       res.end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: `injected ${status}` }] }));
     };
     if (opts.refusePatch && req.method === 'PATCH') return answer(405);
+    if (opts.intercept?.(req, res)) return;
     if (fault === 'reset-before') return req.socket.destroy();
     if (fault === '500' || fault === '502' || fault === '503') return answer(Number(fault));
     if (fault === '429') return answer(429, { 'Retry-After': '1' });
@@ -105,6 +113,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       (up) => {
         record.status = up.statusCode ?? 0;
         const headers = { ...up.headers };
+        if (typeof headers.location === 'string') record.location = headers.location;
         if (opts.relativeLocation && typeof headers.location === 'string') {
           const u = new URL(headers.location, `http://${proxy.host}`);
           headers.location = u.pathname + u.search;
