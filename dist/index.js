@@ -35737,7 +35737,8 @@ const HINTS = {
     DENIED: 'check that these credentials may push to this repository',
     NAME_UNKNOWN: 'the repository does not exist; some registries (ECR) need it created first',
     NAME_INVALID: 'check the repository name',
-    MANIFEST_INVALID: 'the registry rejected the manifest',
+    // distribution answers this (detail "http: request body too large") to a manifest over 4 MiB.
+    MANIFEST_INVALID: 'the registry rejected the manifest; if it is over the registry size limit (4 MiB on most), use a larger layer-size for fewer layers',
     MANIFEST_BLOB_UNKNOWN: 'a blob the manifest names is missing in the registry',
     BLOB_UPLOAD_INVALID: 'the upload was rejected',
     DIGEST_INVALID: 'the uploaded bytes do not match their digest (did the tree change while it was read?)',
@@ -35754,10 +35755,12 @@ function describeFailure(what, status, body) {
     catch {
         parsed = undefined;
     }
-    const first = parsed?.errors?.[0];
-    if (first?.code) {
+    const first = Array.isArray(parsed?.errors) ? parsed.errors[0] : undefined;
+    if (typeof first?.code === 'string') {
         const hint = HINTS[first.code];
-        const message = first.message ? `: ${oneLine(first.message)}` : '';
+        // The detail often says why (distribution: "http: request body too large"); long ones are cut.
+        const detail = typeof first.detail === 'string' && first.detail ? `: ${oneLine(first.detail).slice(0, 200)}` : '';
+        const message = typeof first.message === 'string' && first.message ? `: ${oneLine(first.message)}${detail}` : detail;
         return new RegistryError(`${what} failed: ${status} ${first.code}${message}${hint ? ` (${hint})` : ''}`, status, first.code);
     }
     const hint = status === 401
@@ -35766,10 +35769,21 @@ function describeFailure(what, status, body) {
             ? ' (access denied for these credentials)'
             : status === 404
                 ? ' (not found)'
-                : '';
-    const snippet = /^\s*</.test(body) ? 'an HTML page' : body ? `"${oneLine(body).slice(0, 120)}"` : 'no body';
+                : status === 413
+                    ? ' (too large for the registry or a proxy in front of it)'
+                    : '';
+    // A web page where a registry should be (a wrong host or port, a login portal) says so; a 5xx or
+    // 413 page is a proxy in front of a registry having trouble.
+    const web = status < 300 || status === 404 || status === 405;
+    const snippet = /^\s*</.test(body)
+        ? `an HTML page${web ? ` ${NOT_A_REGISTRY}` : ''}`
+        : body
+            ? `"${oneLine(body).slice(0, 120)}"`
+            : 'no body';
     return new RegistryError(`${what} failed: HTTP ${status}${hint}; the registry answered ${snippet}`, status);
 }
+/** The hint for answers no registry gives. */
+const NOT_A_REGISTRY = '(is this a registry? check the host name and port)';
 function oneLine(s) {
     return s.replace(/\s+/g, ' ').trim();
 }
@@ -36446,14 +36460,14 @@ async function readBody(res, limit, what) {
     const length = Number(res.headers.get('content-length') ?? 0);
     if (length > limit) {
         await res.body?.cancel();
-        throw new RegistryError(`${what}: the answer is ${length} bytes, over the ${limit} byte limit`);
+        throw new RegistryError(`${what}: the answer is ${length} bytes, over the ${limit} byte limit ${NOT_A_REGISTRY}`);
     }
     const chunks = [];
     let size = 0;
     for await (const chunk of res.body ?? []) {
         size += chunk.length;
         if (size > limit)
-            throw new RegistryError(`${what}: the answer is over the ${limit} byte limit`);
+            throw new RegistryError(`${what}: the answer is over the ${limit} byte limit ${NOT_A_REGISTRY}`);
         chunks.push(chunk);
     }
     return Buffer.concat(chunks);
@@ -36624,16 +36638,20 @@ const ACCEPT = [
 ].join(', ');
 /** GET a manifest by tag or digest; null when the tag does not exist. */
 async function getManifest(repo, reference) {
+    const what = `reading ${repo.name}:${reference}`;
     const { res, bytes } = await repo.client.requestBytes({
         method: 'GET',
         url: `/v2/${repo.name}/manifests/${reference}`,
-        what: `reading ${repo.name}:${reference}`,
+        what,
         scopes: [repo.scope],
         ok: [200, 404],
         headers: { Accept: ACCEPT },
     }, MANIFEST_LIMIT);
     if (res.status === 404)
         return null;
+    // Checked here, where the request can be named: every caller parses what this returns.
+    if (!isJsonObject(bytes))
+        throw new RegistryError(`${what}: the registry answered something that is not JSON ${NOT_A_REGISTRY}`);
     const digest = sha256(bytes);
     const claimed = res.headers.get('docker-content-digest');
     if (reference.startsWith('sha256:') && digest !== reference) {
@@ -36678,6 +36696,15 @@ async function putManifest(repo, tag, bytes, mediaType) {
 }
 async function getImageConfig(repo, manifest) {
     return getJsonBlob(repo, manifest.config.digest);
+}
+function isJsonObject(bytes) {
+    try {
+        const v = JSON.parse(bytes.toString('utf8'));
+        return typeof v === 'object' && v !== null && !Array.isArray(v);
+    }
+    catch {
+        return false;
+    }
 }
 function parseJson(bytes) {
     try {

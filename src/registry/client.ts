@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { Credentials } from './credentials.js';
-import { describeFailure, RegistryError } from './errors.js';
+import { describeFailure, NOT_A_REGISTRY, RegistryError } from './errors.js';
 import { DOCKER_HUB } from './reference.js';
 
 export interface RetryPolicy {
@@ -343,13 +343,16 @@ async function readBody(res: Response, limit: number, what: string): Promise<Buf
   const length = Number(res.headers.get('content-length') ?? 0);
   if (length > limit) {
     await res.body?.cancel();
-    throw new RegistryError(`${what}: the answer is ${length} bytes, over the ${limit} byte limit`);
+    throw new RegistryError(
+      `${what}: the answer is ${length} bytes, over the ${limit} byte limit ${NOT_A_REGISTRY}`,
+    );
   }
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of res.body ?? []) {
     size += chunk.length;
-    if (size > limit) throw new RegistryError(`${what}: the answer is over the ${limit} byte limit`);
+    if (size > limit)
+      throw new RegistryError(`${what}: the answer is over the ${limit} byte limit ${NOT_A_REGISTRY}`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);
