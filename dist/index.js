@@ -35304,6 +35304,8 @@ function groupWhiteouts(entries, deletions, opaque) {
 const MAGIC = 'depot-snapshot-baseline 1';
 class BaselineError extends Error {
 }
+/** What to do about a baseline that cannot be used. */
+const RECORD_AGAIN = 'record it again (the pre step, with the same inputs) or set changes: full';
 function stateOf(e) {
     const link = e.linkTarget ? e.linkTarget.toString('base64') : '-';
     const dev = e.devMajor !== undefined ? `${e.devMajor}:${e.devMinor}` : '-';
@@ -35359,7 +35361,7 @@ async function* readBaseline(file, root) {
             if (header) {
                 const [magic, rootB64] = [line.slice(0, MAGIC.length), line.slice(MAGIC.length + 1)];
                 if (magic !== MAGIC)
-                    throw new BaselineError(`${file} is not a baseline written by this action`);
+                    throw new BaselineError(`${file} is not a baseline written by this action; ${RECORD_AGAIN}`);
                 const recorded = Buffer.from(rootB64, 'base64').toString();
                 if (recorded !== root)
                     throw new BaselineError(`${file} records ${recorded}, not ${root}; record the baseline of the same root`);
@@ -35373,7 +35375,7 @@ async function* readBaseline(file, root) {
             const space1 = line.indexOf(' ');
             const space2 = line.indexOf(' ', space1 + 1);
             if (ended || space1 <= 0 || space2 < 0)
-                throw new BaselineError(`${file} is corrupt (a malformed line)`);
+                throw new BaselineError(`${file} is corrupt (a malformed line); ${RECORD_AGAIN}`);
             yield {
                 path: Buffer.from(line.slice(0, space1), 'base64'),
                 kind: line.slice(space1 + 1, space2),
@@ -35391,13 +35393,13 @@ async function* readBaseline(file, root) {
     if (streamError)
         throw baselineReadError(file, streamError);
     if (header || !ended)
-        throw new BaselineError(`${file} is truncated: the baseline was not written completely`);
+        throw new BaselineError(`${file} is truncated: the baseline was not written completely; ${RECORD_AGAIN}`);
 }
 function baselineReadError(file, err) {
     const code = err.code;
     if (code === 'ENOENT')
         return new BaselineError(`no baseline at ${file}: the pre step did not record one`);
-    return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message})`);
+    return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message}); ${RECORD_AGAIN}`);
 }
 /** Walk order: depth first with children sorted by raw bytes, i.e. bytes compared with `/` lowest. */
 function compareWalkOrder(a, b) {
