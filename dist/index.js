@@ -37426,6 +37426,7 @@ function fingerprint(entries, indices, compression, level) {
 
 
 
+
 class LayoutError extends Error {
 }
 /**
@@ -37457,7 +37458,21 @@ class LayoutWriter {
     }
     async create() {
         const tmp = external_node_path_default().join(this.staging, 'blobs', `.tmp-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`);
-        const stream = (0,external_node_fs_namespaceObject.createWriteStream)(tmp, { mode: 0o644 });
+        const file = (0,external_node_fs_namespaceObject.createWriteStream)(tmp, { mode: 0o644 });
+        // Write errors (a full disk) reach the pipeline as a LayoutError naming the output, not an errno.
+        const stream = new external_node_stream_.Writable({
+            highWaterMark: 1024 * 1024,
+            write: (chunk, _enc, done) => file.write(chunk, (err) => done(err && this.ioError(err))),
+            final: (done) => {
+                file.end();
+                (0,external_node_stream_.finished)(file, (err) => done(err ? this.ioError(err) : null));
+            },
+            destroy: (err, done) => {
+                file.destroy();
+                done(err);
+            },
+        });
+        file.on('error', () => { }); // reported through the callbacks above
         return {
             stream,
             commit: async (digest) => (0,promises_namespaceObject.rename)(tmp, this.blobPath(digest)),
@@ -37487,7 +37502,9 @@ class LayoutWriter {
         })));
     }
     async putJson(blob) {
-        await (0,promises_namespaceObject.writeFile)(this.blobPath(blob.descriptor.digest), blob.bytes, { mode: 0o644 });
+        await (0,promises_namespaceObject.writeFile)(this.blobPath(blob.descriptor.digest), blob.bytes, { mode: 0o644 }).catch((err) => {
+            throw this.ioError(err);
+        });
     }
     /** Writes `oci-layout` and `index.json` (one descriptor per tag) and moves the layout into place. */
     async finish(manifest, tags) {
@@ -37496,9 +37513,23 @@ class LayoutWriter {
             mediaType: MediaType.index,
             manifests: tags.map((tag) => ({ ...manifest, annotations: { [Annotation.refName]: tag } })),
         };
-        await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-        await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes);
+        try {
+            await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+            await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes);
+        }
+        catch (err) {
+            throw this.ioError(err);
+        }
         await replaceDirectory(this.staging, this.output);
+    }
+    /** A write that failed for want of room or rights: one line that says where and what to do. */
+    ioError(err) {
+        const code = err.code;
+        if (code === 'ENOSPC' || code === 'EDQUOT')
+            return new LayoutError(`no space left on device while writing the layout next to ${this.output}; free some space or choose another output`);
+        if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM')
+            return new LayoutError(`cannot write the layout next to ${this.output} (${code}); choose another output`);
+        return err;
     }
     async abort() {
         await (0,promises_namespaceObject.rm)(this.staging, { recursive: true, force: true });
