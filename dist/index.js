@@ -34085,6 +34085,8 @@ function getIDToken(aud) {
 //# sourceMappingURL=core.js.map
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(7975);
 ;// CONCATENATED MODULE: external "node:path"
@@ -34952,8 +34954,6 @@ function splitNs(ns) {
     return { sec: Number(sec), nsec: Number(nsec) };
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: ./node_modules/picomatch/index.js
 var picomatch = __nccwpck_require__(4006);
 var picomatch_default = /*#__PURE__*/__nccwpck_require__.n(picomatch);
@@ -37971,6 +37971,7 @@ async function writeMetadata(file, metadata) {
 
 
 
+
 const CANCELLED = new Error('cancelled after another layer failed');
 /** Times one layer may start over from the tree after its upload session was lost. */
 const MAX_LAYER_RESTARTS = 5;
@@ -38318,11 +38319,18 @@ async function writeLayers(inputs, entries, plans, destination, log) {
     }
 }
 async function checkRoot(root) {
+    const denied = () => new InputError(`root ${root} cannot be read: permission denied; capturing it needs read access to the whole tree (run the step as root or with sudo)`);
     const st = await (0,promises_namespaceObject.stat)(root).catch((err) => {
+        if (err.code === 'EACCES')
+            throw denied();
         throw new InputError(`root ${root} cannot be read: ${err.code ?? err.message}`);
     });
     if (!st.isDirectory())
         throw new InputError(`root ${root} is not a directory`);
+    // Found now, before a layout is started, rather than as an errno from the walk.
+    await (0,promises_namespaceObject.access)(root, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.X_OK).catch(() => {
+        throw denied();
+    });
 }
 /**
  * SOURCE_DATE_EPOCH when set, else the newest mtime captured (or the base's time when nothing changed):
