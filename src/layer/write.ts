@@ -197,7 +197,8 @@ async function openForRead(abs: Buffer): Promise<fsp.FileHandle | null> {
       return null;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ELOOP') return null; // gone, or replaced by a symlink
+      // Gone, replaced by a symlink, or a parent directory replaced by a file since the walk.
+      if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return null;
       if (code === 'EACCES') {
         throw new PermissionError(
           `cannot read ${show(abs)}: permission denied; capturing this tree needs root (run the step as root or with sudo)`,
