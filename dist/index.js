@@ -34673,7 +34673,8 @@ const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(im
 const SKIPPED = new Set(['security.selinux']);
 /** Errors that mean "this filesystem or inode has no xattrs to give": not a reason to fail. */
 const TOLERATED_ERRNO = new Set([95 /* EOPNOTSUPP */, 61 /* ENODATA */, 1 /* EPERM */, 13 /* EACCES */]);
-const ENOENT = 2;
+/** The path is gone, or a directory on it was replaced by a file since it was listed. */
+const VANISHED_ERRNO = new Set([2 /* ENOENT */, 20 /* ENOTDIR */]);
 class VanishedError extends Error {
 }
 /**
@@ -34744,7 +34745,7 @@ function readXattrs(path, log) {
 }
 function tolerate(err) {
     const errno = Number(/os error (\d+)/.exec(String(err?.message))?.[1]);
-    if (errno === ENOENT)
+    if (VANISHED_ERRNO.has(errno))
         throw new VanishedError(String(err));
     if (TOLERATED_ERRNO.has(errno))
         return undefined;
