@@ -34320,8 +34320,12 @@ async function walk_walk(opts) {
         }
         catch (err) {
             const code = err.code;
-            if (code === 'ENOENT' || code === 'ENOTDIR')
-                return []; // vanished while we walked
+            if (code === 'ENOENT' || code === 'ENOTDIR') {
+                // Removed, or replaced by a file, between its lstat and this listing.
+                if (rel)
+                    log.warn(`${log_show(absolute(rel))} changed while it was walked; captured as an empty directory`);
+                return [];
+            }
             if (rel === null)
                 throw err;
             log.warn(`cannot list ${absolute(rel).toString()}: ${code ?? err}; captured as an empty directory`);
@@ -34343,9 +34347,10 @@ async function walk_walk(opts) {
             st = await limit(() => (0,promises_namespaceObject.lstat)(abs, { bigint: true }));
         }
         catch (err) {
-            if (isGone(err))
-                return null;
-            throw err;
+            if (!isGone(err))
+                throw err;
+            log.warn(`${log_show(abs)} vanished while it was walked; left out`);
+            return null;
         }
         const isDir = st.isDirectory();
         let childMode = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
