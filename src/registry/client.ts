@@ -153,7 +153,9 @@ export class RegistryClient {
     let body: BodyInit | undefined = (req.stream ?? req.body) as BodyInit | undefined;
     for (let hop = 0; hop < 5; hop++) {
       const headers: Record<string, string> = { 'User-Agent': 'depot-snapshot-action', ...req.headers };
-      if (authenticate && url.host === this.host) {
+      // Same origin, not just the same host: a redirect from https to http on the same name (default
+      // ports make both hosts equal) must not carry the credentials in the clear.
+      if (authenticate && url.origin === this.base.origin) {
         const auth = await this.authorization(req.scopes);
         if (auth) headers.Authorization = auth;
       }
