@@ -35327,7 +35327,8 @@ function xattrDigest(e) {
 }
 /** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
 async function writeBaseline(file, root, entries) {
-    await mkdir(path.dirname(file), { recursive: true });
+    // It lists the whole filesystem (names, owners, inodes): for its owner's eyes only, whatever the umask.
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
     async function* lines() {
         yield `${MAGIC} ${Buffer.from(root).toString('base64')}\n`;
@@ -37553,8 +37554,13 @@ class LayoutWriter {
             manifests: tags.map((tag) => ({ ...manifest, annotations: { [Annotation.refName]: tag } })),
         };
         try {
-            await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-            await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes);
+            // Explicit modes, like the blobs': under a umask of 0 the defaults would be world-writable.
+            await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }), {
+                mode: 0o644,
+            });
+            await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes, {
+                mode: 0o644,
+            });
         }
         catch (err) {
             throw this.ioError(err);
@@ -37971,10 +37977,11 @@ function describeManifest(bytes, digest) {
 /** Written atomically: a reader never sees half a file. */
 async function writeMetadata(file, metadata) {
     const target = external_node_path_default().resolve(file);
-    await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(target), { recursive: true });
+    await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(target), { recursive: true, mode: 0o755 });
     const tmp = `${target}.${process.pid}.tmp`;
     try {
-        await (0,promises_namespaceObject.writeFile)(tmp, JSON.stringify(metadata, null, 2) + '\n');
+        // Read by later steps, written by nobody else: never world-writable, whatever the umask.
+        await (0,promises_namespaceObject.writeFile)(tmp, JSON.stringify(metadata, null, 2) + '\n', { mode: 0o644 });
         await (0,promises_namespaceObject.rename)(tmp, target);
     }
     catch (err) {

@@ -35417,7 +35417,8 @@ function xattrDigest(e) {
 }
 /** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
 async function writeBaseline(file, root, entries) {
-    await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(file), { recursive: true });
+    // It lists the whole filesystem (names, owners, inodes): for its owner's eyes only, whatever the umask.
+    await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
     async function* lines() {
         yield `${MAGIC} ${Buffer.from(root).toString('base64')}\n`;

@@ -45,7 +45,8 @@ function xattrDigest(e: Entry): string {
 
 /** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
 export async function writeBaseline(file: string, root: string, entries: Entry[]): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
+  // It lists the whole filesystem (names, owners, inodes): for its owner's eyes only, whatever the umask.
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
   async function* lines() {
     yield `${MAGIC} ${Buffer.from(root).toString('base64')}\n`;

@@ -111,8 +111,17 @@ export class LayoutWriter implements BlobSink {
       manifests: tags.map((tag) => ({ ...manifest, annotations: { [Annotation.refName]: tag } })),
     };
     try {
-      await writeFile(path.join(this.staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-      await writeFile(path.join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes);
+      // Explicit modes, like the blobs': under a umask of 0 the defaults would be world-writable.
+      await writeFile(
+        path.join(this.staging, 'oci-layout'),
+        JSON.stringify({ imageLayoutVersion: '1.0.0' }),
+        {
+          mode: 0o644,
+        },
+      );
+      await writeFile(path.join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes, {
+        mode: 0o644,
+      });
     } catch (err) {
       throw this.ioError(err as Error);
     }
