@@ -34,6 +34,8 @@ export interface ProxyOptions {
    * one kind of request, or sends the client elsewhere.
    */
   intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /** Rewrites the Location of an answer (e.g. to send uploads to another host). */
+  rewriteLocation?: (location: string, req: http.IncomingMessage) => string;
 }
 
 export interface ProxiedRequest {
@@ -118,6 +120,8 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
           const u = new URL(headers.location, `http://${proxy.host}`);
           headers.location = u.pathname + u.search;
         }
+        if (opts.rewriteLocation && typeof headers.location === 'string')
+          headers.location = opts.rewriteLocation(headers.location, req);
         if (fault === 'reset-after') {
           up.resume();
           up.on('end', () => req.socket.destroy());
