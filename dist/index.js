@@ -36142,7 +36142,11 @@ class ChunkedUpload {
             await res.body?.cancel();
             this.location = locationOf(res, this.location);
             const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get('range') ?? '');
-            return range ? Number(range[1]) + 1 : 0;
+            // distribution answers "0-0" for an empty session as for a 1-byte one: read it as empty (a
+            // session holding exactly one byte is all but impossible with MiB chunks, and resending that
+            // byte only costs a 416 or a digest mismatch, which start the blob over; skipping a byte
+            // that is not there would corrupt it the same way, every time a first PATCH fails).
+            return range && range[1] !== '0' ? Number(range[1]) + 1 : 0;
         }
         catch {
             return null;
