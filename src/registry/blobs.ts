@@ -62,12 +62,16 @@ export class Repository {
       return;
     }
     for (let attempt = 1; ; attempt++) {
+      let location: URL | undefined;
       try {
-        await this.finishUpload(await this.startUpload(), descriptor.digest, bytes, false);
+        location = await this.startUpload();
+        await this.finishUpload(location, descriptor.digest, bytes, false);
         break;
       } catch (err) {
-        // The answer may be what was lost: a blob that landed is done; else a fresh upload.
+        // The answer may be what was lost: a blob that landed is done; else a fresh upload, the
+        // abandoned session cancelled (best effort) rather than left open until the registry purges it.
         if (await this.exists(descriptor.digest).catch(() => false)) break;
+        if (location) await this.cancel(location);
         if (attempt >= 3) throw err;
       }
     }
