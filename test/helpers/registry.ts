@@ -345,11 +345,12 @@ async function startTokenServer(
 }
 
 /**
- * Upload sessions still open in `repository` (distribution keeps each under `_uploads/<uuid>`; a
- * completed one is removed, a cancelled one loses its `startedat` and `data`): their uuids.
+ * Upload sessions still open in `repository`: distribution keeps each under `_uploads/<uuid>` and
+ * resumes one only while its `startedat` file is there (a completed session is removed; a cancelled
+ * one loses `startedat`, though a late close may leave `data` or hash states behind). Their uuids.
  */
 export async function openUploads(registry: Registry, repository: string): Promise<string[]> {
   const dir = join(registry.dataDir, 'docker/registry/v2/repositories', repository, '_uploads');
   const names = await readdir(dir).catch(() => [] as string[]);
-  return names.filter((n) => existsSync(join(dir, n, 'startedat')) || existsSync(join(dir, n, 'data')));
+  return names.filter((n) => existsSync(join(dir, n, 'startedat')));
 }
