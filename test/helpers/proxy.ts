@@ -34,6 +34,8 @@ export interface ProxyOptions {
    * one kind of request, or sends the client elsewhere.
    */
   intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /** Holds every request this long before handling it: a slow link, for tests that interrupt. */
+  delayMs?: number;
   /** Rewrites the Location of an answer (e.g. to send uploads to another host). */
   rewriteLocation?: (location: string, req: http.IncomingMessage) => string;
 }
@@ -81,6 +83,15 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   };
 
   const server = http.createServer((req, res) => {
+    if (opts.delayMs) {
+      req.pause();
+      setTimeout(() => {
+        req.resume(); // the listeners handle() attaches, in this same tick, get every byte
+        handle(req, res);
+      }, opts.delayMs);
+    } else handle(req, res);
+  });
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const record: ProxiedRequest = {
       method: req.method!,
       path: req.url!,
@@ -161,7 +172,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       return;
     }
     req.pipe(upstream);
-  });
+  };
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   proxy.stop = () =>
     new Promise((resolve) => {

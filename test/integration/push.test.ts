@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { runAction, type ActionResult } from '../helpers/action.js';
+import { runAction, startAction, type ActionResult } from '../helpers/action.js';
 import { inspect, pull, unpack } from '../helpers/image.js';
 import { ALL_FAULTS, startProxy } from '../helpers/proxy.js';
 import { openUploads, startRegistry, type Registry } from '../helpers/registry.js';
@@ -177,6 +177,45 @@ describe('faults', () => {
     console.log(`${orphans} upload sessions left open after their Location was lost`);
     // Every kind of fault was met at least once across the run.
     expect([...seen].sort()).toEqual([...ALL_FAULTS].sort());
+  });
+});
+
+describe('interrupted push', () => {
+  it('a push killed mid-upload moves no tag; the next one completes with the clean digest', async () => {
+    const ref = `${open.host}/snap/interrupted:v1`;
+    const clean = await push(`${open.host}/snap/interrupted-clean:v1`);
+    expectOk(clean);
+    // The tag holds an older image of another tree.
+    const older = await tmpDir('older');
+    await writeFile(path.join(older, 'old.txt'), 'the image before\n');
+    const first = await runAction({ root: older, image: ref });
+    expectOk(first);
+    expect((await inspect(ref)).Digest).toBe(first.outputs.digest);
+
+    // Through a slow link (each request held 300 ms), killed once a chunk is on its way.
+    const slow = await startProxy({ target: open.host, delayMs: 300 });
+    const started = Date.now();
+    const running = await startAction({
+      root: tree,
+      image: `${slow.host}/snap/interrupted:v1`,
+      'layer-size': '8MiB',
+    });
+    while (!slow.requests.some((q) => q.method === 'PATCH')) {
+      expect(running.child.exitCode, 'the push ended before it was interrupted').toBeNull();
+      expect(Date.now() - started).toBeLessThan(60_000);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    running.child.kill('SIGKILL');
+    const killed = await running.result;
+    expect(killed.code).toBe(128 + 9);
+    expect(slow.requests.some((q) => q.method === 'PUT' && q.path.includes('/manifests/'))).toBe(false);
+    expect((await inspect(ref)).Digest).toBe(first.outputs.digest);
+
+    const again = await push(ref);
+    expectOk(again);
+    expect(again.outputs.digest).toBe(clean.outputs.digest);
+    expect((await inspect(ref)).Digest).toBe(clean.outputs.digest);
+    await sameTree(ref);
   });
 });
 
