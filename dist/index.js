@@ -37478,6 +37478,25 @@ function fingerprint(entries, indices, compression, level) {
 
 class LayoutError extends Error {
 }
+/** Layouts being written, for abortLayoutsSync(). */
+const live = new Set();
+/**
+ * Removes every layout still being written (on SIGTERM/SIGINT), synchronously: no other code runs
+ * before the process exits, so nothing writes after it or reports the files it removed as errors.
+ * What was at `output` stays.
+ */
+function abortLayoutsSync() {
+    for (const l of live) {
+        try {
+            (0,external_node_fs_namespaceObject.rmSync)(l.staging, { recursive: true, force: true, maxRetries: 5 });
+            l.restorePrevious();
+        }
+        catch {
+            // best effort: the process is going away
+        }
+    }
+    live.clear();
+}
 /**
  * An OCI image layout (image-spec `image-layout.md`) written atomically: everything goes to a sibling
  * staging directory that replaces `output` only once complete, so a failed or interrupted run leaves
@@ -37503,7 +37522,9 @@ class LayoutWriter {
         catch (err) {
             throw new LayoutError(`cannot create the output directory next to ${target}: ${err.message}`);
         }
-        return new LayoutWriter(target, staging);
+        const writer = new LayoutWriter(target, staging);
+        live.add(writer);
+        return writer;
     }
     async create() {
         const tmp = external_node_path_default().join(this.staging, 'blobs', `.tmp-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`);
@@ -37575,6 +37596,7 @@ class LayoutWriter {
             throw this.ioError(err);
         }
         await replaceDirectory(this.staging, this.output);
+        live.delete(this);
     }
     /** A write that failed for want of room or rights: one line that says where and what to do. */
     ioError(err) {
@@ -37586,7 +37608,16 @@ class LayoutWriter {
         return err;
     }
     async abort() {
-        await (0,promises_namespaceObject.rm)(this.staging, { recursive: true, force: true });
+        live.delete(this);
+        // Retried: a write still under way (an interrupt) may add a file while the directory is removed.
+        await (0,promises_namespaceObject.rm)(this.staging, { recursive: true, force: true, maxRetries: 5 });
+        this.restorePrevious();
+    }
+    /** Stopped between the two renames of finish(): the previous layout goes back where it was. */
+    restorePrevious() {
+        const old = `${this.staging}.old`;
+        if ((0,external_node_fs_namespaceObject.existsSync)(old) && !(0,external_node_fs_namespaceObject.existsSync)(this.output))
+            (0,external_node_fs_namespaceObject.renameSync)(old, this.output);
     }
     blobPath(digest) {
         return external_node_path_default().join(this.staging, 'blobs', 'sha256', digest.slice('sha256:'.length));
@@ -38424,7 +38455,28 @@ function sourceAnnotations() {
     };
 }
 
+;// CONCATENATED MODULE: ./src/interrupt.ts
+
+
+
+/**
+ * SIGTERM (the runner cancelling the job, a timeout) or SIGINT (Ctrl-C) ends the run with one line
+ * and the signal's exit code, once a layout being written is removed: its staging directory goes,
+ * what was at `output` stays. A push needs nothing more: a tag moves only with its manifest, last.
+ */
+function stopCleanlyOnSignals() {
+    for (const signal of ['SIGTERM', 'SIGINT']) {
+        process.on(signal, () => {
+            // All synchronous: nothing else runs (no write, no second error line) before the exit.
+            abortLayoutsSync();
+            setFailed(`interrupted by ${signal} before the snapshot finished; nothing partial was left, run it again`);
+            process.exit(128 + external_node_os_namespaceObject.constants.signals[signal]);
+        });
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/index.ts
+
 
 // Reads, zlib and hashing share libuv's pool (4 threads by default); it starts on first use, so this
 // must be set before any of them. Twice the cores keeps both busy while reads wait on the disk.
@@ -38434,5 +38486,6 @@ process.stdout.on('error', (err) => {
     if (err.code !== 'EPIPE')
         throw err;
 });
+stopCleanlyOnSignals();
 void run(process.argv.slice(2));
 

@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -10,6 +10,26 @@ import { jsonBlob, type JsonBlob } from '../image/build.js';
 import { Annotation, MediaType, type Descriptor, type Index } from '../image/oci.js';
 
 export class LayoutError extends Error {}
+
+/** Layouts being written, for abortLayoutsSync(). */
+const live = new Set<LayoutWriter>();
+
+/**
+ * Removes every layout still being written (on SIGTERM/SIGINT), synchronously: no other code runs
+ * before the process exits, so nothing writes after it or reports the files it removed as errors.
+ * What was at `output` stays.
+ */
+export function abortLayoutsSync(): void {
+  for (const l of live) {
+    try {
+      rmSync(l.staging, { recursive: true, force: true, maxRetries: 5 });
+      l.restorePrevious();
+    } catch {
+      // best effort: the process is going away
+    }
+  }
+  live.clear();
+}
 
 /**
  * An OCI image layout (image-spec `image-layout.md`) written atomically: everything goes to a sibling
@@ -38,7 +58,9 @@ export class LayoutWriter implements BlobSink {
         `cannot create the output directory next to ${target}: ${(err as Error).message}`,
       );
     }
-    return new LayoutWriter(target, staging);
+    const writer = new LayoutWriter(target, staging);
+    live.add(writer);
+    return writer;
   }
 
   async create(): Promise<PendingBlob> {
@@ -126,6 +148,7 @@ export class LayoutWriter implements BlobSink {
       throw this.ioError(err as Error);
     }
     await replaceDirectory(this.staging, this.output);
+    live.delete(this);
   }
 
   /** A write that failed for want of room or rights: one line that says where and what to do. */
@@ -143,7 +166,16 @@ export class LayoutWriter implements BlobSink {
   }
 
   async abort(): Promise<void> {
-    await rm(this.staging, { recursive: true, force: true });
+    live.delete(this);
+    // Retried: a write still under way (an interrupt) may add a file while the directory is removed.
+    await rm(this.staging, { recursive: true, force: true, maxRetries: 5 });
+    this.restorePrevious();
+  }
+
+  /** Stopped between the two renames of finish(): the previous layout goes back where it was. */
+  restorePrevious(): void {
+    const old = `${this.staging}.old`;
+    if (existsSync(old) && !existsSync(this.output)) renameSync(old, this.output);
   }
 
   private blobPath(digest: string): string {
