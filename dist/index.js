@@ -34085,6 +34085,8 @@ function getIDToken(aud) {
 //# sourceMappingURL=core.js.map
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+;// CONCATENATED MODULE: external "node:fs"
+const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(7975);
 ;// CONCATENATED MODULE: external "node:path"
@@ -34667,8 +34669,6 @@ function formatBytes(n) {
     return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
-;// CONCATENATED MODULE: external "node:fs"
-const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs");
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
 // EXTERNAL MODULE: external "node:buffer"
@@ -34688,7 +34688,8 @@ const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(im
 const SKIPPED = new Set(['security.selinux']);
 /** Errors that mean "this filesystem or inode has no xattrs to give": not a reason to fail. */
 const TOLERATED_ERRNO = new Set([95 /* EOPNOTSUPP */, 61 /* ENODATA */, 1 /* EPERM */, 13 /* EACCES */]);
-const ENOENT = 2;
+/** The path is gone, or a directory on it was replaced by a file since it was listed. */
+const VANISHED_ERRNO = new Set([2 /* ENOENT */, 20 /* ENOTDIR */]);
 class VanishedError extends Error {
 }
 /**
@@ -34759,7 +34760,7 @@ function readXattrs(path, log) {
 }
 function tolerate(err) {
     const errno = Number(/os error (\d+)/.exec(String(err?.message))?.[1]);
-    if (errno === ENOENT)
+    if (VANISHED_ERRNO.has(errno))
         throw new VanishedError(String(err));
     if (TOLERATED_ERRNO.has(errno))
         return undefined;
@@ -34826,8 +34827,12 @@ async function walk_walk(opts) {
         }
         catch (err) {
             const code = err.code;
-            if (code === 'ENOENT' || code === 'ENOTDIR')
-                return []; // vanished while we walked
+            if (code === 'ENOENT' || code === 'ENOTDIR') {
+                // Removed, or replaced by a file, between its lstat and this listing.
+                if (rel)
+                    log.warn(`${show(absolute(rel))} changed while it was walked; captured as an empty directory`);
+                return [];
+            }
             if (rel === null)
                 throw err;
             if (code === 'EACCES' || code === 'EPERM')
@@ -34864,9 +34869,10 @@ async function walk_walk(opts) {
             st = (0,external_node_fs_namespaceObject.lstatSync)(abs, { bigint: true });
         }
         catch (err) {
-            if (isGone(err))
-                return null;
-            throw err;
+            if (!isGone(err))
+                throw err;
+            log.warn(`${show(abs)} vanished while it was walked; left out`);
+            return null;
         }
         const isDir = st.isDirectory();
         let childMode = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
@@ -35536,6 +35542,8 @@ function groupWhiteouts(entries, deletions, opaque) {
 const MAGIC = 'depot-snapshot-baseline 1';
 class BaselineError extends Error {
 }
+/** What to do about a baseline that cannot be used. */
+const RECORD_AGAIN = 'record it again (the pre step, with the same inputs) or set changes: full';
 function stateOf(e) {
     const link = e.linkTarget ? e.linkTarget.toString('base64') : '-';
     const dev = e.devMajor !== undefined ? `${e.devMajor}:${e.devMinor}` : '-';
@@ -35551,7 +35559,8 @@ function xattrDigest(e) {
 }
 /** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
 async function writeBaseline(file, root, entries) {
-    await mkdir(path.dirname(file), { recursive: true });
+    // It lists the whole filesystem (names, owners, inodes): for its owner's eyes only, whatever the umask.
+    await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
     async function* lines() {
         yield `${MAGIC} ${Buffer.from(root).toString('base64')}\n`;
@@ -35591,7 +35600,7 @@ async function* readBaseline(file, root) {
             if (header) {
                 const [magic, rootB64] = [line.slice(0, MAGIC.length), line.slice(MAGIC.length + 1)];
                 if (magic !== MAGIC)
-                    throw new BaselineError(`${file} is not a baseline written by this action`);
+                    throw new BaselineError(`${file} is not a baseline written by this action; ${RECORD_AGAIN}`);
                 const recorded = Buffer.from(rootB64, 'base64').toString();
                 if (recorded !== root)
                     throw new BaselineError(`${file} records ${recorded}, not ${root}; record the baseline of the same root`);
@@ -35605,7 +35614,7 @@ async function* readBaseline(file, root) {
             const space1 = line.indexOf(' ');
             const space2 = line.indexOf(' ', space1 + 1);
             if (ended || space1 <= 0 || space2 < 0)
-                throw new BaselineError(`${file} is corrupt (a malformed line)`);
+                throw new BaselineError(`${file} is corrupt (a malformed line); ${RECORD_AGAIN}`);
             yield {
                 path: Buffer.from(line.slice(0, space1), 'base64'),
                 kind: line.slice(space1 + 1, space2),
@@ -35623,13 +35632,13 @@ async function* readBaseline(file, root) {
     if (streamError)
         throw baselineReadError(file, streamError);
     if (header || !ended)
-        throw new BaselineError(`${file} is truncated: the baseline was not written completely`);
+        throw new BaselineError(`${file} is truncated: the baseline was not written completely; ${RECORD_AGAIN}`);
 }
 function baselineReadError(file, err) {
     const code = err.code;
     if (code === 'ENOENT')
         return new BaselineError(`no baseline at ${file}: the pre step did not record one`);
-    return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message})`);
+    return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message}); ${RECORD_AGAIN}`);
 }
 /** Walk order: depth first with children sorted by raw bytes, i.e. bytes compared with `/` lowest. */
 function compareWalkOrder(a, b) {
@@ -35984,7 +35993,8 @@ const HINTS = {
     DENIED: 'check that these credentials may push to this repository',
     NAME_UNKNOWN: 'the repository does not exist; some registries (ECR) need it created first',
     NAME_INVALID: 'check the repository name',
-    MANIFEST_INVALID: 'the registry rejected the manifest',
+    // distribution answers this (detail "http: request body too large") to a manifest over 4 MiB.
+    MANIFEST_INVALID: 'the registry rejected the manifest; if it is over the registry size limit (4 MiB on most), use a larger layer-size for fewer layers',
     MANIFEST_BLOB_UNKNOWN: 'a blob the manifest names is missing in the registry',
     BLOB_UPLOAD_INVALID: 'the upload was rejected',
     DIGEST_INVALID: 'the uploaded bytes do not match their digest (did the tree change while it was read?)',
@@ -36001,10 +36011,12 @@ function describeFailure(what, status, body) {
     catch {
         parsed = undefined;
     }
-    const first = parsed?.errors?.[0];
-    if (first?.code) {
+    const first = Array.isArray(parsed?.errors) ? parsed.errors[0] : undefined;
+    if (typeof first?.code === 'string') {
         const hint = HINTS[first.code];
-        const message = first.message ? `: ${oneLine(first.message)}` : '';
+        // The detail often says why (distribution: "http: request body too large"); long ones are cut.
+        const detail = typeof first.detail === 'string' && first.detail ? `: ${oneLine(first.detail).slice(0, 200)}` : '';
+        const message = typeof first.message === 'string' && first.message ? `: ${oneLine(first.message)}${detail}` : detail;
         return new RegistryError(`${what} failed: ${status} ${first.code}${message}${hint ? ` (${hint})` : ''}`, status, first.code);
     }
     const hint = status === 401
@@ -36013,10 +36025,21 @@ function describeFailure(what, status, body) {
             ? ' (access denied for these credentials)'
             : status === 404
                 ? ' (not found)'
-                : '';
-    const snippet = /^\s*</.test(body) ? 'an HTML page' : body ? `"${oneLine(body).slice(0, 120)}"` : 'no body';
+                : status === 413
+                    ? ' (too large for the registry or a proxy in front of it)'
+                    : '';
+    // A web page where a registry should be (a wrong host or port, a login portal) says so; a 5xx or
+    // 413 page is a proxy in front of a registry having trouble.
+    const web = status < 300 || status === 404 || status === 405;
+    const snippet = /^\s*</.test(body)
+        ? `an HTML page${web ? ` ${NOT_A_REGISTRY}` : ''}`
+        : body
+            ? `"${oneLine(body).slice(0, 120)}"`
+            : 'no body';
     return new RegistryError(`${what} failed: HTTP ${status}${hint}; the registry answered ${snippet}`, status);
 }
+/** The hint for answers no registry gives. */
+const NOT_A_REGISTRY = '(is this a registry? check the host name and port)';
 function oneLine(s) {
     return s.replace(/\s+/g, ' ').trim();
 }
@@ -36081,14 +36104,19 @@ class Repository {
             return;
         }
         for (let attempt = 1;; attempt++) {
+            let location;
             try {
-                await this.finishUpload(await this.startUpload(), descriptor.digest, bytes, false);
+                location = await this.startUpload();
+                await this.finishUpload(location, descriptor.digest, bytes, false);
                 break;
             }
             catch (err) {
-                // The answer may be what was lost: a blob that landed is done; else a fresh upload.
+                // The answer may be what was lost: a blob that landed is done; else a fresh upload, the
+                // abandoned session cancelled (best effort) rather than left open until the registry purges it.
                 if (await this.exists(descriptor.digest).catch(() => false))
                     break;
+                if (location)
+                    await this.cancel(location);
                 if (attempt >= 3)
                     throw err;
             }
@@ -36366,7 +36394,11 @@ class ChunkedUpload {
             await res.body?.cancel();
             this.location = locationOf(res, this.location);
             const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get('range') ?? '');
-            return range ? Number(range[1]) + 1 : 0;
+            // distribution answers "0-0" for an empty session as for a 1-byte one: read it as empty (a
+            // session holding exactly one byte is all but impossible with MiB chunks, and resending that
+            // byte only costs a 416 or a digest mismatch, which start the blob over; skipping a byte
+            // that is not there would corrupt it the same way, every time a first PATCH fails).
+            return range && range[1] !== '0' ? Number(range[1]) + 1 : 0;
         }
         catch {
             return null;
@@ -36500,7 +36532,9 @@ class RegistryClient {
         let body = (req.stream ?? req.body);
         for (let hop = 0; hop < 5; hop++) {
             const headers = { 'User-Agent': 'depot-snapshot-action', ...req.headers };
-            if (authenticate && url.host === this.host) {
+            // Same origin, not just the same host: a redirect from https to http on the same name (default
+            // ports make both hosts equal) must not carry the credentials in the clear.
+            if (authenticate && url.origin === this.base.origin) {
                 const auth = await this.authorization(req.scopes);
                 if (auth)
                     headers.Authorization = auth;
@@ -36693,14 +36727,14 @@ async function readBody(res, limit, what) {
     const length = Number(res.headers.get('content-length') ?? 0);
     if (length > limit) {
         await res.body?.cancel();
-        throw new RegistryError(`${what}: the answer is ${length} bytes, over the ${limit} byte limit`);
+        throw new RegistryError(`${what}: the answer is ${length} bytes, over the ${limit} byte limit ${NOT_A_REGISTRY}`);
     }
     const chunks = [];
     let size = 0;
     for await (const chunk of res.body ?? []) {
         size += chunk.length;
         if (size > limit)
-            throw new RegistryError(`${what}: the answer is over the ${limit} byte limit`);
+            throw new RegistryError(`${what}: the answer is over the ${limit} byte limit ${NOT_A_REGISTRY}`);
         chunks.push(chunk);
     }
     return Buffer.concat(chunks);
@@ -36871,16 +36905,20 @@ const ACCEPT = [
 ].join(', ');
 /** GET a manifest by tag or digest; null when the tag does not exist. */
 async function getManifest(repo, reference) {
+    const what = `reading ${repo.name}:${reference}`;
     const { res, bytes } = await repo.client.requestBytes({
         method: 'GET',
         url: `/v2/${repo.name}/manifests/${reference}`,
-        what: `reading ${repo.name}:${reference}`,
+        what,
         scopes: [repo.scope],
         ok: [200, 404],
         headers: { Accept: ACCEPT },
     }, MANIFEST_LIMIT);
     if (res.status === 404)
         return null;
+    // Checked here, where the request can be named: every caller parses what this returns.
+    if (!isJsonObject(bytes))
+        throw new RegistryError(`${what}: the registry answered something that is not JSON ${NOT_A_REGISTRY}`);
     const digest = sha256(bytes);
     const claimed = res.headers.get('docker-content-digest');
     if (reference.startsWith('sha256:') && digest !== reference) {
@@ -36925,6 +36963,15 @@ async function putManifest(repo, tag, bytes, mediaType) {
 }
 async function getImageConfig(repo, manifest) {
     return getJsonBlob(repo, manifest.config.digest);
+}
+function isJsonObject(bytes) {
+    try {
+        const v = JSON.parse(bytes.toString('utf8'));
+        return typeof v === 'object' && v !== null && !Array.isArray(v);
+    }
+    catch {
+        return false;
+    }
 }
 function parseJson(bytes) {
     try {
@@ -37076,8 +37123,38 @@ const TYPEFLAG = {
 const PAX_TYPEFLAG = 0x78; // 'x'
 const MAX_OCTAL_8 = 0o7777777; // 8-byte numeric field: 7 octal digits + NUL
 const MAX_OCTAL_12 = 0o77777777777; // 12-byte field: 11 octal digits + NUL
+/**
+ * Refuses a name that could land outside the root when unpacked: absolute, with a `..` (or `.` or
+ * empty) component, or holding a NUL. A walk never makes one; this guards every path into a layer,
+ * hardlink targets included (they name another entry of the archive; symlink targets are only text).
+ */
+function checkArchiveName(name, what = 'name') {
+    const bad = (why) => new Error(`refusing to write the tar ${what} ${JSON.stringify(name.toString('latin1'))}: ${why}`);
+    if (name.length === 0)
+        throw bad('it is empty');
+    if (name[0] === 0x2f)
+        throw bad('it is absolute');
+    if (name.includes(0))
+        throw bad('it holds a NUL byte');
+    let start = 0;
+    for (let i = 0; i <= name.length; i++) {
+        if (i < name.length && name[i] !== 0x2f)
+            continue;
+        const len = i - start;
+        if (len === 0 && i === name.length && i > 1)
+            break; // a directory's trailing slash
+        if (len === 0)
+            throw bad('it has an empty component');
+        if (name[start] === 0x2e && (len === 1 || (len === 2 && name[start + 1] === 0x2e)))
+            throw bad('it has a "." or ".." component');
+        start = i + 1;
+    }
+}
 /** Encodes one entry's header blocks: an optional PAX header (with its data) and the ustar header. */
 function encodeHeader(h) {
+    checkArchiveName(h.name);
+    if (h.type === 'hardlink')
+        checkArchiveName(h.linkName ?? EMPTY, 'hardlink target');
     const name = h.type === 'dir' ? withTrailingSlash(h.name) : h.name;
     const pax = [];
     const split = splitUstarName(name);
@@ -37431,8 +37508,9 @@ function openForReadSync(abs) {
 /** After a failed open: false when the file is gone, true to retry without O_NOATIME; else throws. */
 function retryOpen(err, abs, extra) {
     const code = err.code;
-    if (code === 'ENOENT' || code === 'ELOOP')
-        return false; // gone, or replaced by a symlink
+    // Gone, replaced by a symlink, or a parent directory replaced by a file since the walk.
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR')
+        return false;
     if (code === 'EACCES') {
         throw new PermissionError(`cannot read ${show(abs)}: permission denied; capturing this tree needs root (run the step as root or with sudo)`);
     }
@@ -37758,7 +37836,27 @@ function limiter(n) {
 
 
 
+
 class LayoutError extends Error {
+}
+/** Layouts being written, for abortLayoutsSync(). */
+const live = new Set();
+/**
+ * Removes every layout still being written (on SIGTERM/SIGINT), synchronously: no other code runs
+ * before the process exits, so nothing writes after it or reports the files it removed as errors.
+ * What was at `output` stays.
+ */
+function abortLayoutsSync() {
+    for (const l of live) {
+        try {
+            (0,external_node_fs_namespaceObject.rmSync)(l.staging, { recursive: true, force: true, maxRetries: 5 });
+            l.restorePrevious();
+        }
+        catch {
+            // best effort: the process is going away
+        }
+    }
+    live.clear();
 }
 /**
  * An OCI image layout (image-spec `image-layout.md`) written atomically: everything goes to a sibling
@@ -37785,11 +37883,27 @@ class LayoutWriter {
         catch (err) {
             throw new LayoutError(`cannot create the output directory next to ${target}: ${err.message}`);
         }
-        return new LayoutWriter(target, staging);
+        const writer = new LayoutWriter(target, staging);
+        live.add(writer);
+        return writer;
     }
     async create() {
         const tmp = external_node_path_default().join(this.staging, 'blobs', `.tmp-${(0,external_node_crypto_.randomBytes)(6).toString('hex')}`);
-        const stream = (0,external_node_fs_namespaceObject.createWriteStream)(tmp, { mode: 0o644 });
+        const file = (0,external_node_fs_namespaceObject.createWriteStream)(tmp, { mode: 0o644 });
+        // Write errors (a full disk) reach the pipeline as a LayoutError naming the output, not an errno.
+        const stream = new external_node_stream_.Writable({
+            highWaterMark: 1024 * 1024,
+            write: (chunk, _enc, done) => file.write(chunk, (err) => done(err && this.ioError(err))),
+            final: (done) => {
+                file.end();
+                (0,external_node_stream_.finished)(file, (err) => done(err ? this.ioError(err) : null));
+            },
+            destroy: (err, done) => {
+                file.destroy();
+                done(err);
+            },
+        });
+        file.on('error', () => { }); // reported through the callbacks above
         return {
             stream,
             commit: async (digest) => (0,promises_namespaceObject.rename)(tmp, this.blobPath(digest)),
@@ -37819,7 +37933,9 @@ class LayoutWriter {
         })));
     }
     async putJson(blob) {
-        await (0,promises_namespaceObject.writeFile)(this.blobPath(blob.descriptor.digest), blob.bytes, { mode: 0o644 });
+        await (0,promises_namespaceObject.writeFile)(this.blobPath(blob.descriptor.digest), blob.bytes, { mode: 0o644 }).catch((err) => {
+            throw this.ioError(err);
+        });
     }
     /** Writes `oci-layout` and `index.json` (one descriptor per tag) and moves the layout into place. */
     async finish(manifest, tags) {
@@ -37828,12 +37944,41 @@ class LayoutWriter {
             mediaType: MediaType.index,
             manifests: tags.map((tag) => ({ ...manifest, annotations: { [Annotation.refName]: tag } })),
         };
-        await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-        await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes);
+        try {
+            // Explicit modes, like the blobs': under a umask of 0 the defaults would be world-writable.
+            await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }), {
+                mode: 0o644,
+            });
+            await (0,promises_namespaceObject.writeFile)(external_node_path_default().join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes, {
+                mode: 0o644,
+            });
+        }
+        catch (err) {
+            throw this.ioError(err);
+        }
         await replaceDirectory(this.staging, this.output);
+        live.delete(this);
+    }
+    /** A write that failed for want of room or rights: one line that says where and what to do. */
+    ioError(err) {
+        const code = err.code;
+        if (code === 'ENOSPC' || code === 'EDQUOT')
+            return new LayoutError(`no space left on device while writing the layout next to ${this.output}; free some space or choose another output`);
+        if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM')
+            return new LayoutError(`cannot write the layout next to ${this.output} (${code}); choose another output`);
+        return err;
     }
     async abort() {
-        await (0,promises_namespaceObject.rm)(this.staging, { recursive: true, force: true });
+        live.delete(this);
+        // Retried: a write still under way (an interrupt) may add a file while the directory is removed.
+        await (0,promises_namespaceObject.rm)(this.staging, { recursive: true, force: true, maxRetries: 5 });
+        this.restorePrevious();
+    }
+    /** Stopped between the two renames of finish(): the previous layout goes back where it was. */
+    restorePrevious() {
+        const old = `${this.staging}.old`;
+        if ((0,external_node_fs_namespaceObject.existsSync)(old) && !(0,external_node_fs_namespaceObject.existsSync)(this.output))
+            (0,external_node_fs_namespaceObject.renameSync)(old, this.output);
     }
     blobPath(digest) {
         return external_node_path_default().join(this.staging, 'blobs', 'sha256', digest.slice('sha256:'.length));
@@ -38235,10 +38380,11 @@ function describeManifest(bytes, digest) {
 /** Written atomically: a reader never sees half a file. */
 async function writeMetadata(file, metadata) {
     const target = external_node_path_default().resolve(file);
-    await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(target), { recursive: true });
+    await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(target), { recursive: true, mode: 0o755 });
     const tmp = `${target}.${process.pid}.tmp`;
     try {
-        await (0,promises_namespaceObject.writeFile)(tmp, JSON.stringify(metadata, null, 2) + '\n');
+        // Read by later steps, written by nobody else: never world-writable, whatever the umask.
+        await (0,promises_namespaceObject.writeFile)(tmp, JSON.stringify(metadata, null, 2) + '\n', { mode: 0o644 });
         await (0,promises_namespaceObject.rename)(tmp, target);
     }
     catch (err) {
@@ -38733,6 +38879,7 @@ async function chownTree(p, uid, gid) {
 
 
 
+
 const CANCELLED = new Error('cancelled after another layer failed');
 /** Times one layer may start over from the tree after its upload session was lost. */
 const MAX_LAYER_RESTARTS = 5;
@@ -39187,11 +39334,18 @@ async function writeLayers(inputs, entries, plans, destination, log, progress, r
     }
 }
 async function checkRoot(root) {
+    const denied = () => new InputError(`root ${root} cannot be read: permission denied; capturing it needs read access to the whole tree (run the step as root or with sudo)`);
     const st = await (0,promises_namespaceObject.stat)(root).catch((err) => {
+        if (err.code === 'EACCES')
+            throw denied();
         throw new InputError(`root ${root} cannot be read: ${err.code ?? err.message}`);
     });
     if (!st.isDirectory())
         throw new InputError(`root ${root} is not a directory`);
+    // Found now, before a layout is started, rather than as an errno from the walk.
+    await (0,promises_namespaceObject.access)(root, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.X_OK).catch(() => {
+        throw denied();
+    });
 }
 /**
  * SOURCE_DATE_EPOCH when set, else the newest mtime captured (or the base's time when nothing changed):
@@ -39230,7 +39384,28 @@ function sourceAnnotations() {
     };
 }
 
+;// CONCATENATED MODULE: ./src/interrupt.ts
+
+
+
+/**
+ * SIGTERM (the runner cancelling the job, a timeout) or SIGINT (Ctrl-C) ends the run with one line
+ * and the signal's exit code, once a layout being written is removed: its staging directory goes,
+ * what was at `output` stays. A push needs nothing more: a tag moves only with its manifest, last.
+ */
+function stopCleanlyOnSignals() {
+    for (const signal of ['SIGTERM', 'SIGINT']) {
+        process.on(signal, () => {
+            // All synchronous: nothing else runs (no write, no second error line) before the exit.
+            abortLayoutsSync();
+            setFailed(`interrupted by ${signal} before the snapshot finished; nothing partial was left, run it again`);
+            process.exit(128 + external_node_os_namespaceObject.constants.signals[signal]);
+        });
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/index.ts
+
 
 // Reads, zlib and hashing share libuv's pool (4 threads by default); it starts on first use, so this
 // must be set before any of them. Twice the cores keeps both busy while reads wait on the disk.
@@ -39240,5 +39415,6 @@ process.stdout.on('error', (err) => {
     if (err.code !== 'EPIPE')
         throw err;
 });
+stopCleanlyOnSignals();
 void run(process.argv.slice(2));
 

@@ -1,5 +1,6 @@
 import * as core from '@actions/core';
-import { stat } from 'node:fs/promises';
+import { access, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { getInputs, helpText, InputError, secretValues, wantsHelp, type Inputs } from './inputs.js';
 import { describeExclusions, formatBytes, inActions, makeLogger, setOutputs } from './report.js';
 import type { Logger } from './log.js';
@@ -571,10 +572,19 @@ async function writeLayers(
 }
 
 async function checkRoot(root: string): Promise<void> {
+  const denied = () =>
+    new InputError(
+      `root ${root} cannot be read: permission denied; capturing it needs read access to the whole tree (run the step as root or with sudo)`,
+    );
   const st = await stat(root).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EACCES') throw denied();
     throw new InputError(`root ${root} cannot be read: ${err.code ?? err.message}`);
   });
   if (!st.isDirectory()) throw new InputError(`root ${root} is not a directory`);
+  // Found now, before a layout is started, rather than as an errno from the walk.
+  await access(root, constants.R_OK | constants.X_OK).catch(() => {
+    throw denied();
+  });
 }
 
 /**

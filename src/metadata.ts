@@ -41,10 +41,11 @@ export function describeManifest(
 /** Written atomically: a reader never sees half a file. */
 export async function writeMetadata(file: string, metadata: Metadata): Promise<void> {
   const target = path.resolve(file);
-  await mkdir(path.dirname(target), { recursive: true });
+  await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
   const tmp = `${target}.${process.pid}.tmp`;
   try {
-    await writeFile(tmp, JSON.stringify(metadata, null, 2) + '\n');
+    // Read by later steps, written by nobody else: never world-writable, whatever the umask.
+    await writeFile(tmp, JSON.stringify(metadata, null, 2) + '\n', { mode: 0o644 });
     await rename(tmp, target);
   } catch (err) {
     await rm(tmp, { force: true });

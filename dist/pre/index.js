@@ -34168,7 +34168,8 @@ const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(im
 const SKIPPED = new Set(['security.selinux']);
 /** Errors that mean "this filesystem or inode has no xattrs to give": not a reason to fail. */
 const TOLERATED_ERRNO = new Set([95 /* EOPNOTSUPP */, 61 /* ENODATA */, 1 /* EPERM */, 13 /* EACCES */]);
-const ENOENT = 2;
+/** The path is gone, or a directory on it was replaced by a file since it was listed. */
+const VANISHED_ERRNO = new Set([2 /* ENOENT */, 20 /* ENOTDIR */]);
 class VanishedError extends Error {
 }
 /**
@@ -34239,7 +34240,7 @@ function xattrs_readXattrs(path, log) {
 }
 function tolerate(err) {
     const errno = Number(/os error (\d+)/.exec(String(err?.message))?.[1]);
-    if (errno === ENOENT)
+    if (VANISHED_ERRNO.has(errno))
         throw new VanishedError(String(err));
     if (TOLERATED_ERRNO.has(errno))
         return undefined;
@@ -34306,8 +34307,12 @@ async function walk_walk(opts) {
         }
         catch (err) {
             const code = err.code;
-            if (code === 'ENOENT' || code === 'ENOTDIR')
-                return []; // vanished while we walked
+            if (code === 'ENOENT' || code === 'ENOTDIR') {
+                // Removed, or replaced by a file, between its lstat and this listing.
+                if (rel)
+                    log.warn(`${log_show(absolute(rel))} changed while it was walked; captured as an empty directory`);
+                return [];
+            }
             if (rel === null)
                 throw err;
             if (code === 'EACCES' || code === 'EPERM')
@@ -34344,9 +34349,10 @@ async function walk_walk(opts) {
             st = (0,external_node_fs_namespaceObject.lstatSync)(abs, { bigint: true });
         }
         catch (err) {
-            if (isGone(err))
-                return null;
-            throw err;
+            if (!isGone(err))
+                throw err;
+            log.warn(`${log_show(abs)} vanished while it was walked; left out`);
+            return null;
         }
         const isDir = st.isDirectory();
         let childMode = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
@@ -35632,6 +35638,8 @@ const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createR
 const MAGIC = 'depot-snapshot-baseline 1';
 class BaselineError extends (/* unused pure expression or super */ null && (Error)) {
 }
+/** What to do about a baseline that cannot be used. */
+const RECORD_AGAIN = 'record it again (the pre step, with the same inputs) or set changes: full';
 function stateOf(e) {
     const link = e.linkTarget ? e.linkTarget.toString('base64') : '-';
     const dev = e.devMajor !== undefined ? `${e.devMajor}:${e.devMinor}` : '-';
@@ -35647,7 +35655,8 @@ function xattrDigest(e) {
 }
 /** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
 async function writeBaseline(file, root, entries) {
-    await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(file), { recursive: true });
+    // It lists the whole filesystem (names, owners, inodes): for its owner's eyes only, whatever the umask.
+    await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
     async function* lines() {
         yield `${MAGIC} ${Buffer.from(root).toString('base64')}\n`;
@@ -35687,7 +35696,7 @@ async function* readBaseline(file, root) {
             if (header) {
                 const [magic, rootB64] = [line.slice(0, MAGIC.length), line.slice(MAGIC.length + 1)];
                 if (magic !== MAGIC)
-                    throw new BaselineError(`${file} is not a baseline written by this action`);
+                    throw new BaselineError(`${file} is not a baseline written by this action; ${RECORD_AGAIN}`);
                 const recorded = Buffer.from(rootB64, 'base64').toString();
                 if (recorded !== root)
                     throw new BaselineError(`${file} records ${recorded}, not ${root}; record the baseline of the same root`);
@@ -35701,7 +35710,7 @@ async function* readBaseline(file, root) {
             const space1 = line.indexOf(' ');
             const space2 = line.indexOf(' ', space1 + 1);
             if (ended || space1 <= 0 || space2 < 0)
-                throw new BaselineError(`${file} is corrupt (a malformed line)`);
+                throw new BaselineError(`${file} is corrupt (a malformed line); ${RECORD_AGAIN}`);
             yield {
                 path: Buffer.from(line.slice(0, space1), 'base64'),
                 kind: line.slice(space1 + 1, space2),
@@ -35719,13 +35728,13 @@ async function* readBaseline(file, root) {
     if (streamError)
         throw baselineReadError(file, streamError);
     if (header || !ended)
-        throw new BaselineError(`${file} is truncated: the baseline was not written completely`);
+        throw new BaselineError(`${file} is truncated: the baseline was not written completely; ${RECORD_AGAIN}`);
 }
 function baselineReadError(file, err) {
     const code = err.code;
     if (code === 'ENOENT')
         return new BaselineError(`no baseline at ${file}: the pre step did not record one`);
-    return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message})`);
+    return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message}); ${RECORD_AGAIN}`);
 }
 /** Walk order: depth first with children sorted by raw bytes, i.e. bytes compared with `/` lowest. */
 function compareWalkOrder(a, b) {

@@ -19,6 +19,9 @@ const MAGIC = 'depot-snapshot-baseline 1';
 
 export class BaselineError extends Error {}
 
+/** What to do about a baseline that cannot be used. */
+const RECORD_AGAIN = 'record it again (the pre step, with the same inputs) or set changes: full';
+
 /** What a baseline line holds: everything whose change means the entry must be captured again. */
 interface Record {
   path: Buffer;
@@ -42,7 +45,8 @@ function xattrDigest(e: Entry): string {
 
 /** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
 export async function writeBaseline(file: string, root: string, entries: Entry[]): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
+  // It lists the whole filesystem (names, owners, inodes): for its owner's eyes only, whatever the umask.
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
   async function* lines() {
     yield `${MAGIC} ${Buffer.from(root).toString('base64')}\n`;
@@ -85,7 +89,8 @@ async function* readBaseline(file: string, root: string): AsyncGenerator<Record>
     for await (const line of lines) {
       if (header) {
         const [magic, rootB64] = [line.slice(0, MAGIC.length), line.slice(MAGIC.length + 1)];
-        if (magic !== MAGIC) throw new BaselineError(`${file} is not a baseline written by this action`);
+        if (magic !== MAGIC)
+          throw new BaselineError(`${file} is not a baseline written by this action; ${RECORD_AGAIN}`);
         const recorded = Buffer.from(rootB64, 'base64').toString();
         if (recorded !== root)
           throw new BaselineError(
@@ -101,7 +106,7 @@ async function* readBaseline(file: string, root: string): AsyncGenerator<Record>
       const space1 = line.indexOf(' ');
       const space2 = line.indexOf(' ', space1 + 1);
       if (ended || space1 <= 0 || space2 < 0)
-        throw new BaselineError(`${file} is corrupt (a malformed line)`);
+        throw new BaselineError(`${file} is corrupt (a malformed line); ${RECORD_AGAIN}`);
       yield {
         path: Buffer.from(line.slice(0, space1), 'base64'),
         kind: line.slice(space1 + 1, space2),
@@ -116,13 +121,13 @@ async function* readBaseline(file: string, root: string): AsyncGenerator<Record>
   }
   if (streamError) throw baselineReadError(file, streamError);
   if (header || !ended)
-    throw new BaselineError(`${file} is truncated: the baseline was not written completely`);
+    throw new BaselineError(`${file} is truncated: the baseline was not written completely; ${RECORD_AGAIN}`);
 }
 
 function baselineReadError(file: string, err: Error): BaselineError {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') return new BaselineError(`no baseline at ${file}: the pre step did not record one`);
-  return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message})`);
+  return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message}); ${RECORD_AGAIN}`);
 }
 
 /** Walk order: depth first with children sorted by raw bytes, i.e. bytes compared with `/` lowest. */

@@ -45,8 +45,33 @@ export interface TarHeader {
 const MAX_OCTAL_8 = 0o7777777; // 8-byte numeric field: 7 octal digits + NUL
 const MAX_OCTAL_12 = 0o77777777777; // 12-byte field: 11 octal digits + NUL
 
+/**
+ * Refuses a name that could land outside the root when unpacked: absolute, with a `..` (or `.` or
+ * empty) component, or holding a NUL. A walk never makes one; this guards every path into a layer,
+ * hardlink targets included (they name another entry of the archive; symlink targets are only text).
+ */
+export function checkArchiveName(name: Buffer, what = 'name'): void {
+  const bad = (why: string) =>
+    new Error(`refusing to write the tar ${what} ${JSON.stringify(name.toString('latin1'))}: ${why}`);
+  if (name.length === 0) throw bad('it is empty');
+  if (name[0] === 0x2f) throw bad('it is absolute');
+  if (name.includes(0)) throw bad('it holds a NUL byte');
+  let start = 0;
+  for (let i = 0; i <= name.length; i++) {
+    if (i < name.length && name[i] !== 0x2f) continue;
+    const len = i - start;
+    if (len === 0 && i === name.length && i > 1) break; // a directory's trailing slash
+    if (len === 0) throw bad('it has an empty component');
+    if (name[start] === 0x2e && (len === 1 || (len === 2 && name[start + 1] === 0x2e)))
+      throw bad('it has a "." or ".." component');
+    start = i + 1;
+  }
+}
+
 /** Encodes one entry's header blocks: an optional PAX header (with its data) and the ustar header. */
 export function encodeHeader(h: TarHeader): Buffer {
+  checkArchiveName(h.name);
+  if (h.type === 'hardlink') checkArchiveName(h.linkName ?? EMPTY, 'hardlink target');
   const name = h.type === 'dir' ? withTrailingSlash(h.name) : h.name;
   const pax: Array<[string, Buffer]> = [];
 

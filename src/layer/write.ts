@@ -258,7 +258,8 @@ function openForReadSync(abs: Buffer): number | null {
 /** After a failed open: false when the file is gone, true to retry without O_NOATIME; else throws. */
 function retryOpen(err: unknown, abs: Buffer, extra: number): boolean {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT' || code === 'ELOOP') return false; // gone, or replaced by a symlink
+  // Gone, replaced by a symlink, or a parent directory replaced by a file since the walk.
+  if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return false;
   if (code === 'EACCES') {
     throw new PermissionError(
       `cannot read ${show(abs)}: permission denied; capturing this tree needs root (run the step as root or with sudo)`,

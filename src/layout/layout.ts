@@ -1,15 +1,35 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { HashTap, type BlobSink, type PendingBlob } from '../layer/write.js';
-import type { Readable } from 'node:stream';
+import { finished, Writable, type Readable } from 'node:stream';
 import { limiter } from '../util/limit.js';
 import { jsonBlob, type JsonBlob } from '../image/build.js';
 import { Annotation, MediaType, type Descriptor, type Index } from '../image/oci.js';
 
 export class LayoutError extends Error {}
+
+/** Layouts being written, for abortLayoutsSync(). */
+const live = new Set<LayoutWriter>();
+
+/**
+ * Removes every layout still being written (on SIGTERM/SIGINT), synchronously: no other code runs
+ * before the process exits, so nothing writes after it or reports the files it removed as errors.
+ * What was at `output` stays.
+ */
+export function abortLayoutsSync(): void {
+  for (const l of live) {
+    try {
+      rmSync(l.staging, { recursive: true, force: true, maxRetries: 5 });
+      l.restorePrevious();
+    } catch {
+      // best effort: the process is going away
+    }
+  }
+  live.clear();
+}
 
 /**
  * An OCI image layout (image-spec `image-layout.md`) written atomically: everything goes to a sibling
@@ -38,12 +58,28 @@ export class LayoutWriter implements BlobSink {
         `cannot create the output directory next to ${target}: ${(err as Error).message}`,
       );
     }
-    return new LayoutWriter(target, staging);
+    const writer = new LayoutWriter(target, staging);
+    live.add(writer);
+    return writer;
   }
 
   async create(): Promise<PendingBlob> {
     const tmp = path.join(this.staging, 'blobs', `.tmp-${randomBytes(6).toString('hex')}`);
-    const stream = createWriteStream(tmp, { mode: 0o644 });
+    const file = createWriteStream(tmp, { mode: 0o644 });
+    // Write errors (a full disk) reach the pipeline as a LayoutError naming the output, not an errno.
+    const stream = new Writable({
+      highWaterMark: 1024 * 1024,
+      write: (chunk: Buffer, _enc, done) => file.write(chunk, (err) => done(err && this.ioError(err))),
+      final: (done) => {
+        file.end();
+        finished(file, (err) => done(err ? this.ioError(err) : null));
+      },
+      destroy: (err, done) => {
+        file.destroy();
+        done(err);
+      },
+    });
+    file.on('error', () => {}); // reported through the callbacks above
     return {
       stream,
       commit: async (digest) => rename(tmp, this.blobPath(digest)),
@@ -82,7 +118,11 @@ export class LayoutWriter implements BlobSink {
   }
 
   async putJson(blob: JsonBlob): Promise<void> {
-    await writeFile(this.blobPath(blob.descriptor.digest), blob.bytes, { mode: 0o644 });
+    await writeFile(this.blobPath(blob.descriptor.digest), blob.bytes, { mode: 0o644 }).catch(
+      (err: Error) => {
+        throw this.ioError(err);
+      },
+    );
   }
 
   /** Writes `oci-layout` and `index.json` (one descriptor per tag) and moves the layout into place. */
@@ -92,13 +132,50 @@ export class LayoutWriter implements BlobSink {
       mediaType: MediaType.index,
       manifests: tags.map((tag) => ({ ...manifest, annotations: { [Annotation.refName]: tag } })),
     };
-    await writeFile(path.join(this.staging, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-    await writeFile(path.join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes);
+    try {
+      // Explicit modes, like the blobs': under a umask of 0 the defaults would be world-writable.
+      await writeFile(
+        path.join(this.staging, 'oci-layout'),
+        JSON.stringify({ imageLayoutVersion: '1.0.0' }),
+        {
+          mode: 0o644,
+        },
+      );
+      await writeFile(path.join(this.staging, 'index.json'), jsonBlob(index, MediaType.index).bytes, {
+        mode: 0o644,
+      });
+    } catch (err) {
+      throw this.ioError(err as Error);
+    }
     await replaceDirectory(this.staging, this.output);
+    live.delete(this);
+  }
+
+  /** A write that failed for want of room or rights: one line that says where and what to do. */
+  private ioError(err: Error): Error {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT')
+      return new LayoutError(
+        `no space left on device while writing the layout next to ${this.output}; free some space or choose another output`,
+      );
+    if (code === 'EROFS' || code === 'EACCES' || code === 'EPERM')
+      return new LayoutError(
+        `cannot write the layout next to ${this.output} (${code}); choose another output`,
+      );
+    return err;
   }
 
   async abort(): Promise<void> {
-    await rm(this.staging, { recursive: true, force: true });
+    live.delete(this);
+    // Retried: a write still under way (an interrupt) may add a file while the directory is removed.
+    await rm(this.staging, { recursive: true, force: true, maxRetries: 5 });
+    this.restorePrevious();
+  }
+
+  /** Stopped between the two renames of finish(): the previous layout goes back where it was. */
+  restorePrevious(): void {
+    const old = `${this.staging}.old`;
+    if (existsSync(old) && !existsSync(this.output)) renameSync(old, this.output);
   }
 
   private blobPath(digest: string): string {

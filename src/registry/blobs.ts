@@ -62,12 +62,16 @@ export class Repository {
       return;
     }
     for (let attempt = 1; ; attempt++) {
+      let location: URL | undefined;
       try {
-        await this.finishUpload(await this.startUpload(), descriptor.digest, bytes, false);
+        location = await this.startUpload();
+        await this.finishUpload(location, descriptor.digest, bytes, false);
         break;
       } catch (err) {
-        // The answer may be what was lost: a blob that landed is done; else a fresh upload.
+        // The answer may be what was lost: a blob that landed is done; else a fresh upload, the
+        // abandoned session cancelled (best effort) rather than left open until the registry purges it.
         if (await this.exists(descriptor.digest).catch(() => false)) break;
+        if (location) await this.cancel(location);
         if (attempt >= 3) throw err;
       }
     }
@@ -359,7 +363,11 @@ class ChunkedUpload {
       await res.body?.cancel();
       this.location = locationOf(res, this.location);
       const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get('range') ?? '');
-      return range ? Number(range[1]) + 1 : 0;
+      // distribution answers "0-0" for an empty session as for a 1-byte one: read it as empty (a
+      // session holding exactly one byte is all but impossible with MiB chunks, and resending that
+      // byte only costs a 416 or a digest mismatch, which start the blob over; skipping a byte
+      // that is not there would corrupt it the same way, every time a first PATCH fails).
+      return range && range[1] !== '0' ? Number(range[1]) + 1 : 0;
     } catch {
       return null;
     }

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { Credentials } from './credentials.js';
-import { describeFailure, RegistryError } from './errors.js';
+import { describeFailure, NOT_A_REGISTRY, RegistryError } from './errors.js';
 import { DOCKER_HUB } from './reference.js';
 
 export interface RetryPolicy {
@@ -153,7 +153,9 @@ export class RegistryClient {
     let body: BodyInit | undefined = (req.stream ?? req.body) as BodyInit | undefined;
     for (let hop = 0; hop < 5; hop++) {
       const headers: Record<string, string> = { 'User-Agent': 'depot-snapshot-action', ...req.headers };
-      if (authenticate && url.host === this.host) {
+      // Same origin, not just the same host: a redirect from https to http on the same name (default
+      // ports make both hosts equal) must not carry the credentials in the clear.
+      if (authenticate && url.origin === this.base.origin) {
         const auth = await this.authorization(req.scopes);
         if (auth) headers.Authorization = auth;
       }
@@ -343,13 +345,16 @@ async function readBody(res: Response, limit: number, what: string): Promise<Buf
   const length = Number(res.headers.get('content-length') ?? 0);
   if (length > limit) {
     await res.body?.cancel();
-    throw new RegistryError(`${what}: the answer is ${length} bytes, over the ${limit} byte limit`);
+    throw new RegistryError(
+      `${what}: the answer is ${length} bytes, over the ${limit} byte limit ${NOT_A_REGISTRY}`,
+    );
   }
   const chunks: Uint8Array[] = [];
   let size = 0;
   for await (const chunk of res.body ?? []) {
     size += chunk.length;
-    if (size > limit) throw new RegistryError(`${what}: the answer is over the ${limit} byte limit`);
+    if (size > limit)
+      throw new RegistryError(`${what}: the answer is over the ${limit} byte limit ${NOT_A_REGISTRY}`);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);

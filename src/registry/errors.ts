@@ -21,7 +21,9 @@ const HINTS: Record<string, string> = {
   DENIED: 'check that these credentials may push to this repository',
   NAME_UNKNOWN: 'the repository does not exist; some registries (ECR) need it created first',
   NAME_INVALID: 'check the repository name',
-  MANIFEST_INVALID: 'the registry rejected the manifest',
+  // distribution answers this (detail "http: request body too large") to a manifest over 4 MiB.
+  MANIFEST_INVALID:
+    'the registry rejected the manifest; if it is over the registry size limit (4 MiB on most), use a larger layer-size for fewer layers',
   MANIFEST_BLOB_UNKNOWN: 'a blob the manifest names is missing in the registry',
   BLOB_UPLOAD_INVALID: 'the upload was rejected',
   DIGEST_INVALID: 'the uploaded bytes do not match their digest (did the tree change while it was read?)',
@@ -38,10 +40,14 @@ export function describeFailure(what: string, status: number, body: string): Reg
   } catch {
     parsed = undefined;
   }
-  const first = parsed?.errors?.[0];
-  if (first?.code) {
+  const first = Array.isArray(parsed?.errors) ? parsed.errors[0] : undefined;
+  if (typeof first?.code === 'string') {
     const hint = HINTS[first.code];
-    const message = first.message ? `: ${oneLine(first.message)}` : '';
+    // The detail often says why (distribution: "http: request body too large"); long ones are cut.
+    const detail =
+      typeof first.detail === 'string' && first.detail ? `: ${oneLine(first.detail).slice(0, 200)}` : '';
+    const message =
+      typeof first.message === 'string' && first.message ? `: ${oneLine(first.message)}${detail}` : detail;
     return new RegistryError(
       `${what} failed: ${status} ${first.code}${message}${hint ? ` (${hint})` : ''}`,
       status,
@@ -55,10 +61,22 @@ export function describeFailure(what: string, status: number, body: string): Reg
         ? ' (access denied for these credentials)'
         : status === 404
           ? ' (not found)'
-          : '';
-  const snippet = /^\s*</.test(body) ? 'an HTML page' : body ? `"${oneLine(body).slice(0, 120)}"` : 'no body';
+          : status === 413
+            ? ' (too large for the registry or a proxy in front of it)'
+            : '';
+  // A web page where a registry should be (a wrong host or port, a login portal) says so; a 5xx or
+  // 413 page is a proxy in front of a registry having trouble.
+  const web = status < 300 || status === 404 || status === 405;
+  const snippet = /^\s*</.test(body)
+    ? `an HTML page${web ? ` ${NOT_A_REGISTRY}` : ''}`
+    : body
+      ? `"${oneLine(body).slice(0, 120)}"`
+      : 'no body';
   return new RegistryError(`${what} failed: HTTP ${status}${hint}; the registry answered ${snippet}`, status);
 }
+
+/** The hint for answers no registry gives. */
+export const NOT_A_REGISTRY = '(is this a registry? check the host name and port)';
 
 function oneLine(s: string): string {
   return s.replace(/\s+/g, ' ').trim();

@@ -1,7 +1,7 @@
 import { sha256 } from '../image/build.js';
 import { MediaType, type ImageConfig, type Manifest } from '../image/oci.js';
 import type { Repository } from './blobs.js';
-import { RegistryError } from './errors.js';
+import { NOT_A_REGISTRY, RegistryError } from './errors.js';
 
 /** The registry's manifest size limit (distribution: 4 MiB); larger bodies are not read. */
 const MANIFEST_LIMIT = 4 * 1024 * 1024;
@@ -22,11 +22,12 @@ export interface FetchedManifest {
 
 /** GET a manifest by tag or digest; null when the tag does not exist. */
 export async function getManifest(repo: Repository, reference: string): Promise<FetchedManifest | null> {
+  const what = `reading ${repo.name}:${reference}`;
   const { res, bytes } = await repo.client.requestBytes(
     {
       method: 'GET',
       url: `/v2/${repo.name}/manifests/${reference}`,
-      what: `reading ${repo.name}:${reference}`,
+      what,
       scopes: [repo.scope],
       ok: [200, 404],
       headers: { Accept: ACCEPT },
@@ -34,6 +35,9 @@ export async function getManifest(repo: Repository, reference: string): Promise<
     MANIFEST_LIMIT,
   );
   if (res.status === 404) return null;
+  // Checked here, where the request can be named: every caller parses what this returns.
+  if (!isJsonObject(bytes))
+    throw new RegistryError(`${what}: the registry answered something that is not JSON ${NOT_A_REGISTRY}`);
   const digest = sha256(bytes);
   const claimed = res.headers.get('docker-content-digest');
   if (reference.startsWith('sha256:') && digest !== reference) {
@@ -92,6 +96,15 @@ export async function putManifest(
 
 export async function getImageConfig(repo: Repository, manifest: Manifest): Promise<ImageConfig> {
   return getJsonBlob<ImageConfig>(repo, manifest.config.digest);
+}
+
+function isJsonObject(bytes: Buffer): boolean {
+  try {
+    const v: unknown = JSON.parse(bytes.toString('utf8'));
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
+  }
 }
 
 export function parseJson<T>(bytes: Buffer): T {

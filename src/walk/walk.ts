@@ -106,7 +106,12 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       names = readdirSync(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return []; // vanished while we walked
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        // Removed, or replaced by a file, between its lstat and this listing.
+        if (rel)
+          log.warn(`${show(absolute(rel))} changed while it was walked; captured as an empty directory`);
+        return [];
+      }
       if (rel === null) throw err;
       if (code === 'EACCES' || code === 'EPERM') unreadable.push(rel);
       // Not root: the caller stops (or runs again under sudo) over `unreadable`, which says it better.
@@ -139,8 +144,9 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     try {
       st = lstatSync(abs, { bigint: true });
     } catch (err) {
-      if (isGone(err)) return null;
-      throw err;
+      if (!isGone(err)) throw err;
+      log.warn(`${show(abs)} vanished while it was walked; left out`);
+      return null;
     }
     const isDir = st.isDirectory();
     let childMode: Mode | null = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';

@@ -12,7 +12,8 @@ const SKIPPED = new Set(['security.selinux']);
 
 /** Errors that mean "this filesystem or inode has no xattrs to give": not a reason to fail. */
 const TOLERATED_ERRNO = new Set([95 /* EOPNOTSUPP */, 61 /* ENODATA */, 1 /* EPERM */, 13 /* EACCES */]);
-const ENOENT = 2;
+/** The path is gone, or a directory on it was replaced by a file since it was listed. */
+const VANISHED_ERRNO = new Set([2 /* ENOENT */, 20 /* ENOTDIR */]);
 
 export class VanishedError extends Error {}
 
@@ -86,7 +87,7 @@ export function readXattrs(path: Buffer, log: Logger): Xattrs | undefined {
 
 function tolerate(err: unknown): undefined {
   const errno = Number(/os error (\d+)/.exec(String((err as Error)?.message))?.[1]);
-  if (errno === ENOENT) throw new VanishedError(String(err));
+  if (VANISHED_ERRNO.has(errno)) throw new VanishedError(String(err));
   if (TOLERATED_ERRNO.has(errno)) return undefined;
   throw err;
 }

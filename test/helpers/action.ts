@@ -1,9 +1,10 @@
 // Runs the bundled action the way the Actions runner does: inputs as INPUT_* variables, outputs
 // through the GITHUB_OUTPUT file, failures as ::error:: lines and the exit code.
+import type { ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { run, tmpDir } from './tools.js';
+import { spawnCollect, tmpDir } from './tools.js';
 
 export const ACTION = path.resolve('dist/index.js');
 export const PRE = path.resolve('dist/pre/index.js');
@@ -40,6 +41,13 @@ export interface ActionOptions {
   pre?: boolean;
   /** State saved by an earlier step (the runner passes it as STATE_<name>). */
   state?: Record<string, string>;
+  /**
+   * A command the action runs under, e.g. `['setpriv', '--reuid=65534', …]` (not a shell script:
+   * dash drops variables like INPUT_DRY-RUN whose names are not identifiers).
+   */
+  prefix?: string[];
+  /** The umask the action starts with (the child inherits the test process's, set around the spawn). */
+  umask?: number;
 }
 
 /** Runs `node dist/index.js` with `inputs` as INPUT_<NAME> variables, GITHUB_ACTIONS=true. */
@@ -47,6 +55,20 @@ export async function runAction(
   inputs: Record<string, string>,
   opts: ActionOptions = {},
 ): Promise<ActionResult> {
+  return (await startAction(inputs, opts)).result;
+}
+
+export interface RunningAction {
+  child: ChildProcess;
+  /** Settles once the process has exited, with what it printed and wrote. */
+  result: Promise<ActionResult>;
+}
+
+/** Like runAction, but returns as soon as the process runs: for tests that signal or kill it. */
+export async function startAction(
+  inputs: Record<string, string>,
+  opts: ActionOptions = {},
+): Promise<RunningAction> {
   const work = await tmpDir('action');
   const outputFile = path.join(work, 'output');
   const stateFile = path.join(work, 'state');
@@ -65,15 +87,24 @@ export async function runAction(
   for (const [name, value] of Object.entries(opts.state ?? {})) env[`STATE_${name}`] = value;
   const node = opts.node ?? SYSTEM_NODE;
   if (!existsSync(node)) throw new Error(`${node} is missing: run scripts/test-deps.sh`);
-  const r = await run(node, [opts.pre ? PRE : ACTION], { env });
-  return {
+  const argv = [...(opts.prefix ?? []), node, opts.pre ? PRE : ACTION];
+  const saved = opts.umask === undefined ? undefined : process.umask(opts.umask);
+  let spawned: ReturnType<typeof spawnCollect>;
+  try {
+    spawned = spawnCollect(argv[0], argv.slice(1), { env });
+  } finally {
+    if (saved !== undefined) process.umask(saved);
+  }
+  const { child, done } = spawned;
+  const result = done.then(async (r) => ({
     code: r.code,
     stdout: r.stdout,
     stderr: r.stderr,
     outputs: parseOutputs(await readFile(outputFile, 'utf8')),
     state: parseOutputs(await readFile(stateFile, 'utf8')),
     errors: r.stdout.split('\n').filter((l) => l.startsWith('::error')),
-  };
+  }));
+  return { child, result };
 }
 
 /** GITHUB_OUTPUT's `name<<DELIM\nvalue\nDELIM` records (what @actions/core writes). */

@@ -29,6 +29,15 @@ export interface ProxyOptions {
   relativeLocation?: boolean;
   /** Answer every PATCH 405, like registries that take monolithic uploads only. */
   refusePatch?: boolean;
+  /**
+   * Answers a request itself (and returns true) instead of forwarding it: a registry that refuses
+   * one kind of request, or sends the client elsewhere.
+   */
+  intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+  /** Holds every request this long before handling it: a slow link, for tests that interrupt. */
+  delayMs?: number;
+  /** Rewrites the Location of an answer (e.g. to send uploads to another host). */
+  rewriteLocation?: (location: string, req: http.IncomingMessage) => string;
 }
 
 export interface ProxiedRequest {
@@ -37,6 +46,8 @@ export interface ProxiedRequest {
   status: number;
   fault?: Fault;
   authorization: boolean;
+  /** The Location the registry answered (before any rewrite), e.g. of a new upload session. */
+  location?: string;
 }
 
 export interface Proxy {
@@ -72,6 +83,15 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   };
 
   const server = http.createServer((req, res) => {
+    if (opts.delayMs) {
+      req.pause();
+      setTimeout(() => {
+        req.resume(); // the listeners handle() attaches, in this same tick, get every byte
+        handle(req, res);
+      }, opts.delayMs);
+    } else handle(req, res);
+  });
+  const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const record: ProxiedRequest = {
       method: req.method!,
       path: req.url!,
@@ -95,6 +115,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       res.end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: `injected ${status}` }] }));
     };
     if (opts.refusePatch && req.method === 'PATCH') return answer(405);
+    if (opts.intercept?.(req, res)) return;
     if (fault === 'reset-before') return req.socket.destroy();
     if (fault === '500' || fault === '502' || fault === '503') return answer(Number(fault));
     if (fault === '429') return answer(429, { 'Retry-After': '1' });
@@ -105,10 +126,13 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       (up) => {
         record.status = up.statusCode ?? 0;
         const headers = { ...up.headers };
+        if (typeof headers.location === 'string') record.location = headers.location;
         if (opts.relativeLocation && typeof headers.location === 'string') {
           const u = new URL(headers.location, `http://${proxy.host}`);
           headers.location = u.pathname + u.search;
         }
+        if (opts.rewriteLocation && typeof headers.location === 'string')
+          headers.location = opts.rewriteLocation(headers.location, req);
         if (fault === 'reset-after') {
           up.resume();
           up.on('end', () => req.socket.destroy());
@@ -148,7 +172,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       return;
     }
     req.pipe(upstream);
-  });
+  };
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
   proxy.stop = () =>
     new Promise((resolve) => {

@@ -9,8 +9,8 @@ import {
   sign,
   type KeyObject,
 } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { join } from 'node:path';
 import { check, freePort, onCleanup, tmpDir } from './tools.js';
@@ -342,4 +342,15 @@ async function startTokenServer(
     server.listen(port, '127.0.0.1', () => resolve());
   });
   return server;
+}
+
+/**
+ * Upload sessions still open in `repository`: distribution keeps each under `_uploads/<uuid>` and
+ * resumes one only while its `startedat` file is there (a completed session is removed; a cancelled
+ * one loses `startedat`, though a late close may leave `data` or hash states behind). Their uuids.
+ */
+export async function openUploads(registry: Registry, repository: string): Promise<string[]> {
+  const dir = join(registry.dataDir, 'docker/registry/v2/repositories', repository, '_uploads');
+  const names = await readdir(dir).catch(() => [] as string[]);
+  return names.filter((n) => existsSync(join(dir, n, 'startedat')));
 }

@@ -1,5 +1,5 @@
 // Small process / port / temp-dir helpers shared by the integration tests.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { constants, tmpdir } from 'node:os';
@@ -23,12 +23,21 @@ export interface RunResult {
 
 /** Runs a command without a shell and collects its output. Never rejects on a non-zero exit. */
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
+  return spawnCollect(cmd, args, opts).done;
+}
+
+/** run(), with the child at hand (to signal it) while its output is collected. */
+export function spawnCollect(
+  cmd: string,
+  args: readonly string[],
+  opts: RunOptions = {},
+): { child: ChildProcess; done: Promise<RunResult> } {
+  const child = spawn(cmd, args, {
+    cwd: opts.cwd,
+    env: opts.env ?? process.env,
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+  });
+  const done = new Promise<RunResult>((resolve, reject) => {
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout!.on('data', (b: Buffer) => out.push(b));
@@ -49,6 +58,7 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
       child.stdin.end(opts.input);
     }
   });
+  return { child, done };
 }
 
 /** Like run(), but throws (with the command line and its stderr) unless the exit code is 0. */

@@ -100,6 +100,37 @@ describe('describeFailure', () => {
     );
   });
 
+  it('a web page where a registry should be asks whether this is a registry', () => {
+    expect(oneLine(describeFailure('x', 404, '<!DOCTYPE html><html></html>'))).toBe(
+      'x failed: HTTP 404 (not found); the registry answered an HTML page (is this a registry? check the host name and port)',
+    );
+    expect(
+      oneLine(describeFailure('x', 413, '<html><title>413 Request Entity Too Large</title></html>')),
+    ).toBe(
+      'x failed: HTTP 413 (too large for the registry or a proxy in front of it); the registry answered an HTML page',
+    );
+  });
+
+  it('a string detail says why; other details and non-string fields are left out', () => {
+    const tooBig = JSON.stringify({
+      errors: [
+        { code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: 'http: request body too large' },
+      ],
+    });
+    expect(oneLine(describeFailure('tagging a:b', 400, tooBig))).toMatch(
+      /^tagging a:b failed: 400 MANIFEST_INVALID: manifest invalid: http: request body too large \(.*larger layer-size/,
+    );
+    const odd = JSON.stringify({
+      errors: [{ code: 'DENIED', message: 42, detail: [{ Type: 'repository' }] }],
+    });
+    expect(oneLine(describeFailure('x', 403, odd))).toBe(
+      'x failed: 403 DENIED (check that these credentials may push to this repository)',
+    );
+    expect(oneLine(describeFailure('x', 400, '{"errors":"nope"}'))).toBe(
+      'x failed: HTTP 400; the registry answered "{"errors":"nope"}"',
+    );
+  });
+
   it('an empty body', () => {
     expect(oneLine(describeFailure('x', 404, ''))).toBe(
       'x failed: HTTP 404 (not found); the registry answered no body',

@@ -369,3 +369,45 @@ describe('encodePaxRecords length prefix', () => {
     }
   });
 });
+
+describe('names that could land outside the root', () => {
+  it.each([
+    '../etc/passwd',
+    'a/../../etc/passwd',
+    'a/..',
+    '..',
+    '/etc/passwd',
+    '/',
+    '',
+    'a//b',
+    './a',
+    'a/./b',
+    'a\0b',
+  ])('refuses %j as a name', (name) => {
+    expect(() => encodeHeader(hdr({ name }))).toThrow(/refusing to write the tar name/);
+  });
+
+  it.each(['../x', '/etc/shadow', 'a/../../x'])('refuses %j as a hardlink target', (target) => {
+    expect(() => encodeHeader(hdr({ name: 'ok', type: 'hardlink', linkName: Buffer.from(target) }))).toThrow(
+      /refusing to write the tar hardlink target/,
+    );
+  });
+
+  it('refuses a non-UTF-8 name with a .. component too', () => {
+    const name = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from('/../x')]);
+    expect(() => encodeHeader(hdr({ name }))).toThrow(/"\." or "\.\." component/);
+  });
+
+  it.each(['..foo', 'foo..', 'a/...', '.wh..wh..opq', 'a/.wh.b', '.hidden', 'dir/'])(
+    'accepts %j',
+    async (name) => {
+      expect((await read(hdr({ name, type: name.endsWith('/') ? 'dir' : 'file' }))).name).toBe(name);
+    },
+  );
+
+  it('keeps a symlink target as text, even one that points far outside', async () => {
+    const linkName = Buffer.from('../../../../etc/shadow');
+    const h = await read(hdr({ name: 'link', type: 'symlink', linkName }));
+    expect(h.linkname).toBe('../../../../etc/shadow');
+  });
+});
