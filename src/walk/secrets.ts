@@ -43,12 +43,6 @@ interface CompiledSecretFile extends SecretFile {
   test: (p: string) => boolean;
 }
 
-export interface SecretHit {
-  /** `/`-rooted path (latin1 key of its bytes). */
-  key: string;
-  what: string;
-}
-
 /** Matches paths against the list above; `home` adds the user's home when it is not under /home. */
 export class SecretFiles {
   private readonly rules: CompiledSecretFile[];
