@@ -34434,7 +34434,7 @@ function wantsHelp(argv) {
 }
 function helpText() {
     const rows = INPUT_SPECS.map((s) => {
-        const flag = s.boolean ? `--${s.name}` : `--${s.name} <value>`;
+        const flag = s.boolean ? `--[no-]${s.name}` : `--${s.name} <value>`;
         const def = s.default ? ` (default: ${s.default})` : '';
         return `  ${flag.padEnd(30)} ${s.description}${def}`;
     });
@@ -34456,7 +34456,8 @@ function readRaw(argv, env, strict = true) {
         options[s.name] = { type: s.boolean ? 'boolean' : 'string', multiple: !!s.list };
     let values;
     try {
-        ({ values } = (0,external_node_util_.parseArgs)({ args: argv, options, strict, allowPositionals: !strict }));
+        // `--no-persist-env` turns a boolean off (`--persist-env false` would read `false` as a stray word).
+        ({ values } = (0,external_node_util_.parseArgs)({ args: argv, options, strict, allowPositionals: !strict, allowNegative: true }));
     }
     catch (err) {
         throw new InputError(`${err.message.split('\n')[0]}; see --help`);

@@ -255,7 +255,7 @@ export function wantsHelp(argv: string[]): boolean {
 
 export function helpText(): string {
   const rows = INPUT_SPECS.map((s) => {
-    const flag = s.boolean ? `--${s.name}` : `--${s.name} <value>`;
+    const flag = s.boolean ? `--[no-]${s.name}` : `--${s.name} <value>`;
     const def = s.default ? ` (default: ${s.default})` : '';
     return `  ${flag.padEnd(30)} ${s.description}${def}`;
   });
@@ -278,7 +278,8 @@ function readRaw(argv: string[], env: NodeJS.ProcessEnv, strict = true): Raw {
     options[s.name] = { type: s.boolean ? 'boolean' : 'string', multiple: !!s.list };
   let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options, strict, allowPositionals: !strict }));
+    // `--no-persist-env` turns a boolean off (`--persist-env false` would read `false` as a stray word).
+    ({ values } = parseArgs({ args: argv, options, strict, allowPositionals: !strict, allowNegative: true }));
   } catch (err) {
     throw new InputError(`${(err as Error).message.split('\n')[0]}; see --help`);
   }

@@ -412,7 +412,8 @@ const CASES: Case[] = [
     outDir: worldWritableDir,
     options: asNobody,
     // No sudo for nobody: the walk names what it could not read and what to do.
-    error: /1 path\(s\) cannot be read as uid \d+ \(\/secret\.txt\): .*needs root; run the step as root or with passwordless sudo/,
+    error:
+      /1 path\(s\) cannot be read as uid \d+ \(\/secret\.txt\): .*needs root; run the step as root or with passwordless sudo/,
   },
   {
     name: 'output is an existing file',

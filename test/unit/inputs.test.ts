@@ -90,6 +90,15 @@ describe('getInputs', () => {
     expect(getInputs(['--dry-run'], {})).toMatchObject({ dryRun: true, targets: [] });
   });
 
+  it('--no-<name> turns a boolean off, over its variable', () => {
+    const env = { 'INPUT_PERSIST-ENV': 'true', INPUT_QUIET: 'true' };
+    expect(getInputs(['--dry-run', '--no-persist-env', '--no-quiet'], env)).toMatchObject({
+      persistEnv: false,
+      quiet: false,
+    });
+    expect(getInputs(['--dry-run'], env)).toMatchObject({ persistEnv: true, quiet: true });
+  });
+
   it('needs an image without dry-run', () => {
     expect(inputError(() => getInputs([], {}))).toMatch(/^image is required/);
   });
