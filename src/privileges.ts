@@ -46,6 +46,9 @@ export async function rerunUnderSudo(log: Logger): Promise<number | null> {
   args.push(process.execPath, ...process.execArgv, process.argv[1], ...process.argv.slice(2));
   return new Promise((resolve) => {
     const child = spawn('sudo', args, { stdio: 'inherit' });
+    // A cancelled job signals this process; sudo passes it on to the run under it, which cleans up.
+    const forward = (signal: NodeJS.Signals) => child.kill(signal);
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.prependListener(signal, forward);
     child.on('error', () => resolve(null));
     child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });

@@ -35936,6 +35936,10 @@ async function rerunUnderSudo(log) {
     args.push(process.execPath, ...process.execArgv, process.argv[1], ...process.argv.slice(2));
     return new Promise((resolve) => {
         const child = (0,external_node_child_process_namespaceObject.spawn)('sudo', args, { stdio: 'inherit' });
+        // A cancelled job signals this process; sudo passes it on to the run under it, which cleans up.
+        const forward = (signal) => child.kill(signal);
+        for (const signal of ['SIGTERM', 'SIGINT'])
+            process.prependListener(signal, forward);
         child.on('error', () => resolve(null));
         child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
     });
