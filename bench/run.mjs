@@ -5,6 +5,9 @@
 // Environment:
 //   BENCH_RUNS=3          timed runs of each side per figure (median reported)
 //   BENCH_ONLY=P1,P3      figures to run: P1 (= P1-gzip, P1-gzip6, P1-zstd), P1-gzip, P1-gzip6, P1-zstd, P5, P2, P3;
+//                         P4 (memory) and SCALE (time per entry) run only when named: they build ~9 GB of trees
+//   BENCH_SYNTH_DIV=1     P4/SCALE: divide the synthetic trees' entries and bytes by this (100: a quick check)
+//   BENCH_NODE_ARGS=…     P4/SCALE: extra node options for ours, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
 //   BENCH_TREE=NAME       input tree: rootfs+usrlib (default, ≥ 1 GB) or small (checks the bench itself)
 //   BENCH_QUIET_WAIT=30   seconds to wait at most, before each timed run, for other processes to leave the CPU
 //   BENCH_NODE=PATH       node for ours (default: the first node on PATH outside node_modules; zstd uses Node 24)
@@ -25,9 +28,11 @@ const RESULTS = path.join(HERE, 'RESULTS.md');
 const RUNS = Math.max(1, Number.parseInt(process.env.BENCH_RUNS ?? '3', 10) || 3);
 const QUIET_WAIT = Number.parseInt(process.env.BENCH_QUIET_WAIT ?? '30', 10);
 const TREE_NAME = process.env.BENCH_TREE || 'rootfs+usrlib';
-const FIGURES = ['P1-gzip', 'P1-gzip6', 'P1-zstd', 'P5', 'P2', 'P3'];
+const FIGURES = ['P1-gzip', 'P1-gzip6', 'P1-zstd', 'P5', 'P2', 'P3', 'P4', 'SCALE'];
 /** Figures that run only when BENCH_ONLY names them exactly (not in the default run, not by prefix). */
-const OPT_IN = ['P5-CAPTURE'];
+const OPT_IN = ['P5-CAPTURE', 'P4', 'SCALE'];
+/** Figures that run on the rootfs+usrlib tree (BENCH_TREE); P4 and SCALE make their own. */
+const ON_MAIN_TREE = ['P1-gzip', 'P1-gzip6', 'P1-zstd', 'P5', 'P2', 'P3'];
 const ONLY = process.env.BENCH_ONLY
   ? process.env.BENCH_ONLY.split(/[\s,]+/)
       .filter(Boolean)
@@ -948,6 +953,339 @@ async function figureP3(ctx) {
   await rm(home, { recursive: true, force: true });
 }
 
+// ---------------------------------------------------------------- P4 memory and SCALE
+
+const SYNTH_DIV = Math.max(1, Number(process.env.BENCH_SYNTH_DIV ?? '1') || 1);
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+/** P4: 1M entries, with 5 GB of content and with 1/10 of it (same entries, smaller big files). */
+const P4_ENTRIES = Math.round(1_000_000 / SYNTH_DIV);
+const P4_BYTES = { high: Math.round(5e9 / SYNTH_DIV), low: Math.round(0.5e9 / SYNTH_DIV) };
+/** SCALE: these entry counts at P4's low mix (500 B of content per entry); the largest is P4's low tree. */
+const SCALE_ENTRIES = [10_000, 100_000, 1_000_000].map((n) => Math.round(n / SYNTH_DIV));
+const BYTES_PER_ENTRY = 500;
+const BIG_FILES = 8;
+/** One layer: the whole tree (5 GB of content + 512 B per entry of headers) stays below it. */
+const SYNTH_LAYER_SIZE = '8GiB';
+const P4_GOAL_MB = 300;
+/** "Memory must not grow with layer size": peak RSS with 10× the content at most this much higher. */
+const P4_GROWTH_GOAL = 0.1;
+const SYNTH_SCRIPT = path.join(HERE, 'synth-tree.mjs');
+const MEMWATCH = path.join(HERE, 'memwatch.mjs');
+
+const count3 = (n) =>
+  n >= 1e6 && n % 1e6 === 0 ? `${n / 1e6}m` : n >= 1e3 && n % 1e3 === 0 ? `${n / 1e3}k` : `${n}`;
+const mb = (bytes) => bytes / 1e6;
+/** Content sizes from kB to GB: 5.0 MB, 500.0 MB, 5.00 GB. */
+const size = (n) => (n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : `${(n / 1e6).toFixed(1)} MB`);
+
+/** Disk space a folder takes (allocated blocks, not apparent sizes). */
+async function diskUse(dir) {
+  const r = await must('du', ['-s', '--block-size=1', dir]);
+  return Number(r.stdout.split(/\s/)[0]);
+}
+
+async function synth(args) {
+  const r = await must('node', [SYNTH_SCRIPT, ...args.map(String)]);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1));
+}
+
+/**
+ * A synthetic tree for SCALE: `entries` entries below `root` (dirs, small files, and 8 big files under
+ * srv/big that bring the content to `bytes`). Kept in a folder with the root and stats.json.
+ */
+async function treeScale(entries) {
+  const bytes = entries * BYTES_PER_ENTRY;
+  const dir = await cached(path.join(WORK, 'trees', `synth-${count3(entries)}`), async (tmp) => {
+    const t0 = Date.now();
+    log(`building a synthetic tree of ${entries} entries, ${size(bytes)} of content…`);
+    const root = path.join(tmp, 'root');
+    const small = await synth(['small', root, '--entries', entries, '--big-files', BIG_FILES]);
+    const big = await synth([
+      'big',
+      path.join(root, 'srv', 'big'),
+      '--files',
+      BIG_FILES,
+      '--bytes',
+      Math.max(0, bytes - small.bytes),
+    ]);
+    const stats = {
+      entries: small.entries + big.entries,
+      bytes: small.bytes + big.bytes,
+      buildSeconds: (Date.now() - t0) / 1000,
+      disk: await diskUse(tmp),
+    };
+    await writeFile(path.join(tmp, 'stats.json'), JSON.stringify(stats));
+    log(`  built in ${stats.buildSeconds.toFixed(0)} s`);
+    return JSON.stringify(stats);
+  });
+  return {
+    dir,
+    root: path.join(dir, 'root'),
+    stats: JSON.parse(await readFile(path.join(dir, 'stats.json'), 'utf8')),
+    mount: null,
+  };
+}
+
+/**
+ * P4's tree: `root` (1M entries of small files and directories) and two folders of 8 big files,
+ * `big-high` (5 GB in all with root's files) and `big-low` (0.5 GB in all). A run renames one of them
+ * to root/srv/big and back, so both variants have the same entries (and share 4 GB of small files).
+ */
+async function treeP4() {
+  const dir = await cached(path.join(WORK, 'trees', `p4-${count3(P4_ENTRIES)}`), async (tmp) => {
+    const t0 = Date.now();
+    log(
+      `building P4's tree: ${P4_ENTRIES} entries, with ${size(P4_BYTES.high)} and ${size(P4_BYTES.low)} of content (a few minutes)…`,
+    );
+    const small = await synth([
+      'small',
+      path.join(tmp, 'root'),
+      '--entries',
+      P4_ENTRIES,
+      '--big-files',
+      BIG_FILES,
+    ]);
+    const smallSeconds = (Date.now() - t0) / 1000;
+    log(
+      `  ${small.files} small files (${size(small.bytes)}) in ${smallSeconds.toFixed(0)} s; writing the big files…`,
+    );
+    const stats = { smallSeconds };
+    for (const v of ['high', 'low']) {
+      const big = await synth([
+        'big',
+        path.join(tmp, `big-${v}`),
+        '--files',
+        BIG_FILES,
+        '--bytes',
+        P4_BYTES[v] - small.bytes,
+      ]);
+      stats[v] = { entries: small.entries + big.entries, bytes: small.bytes + big.bytes };
+    }
+    stats.buildSeconds = (Date.now() - t0) / 1000;
+    stats.disk = await diskUse(tmp);
+    await writeFile(path.join(tmp, 'stats.json'), JSON.stringify(stats));
+    log(`  built in ${stats.buildSeconds.toFixed(0)} s`);
+    return JSON.stringify(stats);
+  });
+  await unmountP4(dir);
+  const stats = JSON.parse(await readFile(path.join(dir, 'stats.json'), 'utf8'));
+  const variant = (v) => ({ dir, root: path.join(dir, 'root'), stats: stats[v], mount: v });
+  return {
+    dir,
+    high: variant('high'),
+    low: variant('low'),
+    buildSeconds: stats.buildSeconds,
+    disk: stats.disk,
+  };
+}
+
+/** Puts back in its folder whichever big-file set a run (perhaps interrupted) left in root/srv/big. */
+async function unmountP4(dir) {
+  const inRoot = path.join(dir, 'root', 'srv', 'big');
+  if (!existsSync(inRoot)) return;
+  const missing = ['high', 'low'].filter((v) => !existsSync(path.join(dir, `big-${v}`)));
+  if (missing.length !== 1)
+    throw new Error(`${dir}: cannot tell which big files are in root/srv/big; delete ${dir}.ok`);
+  await rename(inRoot, path.join(dir, `big-${missing[0]}`));
+}
+
+/** Runs ours once on a synthetic tree (P4's: with its big files in place), dry run to a fresh layout. */
+async function synthRun(ctx, tree) {
+  const out = path.join(WORK, 'out', 'synth');
+  const home = await mkdtemp(path.join(WORK, 'home-synth-'));
+  const memFile = path.join(home, 'memwatch.json');
+  await rm(out, { recursive: true, force: true });
+  if (tree.mount) await rename(path.join(tree.dir, `big-${tree.mount}`), path.join(tree.root, 'srv', 'big'));
+  let r;
+  try {
+    r = await timed(
+      ctx.node,
+      [
+        '--import',
+        MEMWATCH,
+        ...NODE_ARGS,
+        ctx.dist.cli,
+        '--root',
+        tree.root,
+        '--dry-run',
+        '--output',
+        out,
+        '--compression',
+        'gzip',
+        '--compression-level',
+        '1',
+        '--layer-size',
+        SYNTH_LAYER_SIZE,
+      ],
+      { env: cleanEnv({ HOME: home, BENCH_MEMWATCH_FILE: memFile }) },
+    );
+  } finally {
+    if (tree.mount)
+      await rename(path.join(tree.root, 'srv', 'big'), path.join(tree.dir, `big-${tree.mount}`));
+  }
+  r.mem = JSON.parse(await readFile(memFile, 'utf8').catch(() => 'null'));
+  r.entries = Number(/^(\d+) entries, .* in /m.exec(r.stdout)?.[1] ?? NaN);
+  const phase = (label) =>
+    Number(new RegExp(`^\\s+${label}\\s+([\\d.]+) s$`, 'm').exec(r.stdout)?.[1] ?? NaN);
+  r.phases = { walk: phase('walk and changes'), layers: phase('layers'), total: phase('total') };
+  await rm(out, { recursive: true, force: true });
+  await rm(home, { recursive: true, force: true });
+  if (r.code !== 0) {
+    problems.push(`${tree.label}: ours ${failureText(r)}`);
+    log(`  ours FAILED: ${failureText(r)}`);
+  } else {
+    if (r.entries !== tree.stats.entries)
+      problems.push(`${tree.label}: ours walked ${r.entries} entries, the tree has ${tree.stats.entries}`);
+    if (r.outputs.layers !== '1') problems.push(`${tree.label}: ${r.outputs.layers} layers, 1 expected`);
+    log(
+      `  ${r.wall.toFixed(2)} s (walk ${f1(r.phases.walk)} s, layers ${f1(r.phases.layers)} s), ${r.rssMiB.toFixed(0)} MiB, ` +
+        `others used ${f2(r.others)} cores`,
+    );
+  }
+  return r;
+}
+
+/** Median wall, max RSS and the other figures over a series of synthetic runs. */
+function summarize(tree, runs) {
+  const ok = runs.filter((r) => r.code === 0);
+  const all = ok.length === runs.length && ok.length > 0;
+  const wall = all ? median(ok.map((r) => r.wall)) : NaN;
+  const peak = ok.length ? ok.reduce((a, b) => (b.rssMiB > a.rssMiB ? b : a)) : null;
+  const rssBytes = peak ? peak.rssMiB * 1024 * 1024 : NaN;
+  return {
+    tree,
+    runs,
+    entries: tree.stats.entries,
+    bytes: tree.stats.bytes,
+    wall,
+    walk: all ? median(ok.map((r) => r.phases.walk)) : NaN,
+    layers: all ? median(ok.map((r) => r.phases.layers)) : NaN,
+    rssBytes,
+    mem: peak?.mem?.atPeak ?? null,
+    others: median(runs.map((r) => r.others)),
+  };
+}
+
+function synthDetails(s) {
+  const ok = (r, f) => (r.code === 0 ? f(r) : `fail(${r.code})`);
+  details.push(
+    `- ${s.tree.label}: wall ${s.runs.map((r) => ok(r, (x) => x.wall.toFixed(2))).join(' / ')} s; ` +
+      `walk ${s.runs.map((r) => f1(r.phases.walk)).join(' / ')} s; layers ${s.runs.map((r) => f1(r.phases.layers)).join(' / ')} s; ` +
+      `user+sys ${s.runs.map((r) => f1(r.cpu)).join(' / ')} s; peak RSS ${s.runs.map((r) => f1(r.rssMiB)).join(' / ')} MiB; ` +
+      `other processes' CPU ${f2(s.others)} cores (median)`,
+  );
+}
+
+/** Heap and buffer figures (MB) of the memoryUsage() sample with the highest RSS. */
+function memNote(mem) {
+  if (!mem) return '—';
+  return `heap ${mb(mem.heapUsed).toFixed(0)} used / ${mb(mem.heapTotal).toFixed(0)} total, external ${mb(mem.external).toFixed(0)} (array buffers ${mb(mem.arrayBuffers).toFixed(0)}), at ${mem.at.toFixed(0)} s`;
+}
+
+async function figureP4(ctx) {
+  const p4 = await treeP4();
+  p4.high.label = `P4 ${count3(P4_ENTRIES)} entries + ${size(P4_BYTES.high)}`;
+  p4.low.label = `P4 ${count3(P4_ENTRIES)} entries + ${size(P4_BYTES.low)}`;
+  ctx.synthTrees.push(
+    `p4-${count3(P4_ENTRIES)} (${size(p4.high.stats.bytes)} / ${size(p4.low.stats.bytes)} of content, ${size(p4.disk)} on disk, built in ${f1(p4.buildSeconds / 60)} min)`,
+  );
+  await warmCache(p4.dir);
+  const high = [];
+  const low = [];
+  for (let i = 1; i <= RUNS; i++) {
+    log(`${p4.high.label}: run ${i}/${RUNS}`);
+    high.push(await synthRun(ctx, p4.high));
+    log(`${p4.low.label}: run ${i}/${RUNS}`);
+    low.push(await synthRun(ctx, p4.low));
+  }
+  const s = [summarize(p4.high, high), summarize(p4.low, low)];
+  ctx.p4Low = s[1];
+  for (const x of s) {
+    synthDetails(x);
+    const rssMB = mb(x.rssBytes);
+    ctx.p4Rows.push([
+      x.tree.label,
+      x.entries,
+      size(x.bytes),
+      f2(x.wall),
+      f1(rssMB),
+      Number.isFinite(x.rssBytes) ? (x.rssBytes / x.entries).toFixed(0) : '—',
+      `≤ ${P4_GOAL_MB}`,
+      Number.isFinite(rssMB) ? (rssMB <= P4_GOAL_MB ? 'pass' : 'fail') : 'error',
+      memNote(x.mem) + (x.others > 0.5 ? `; other processes used ${f2(x.others)} cores (noisy)` : ''),
+    ]);
+  }
+  const growth = s[0].rssBytes / s[1].rssBytes - 1;
+  ctx.p4Growth = Number.isFinite(growth)
+    ? `Peak RSS with ${f1(s[0].bytes / s[1].bytes)}× the content (same entries): ${f1(mb(s[0].rssBytes))} vs ${f1(mb(s[1].rssBytes))} MB, ` +
+      `${growth >= 0 ? '+' : ''}${f1(growth * 100)} % (goal: no growth, ≤ +${P4_GROWTH_GOAL * 100} %: ${growth <= P4_GROWTH_GOAL ? 'pass' : 'fail'}).`
+    : 'Peak RSS growth with the content: — (a run failed).';
+}
+
+async function figureScale(ctx) {
+  const points = [];
+  for (const n of SCALE_ENTRIES) {
+    if (n === P4_ENTRIES && ctx.p4Low) {
+      points.push({ ...ctx.p4Low, reused: true });
+      continue;
+    }
+    let tree;
+    if (n === P4_ENTRIES) {
+      const p4 = await treeP4();
+      tree = p4.low;
+      await warmCache(p4.dir);
+    } else {
+      tree = await treeScale(n);
+      await warmCache(tree.root);
+    }
+    tree.label = `SCALE ${count3(n)} entries + ${size(tree.stats.bytes)}`;
+    if (!tree.mount)
+      ctx.synthTrees.push(
+        `synth-${count3(n)} (${size(tree.stats.bytes)} of content, ${size(tree.stats.disk)} on disk, built in ${f1(tree.stats.buildSeconds)} s)`,
+      );
+    const runs = [];
+    for (let i = 1; i <= RUNS; i++) {
+      log(`${tree.label}: run ${i}/${RUNS}`);
+      runs.push(await synthRun(ctx, tree));
+    }
+    const s = summarize(tree, runs);
+    synthDetails(s);
+    points.push(s);
+  }
+  for (const p of points) {
+    ctx.scaleRows.push([
+      p.entries,
+      size(p.bytes),
+      f2(p.wall),
+      f1((p.wall / p.entries) * 1e6),
+      f1(mb(p.bytes) / p.wall),
+      f1(p.walk),
+      f1((p.walk / p.entries) * 1e6),
+      f1(p.layers),
+      f1((p.layers / p.entries) * 1e6),
+      f1(mb(p.rssBytes)),
+      (p.rssBytes / p.entries).toFixed(0),
+      p.reused
+        ? 'the P4 0.5 GB runs'
+        : p.others > 0.5
+          ? `other processes used ${f2(p.others)} cores (noisy)`
+          : '',
+    ]);
+  }
+  // flat: the time per entry of the largest point against the one before it
+  const [a, b] = points.slice(-2);
+  if (a && b && Number.isFinite(a.wall) && Number.isFinite(b.wall)) {
+    const per = (p, t) => t / p.entries;
+    const change = (f) => (per(b, f(b)) / per(a, f(a)) - 1) * 100;
+    const word = (c) => (Math.abs(c) <= 15 ? 'flat' : c > 0 ? 'grows' : 'falls');
+    const marginal = (b.rssBytes - a.rssBytes) / (b.entries - a.entries);
+    ctx.scaleVerdict =
+      `From ${a.entries} to ${b.entries} entries the time per entry ${word(change((p) => p.wall))} ` +
+      `(${change((p) => p.wall) >= 0 ? '+' : ''}${f1(change((p) => p.wall))} % overall, walk ${f1(change((p) => p.walk))} %, ` +
+      `layers ${f1(change((p) => p.layers))} %); peak RSS grows ${marginal.toFixed(0)} B per added entry.`;
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 async function machine() {
@@ -970,23 +1308,42 @@ async function main() {
   const figures = FIGURES.filter(wanted);
   if (!figures.length)
     throw new Error(`BENCH_ONLY=${process.env.BENCH_ONLY} names no figure (${FIGURES.join(', ')})`);
+  const onMainTree = figures.some((f) => ON_MAIN_TREE.includes(f));
   const treeFn = TREES[TREE_NAME];
   if (!treeFn) throw new Error(`unknown BENCH_TREE ${TREE_NAME} (${Object.keys(TREES).join(', ')})`);
   await mkdir(WORK, { recursive: true });
   const m = await machine();
   const load0 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-  log(`figures ${figures.join(', ')}; ${RUNS} runs each; tree ${TREE_NAME}`);
+  log(`figures ${figures.join(', ')}; ${RUNS} runs each${onMainTree ? `; tree ${TREE_NAME}` : ''}`);
 
-  const tree = await treeFn();
-  const [treeBytes, treeEntries] = await Promise.all([du(tree), count(tree)]);
-  if (treeBytes < 1e9) log(`warning: tree is only ${treeBytes} bytes`);
+  const tree = onMainTree ? await treeFn() : null;
+  const [treeBytes, treeEntries] = tree ? await Promise.all([du(tree), count(tree)]) : [NaN, NaN];
+  if (tree && treeBytes < 1e9) log(`warning: tree is only ${treeBytes} bytes`);
   const dist = await snapshotDist();
   const home = await mkdtemp(path.join(WORK, 'home-'));
   const node = systemNode();
   const nodeVersion = (await must(node, ['--version'])).stdout.trim();
-  const ctx = { node, tree, dist, home, sizes: {}, layout: null, node24: null, entries: null, tarBytes: NaN };
-  await warmCache(tree);
-  ctx.tarBytes = Number((await sh(`tar -cf - -C ${q(tree)} . | wc -c`)).stdout.trim());
+  const ctx = {
+    node,
+    tree,
+    dist,
+    home,
+    sizes: {},
+    layout: null,
+    node24: null,
+    entries: null,
+    tarBytes: NaN,
+    synthTrees: [],
+    p4Rows: [],
+    p4Growth: null,
+    p4Low: null,
+    scaleRows: [],
+    scaleVerdict: null,
+  };
+  if (tree) {
+    await warmCache(tree);
+    ctx.tarBytes = Number((await sh(`tar -cf - -C ${q(tree)} . | wc -c`)).stdout.trim());
+  }
 
   if (figures.some((f) => f.startsWith('P1'))) await figureP1(ctx);
   // P2 before P5: a figure that throws is reported under Problems and the others still run
@@ -1004,6 +1361,18 @@ async function main() {
     }
   }
   if (figures.includes('P3')) await figureP3(ctx);
+  for (const [key, fn] of [
+    ['P4', figureP4],
+    ['SCALE', figureScale],
+  ]) {
+    if (!figures.includes(key)) continue;
+    try {
+      await fn(ctx);
+    } catch (err) {
+      problems.push(`${key}: the bench itself failed: ${String(err?.stack ?? err).slice(0, 500)}`);
+      log(`${key} FAILED:`, err);
+    }
+  }
 
   await rm(home, { recursive: true, force: true });
   await rm(path.join(WORK, 'out'), { recursive: true, force: true });
@@ -1027,24 +1396,88 @@ async function main() {
     'ours peak RSS (MiB)',
     'notes',
   ];
-  const table = [
-    `| ${header.join(' | ')} |`,
-    `| ${header.map(() => '---').join(' | ')} |`,
-    ...rows.map((r) => `| ${r.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`),
-  ].join('\n');
+  const mdTable = (head, body) =>
+    [
+      `| ${head.join(' | ')} |`,
+      `| ${head.map(() => '---').join(' | ')} |`,
+      ...body.map((r) => `| ${r.map((c) => String(c).replace(/\|/g, '\\|')).join(' | ')} |`),
+    ].join('\n');
+  const synthNotes = [
+    `- synthetic trees (bench/synth-tree.mjs): ${ctx.synthTrees.join('; ')}; ours: dry run, \`--compression gzip --compression-level 1 --layer-size ${SYNTH_LAYER_SIZE}\` (one layer), layout deleted after each run; RSS breakdown from process.memoryUsage() sampled every 50 ms (bench/memwatch.mjs)`,
+  ];
+  const sections = [];
+  if (rows.length) sections.push(mdTable(header, rows), '');
+  if (ctx.p4Rows.length) {
+    sections.push(
+      '### P4 memory',
+      '',
+      mdTable(
+        [
+          'tree',
+          'entries (ours)',
+          'content',
+          'wall (s)',
+          'peak RSS (MB)',
+          'RSS B/entry',
+          'goal (MB)',
+          'pass/fail',
+          'at the highest sampled RSS (MB)',
+        ],
+        ctx.p4Rows,
+      ),
+      '',
+      ctx.p4Growth,
+      '',
+    );
+  }
+  if (ctx.scaleRows.length) {
+    sections.push(
+      '### Scale',
+      '',
+      mdTable(
+        [
+          'entries',
+          'content',
+          'wall (s)',
+          'µs/entry',
+          'MB/s',
+          'walk (s)',
+          'walk µs/entry',
+          'layers (s)',
+          'layers µs/entry',
+          'peak RSS (MB)',
+          'RSS B/entry',
+          'notes',
+        ],
+        ctx.scaleRows,
+      ),
+      '',
+      ...(ctx.scaleVerdict ? [ctx.scaleVerdict, ''] : []),
+    );
+  }
   const md = [
     `## ${m.date} — ${m.rev}`,
     '',
     `- machine: ${m.nproc} cores, ${m.model}, ${m.memGiB} GiB; load average ${load0} at start, ${load1} at end`,
-    `- node ${nodeVersion} (ours, gzip: ${node})${ctx.node24 ? `, node ${ctx.node24} (ours, zstd)` : ''}; dist/index.js sha256 ${dist.hash} (built ${dist.mtime.toISOString()})`,
-    `- tree ${TREE_NAME}: ${gb(treeBytes)} (du -sb), ${treeEntries} paths (find)${ctx.entries ? `, ours walked ${ctx.entries} entries` : ''}, tar stream ${gb(ctx.tarBytes)}`,
-    `- ${RUNS} runs of each side, alternating ours/peer, median wall time; peak RSS = max over our runs (GNU time %M)`,
+    `- node ${nodeVersion} (ours, gzip: ${node})${ctx.node24 ? `, node ${ctx.node24} (ours, zstd)` : ''}; dist/index.js sha256 ${dist.hash} (built ${dist.mtime.toISOString()})${NODE_ARGS.length && !onMainTree ? `; node options ${NODE_ARGS.join(' ')}` : ''}`,
+    ...(tree
+      ? [
+          `- tree ${TREE_NAME}: ${gb(treeBytes)} (du -sb), ${treeEntries} paths (find)${ctx.entries ? `, ours walked ${ctx.entries} entries` : ''}, tar stream ${gb(ctx.tarBytes)}`,
+          `- ${RUNS} runs of each side, alternating ours/peer, median wall time; peak RSS = max over our runs (GNU time %M)`,
+        ]
+      : [
+          `- ${RUNS} runs of each, median wall time; peak RSS = max over the runs (GNU time %M); MB = 10^6 bytes`,
+        ]),
+    ...(ctx.synthTrees.length ? synthNotes : []),
     '- page cache warmed once with `tar -cf - -C TREE . | cat > /dev/null` (not dropped): every run reads from memory',
-    '- ours writes its layout to disk and hashes every layer twice (diff ID + digest); the peers write to /dev/null',
+    ...(tree
+      ? [
+          '- ours writes its layout to disk and hashes every layer twice (diff ID + digest); the peers write to /dev/null',
+        ]
+      : []),
     `- whole bench: ${minutes} min`,
     '',
-    table,
-    '',
+    ...sections,
     'Runs (wall, s):',
     '',
     ...details,
