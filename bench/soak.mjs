@@ -44,7 +44,7 @@ for (let done = 0; done < CASES; done += ROUND) {
   // The test reports each mismatch as "seed N (phase; replay: …)"; anything else (a capture that
   // failed, a tool that broke) is reported by batch.
   const seeds = [...out.matchAll(/seed (\d+) \((capture|changes); replay/g)].map((m) => `${m[1]} (${m[2]})`);
-  const batches = [...out.matchAll(/of seeds (\d+)\.\.(\d+) failed/g)].map((m) => `${m[1]}..${m[2]}`);
+  const batches = [...out.matchAll(/× .*batch \d+: seeds (\d+)\.\.(\d+)/g)].map((m) => `${m[1]}..${m[2]}`);
   const failed = code !== 0;
   if (failed) failures.push({ seed, seeds, batches, tail: out.slice(-4000) });
   console.log(

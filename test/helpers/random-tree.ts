@@ -123,28 +123,21 @@ function quote(bytes: Buffer): Buffer {
 }
 
 /**
- * A shell command on `path` (quoted wherever it appears among `words`), run only if `path` (or, to
- * create it, its directory) is still there: a later change may have removed it before the script runs.
+ * A shell command on `path` (quoted wherever it appears among `words`), run only while it still
+ * applies: a later change may have removed `path`, its directory, or put something else there.
  */
 function line(path: Buffer, ...words: Array<string | Buffer>): Buffer {
-  const creates = words[0] === 'mkfifo' || words[0] === 'mknod';
-  const test = creates
-    ? Buffer.concat([Buffer.from('[ -d "$(dirname -- '), quote(path), Buffer.from(')" ]')])
-    : Buffer.concat([
-        Buffer.from('{ [ -e '),
-        quote(path),
-        Buffer.from(' ] || [ -h '),
-        quote(path),
-        Buffer.from(' ]; }'),
-      ]);
-  const cmd = words.map((w) => (typeof w === 'string' ? Buffer.from(w) : w === path ? quote(w) : w));
-  return Buffer.concat([
-    Buffer.from('if '),
-    test,
-    Buffer.from('; then '),
-    ...cmd.flatMap((w, i) => [i ? Buffer.from(' ') : Buffer.alloc(0), w]),
-    Buffer.from('; fi\n'),
-  ]);
+  const p = quote(path);
+  const b = (...parts: Array<string | Buffer>) =>
+    Buffer.concat(parts.map((x) => (typeof x === 'string' ? Buffer.from(x) : x)));
+  const test =
+    words[0] === 'mkfifo' || words[0] === 'mknod'
+      ? b('[ -d "$(dirname -- ', p, ')" ] && [ ! -e ', p, ' ] && [ ! -h ', p, ' ]')
+      : words[0] === 'setfattr'
+        ? b('{ [ -f ', p, ' ] || [ -d ', p, ' ]; } && [ ! -h ', p, ' ]')
+        : b('{ [ -e ', p, ' ] || [ -h ', p, ' ]; }');
+  const cmd = words.map((w) => (typeof w === 'string' ? Buffer.from(w) : w === path ? p : w));
+  return b('if ', test, '; then ', ...cmd.flatMap((w, i) => [i ? ' ' : '', w]), '; fi\n');
 }
 
 /** A file capability (VFS_CAP_REVISION_2, 20 bytes): random permitted and inheritable sets. */
@@ -330,7 +323,10 @@ export class TreeBuilder {
   /** Applies what is queued: special files, sockets, owners, modes, xattrs, then times. */
   async finish(): Promise<void> {
     if (this.create.length) await check('sh', ['-e'], { input: Buffer.concat(this.create) });
-    for (const s of this.sockets) await socketAt(s);
+    // A later change may have removed the directory a socket was queued for.
+    for (const s of this.sockets)
+      if (isDirectory(s.subarray(0, s.lastIndexOf(0x2f))) && !existsSync(s) && !isSymlink(s))
+        await socketAt(s);
     for (const [p, uid, gid] of this.owners) if (existsSync(p)) lchownSync(p, uid, gid);
     for (const [p, mode] of this.modes)
       if (existsSync(p) && !lstatSync(p).isSymbolicLink()) chmodSync(p, mode);
@@ -395,6 +391,14 @@ function lastComponent(p: Buffer): Buffer {
 function isSymlink(p: Buffer): boolean {
   try {
     return lstatSync(p).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function isDirectory(p: Buffer): boolean {
+  try {
+    return lstatSync(p).isDirectory();
   } catch {
     return false;
   }
