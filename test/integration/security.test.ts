@@ -61,11 +61,21 @@ afterAll(cleanupAll);
 
 describe('secrets are never shown', () => {
   it('token auth through a faulty proxy, with debug logs on: no password, no bearer token', async () => {
+    // Every fourth request fails once with a 503, so retries (and their debug lines) happen, always
+    // recoverably.
+    const failed = new Set<string>();
+    let count = 0;
     const proxy = await startProxy({
       target: token.host,
-      faultRate: 0.25,
-      seed: 42,
-      faults: ['503', 'reset-before'],
+      intercept: (req, res) => {
+        const key = `${req.method} ${req.url}`;
+        if (count++ % 4 !== 0 || failed.has(key)) return false;
+        failed.add(key);
+        req.resume();
+        res.writeHead(503, { 'Content-Type': 'application/json' });
+        res.end('{"errors":[{"code":"UNAVAILABLE","message":"try again"}]}');
+        return true;
+      },
     });
     const r = await runAction(
       {
