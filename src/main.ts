@@ -508,19 +508,24 @@ async function writeLayers(
   // After a failure no new layer starts, and the ones under way finish before the error surfaces, so
   // nothing still writes into a layout (or an upload) that is being cleaned up.
   let failed = false;
-  const outcomes = await Promise.allSettled(
-    plans.map((plan, i) =>
+  // Largest first: the last layers to start are then the small ones, so both cores stay busy to the
+  // end instead of one big layer compressing alone (the longest-processing-time rule).
+  const order = plans.map((_, i) => i).sort((a, b) => plans[b].bytes - plans[a].bytes || a - b);
+  const started = new Map(
+    order.map((i) => [
+      i,
       parallel(async () => {
         if (failed) throw CANCELLED;
         try {
-          return await writeOneLayer(plan, i);
+          return await writeOneLayer(plans[i], i);
         } catch (err) {
           failed = true;
           throw err;
         }
       }),
-    ),
+    ]),
   );
+  const outcomes = await Promise.allSettled(plans.map((_, i) => started.get(i)!));
   const failure = outcomes.find(
     (o): o is PromiseRejectedResult => o.status === 'rejected' && o.reason !== CANCELLED,
   );
