@@ -38568,7 +38568,7 @@ class Progress {
         this.timer = undefined;
         this.clearBar();
     }
-    /** The line for now; exported for tests through `line()`. */
+    /** What the phase has done so far, as one line. */
     line(now = Date.now()) {
         const seconds = Math.max((now - this.startedAt) / 1000, 0.001);
         const { entries, read, compressed } = this.counters;

@@ -63,7 +63,7 @@ export class Progress {
     this.clearBar();
   }
 
-  /** The line for now; exported for tests through `line()`. */
+  /** What the phase has done so far, as one line. */
   line(now = Date.now()): string {
     const seconds = Math.max((now - this.startedAt) / 1000, 0.001);
     const { entries, read, compressed } = this.counters;
