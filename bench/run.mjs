@@ -1350,18 +1350,7 @@ async function main() {
   for (const [key, fn] of [
     ['P2', figureP2],
     ['P5', figureP5],
-  ]) {
-    if (!figures.includes(key)) continue;
-    try {
-      await fn(ctx);
-    } catch (err) {
-      problems.push(`${key}: the bench itself failed: ${String(err?.stack ?? err).slice(0, 500)}`);
-      log(`${key} FAILED:`, err);
-      for (const r of registries) await r.stop();
-    }
-  }
-  if (figures.includes('P3')) await figureP3(ctx);
-  for (const [key, fn] of [
+    ['P3', figureP3],
     ['P4', figureP4],
     ['SCALE', figureScale],
   ]) {
@@ -1371,6 +1360,7 @@ async function main() {
     } catch (err) {
       problems.push(`${key}: the bench itself failed: ${String(err?.stack ?? err).slice(0, 500)}`);
       log(`${key} FAILED:`, err);
+      for (const r of registries) await r.stop();
     }
   }
 
