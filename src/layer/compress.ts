@@ -25,7 +25,9 @@ export function zstdAvailable(): boolean {
 
 /** A compressing stream; zlib streams run on the libuv pool, so two layers use both cores. */
 export function compressor(kind: Compression, level: number): Transform {
-  const chunkSize = 256 * 1024;
+  // 1 MiB in and out per call: against 256 KiB, zstd-3 took 12 % less time and gzip-1 5 % less on a
+  // 0.7 GB tar (Node 24); the per-call overhead of the pool hop is what shrinks.
+  const chunkSize = 1024 * 1024;
   switch (kind) {
     case 'gzip':
       return zlib.createGzip({ level, chunkSize });

@@ -62,7 +62,7 @@ export interface LayerInput {
 
 const READ_CHUNK = 1024 * 1024;
 /** Headers and small files are gathered into batches this big: fewer, larger writes into zlib. */
-const BATCH = 256 * 1024;
+const BATCH = 1024 * 1024;
 
 /**
  * Writes one layer: a deterministic tar of the given entries, digested before and after compression

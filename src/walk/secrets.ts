@@ -67,6 +67,7 @@ export class SecretFiles {
     });
     const last = SECRET_FILES.map((s) => s.glob.slice(s.glob.lastIndexOf('/') + 1));
     this.names = new Set(last.filter((n) => !n.includes('*') && !n.includes('{')));
+    // The names a brace pattern stands for (`credentials{,.toml}`).
     this.names.add('credentials').add('credentials.toml');
     this.prefixes = last.filter((n) => n.endsWith('*')).map((n) => n.slice(0, -1));
   }
