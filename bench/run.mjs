@@ -132,6 +132,11 @@ async function waitForQuiet() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** `skopeo copy` of an OCI layout to the loopback registry: arguments for `must` or `timed`. */
+function skopeoCopy(from, to, home) {
+  return ['skopeo', ['copy', '-q', '--dest-tls-verify=false', from, to], { env: cleanEnv({ HOME: home }) }];
+}
+
 /**
  * One timed run: wall time from here, user+sys and peak RSS from GNU time (or VmHWM polling when
  * /usr/bin/time is missing), and how many cores other processes used meanwhile.
@@ -670,15 +675,7 @@ async function figureP5(ctx) {
     async (i) => {
       const home = await mkdtemp(path.join(homes, `skopeo-${i}-`));
       return timed(
-        'skopeo',
-        [
-          'copy',
-          '-q',
-          '--dest-tls-verify=false',
-          `oci:${layout}:${tag}`,
-          `docker://${reg.host}/bench/skopeo-${i}:latest`,
-        ],
-        { env: cleanEnv({ HOME: home }) },
+        ...skopeoCopy(`oci:${layout}:${tag}`, `docker://${reg.host}/bench/skopeo-${i}:latest`, home),
       );
     },
     { before: () => reg.fresh() },
@@ -873,15 +870,7 @@ async function figureP2(ctx) {
           await must('cp', ['-a', l0Pristine, l0]);
           // the base's blobs into the target repository first, as ours has them through --base-image
           await must(
-            'skopeo',
-            [
-              'copy',
-              '-q',
-              '--dest-tls-verify=false',
-              `oci:${l0Pristine}:${tag}`,
-              `docker://${reg.host}/bench/umoci-${i}:base`,
-            ],
-            { env: env(home) },
+            ...skopeoCopy(`oci:${l0Pristine}:${tag}`, `docker://${reg.host}/bench/umoci-${i}:base`, home),
           );
           await applyChange(path.join(bundleUmoci, 'rootfs'));
         }
