@@ -153,44 +153,32 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
     const header = headerOf(e);
     if (e.kind !== 'file') {
       add(encodeHeader({ ...header, size: 0 }));
-    } else if (e.content) {
-      add(encodeHeader(header));
-      add(e.content);
-      add(zeroPad(e.content.length));
-    } else if (e.linkGroup && firstOfGroup.has(e.linkGroup)) {
+    } else if (e.linkGroup && !e.content && firstOfGroup.has(e.linkGroup)) {
       add(encodeHeader({ ...header, type: 'hardlink', size: 0, linkName: firstOfGroup.get(e.linkGroup) }));
     } else {
       const abs = Buffer.concat([rootBuf, SLASH, e.path]);
-      if (e.size <= SMALL_FILE) {
-        // Most files of a system are small: read whole, synchronously, as tar does. Four thread-pool
-        // round trips (open, read, stat, close) cost more than the read itself.
-        const content = readSmallFile(abs, e, log);
-        if (!content) {
-          log.warn(`${show(abs)} vanished or stopped being a regular file before it was read; left out`);
-          continue;
-        }
-        if (e.linkGroup) firstOfGroup.set(e.linkGroup, e.path);
-        add(encodeHeader(header));
-        add(content);
-        add(zeroPad(e.size));
-        if (batched >= BATCH) yield flush();
-        continue;
-      }
-      const file = await openForRead(abs);
-      if (!file) {
+      // Most files of a system are small: read whole, synchronously, as tar does. Four thread-pool
+      // round trips (open, read, stat, close) cost more than the read itself.
+      const source =
+        e.content ?? (e.size <= SMALL_FILE ? readSmallFile(abs, e, log) : await openForRead(abs));
+      if (!source) {
         log.warn(`${show(abs)} vanished or stopped being a regular file before it was read; left out`);
         continue;
       }
       if (e.linkGroup) firstOfGroup.set(e.linkGroup, e.path);
-      try {
-        add(encodeHeader(header));
-        if (batched) yield flush();
-        for await (const chunk of readExactly(file, e.size, abs, log)) yield chunk;
-        add(zeroPad(e.size));
-        await warnIfChanged(await file.stat({ bigint: true }), e, abs, log);
-      } finally {
-        await file.close();
+      add(encodeHeader(header));
+      if (Buffer.isBuffer(source)) {
+        add(source);
+      } else {
+        try {
+          if (batched) yield flush();
+          for await (const chunk of readExactly(source, e.size, abs, log)) yield chunk;
+          warnIfChanged(await source.stat({ bigint: true }), e, abs, log);
+        } finally {
+          await source.close();
+        }
       }
+      add(zeroPad(e.size));
     }
     if (batched >= BATCH) yield flush();
   }
