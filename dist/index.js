@@ -34674,6 +34674,189 @@ function formatBytes(n) {
 
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
+;// CONCATENATED MODULE: ./src/walk/entries.ts
+const KINDS = ['file', 'dir', 'symlink', 'fifo', 'char', 'block', 'whiteout'];
+const KIND_CODE = new Map(KINDS.map((k, i) => [k, i]));
+/** Entries per chunk of columns: columns grow a chunk at a time, never copied to a larger array. */
+const CHUNK_BITS = 16;
+const CHUNK = 1 << CHUNK_BITS;
+const SLOT = CHUNK - 1;
+/** Path bytes are packed into slabs this big. */
+const SLAB = 1024 * 1024;
+class Chunk {
+    kind = new Uint8Array(CHUNK);
+    mode = new Uint16Array(CHUNK);
+    uid = new Uint32Array(CHUNK);
+    gid = new Uint32Array(CHUNK);
+    size = new Float64Array(CHUNK);
+    allocated = new Float64Array(CHUNK);
+    mtimeSec = new Float64Array(CHUNK);
+    mtimeNsec = new Uint32Array(CHUNK);
+    ctimeSec = new Float64Array(CHUNK);
+    ctimeNsec = new Uint32Array(CHUNK);
+    ino = new Float64Array(CHUNK);
+    pathSlab = new Uint32Array(CHUNK);
+    pathStart = new Uint32Array(CHUNK);
+    pathLength = new Uint32Array(CHUNK);
+}
+/**
+ * A list of entries stored by column: numbers in typed arrays, paths packed into shared slabs, the
+ * rare fields (link targets, xattrs, devices, hardlink groups) in a side map. A root filesystem has
+ * millions of entries; as objects each cost about 400 bytes (the object, a Buffer view for its path,
+ * the path's bytes), here about 70 plus the path itself. `get` makes an ordinary `Entry` on demand.
+ */
+class EntryTable {
+    length = 0;
+    chunks = [];
+    slabs = [];
+    slabUsed = SLAB;
+    extras = new Map();
+    static from(entries) {
+        const table = new EntryTable();
+        for (const e of entries)
+            table.push(e);
+        return table;
+    }
+    /**
+     * `parent/name` (or `name` at the top) in the table's path slabs. A path made here and then pushed
+     * is not copied again.
+     */
+    join(parent, name) {
+        const length = (parent ? parent.length + 1 : 0) + name.length;
+        const { slab, start } = this.reserve(length);
+        let at = start;
+        if (parent) {
+            parent.copy(slab, at);
+            at += parent.length;
+            slab[at++] = 0x2f; // '/'
+        }
+        name.copy(slab, at);
+        return slab.subarray(start, start + length);
+    }
+    push(e) {
+        const i = this.length++;
+        const slot = i & SLOT;
+        if (slot === 0)
+            this.chunks.push(new Chunk());
+        const c = this.chunks[i >>> CHUNK_BITS];
+        c.kind[slot] = KIND_CODE.get(e.kind);
+        c.mode[slot] = e.mode;
+        c.uid[slot] = e.uid;
+        c.gid[slot] = e.gid;
+        c.size[slot] = e.size;
+        c.allocated[slot] = e.allocated;
+        c.mtimeSec[slot] = e.mtimeSec;
+        c.mtimeNsec[slot] = e.mtimeNsec;
+        c.ctimeSec[slot] = e.ctimeSec;
+        c.ctimeNsec[slot] = e.ctimeNsec;
+        c.ino[slot] = e.ino;
+        const { slab, start } = this.place(e.path);
+        c.pathSlab[slot] = slab;
+        c.pathStart[slot] = start;
+        c.pathLength[slot] = e.path.length;
+        if (e.linkGroup !== undefined ||
+            e.linkTarget !== undefined ||
+            e.devMajor !== undefined ||
+            e.xattrs !== undefined ||
+            e.content !== undefined) {
+            const extra = {};
+            if (e.linkGroup !== undefined)
+                extra.linkGroup = e.linkGroup;
+            if (e.linkTarget !== undefined)
+                extra.linkTarget = e.linkTarget;
+            if (e.devMajor !== undefined)
+                [extra.devMajor, extra.devMinor] = [e.devMajor, e.devMinor];
+            if (e.xattrs !== undefined)
+                extra.xattrs = e.xattrs;
+            if (e.content !== undefined)
+                extra.content = e.content;
+            this.extras.set(i, extra);
+        }
+    }
+    /** A fresh `Entry` for index `i` (changing it does not change the table: see `replaceContent`). */
+    get(i) {
+        const c = this.chunks[i >>> CHUNK_BITS];
+        const slot = i & SLOT;
+        const e = {
+            path: this.pathIn(c, slot),
+            kind: KINDS[c.kind[slot]],
+            mode: c.mode[slot],
+            uid: c.uid[slot],
+            gid: c.gid[slot],
+            size: c.size[slot],
+            allocated: c.allocated[slot],
+            mtimeSec: c.mtimeSec[slot],
+            mtimeNsec: c.mtimeNsec[slot],
+            ctimeSec: c.ctimeSec[slot],
+            ctimeNsec: c.ctimeNsec[slot],
+            ino: c.ino[slot],
+        };
+        const extra = this.extras.get(i);
+        return extra ? Object.assign(e, extra) : e;
+    }
+    path(i) {
+        return this.pathIn(this.chunks[i >>> CHUNK_BITS], i & SLOT);
+    }
+    kind(i) {
+        return KINDS[this.chunks[i >>> CHUNK_BITS].kind[i & SLOT]];
+    }
+    size(i) {
+        return this.chunks[i >>> CHUNK_BITS].size[i & SLOT];
+    }
+    linkGroup(i) {
+        return this.extras.get(i)?.linkGroup;
+    }
+    /** Sum of file sizes (content bytes) of all entries, or of those at `indices`. */
+    contentBytes(indices) {
+        let n = 0;
+        if (indices)
+            for (const i of indices)
+                n += this.size(i);
+        else
+            for (let i = 0; i < this.length; i++)
+                n += this.size(i);
+        return n;
+    }
+    /**
+     * Entry `i` is written with `content` instead of the file's bytes (a scrubbed git config): its size
+     * becomes theirs, and it is no longer the same file as any hardlink to it.
+     */
+    replaceContent(i, content) {
+        this.chunks[i >>> CHUNK_BITS].size[i & SLOT] = content.length;
+        const extra = { ...this.extras.get(i), content };
+        delete extra.linkGroup;
+        this.extras.set(i, extra);
+    }
+    *[Symbol.iterator]() {
+        for (let i = 0; i < this.length; i++)
+            yield this.get(i);
+    }
+    pathIn(c, slot) {
+        const start = c.pathStart[slot];
+        return this.slabs[c.pathSlab[slot]].subarray(start, start + c.pathLength[slot]);
+    }
+    /** Where a path's bytes are: in place when `join` made them, else copied into a slab. */
+    place(p) {
+        // The walk joins a path, may join a link target after it (which can open a new slab), then pushes.
+        for (let s = this.slabs.length - 1; s >= 0 && s >= this.slabs.length - 2; s--)
+            if (p.buffer === this.slabs[s].buffer)
+                return { slab: s, start: p.byteOffset };
+        const { slab, start } = this.reserve(p.length);
+        p.copy(slab, start);
+        return { slab: this.slabs.length - 1, start };
+    }
+    reserve(length) {
+        if (this.slabUsed + length > SLAB) {
+            // Slabs own their memory (allocUnsafeSlow), so a path's byteOffset is its offset in the slab.
+            this.slabs.push(Buffer.allocUnsafeSlow(Math.max(SLAB, length)));
+            this.slabUsed = 0;
+        }
+        const start = this.slabUsed;
+        this.slabUsed += length;
+        return { slab: this.slabs[this.slabs.length - 1], start };
+    }
+}
+
 // EXTERNAL MODULE: external "node:buffer"
 var external_node_buffer_ = __nccwpck_require__(4573);
 ;// CONCATENATED MODULE: external "node:child_process"
@@ -34798,6 +34981,7 @@ function readXattrsWithGetfattr(path) {
 
 
 
+
 const SLASH = Buffer.from('/');
 const WHITEOUT_PREFIX = Buffer.from('.wh.');
 class WhiteoutNameError extends Error {
@@ -34815,7 +34999,7 @@ const YIELD_EVERY = 4096;
  */
 async function walk_walk(opts) {
     let sinceYield = 0;
-    const paths = new PathArena();
+    const entries = new EntryTable();
     const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
     const excluded = [];
     const sockets = [];
@@ -34834,7 +35018,7 @@ async function walk_walk(opts) {
                 // Removed, or replaced by a file, between its lstat and this listing.
                 if (rel)
                     log.warn(`${show(absolute(rel))} changed while it was walked; captured as an empty directory`);
-                return [];
+                return;
             }
             if (rel === null)
                 throw err;
@@ -34843,21 +35027,18 @@ async function walk_walk(opts) {
             // Not root: the caller stops (or runs again under sudo) over `unreadable`, which says it better.
             if (mayRead === READS_ALL)
                 log.warn(`cannot list ${show(absolute(rel))}: ${code ?? err}; captured as an empty directory`);
-            return [];
+            return;
         }
         names.sort(Buffer.compare);
-        const nodes = [];
         for (const name of names) {
-            const node = await visitEntry(paths.join(rel, name), name, mode);
-            if (node)
-                nodes.push(node);
+            await visitEntry(entries.join(rel, name), name, mode);
             if (++sinceYield >= YIELD_EVERY) {
                 sinceYield = 0;
                 await (0,external_node_timers_promises_namespaceObject.setImmediate)();
             }
         }
-        return nodes;
     }
+    /** Adds the entry, then (for a directory) its contents: depth-first, parents before children. */
     async function visitEntry(rel, name, mode) {
         if (opts.counters)
             opts.counters.entries++;
@@ -34865,7 +35046,7 @@ async function walk_walk(opts) {
         const included = filter.included(key);
         const rule = included ? null : filter.classify(key);
         if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key))
-            return null;
+            return;
         const abs = absolute(rel);
         let st;
         try {
@@ -34875,7 +35056,7 @@ async function walk_walk(opts) {
             if (!isGone(err))
                 throw err;
             log.warn(`${show(abs)} vanished while it was walked; left out`);
-            return null;
+            return;
         }
         const isDir = st.isDirectory();
         let childMode = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
@@ -34883,7 +35064,7 @@ async function walk_walk(opts) {
             const reaches = isDir && filter.leadsToInclude(key);
             if (rule.action === 'drop' && !reaches) {
                 excluded.push({ path: rel, reason: rule.reason, ...(rule.warn ? { warn: true } : {}) });
-                return null;
+                return;
             }
             if (rule.action === 'empty' || rule.action === 'drop') {
                 excluded.push({ path: rel, reason: rule.reason + (rule.action === 'empty' ? ' (kept empty)' : '') });
@@ -34892,7 +35073,7 @@ async function walk_walk(opts) {
         }
         if (st.isSocket()) {
             sockets.push(rel);
-            return null;
+            return;
         }
         if (name.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)) {
             throw new WhiteoutNameError(`${show(abs)} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
@@ -34904,7 +35085,7 @@ async function walk_walk(opts) {
         catch (err) {
             if (err instanceof VanishedError || isGone(err)) {
                 log.warn(`${show(abs)} changed while it was walked; left out`);
-                return null;
+                return;
             }
             throw err;
         }
@@ -34912,14 +35093,13 @@ async function walk_walk(opts) {
             const holes = ((entry.size - entry.allocated) / 1024 ** 3).toFixed(1);
             log.warn(`${show(abs)} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
             excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
-            return null;
+            return;
         }
         if (entry.kind === 'file' && !mayRead(entry))
             unreadable.push(rel);
-        const node = { entry };
+        entries.push(entry);
         if (isDir && childMode)
-            node.children = await visitDir(rel, childMode);
-        return node;
+            await visitDir(rel, childMode);
     }
     function toEntry(rel, abs, st) {
         const { sec, nsec } = splitNs(st.mtimeNs);
@@ -34941,7 +35121,7 @@ async function walk_walk(opts) {
         if (st.isFile() && st.nlink > 1n)
             entry.linkGroup = `${st.dev}:${st.ino}`;
         if (st.isSymbolicLink())
-            entry.linkTarget = paths.join(null, (0,external_node_fs_namespaceObject.readlinkSync)(abs, { encoding: 'buffer' }));
+            entry.linkTarget = entries.join(null, (0,external_node_fs_namespaceObject.readlinkSync)(abs, { encoding: 'buffer' }));
         if (st.isCharacterDevice() || st.isBlockDevice()) {
             // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
             const rdev = st.rdev;
@@ -34953,46 +35133,10 @@ async function walk_walk(opts) {
             entry.xattrs = xattrs;
         return entry;
     }
-    const tree = await visitDir(null, 'normal');
-    const entries = [];
-    const flatten = (nodes) => {
-        for (const n of nodes) {
-            entries.push(n.entry);
-            if (n.children)
-                flatten(n.children);
-        }
-    };
-    flatten(tree);
+    await visitDir(null, 'normal');
     return { entries, excluded, sockets, unreadable };
 }
 const READS_ALL = () => true;
-/**
- * Entry paths, packed into shared slabs. A path of its own would cost a Buffer allocation each, and
- * small Buffers come from 8 KiB pools that a single retained path keeps whole (800 B per entry
- * measured, against the 50 of the path itself).
- */
-class PathArena {
-    static SLAB = 256 * 1024;
-    slab = Buffer.allocUnsafeSlow(PathArena.SLAB);
-    used = 0;
-    /** `parent/name` (or `name` at the top), as a view into a slab. */
-    join(parent, name) {
-        const length = (parent ? parent.length + 1 : 0) + name.length;
-        if (this.used + length > this.slab.length) {
-            this.slab = Buffer.allocUnsafeSlow(Math.max(PathArena.SLAB, length));
-            this.used = 0;
-        }
-        const start = this.used;
-        if (parent) {
-            parent.copy(this.slab, this.used);
-            this.used += parent.length;
-            this.slab[this.used++] = 0x2f; // '/'
-        }
-        name.copy(this.slab, this.used);
-        this.used += name.length;
-        return this.slab.subarray(start, this.used);
-    }
-}
 /** Whether this process may read a file, by its mode bits (root reads everything). */
 function readPermission() {
     const uid = process.geteuid?.() ?? 0;
@@ -35396,20 +35540,18 @@ const CONFIG = Buffer.from('config');
  */
 async function scrubGitConfigs(entries, root, log, onSecret) {
     const rootBuf = Buffer.from(root.replace(/\/+$/, ''));
-    for (const e of entries) {
-        if (e.kind !== 'file' || !e.path.subarray(-CONFIG.length).equals(CONFIG) || !isGitConfig(e.path))
+    for (let i = 0; i < entries.length; i++) {
+        const p = entries.path(i);
+        if (entries.kind(i) !== 'file' || !p.subarray(-CONFIG.length).equals(CONFIG) || !isGitConfig(p))
             continue;
-        const abs = Buffer.concat([rootBuf, Buffer.from('/'), e.path]);
+        const abs = Buffer.concat([rootBuf, Buffer.from('/'), p]);
         // latin1 both ways: every byte of the file comes back as it was, UTF-8 or not.
         const text = await (0,promises_namespaceObject.readFile)(abs, 'latin1').catch(() => null);
         const scrubbed = text === null ? null : scrubGitConfig(text);
         if (!scrubbed)
             continue;
         scrubbed.secrets.forEach(onSecret);
-        e.content = Buffer.from(scrubbed.text, 'latin1');
-        e.size = e.content.length;
-        // Its own bytes now: no longer the same file as any hardlink to it.
-        delete e.linkGroup;
+        entries.replaceContent(i, Buffer.from(scrubbed.text, 'latin1'));
         log.warn(`${show(abs)}: removed the credentials it holds (actions/checkout's authorization header, passwords in remote URLs) from the captured copy`);
     }
 }
@@ -35477,6 +35619,7 @@ function parentOf(p) {
 
 ;// CONCATENATED MODULE: ./src/diff/whiteouts.ts
 
+
 const WH = Buffer.from('.wh.');
 const OPAQUE = Buffer.from('.wh..wh..opq');
 function baseName(p) {
@@ -35511,18 +35654,23 @@ function groupWhiteouts(entries, deletions, opaque) {
     const byParent = new Map();
     const add = (parent, e) => {
         const key = parent.toString('latin1');
-        byParent.set(key, [...(byParent.get(key) ?? []), e]);
+        const siblings = byParent.get(key);
+        if (siblings)
+            siblings.push(e);
+        else
+            byParent.set(key, [e]);
     };
     for (const dir of opaque)
         add(dir, marker(child(dir, OPAQUE)));
     const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
     for (const d of sorted)
         add(parentOf(d), marker(child(parentOf(d), Buffer.concat([WH, baseName(d)]))));
-    const out = [...(byParent.get('') ?? [])];
+    const out = EntryTable.from(byParent.get('') ?? []);
     for (const e of entries) {
         out.push(e);
         if (e.kind === 'dir')
-            out.push(...(byParent.get(e.path.toString('latin1')) ?? []));
+            for (const w of byParent.get(e.path.toString('latin1')) ?? [])
+                out.push(w);
     }
     return out;
 }
@@ -35684,11 +35832,11 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
         if (gone && isInside(rec.path, gone))
             continue;
         gone = null;
-        while (i < entries.length && compareWalkOrder(entries[i].path, rec.path) < 0) {
+        while (i < entries.length && compareWalkOrder(entries.path(i), rec.path) < 0) {
             include[i++] = 1; // new since the baseline
             changed++;
         }
-        const e = entries[i];
+        const e = i < entries.length ? entries.get(i) : undefined;
         if (e && e.path.equals(rec.path)) {
             if (e.kind !== rec.kind) {
                 addWhiteout(rec.path);
@@ -35713,7 +35861,9 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
         include[i] = 1;
     // Parent directories of every change and of every whiteout come along.
     const indexOf = new Map();
-    entries.forEach((e, idx) => e.kind === 'dir' && indexOf.set(e.path.toString('latin1'), idx));
+    for (let idx = 0; idx < entries.length; idx++)
+        if (entries.kind(idx) === 'dir')
+            indexOf.set(entries.path(idx).toString('latin1'), idx);
     const needParents = (p) => {
         for (let q = parentOf(p); q.length; q = parentOf(q)) {
             const idx = indexOf.get(q.toString('latin1'));
@@ -35722,7 +35872,9 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
             include[idx] = include[idx] || 2;
         }
     };
-    entries.forEach((e, idx) => include[idx] === 1 && needParents(e.path));
+    for (let idx = 0; idx < entries.length; idx++)
+        if (include[idx] === 1)
+            needParents(entries.path(idx));
     for (const d of deletions) {
         const parent = parentOf(d);
         if (parent.length === 0)
@@ -35732,8 +35884,12 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
             include[idx] = include[idx] || 2;
         needParents(parent);
     }
-    const selected = entries.filter((_, idx) => include[idx]);
-    return { entries: groupWhiteouts(selected, deletions, []), changed, deleted: deletions.length };
+    function* selected() {
+        for (let idx = 0; idx < entries.length; idx++)
+            if (include[idx])
+                yield entries.get(idx);
+    }
+    return { entries: groupWhiteouts(selected(), deletions, []), changed, deleted: deletions.length };
 }
 
 ;// CONCATENATED MODULE: ./src/diff/overlay.ts
@@ -37392,7 +37548,7 @@ async function* tarStream(input) {
         batched += b.length;
     };
     for (const i of indices) {
-        const e = entries[i];
+        const e = entries.get(i);
         const header = headerOf(e);
         if (e.kind !== 'file') {
             add(encodeHeader({ ...header, size: 0 }));
@@ -37573,6 +37729,7 @@ function warnIfChanged(st, e, abs, log) {
 
 
 
+
 /**
  * The marker's own layer: the one file, owned by root, mode 0644, dated `created`, so the same image
  * always gets the same marker layer. Its parent `/etc` is not written: the layers below have it.
@@ -37603,7 +37760,7 @@ exists) {
             ctimeNsec: 0,
             ino: 0,
         };
-        const input = { root: dir, entries: [entry], indices: [0], ...opts };
+        const input = { root: dir, entries: EntryTable.from([entry]), indices: [0], ...opts };
         // A few hundred bytes: digest them first, so an unchanged marker is not sent again.
         const dry = await writeLayer(input, DISCARD);
         const r = (await exists(dry.descriptor.digest)) ? dry : await writeLayer(input, sink);
@@ -37644,7 +37801,8 @@ function subtreeExtents(entries) {
     const bytes = new Float64Array(n);
     const stack = [];
     const closeUntil = (i) => {
-        while (stack.length && !isInside(entries[i].path, entries[stack[stack.length - 1]].path)) {
+        const path = entries.path(i);
+        while (stack.length && !isInside(path, entries.path(stack[stack.length - 1]))) {
             const top = stack.pop();
             end[top] = i;
             if (stack.length)
@@ -37653,8 +37811,8 @@ function subtreeExtents(entries) {
     };
     for (let i = 0; i < n; i++) {
         closeUntil(i);
-        bytes[i] = HEADER_COST + entries[i].size;
-        if (entries[i].kind === 'dir')
+        bytes[i] = HEADER_COST + entries.size(i);
+        if (entries.kind(i) === 'dir')
             stack.push(i);
         else {
             end[i] = i + 1;
@@ -37686,7 +37844,7 @@ function split(entries, end, bytes, target) {
             first = last = -1;
         };
         for (let i = from; i < to; i = end[i]) {
-            if (bytes[i] > target && entries[i].kind === 'dir') {
+            if (bytes[i] > target && entries.kind(i) === 'dir') {
                 flush();
                 level(i + 1, end[i], i);
                 continue;
@@ -37706,10 +37864,13 @@ function split(entries, end, bytes, target) {
     return plans;
 }
 function labelOf(entries, lead, first, last) {
-    const parent = lead === null ? '' : show(entries[lead].path) + '/';
+    const parent = lead === null ? '' : show(entries.path(lead)) + '/';
     if (first < 0)
         return parent || '/';
-    const name = (i) => show(entries[i].path.subarray(entries[i].path.lastIndexOf(0x2f) + 1));
+    const name = (i) => {
+        const path = entries.path(i);
+        return show(path.subarray(path.lastIndexOf(0x2f) + 1));
+    };
     if (first === last)
         return parent + name(first);
     return `${parent}{${name(first)} … ${name(last)}}`;
@@ -37721,20 +37882,20 @@ function keepHardlinksTogether(entries, plans) {
     // (deletions, opaque markers) is in that member's own or an earlier layer, never a later one.
     const home = new Map();
     for (let i = 0; i < entries.length; i++) {
-        const group = entries[i].linkGroup;
+        const group = entries.linkGroup(i);
         if (group)
             home.set(group, Math.max(home.get(group) ?? 0, layerOf[i]));
     }
     const moved = new Set();
     for (let i = 0; i < entries.length; i++) {
-        const group = entries[i].linkGroup;
+        const group = entries.linkGroup(i);
         const l = group === undefined ? undefined : home.get(group);
         if (l === undefined || l === layerOf[i])
             continue;
         moved.add(i);
         plans[l].indices.push(i);
-        plans[l].bytes += HEADER_COST + entries[i].size;
-        plans[layerOf[i]].bytes -= HEADER_COST + entries[i].size;
+        plans[l].bytes += HEADER_COST + entries.size(i);
+        plans[layerOf[i]].bytes -= HEADER_COST + entries.size(i);
     }
     if (moved.size === 0)
         return plans;
@@ -37763,7 +37924,7 @@ function fingerprint(entries, indices, compression, level) {
     h.update(`${FORMAT} ${compression} ${level}\n`);
     const groups = new Map();
     for (const i of indices) {
-        const e = entries[i];
+        const e = entries.get(i);
         // Hardlink groups by their order of appearance in the layer: inode numbers differ across machines.
         const group = e.linkGroup
             ? (groups.get(e.linkGroup) ?? groups.set(e.linkGroup, groups.size).get(e.linkGroup))
@@ -39032,7 +39193,7 @@ async function snapshot(inputs, destination, baseLog, registry) {
     if (base)
         await phase('base layers', 'Base layers', () => destination.addBase(base));
     const plans = partition(changes.entries, inputs.layerSize);
-    const capturedBytes = changes.entries.reduce((n, e) => n + e.size, 0);
+    const capturedBytes = changes.entries.contentBytes();
     const rows = [];
     const layers = await phase('layers', registry ? 'Layers (compress and upload)' : 'Layers', () => {
         progress.start('layers', capturedBytes);
@@ -39256,7 +39417,7 @@ async function main_isDirectory(p) {
     return (0,promises_namespaceObject.lstat)(p).then((st) => st.isDirectory(), () => false);
 }
 function describeScan(scan, root, log) {
-    const bytes = scan.entries.reduce((n, e) => n + e.size, 0);
+    const bytes = scan.entries.contentBytes();
     log.info(`${scan.entries.length} entries, ${formatBytes(bytes)} in ${root}`);
     for (const line of describeExclusions(scan.excluded, scan.sockets))
         log.info(`left out: ${line}`);
@@ -39300,7 +39461,7 @@ async function writeLayers(inputs, entries, plans, destination, log, progress, r
         const row = (how, compressed) => ({
             label: plan.label,
             entries: plan.indices.length,
-            bytes: plan.indices.reduce((n, j) => n + entries[j].size, 0),
+            bytes: entries.contentBytes(plan.indices),
             compressed,
             how,
         });

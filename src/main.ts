@@ -4,7 +4,8 @@ import { constants } from 'node:fs';
 import { getInputs, helpText, InputError, secretValues, wantsHelp, type Inputs } from './inputs.js';
 import { describeExclusions, formatBytes, inActions, makeLogger, setOutputs } from './report.js';
 import type { Logger } from './log.js';
-import { WhiteoutNameError, type Entry, type Exclusion, type WalkResult } from './walk/walk.js';
+import type { EntryTable } from './walk/entries.js';
+import { WhiteoutNameError, type Exclusion, type WalkResult } from './walk/walk.js';
 import { findChanges } from './diff/changes.js';
 import { BaselineError } from './diff/baseline.js';
 import { OverlayError } from './diff/overlay.js';
@@ -227,7 +228,7 @@ async function snapshot(
 
   if (base) await phase('base layers', 'Base layers', () => destination.addBase(base));
   const plans = partition(changes.entries, inputs.layerSize);
-  const capturedBytes = changes.entries.reduce((n, e) => n + e.size, 0);
+  const capturedBytes = changes.entries.contentBytes();
   const rows: LayerRow[] = [];
   const layers = await phase('layers', registry ? 'Layers (compress and upload)' : 'Layers', () => {
     progress.start('layers', capturedBytes);
@@ -486,7 +487,7 @@ async function isDirectory(p: string): Promise<boolean> {
 }
 
 function describeScan(scan: WalkResult, root: string, log: Logger): void {
-  const bytes = scan.entries.reduce((n, e) => n + e.size, 0);
+  const bytes = scan.entries.contentBytes();
   log.info(`${scan.entries.length} entries, ${formatBytes(bytes)} in ${root}`);
   for (const line of describeExclusions(scan.excluded, scan.sockets)) log.info(`left out: ${line}`);
   if (scan.sockets.length)
@@ -496,7 +497,7 @@ function describeScan(scan: WalkResult, root: string, log: Logger): void {
 /** Writes (or reuses) every layer, `concurrency` at a time; zlib runs on the pool, so cores fill. */
 async function writeLayers(
   inputs: Inputs,
-  entries: Entry[],
+  entries: EntryTable,
   plans: LayerPlan[],
   destination: Destination,
   log: Logger,
@@ -542,7 +543,7 @@ async function writeLayers(
     const row = (how: string, compressed: number): LayerRow => ({
       label: plan.label,
       entries: plan.indices.length,
-      bytes: plan.indices.reduce((n, j) => n + entries[j].size, 0),
+      bytes: entries.contentBytes(plan.indices),
       compressed,
       how,
     });
@@ -596,7 +597,7 @@ async function checkRoot(root: string): Promise<void> {
  * SOURCE_DATE_EPOCH when set, else the newest mtime captured (or the base's time when nothing changed):
  * never the clock, so captures repeat.
  */
-function createdTime(entries: Entry[], base?: BaseImage): string {
+function createdTime(entries: EntryTable, base?: BaseImage): string {
   const epoch = process.env.SOURCE_DATE_EPOCH;
   if (epoch && /^\d+$/.test(epoch)) return rfc3339(Number(epoch));
   const baseCreated = base?.config.created;

@@ -1,6 +1,6 @@
 import { show } from './log.js';
 import { formatBytes } from './report.js';
-import type { Entry } from './walk/walk.js';
+import type { Entry } from './walk/entries.js';
 
 /** One new layer of the image, as the summary shows it. */
 export interface LayerRow {
@@ -44,7 +44,7 @@ const DEPTH = 3;
  * File bytes per directory (with everything below it, up to `DEPTH` levels from the root) and per
  * top-level directory: where an image's size comes from, so its owner can slim it.
  */
-export function whereTheBytesAre(entries: Entry[]): Pick<SnapshotReport, 'largest' | 'topLevel'> {
+export function whereTheBytesAre(entries: Iterable<Entry>): Pick<SnapshotReport, 'largest' | 'topLevel'> {
   const perDir = new Map<string, number>();
   for (const e of entries) {
     if (e.kind !== 'file' || e.size === 0) continue;

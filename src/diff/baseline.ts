@@ -7,7 +7,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { isInside, parentOf } from '../util/paths.js';
-import type { Entry, Exclusion } from '../walk/walk.js';
+import type { Entry, EntryTable } from '../walk/entries.js';
+import type { Exclusion } from '../walk/walk.js';
 import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
 
 /**
@@ -44,7 +45,7 @@ function xattrDigest(e: Entry): string {
 }
 
 /** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
-export async function writeBaseline(file: string, root: string, entries: Entry[]): Promise<void> {
+export async function writeBaseline(file: string, root: string, entries: EntryTable): Promise<void> {
   // It lists the whole filesystem (names, owners, inodes): for its owner's eyes only, whatever the umask.
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
@@ -152,7 +153,7 @@ export function compareWalkOrder(a: Buffer, b: Buffer): number {
 export async function diffAgainstBaseline(
   file: string,
   root: string,
-  entries: Entry[],
+  entries: EntryTable,
   excluded: Exclusion[],
   sockets: Buffer[],
 ): Promise<ChangeSet> {
@@ -175,11 +176,11 @@ export async function diffAgainstBaseline(
   for await (const rec of readBaseline(file, root)) {
     if (gone && isInside(rec.path, gone)) continue;
     gone = null;
-    while (i < entries.length && compareWalkOrder(entries[i].path, rec.path) < 0) {
+    while (i < entries.length && compareWalkOrder(entries.path(i), rec.path) < 0) {
       include[i++] = 1; // new since the baseline
       changed++;
     }
-    const e = entries[i];
+    const e = i < entries.length ? entries.get(i) : undefined;
     if (e && e.path.equals(rec.path)) {
       if (e.kind !== rec.kind) {
         addWhiteout(rec.path);
@@ -200,7 +201,8 @@ export async function diffAgainstBaseline(
 
   // Parent directories of every change and of every whiteout come along.
   const indexOf = new Map<string, number>();
-  entries.forEach((e, idx) => e.kind === 'dir' && indexOf.set(e.path.toString('latin1'), idx));
+  for (let idx = 0; idx < entries.length; idx++)
+    if (entries.kind(idx) === 'dir') indexOf.set(entries.path(idx).toString('latin1'), idx);
   const needParents = (p: Buffer) => {
     for (let q = parentOf(p); q.length; q = parentOf(q)) {
       const idx = indexOf.get(q.toString('latin1'));
@@ -208,7 +210,7 @@ export async function diffAgainstBaseline(
       include[idx] = include[idx] || 2;
     }
   };
-  entries.forEach((e, idx) => include[idx] === 1 && needParents(e.path));
+  for (let idx = 0; idx < entries.length; idx++) if (include[idx] === 1) needParents(entries.path(idx));
   for (const d of deletions) {
     const parent = parentOf(d);
     if (parent.length === 0) continue;
@@ -216,6 +218,8 @@ export async function diffAgainstBaseline(
     if (idx !== undefined) include[idx] = include[idx] || 2;
     needParents(parent);
   }
-  const selected = entries.filter((_, idx) => include[idx]);
-  return { entries: groupWhiteouts(selected, deletions, []), changed, deleted: deletions.length };
+  function* selected() {
+    for (let idx = 0; idx < entries.length; idx++) if (include[idx]) yield entries.get(idx);
+  }
+  return { entries: groupWhiteouts(selected(), deletions, []), changed, deleted: deletions.length };
 }

@@ -1,14 +1,15 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from '../log.js';
 import { buildFilter, type ScanOptions } from '../walk/scan.js';
-import { walk, type Entry, type Exclusion, type WalkResult } from '../walk/walk.js';
+import type { EntryTable } from '../walk/entries.js';
+import { walk, type Exclusion, type WalkResult } from '../walk/walk.js';
 import { BaselineError, diffAgainstBaseline } from './baseline.js';
 import { findOverlay, overlayChanges, OverlayError } from './overlay.js';
 
 export type ChangeMethod = 'overlay' | 'baseline' | 'full';
 
 export interface Changes {
-  entries: Entry[];
+  entries: EntryTable;
   method: ChangeMethod;
   /** Why this method, for the log and summary. */
   reason: string;

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { show, type Logger } from '../log.js';
 import type { Filter } from '../walk/filter.js';
 import type { Mount } from '../walk/mountinfo.js';
-import { walk, type Entry, type Exclusion } from '../walk/walk.js';
+import type { Entry } from '../walk/entries.js';
+import { walk, type Exclusion } from '../walk/walk.js';
 import { readXattrs } from '../walk/xattrs.js';
 import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
 

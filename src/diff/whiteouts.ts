@@ -1,9 +1,9 @@
 import { parentOf } from '../util/paths.js';
-import type { Entry } from '../walk/walk.js';
+import { EntryTable, type Entry } from '../walk/entries.js';
 
 /** What a comparison found: the entries to write, whiteouts included, in layer order. */
 export interface ChangeSet {
-  entries: Entry[];
+  entries: EntryTable;
   changed: number;
   deleted: number;
 }
@@ -42,20 +42,22 @@ function marker(p: Buffer): Entry {
  * other contents, sorted; an opaque directory's `.wh..wh..opq` first of all. Deletions at the top of
  * the tree come before everything. Each whiteout's parent directory must be among `entries`.
  */
-export function groupWhiteouts(entries: Entry[], deletions: Buffer[], opaque: Buffer[]): Entry[] {
+export function groupWhiteouts(entries: Iterable<Entry>, deletions: Buffer[], opaque: Buffer[]): EntryTable {
   const byParent = new Map<string, Entry[]>();
   const add = (parent: Buffer, e: Entry) => {
     const key = parent.toString('latin1');
-    byParent.set(key, [...(byParent.get(key) ?? []), e]);
+    const siblings = byParent.get(key);
+    if (siblings) siblings.push(e);
+    else byParent.set(key, [e]);
   };
   for (const dir of opaque) add(dir, marker(child(dir, OPAQUE)));
   const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
   for (const d of sorted) add(parentOf(d), marker(child(parentOf(d), Buffer.concat([WH, baseName(d)]))));
 
-  const out: Entry[] = [...(byParent.get('') ?? [])];
+  const out = EntryTable.from(byParent.get('') ?? []);
   for (const e of entries) {
     out.push(e);
-    if (e.kind === 'dir') out.push(...(byParent.get(e.path.toString('latin1')) ?? []));
+    if (e.kind === 'dir') for (const w of byParent.get(e.path.toString('latin1')) ?? []) out.push(w);
   }
   return out;
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Entry } from '../walk/walk.js';
+import type { EntryTable } from '../walk/entries.js';
 
 /** Annotation on a layer descriptor: what the layer was made from, so an unchanged one is not re-read. */
 export const FINGERPRINT_ANNOTATION = 'dev.depot.snapshot.fingerprint';
@@ -14,12 +14,17 @@ const FORMAT = 'snapshot-tar/1';
  * changed size or mtime. Only metadata the image itself carries goes in (no inode, no ctime), so the
  * same tree gives the same fingerprint on any machine.
  */
-export function fingerprint(entries: Entry[], indices: number[], compression: string, level: number): string {
+export function fingerprint(
+  entries: EntryTable,
+  indices: number[],
+  compression: string,
+  level: number,
+): string {
   const h = createHash('sha256');
   h.update(`${FORMAT} ${compression} ${level}\n`);
   const groups = new Map<string, number>();
   for (const i of indices) {
-    const e = entries[i];
+    const e = entries.get(i);
     // Hardlink groups by their order of appearance in the layer: inode numbers differ across machines.
     const group = e.linkGroup
       ? (groups.get(e.linkGroup) ?? groups.set(e.linkGroup, groups.size).get(e.linkGroup))

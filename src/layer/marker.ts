@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { Logger } from '../log.js';
 import type { NewLayer } from '../image/build.js';
 import { MARKER_COMMENT, MARKER_PATH, type Marker } from '../image/marker.js';
-import { splitNs, type Entry } from '../walk/walk.js';
+import { EntryTable } from '../walk/entries.js';
+import { splitNs } from '../walk/walk.js';
 import type { Compression } from './compress.js';
 import { DISCARD, writeLayer, type BlobSink } from './write.js';
 
@@ -28,9 +29,9 @@ export async function writeMarkerLayer(
     await utimes(file, when, when);
     const st = await lstat(file, { bigint: true });
     const { sec, nsec } = splitNs(st.mtimeNs);
-    const entry: Entry = {
+    const entry = {
       path: Buffer.from(MARKER_PATH),
-      kind: 'file',
+      kind: 'file' as const,
       mode: 0o644,
       uid: 0,
       gid: 0,
@@ -42,7 +43,7 @@ export async function writeMarkerLayer(
       ctimeNsec: 0,
       ino: 0,
     };
-    const input = { root: dir, entries: [entry], indices: [0], ...opts };
+    const input = { root: dir, entries: EntryTable.from([entry]), indices: [0], ...opts };
     // A few hundred bytes: digest them first, so an unchanged marker is not sent again.
     const dry = await writeLayer(input, DISCARD);
     const r = (await exists(dry.descriptor.digest)) ? dry : await writeLayer(input, sink);

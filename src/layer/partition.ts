@@ -1,6 +1,6 @@
 import { show } from '../log.js';
 import { isInside } from '../util/paths.js';
-import type { Entry } from '../walk/walk.js';
+import type { EntryTable } from '../walk/entries.js';
 
 /** Bytes a tar header costs, counted so a tree of many empty files still splits. */
 const HEADER_COST = 512;
@@ -25,7 +25,7 @@ export interface LayerPlan {
  * `usr/lib/python3` changes that subtree's layer, not the others. Every member of a hardlink group
  * is written in the layer of the group's last member, since a hardlink can only point within a layer.
  */
-export function partition(entries: Entry[], target: number): LayerPlan[] {
+export function partition(entries: EntryTable, target: number): LayerPlan[] {
   const { end, bytes } = subtreeExtents(entries);
   let plans = split(entries, end, bytes, target);
   for (let t = target * 2; plans.length > MAX_LAYERS; t *= 2) plans = split(entries, end, bytes, t);
@@ -33,13 +33,14 @@ export function partition(entries: Entry[], target: number): LayerPlan[] {
 }
 
 /** For each entry: one past the index of its last descendant, and the bytes of its whole subtree. */
-function subtreeExtents(entries: Entry[]): { end: Int32Array; bytes: Float64Array } {
+function subtreeExtents(entries: EntryTable): { end: Int32Array; bytes: Float64Array } {
   const n = entries.length;
   const end = new Int32Array(n);
   const bytes = new Float64Array(n);
   const stack: number[] = [];
   const closeUntil = (i: number) => {
-    while (stack.length && !isInside(entries[i].path, entries[stack[stack.length - 1]].path)) {
+    const path = entries.path(i);
+    while (stack.length && !isInside(path, entries.path(stack[stack.length - 1]))) {
       const top = stack.pop()!;
       end[top] = i;
       if (stack.length) bytes[stack[stack.length - 1]] += bytes[top];
@@ -47,8 +48,8 @@ function subtreeExtents(entries: Entry[]): { end: Int32Array; bytes: Float64Arra
   };
   for (let i = 0; i < n; i++) {
     closeUntil(i);
-    bytes[i] = HEADER_COST + entries[i].size;
-    if (entries[i].kind === 'dir') stack.push(i);
+    bytes[i] = HEADER_COST + entries.size(i);
+    if (entries.kind(i) === 'dir') stack.push(i);
     else {
       end[i] = i + 1;
       if (stack.length) bytes[stack[stack.length - 1]] += bytes[i];
@@ -62,7 +63,7 @@ function subtreeExtents(entries: Entry[]): { end: Int32Array; bytes: Float64Arra
   return { end, bytes };
 }
 
-function split(entries: Entry[], end: Int32Array, bytes: Float64Array, target: number): LayerPlan[] {
+function split(entries: EntryTable, end: Int32Array, bytes: Float64Array, target: number): LayerPlan[] {
   const plans: LayerPlan[] = [];
   const level = (from: number, to: number, lead: number | null) => {
     let pending: number[] = lead === null ? [] : [lead];
@@ -77,7 +78,7 @@ function split(entries: Entry[], end: Int32Array, bytes: Float64Array, target: n
       first = last = -1;
     };
     for (let i = from; i < to; i = end[i]) {
-      if (bytes[i] > target && entries[i].kind === 'dir') {
+      if (bytes[i] > target && entries.kind(i) === 'dir') {
         flush();
         level(i + 1, end[i], i);
         continue;
@@ -94,33 +95,36 @@ function split(entries: Entry[], end: Int32Array, bytes: Float64Array, target: n
   return plans;
 }
 
-function labelOf(entries: Entry[], lead: number | null, first: number, last: number): string {
-  const parent = lead === null ? '' : show(entries[lead].path) + '/';
+function labelOf(entries: EntryTable, lead: number | null, first: number, last: number): string {
+  const parent = lead === null ? '' : show(entries.path(lead)) + '/';
   if (first < 0) return parent || '/';
-  const name = (i: number) => show(entries[i].path.subarray(entries[i].path.lastIndexOf(0x2f) + 1));
+  const name = (i: number) => {
+    const path = entries.path(i);
+    return show(path.subarray(path.lastIndexOf(0x2f) + 1));
+  };
   if (first === last) return parent + name(first);
   return `${parent}{${name(first)} … ${name(last)}}`;
 }
 
-function keepHardlinksTogether(entries: Entry[], plans: LayerPlan[]): LayerPlan[] {
+function keepHardlinksTogether(entries: EntryTable, plans: LayerPlan[]): LayerPlan[] {
   const layerOf = new Int32Array(entries.length);
   plans.forEach((p, l) => p.indices.forEach((i) => (layerOf[i] = l)));
   // The latest layer any member is in: every whiteout that could hide a member's directory
   // (deletions, opaque markers) is in that member's own or an earlier layer, never a later one.
   const home = new Map<string, number>();
   for (let i = 0; i < entries.length; i++) {
-    const group = entries[i].linkGroup;
+    const group = entries.linkGroup(i);
     if (group) home.set(group, Math.max(home.get(group) ?? 0, layerOf[i]));
   }
   const moved = new Set<number>();
   for (let i = 0; i < entries.length; i++) {
-    const group = entries[i].linkGroup;
+    const group = entries.linkGroup(i);
     const l = group === undefined ? undefined : home.get(group);
     if (l === undefined || l === layerOf[i]) continue;
     moved.add(i);
     plans[l].indices.push(i);
-    plans[l].bytes += HEADER_COST + entries[i].size;
-    plans[layerOf[i]].bytes -= HEADER_COST + entries[i].size;
+    plans[l].bytes += HEADER_COST + entries.size(i);
+    plans[layerOf[i]].bytes -= HEADER_COST + entries.size(i);
   }
   if (moved.size === 0) return plans;
   for (const p of plans) {

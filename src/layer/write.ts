@@ -12,7 +12,7 @@ import { open } from 'node:fs/promises';
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { show, type Logger } from '../log.js';
-import type { Entry } from '../walk/walk.js';
+import type { Entry, EntryTable } from '../walk/entries.js';
 import { compressor, LAYER_MEDIA_TYPE, type Compression } from './compress.js';
 import { encodeHeader, END_OF_ARCHIVE, zeroPad, type TarHeader } from './tar.js';
 import type { Descriptor } from '../image/oci.js';
@@ -51,7 +51,7 @@ export interface LayerResult {
 
 export interface LayerInput {
   root: string;
-  entries: Entry[];
+  entries: EntryTable;
   indices: number[];
   compression: Compression;
   level: number;
@@ -149,7 +149,7 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
   };
 
   for (const i of indices) {
-    const e = entries[i];
+    const e = entries.get(i);
     const header = headerOf(e);
     if (e.kind !== 'file') {
       add(encodeHeader({ ...header, size: 0 }));

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import picomatch from 'picomatch';
 import { show, type Logger } from '../log.js';
-import type { Entry } from './walk.js';
+import type { EntryTable } from './entries.js';
 
 /**
  * Credentials a CI sandbox accumulates (logins, tokens, keys) that must not be baked into an image a
@@ -136,25 +136,22 @@ const CONFIG = Buffer.from('config');
  * before anything is logged, so it can be masked.
  */
 export async function scrubGitConfigs(
-  entries: Entry[],
+  entries: EntryTable,
   root: string,
   log: Logger,
   onSecret: (secret: string) => void,
 ): Promise<void> {
   const rootBuf = Buffer.from(root.replace(/\/+$/, ''));
-  for (const e of entries) {
-    if (e.kind !== 'file' || !e.path.subarray(-CONFIG.length).equals(CONFIG) || !isGitConfig(e.path))
-      continue;
-    const abs = Buffer.concat([rootBuf, Buffer.from('/'), e.path]);
+  for (let i = 0; i < entries.length; i++) {
+    const p = entries.path(i);
+    if (entries.kind(i) !== 'file' || !p.subarray(-CONFIG.length).equals(CONFIG) || !isGitConfig(p)) continue;
+    const abs = Buffer.concat([rootBuf, Buffer.from('/'), p]);
     // latin1 both ways: every byte of the file comes back as it was, UTF-8 or not.
     const text = await readFile(abs, 'latin1').catch(() => null);
     const scrubbed = text === null ? null : scrubGitConfig(text);
     if (!scrubbed) continue;
     scrubbed.secrets.forEach(onSecret);
-    e.content = Buffer.from(scrubbed.text, 'latin1');
-    e.size = e.content.length;
-    // Its own bytes now: no longer the same file as any hardlink to it.
-    delete e.linkGroup;
+    entries.replaceContent(i, Buffer.from(scrubbed.text, 'latin1'));
     log.warn(
       `${show(abs)}: removed the credentials it holds (actions/checkout's authorization header, passwords in remote URLs) from the captured copy`,
     );

@@ -2,39 +2,8 @@ import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { show, type Logger } from '../log.js';
 import type { Filter } from './filter.js';
-import { readXattrs, VanishedError, type Xattrs } from './xattrs.js';
-
-/** `whiteout` marks a deletion in a change set (`.wh.<name>`); the walk never makes one. */
-export type Kind = 'file' | 'dir' | 'symlink' | 'fifo' | 'char' | 'block' | 'whiteout';
-
-/** One filesystem entry as it will be written to a layer. */
-export interface Entry {
-  /** Path relative to the root, raw bytes, no leading `/`. */
-  path: Buffer;
-  kind: Kind;
-  /** Permission bits including suid/sgid/sticky. */
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  /** Bytes actually allocated on disk (st_blocks × 512): tells a sparse file. */
-  allocated: number;
-  mtimeSec: number;
-  mtimeNsec: number;
-  /** Status change time: moves on chmod, chown, setcap and writes, even when mtime is put back. */
-  ctimeSec: number;
-  ctimeNsec: number;
-  /** Inode number (as a double: exact below 2^53, enough to notice a replaced file). */
-  ino: number;
-  /** `dev:ino` for files with more than one link: the hardlink group they belong to. */
-  linkGroup?: string;
-  linkTarget?: Buffer;
-  devMajor?: number;
-  devMinor?: number;
-  xattrs?: Xattrs;
-  /** Bytes written instead of the file's own (a git config with its token removed); `size` is theirs. */
-  content?: Buffer;
-}
+import { EntryTable, type Entry, type Kind } from './entries.js';
+import { readXattrs, VanishedError } from './xattrs.js';
 
 export interface Exclusion {
   path: Buffer;
@@ -45,7 +14,7 @@ export interface Exclusion {
 
 export interface WalkResult {
   /** Depth-first, children sorted by raw name bytes: parents always before their contents. */
-  entries: Entry[];
+  entries: EntryTable;
   excluded: Exclusion[];
   sockets: Buffer[];
   /**
@@ -61,11 +30,6 @@ export interface WalkOptions {
   log: Logger;
   /** Bumped once per entry looked at, for progress lines. */
   counters?: { entries: number };
-}
-
-interface Node {
-  entry: Entry;
-  children?: Node[];
 }
 
 type Mode = 'normal' | 'includeOnly';
@@ -89,7 +53,7 @@ const YIELD_EVERY = 4096;
  */
 export async function walk(opts: WalkOptions): Promise<WalkResult> {
   let sinceYield = 0;
-  const paths = new PathArena();
+  const entries = new EntryTable();
   const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
   const excluded: Exclusion[] = [];
   const sockets: Buffer[] = [];
@@ -100,7 +64,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   const absolute = (rel: Buffer) =>
     rootBuf.length === 1 ? Buffer.concat([SLASH, rel]) : Buffer.concat([rootBuf, SLASH, rel]);
 
-  async function visitDir(rel: Buffer | null, mode: Mode): Promise<Node[]> {
+  async function visitDir(rel: Buffer | null, mode: Mode): Promise<void> {
     let names: Buffer[];
     try {
       names = readdirSync(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' });
@@ -110,34 +74,32 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
         // Removed, or replaced by a file, between its lstat and this listing.
         if (rel)
           log.warn(`${show(absolute(rel))} changed while it was walked; captured as an empty directory`);
-        return [];
+        return;
       }
       if (rel === null) throw err;
       if (code === 'EACCES' || code === 'EPERM') unreadable.push(rel);
       // Not root: the caller stops (or runs again under sudo) over `unreadable`, which says it better.
       if (mayRead === READS_ALL)
         log.warn(`cannot list ${show(absolute(rel))}: ${code ?? err}; captured as an empty directory`);
-      return [];
+      return;
     }
     names.sort(Buffer.compare);
-    const nodes: Node[] = [];
     for (const name of names) {
-      const node = await visitEntry(paths.join(rel, name), name, mode);
-      if (node) nodes.push(node);
+      await visitEntry(entries.join(rel, name), name, mode);
       if (++sinceYield >= YIELD_EVERY) {
         sinceYield = 0;
         await yieldToEventLoop();
       }
     }
-    return nodes;
   }
 
-  async function visitEntry(rel: Buffer, name: Buffer, mode: Mode): Promise<Node | null> {
+  /** Adds the entry, then (for a directory) its contents: depth-first, parents before children. */
+  async function visitEntry(rel: Buffer, name: Buffer, mode: Mode): Promise<void> {
     if (opts.counters) opts.counters.entries++;
     const key = '/' + rel.toString('latin1');
     const included = filter.included(key);
     const rule = included ? null : filter.classify(key);
-    if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key)) return null;
+    if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key)) return;
 
     const abs = absolute(rel);
     let st: BigIntStats;
@@ -146,7 +108,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     } catch (err) {
       if (!isGone(err)) throw err;
       log.warn(`${show(abs)} vanished while it was walked; left out`);
-      return null;
+      return;
     }
     const isDir = st.isDirectory();
     let childMode: Mode | null = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
@@ -154,7 +116,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       const reaches = isDir && filter.leadsToInclude(key);
       if (rule.action === 'drop' && !reaches) {
         excluded.push({ path: rel, reason: rule.reason, ...(rule.warn ? { warn: true } : {}) });
-        return null;
+        return;
       }
       if (rule.action === 'empty' || rule.action === 'drop') {
         excluded.push({ path: rel, reason: rule.reason + (rule.action === 'empty' ? ' (kept empty)' : '') });
@@ -163,7 +125,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     }
     if (st.isSocket()) {
       sockets.push(rel);
-      return null;
+      return;
     }
     if (name.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)) {
       throw new WhiteoutNameError(
@@ -176,7 +138,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     } catch (err) {
       if (err instanceof VanishedError || isGone(err)) {
         log.warn(`${show(abs)} changed while it was walked; left out`);
-        return null;
+        return;
       }
       throw err;
     }
@@ -186,12 +148,11 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
         `${show(abs)} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`,
       );
       excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
-      return null;
+      return;
     }
     if (entry.kind === 'file' && !mayRead(entry)) unreadable.push(rel);
-    const node: Node = { entry };
-    if (isDir && childMode) node.children = await visitDir(rel, childMode);
-    return node;
+    entries.push(entry);
+    if (isDir && childMode) await visitDir(rel, childMode);
   }
 
   function toEntry(rel: Buffer, abs: Buffer, st: BigIntStats): Entry {
@@ -212,7 +173,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       ino: Number(st.ino),
     };
     if (st.isFile() && st.nlink > 1n) entry.linkGroup = `${st.dev}:${st.ino}`;
-    if (st.isSymbolicLink()) entry.linkTarget = paths.join(null, readlinkSync(abs, { encoding: 'buffer' }));
+    if (st.isSymbolicLink()) entry.linkTarget = entries.join(null, readlinkSync(abs, { encoding: 'buffer' }));
     if (st.isCharacterDevice() || st.isBlockDevice()) {
       // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
       const rdev = st.rdev;
@@ -224,48 +185,11 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     return entry;
   }
 
-  const tree = await visitDir(null, 'normal');
-  const entries: Entry[] = [];
-  const flatten = (nodes: Node[]) => {
-    for (const n of nodes) {
-      entries.push(n.entry);
-      if (n.children) flatten(n.children);
-    }
-  };
-  flatten(tree);
+  await visitDir(null, 'normal');
   return { entries, excluded, sockets, unreadable };
 }
 
 const READS_ALL = () => true;
-
-/**
- * Entry paths, packed into shared slabs. A path of its own would cost a Buffer allocation each, and
- * small Buffers come from 8 KiB pools that a single retained path keeps whole (800 B per entry
- * measured, against the 50 of the path itself).
- */
-class PathArena {
-  private static readonly SLAB = 256 * 1024;
-  private slab = Buffer.allocUnsafeSlow(PathArena.SLAB);
-  private used = 0;
-
-  /** `parent/name` (or `name` at the top), as a view into a slab. */
-  join(parent: Buffer | null, name: Buffer): Buffer {
-    const length = (parent ? parent.length + 1 : 0) + name.length;
-    if (this.used + length > this.slab.length) {
-      this.slab = Buffer.allocUnsafeSlow(Math.max(PathArena.SLAB, length));
-      this.used = 0;
-    }
-    const start = this.used;
-    if (parent) {
-      parent.copy(this.slab, this.used);
-      this.used += parent.length;
-      this.slab[this.used++] = 0x2f; // '/'
-    }
-    name.copy(this.slab, this.used);
-    this.used += name.length;
-    return this.slab.subarray(start, this.used);
-  }
-}
 
 /** Whether this process may read a file, by its mode bits (root reads everything). */
 function readPermission(): (e: Entry) => boolean {

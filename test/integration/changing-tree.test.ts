@@ -121,7 +121,7 @@ describe('a change between the walk and the read', () => {
     await writeFile(p('dir/becomes-file'), 'now a file');
 
     const sink = memorySink();
-    const indices = scan.entries.map((_, i) => i);
+    const indices = Array.from({ length: scan.entries.length }, (_, i) => i);
     const r = await writeLayer(
       { root, entries: scan.entries, indices, compression: 'none', level: 0, log },
       sink,

@@ -1,4 +1,4 @@
-import type { Entry } from '../../src/walk/walk.js';
+import type { Entry } from '../../src/walk/entries.js';
 
 export type Spec = [path: string, size: number, extra?: Partial<Entry>];
 

@@ -163,7 +163,7 @@ describe('walk with include under an exclusion', () => {
       log: silentLogger,
       filter: new Filter({ root, mounts: [], swapFiles: [], hostPathsToDrop: [], exclude, include }),
     });
-    return r.entries.map((e) => e.path.toString());
+    return [...r.entries].map((e) => e.path.toString());
   };
 
   it('keeps an included subtree and its parents, nothing else of the excluded directory', async () => {

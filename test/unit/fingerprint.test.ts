@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fingerprint } from '../../src/layer/fingerprint.js';
-import type { Entry } from '../../src/walk/walk.js';
+import { EntryTable, type Entry } from '../../src/walk/entries.js';
 import { makeEntries, type Spec } from './entries.js';
 
 function specs(): Spec[] {
@@ -20,7 +20,7 @@ function specs(): Spec[] {
 
 const all = (entries: Entry[]) => entries.map((_, i) => i);
 const fp = (entries: Entry[], compression = 'gzip', level = 1) =>
-  fingerprint(entries, all(entries), compression, level);
+  fingerprint(EntryTable.from(entries), all(entries), compression, level);
 
 /** The fingerprint after changing one field of one entry of a fresh tree. */
 function fpWith(path: string, change: Partial<Entry>): string {
@@ -70,7 +70,7 @@ describe('fingerprint', () => {
 
   it('changes with the set of entries', () => {
     const entries = makeEntries(specs());
-    expect(fingerprint(entries, all(entries).slice(1), 'gzip', 1)).not.toBe(base);
+    expect(fingerprint(EntryTable.from(entries), all(entries).slice(1), 'gzip', 1)).not.toBe(base);
   });
 
   it('does not depend on inode numbers, only on how entries are grouped', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fingerprint } from '../../src/layer/fingerprint.js';
 import { MAX_LAYERS, partition, type LayerPlan } from '../../src/layer/partition.js';
-import type { Entry } from '../../src/walk/walk.js';
+import { EntryTable, type Entry } from '../../src/walk/entries.js';
 import { makeEntries, type Spec } from './entries.js';
 
 const TARGET = 64 * 1024;
@@ -63,7 +63,7 @@ function expectEachOnceAscending(entries: Entry[], plans: LayerPlan[]) {
 
 describe('partition', () => {
   const entries = makeEntries(sample());
-  const plans = partition(entries, TARGET);
+  const plans = partition(EntryTable.from(entries), TARGET);
 
   it('splits the sample into several layers, every entry exactly once, ascending inside a layer', () => {
     expect(plans.length).toBeGreaterThan(5);
@@ -93,13 +93,14 @@ describe('partition', () => {
 
   it('a file that grows a little changes only the layer that holds it', () => {
     const grown = makeEntries(sample().map(([p, s]) => [p, p === 'usr/lib/python3/site/f05' ? s + 1 : s]));
-    const after = partition(grown, TARGET);
+    const after = partition(EntryTable.from(grown), TARGET);
     expect(paths(grown, after)).toEqual(paths(entries, plans));
     const holder = layerOf(entries, plans).get('usr/lib/python3/site/f05');
     const changed = plans
       .map((p, l) => [
         l,
-        fingerprint(entries, p.indices, 'gzip', 1) !== fingerprint(grown, after[l].indices, 'gzip', 1),
+        fingerprint(EntryTable.from(entries), p.indices, 'gzip', 1) !==
+          fingerprint(EntryTable.from(grown), after[l].indices, 'gzip', 1),
       ])
       .filter(([, c]) => c)
       .map(([l]) => l);
@@ -114,7 +115,7 @@ describe('partition', () => {
       expect(subtreeBytes(entries, d)).toBeGreaterThan(TARGET);
     const outside = (ps: string[]) => ps.every((p) => !p.startsWith(dir + '/'));
     const before = paths(entries, plans).filter(outside);
-    const after = paths(grown, partition(grown, TARGET)).filter(outside);
+    const after = paths(grown, partition(EntryTable.from(grown), TARGET)).filter(outside);
     expect(after).toEqual(before);
     expect(before.length).toBeGreaterThan(3);
   });
@@ -126,7 +127,7 @@ describe('partition', () => {
     const linked = makeEntries(
       sample().map(([p, s]): Spec => [p, s, [a, b, c].includes(p) ? { linkGroup: '2049:1234' } : undefined]),
     );
-    const out = partition(linked, TARGET);
+    const out = partition(EntryTable.from(linked), TARGET);
     expectEachOnceAscending(linked, out);
     const l2 = layerOf(linked, out);
     expect(new Set([l2.get(a), l2.get(b), l2.get(c)])).toEqual(new Set([l2.get(a)]));
@@ -138,7 +139,7 @@ describe('partition', () => {
     const many = makeEntries(
       Array.from({ length: 3000 }, (_, i): Spec => [`d${i % 40}/f${i}`, TARGET - HEADER]),
     );
-    const out = partition(many, TARGET);
+    const out = partition(EntryTable.from(many), TARGET);
     expect(out.length).toBeLessThanOrEqual(MAX_LAYERS);
     expect(out.length).toBeGreaterThan(MAX_LAYERS / 2); // the target doubles, no more than needed
     expectEachOnceAscending(many, out);
@@ -150,7 +151,7 @@ describe('partition', () => {
       ['c', 20],
       ['d/', 0],
     ]);
-    const out = partition(small, TARGET);
+    const out = partition(EntryTable.from(small), TARGET);
     expect(out).toHaveLength(1);
     expect(out[0].indices).toEqual(small.map((_, i) => i));
   });
