@@ -145,7 +145,7 @@ function registryDestination(registry: RegistryDestination, inputs: Inputs): Des
   return {
     addBase: (base) => registry.addBase(base, inputs.concurrency),
     reuse: (fp) => registry.reuse(fp),
-    exists: (digest) => registry.repo.exists(digest),
+    exists: (digest) => registry.exists(digest),
     wrote: (fp, layer) => registry.wrote(fp, layer),
     sink: () => registry.sink(),
     finish: (image) => registry.finish(image),

@@ -1,6 +1,6 @@
 import { show } from './log.js';
 import { formatBytes } from './report.js';
-import type { Entry } from './walk/entries.js';
+import type { EntryTable } from './walk/entries.js';
 
 /** One new layer of the image, as the summary shows it. */
 export interface LayerRow {
@@ -44,19 +44,34 @@ const DEPTH = 3;
  * File bytes per directory (with everything below it, up to `DEPTH` levels from the root) and per
  * top-level directory: where an image's size comes from, so its owner can slim it.
  */
-export function whereTheBytesAre(entries: Iterable<Entry>): Pick<SnapshotReport, 'largest' | 'topLevel'> {
+export function whereTheBytesAre(entries: EntryTable): Pick<SnapshotReport, 'largest' | 'topLevel'> {
   const perDir = new Map<string, number>();
-  for (const e of entries) {
-    if (e.kind !== 'file' || e.size === 0) continue;
-    let slash = -1;
-    for (let depth = 0; depth < DEPTH; depth++) {
-      slash = e.path.indexOf(0x2f, slash + 1);
+  const add = (key: string, n: number) => perDir.set(key, (perDir.get(key) ?? 0) + n);
+  // Walk order keeps a directory's files together: each run of them is counted at once.
+  let run: Buffer | null = null;
+  let runBytes = 0;
+  const flush = () => {
+    if (run === null) return;
+    if (run.length === 0) add('', runBytes); // files at the top
+    for (let slash = -1, depth = 0; run.length && depth < DEPTH; depth++) {
+      slash = run.indexOf(0x2f, slash + 1);
+      add(run.toString('latin1', 0, slash < 0 ? run.length : slash), runBytes);
       if (slash < 0) break;
-      const dir = e.path.toString('latin1', 0, slash);
-      perDir.set(dir, (perDir.get(dir) ?? 0) + e.size);
     }
-    if (slash < 0 && e.path.indexOf(0x2f) < 0) perDir.set('', (perDir.get('') ?? 0) + e.size); // files at the top
+  };
+  for (let i = 0; i < entries.length; i++) {
+    const size = entries.size(i);
+    if (size === 0 || entries.kind(i) !== 'file') continue;
+    const path = entries.path(i);
+    const parent = path.subarray(0, Math.max(path.lastIndexOf(0x2f), 0));
+    if (run === null || !parent.equals(run)) {
+      flush();
+      run = parent;
+      runBytes = 0;
+    }
+    runBytes += size;
   }
+  flush();
   const shown = (key: string) => show(Buffer.from('/' + key, 'latin1'));
   const sorted = [...perDir].filter(([k]) => k !== '').sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   const largest = sorted.slice(0, LARGEST).map(([k, bytes]) => ({ path: shown(k), bytes }));

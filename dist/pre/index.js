@@ -34199,6 +34199,7 @@ class entries_EntryTable {
      * is not copied again.
      */
     join(parent, name) {
+        // A string name is latin1: one char per byte (as readdir gives it with that encoding).
         const length = (parent ? parent.length + 1 : 0) + name.length;
         const { slab, start } = this.reserve(length);
         let at = start;
@@ -34207,7 +34208,10 @@ class entries_EntryTable {
             at += parent.length;
             slab[at++] = 0x2f; // '/'
         }
-        name.copy(slab, at);
+        if (typeof name === 'string')
+            slab.write(name, at, 'latin1');
+        else
+            name.copy(slab, at);
         return slab.subarray(start, start + length);
     }
     push(e) {
@@ -34304,6 +34308,9 @@ class entries_EntryTable {
         delete extra.linkGroup;
         this.extras.set(i, extra);
     }
+    setXattrs(i, xattrs) {
+        this.extras.set(i, { ...this.extras.get(i), xattrs });
+    }
     *[Symbol.iterator]() {
         for (let i = 0; i < this.length; i++)
             yield this.get(i);
@@ -34340,7 +34347,10 @@ var external_node_buffer_ = __nccwpck_require__(4573);
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
 ;// CONCATENATED MODULE: external "node:module"
 const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+// EXTERNAL MODULE: external "node:worker_threads"
+var external_node_worker_threads_ = __nccwpck_require__(5919);
 ;// CONCATENATED MODULE: ./src/walk/xattrs.ts
+
 
 
 
@@ -34366,7 +34376,8 @@ function loadBinding() {
     const candidates = [`./native/xattr.linux-${process.arch}-gnu.node`, '@napi-rs/xattr'];
     for (const candidate of candidates) {
         try {
-            return require(candidate);
+            const file = require.resolve(candidate);
+            return { binding: require(file), file };
         }
         catch {
             // try the next one
@@ -34374,7 +34385,15 @@ function loadBinding() {
     }
     return null;
 }
-let binding;
+let loaded;
+function getBinding(log) {
+    if (loaded === undefined) {
+        loaded = loadBinding();
+        if (!loaded)
+            log.warn(`no xattr support for ${process.platform}-${process.arch} in this build: extended attributes (file capabilities too) are not captured`);
+    }
+    return loaded;
+}
 /**
  * Reads every extended attribute of `path` without following a symlink (the native binding uses
  * llistxattr/lgetxattr). Returns undefined when there are none.
@@ -34383,43 +34402,169 @@ let binding;
  * be passed through it, so those few are read by `getfattr`, its path fed as raw bytes on stdin.
  */
 function xattrs_readXattrs(path, log) {
-    if (!(0,external_node_buffer_.isUtf8)(path))
+    if (!isUtf8(path))
         return readXattrsWithGetfattr(path);
     const text = path.toString('utf8');
-    if (binding === undefined) {
-        binding = loadBinding();
-        if (!binding)
-            log.warn(`no xattr support for ${process.platform}-${process.arch} in this build: extended attributes (file capabilities too) are not captured`);
-    }
+    const binding = getBinding(log)?.binding;
     if (!binding)
         return undefined;
+    return tidy(listAndGet(binding, text, tolerate));
+}
+/** Every name and value of `path`'s xattrs; `onError` decides about a failed call (throw, or skip). */
+function listAndGet(binding, path, onError) {
     let names;
     try {
-        names = binding.listAttributesSync(text);
+        names = binding.listAttributesSync(path);
     }
     catch (err) {
-        return tolerate(err);
+        onError(err);
+        return [];
     }
-    if (names.length === 0)
-        return undefined;
     const out = [];
     for (const name of names) {
-        if (SKIPPED.has(name))
-            continue;
         let value;
         try {
-            value = binding.getAttributeSync(text, name);
+            value = binding.getAttributeSync(path, name);
         }
         catch (err) {
-            tolerate(err);
+            onError(err);
             continue; // removed between list and get
         }
         if (value)
             out.push([name, Buffer.from(value)]);
     }
-    // By name, so the fingerprint and the tar header do not depend on the order the kernel lists them.
+    return out;
+}
+/** Host-only labels dropped, sorted by name (the fingerprint and the tar must not depend on the kernel's order). */
+function tidy(xattrs) {
+    const out = xattrs.filter(([name]) => !SKIPPED.has(name));
     out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return out.length ? out : undefined;
+}
+/** Paths per message to the xattr worker; a walk smaller than one batch reads them itself. */
+const BATCH = 2048;
+/**
+ * Reads the xattrs of a walk's entries on a worker thread, in batches, while the walk goes on: on the
+ * walk's own thread, two llistxattr calls per entry (the binding asks for the size first) were a
+ * quarter of a no-change re-snapshot. Results are keyed by entry index. An entry that vanished before
+ * its xattrs were read gets none: the writer notices it is gone when it reads it.
+ */
+class XattrReader {
+    log;
+    paths = [];
+    indices = [];
+    worker = null;
+    waiting = new Map();
+    sent = [];
+    failure = null;
+    found = new Map();
+    constructor(log) {
+        this.log = log;
+    }
+    add(index, path) {
+        if (!(0,external_node_buffer_.isUtf8)(path)) {
+            const xattrs = ignoreVanished(() => readXattrsWithGetfattr(path));
+            if (xattrs)
+                this.found.set(index, xattrs);
+            return;
+        }
+        this.indices.push(index);
+        this.paths.push(path.toString('utf8'));
+        if (this.paths.length >= BATCH)
+            this.send();
+    }
+    /** Every entry's xattrs (only those that have any), once all batches are back. */
+    async finish() {
+        try {
+            const loadedBinding = getBinding(this.log);
+            if (loadedBinding && this.paths.length && !this.worker) {
+                // A small walk: not worth a thread.
+                this.paths.forEach((p, k) => {
+                    const xattrs = ignoreVanished(() => tidy(listAndGet(loadedBinding.binding, p, tolerate)));
+                    if (xattrs)
+                        this.found.set(this.indices[k], xattrs);
+                });
+            }
+            else if (this.paths.length)
+                this.send();
+            await Promise.all(this.sent);
+            if (this.failure)
+                throw this.failure;
+            return this.found;
+        }
+        finally {
+            await this.worker?.terminate();
+        }
+    }
+    send() {
+        const paths = this.paths;
+        const indices = this.indices;
+        this.paths = [];
+        this.indices = [];
+        const worker = this.worker ?? this.start();
+        if (!worker)
+            return;
+        const id = this.sent.length;
+        this.sent.push(new Promise((resolve, reject) => this.waiting.set(id, { indices, resolve, reject })));
+        worker.postMessage({ id, paths });
+    }
+    start() {
+        const file = getBinding(this.log)?.file;
+        if (!file)
+            return null;
+        // The worker runs listAndGet itself (its compiled source): one definition of how xattrs are read.
+        const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      const binding = require(workerData.file);
+      const listAndGet = ${listAndGet.toString()};
+      parentPort.on('message', ({ id, paths }) => {
+        const found = [];
+        const failures = [];
+        paths.forEach((path, k) => {
+          const xattrs = listAndGet(binding, path, (err) => {
+            const errno = Number(/os error (\\d+)/.exec(String(err && err.message))?.[1]);
+            if (!workerData.ignored.includes(errno)) failures.push(path + ': ' + String(err && err.message));
+          });
+          if (xattrs.length) found.push([k, xattrs]);
+        });
+        parentPort.postMessage({ id, found, failures });
+      });`;
+        const worker = new external_node_worker_threads_.Worker(code, {
+            eval: true,
+            workerData: { file, ignored: [...TOLERATED_ERRNO, ...VANISHED_ERRNO] },
+        });
+        // Never what keeps the process alive: a failed walk ends without waiting on it.
+        worker.unref();
+        worker.on('message', (m) => {
+            const job = this.waiting.get(m.id);
+            this.waiting.delete(m.id);
+            for (const [k, xattrs] of m.found) {
+                const tidied = tidy(xattrs.map(([n, v]) => [n, Buffer.from(v.buffer, v.byteOffset, v.byteLength)]));
+                if (tidied)
+                    this.found.set(job.indices[k], tidied);
+            }
+            if (m.failures.length)
+                this.failure ??= new Error(`cannot read extended attributes: ${m.failures[0]}`);
+            job.resolve();
+        });
+        worker.on('error', (err) => {
+            for (const job of this.waiting.values())
+                job.reject(err);
+            this.waiting.clear();
+        });
+        this.worker = worker;
+        return worker;
+    }
+}
+function ignoreVanished(read) {
+    try {
+        return read();
+    }
+    catch (err) {
+        if (err instanceof VanishedError)
+            return undefined;
+        throw err;
+    }
 }
 function tolerate(err) {
     const errno = Number(/os error (\d+)/.exec(String(err?.message))?.[1]);
@@ -34460,7 +34605,7 @@ function readXattrsWithGetfattr(path) {
 
 
 const SLASH = Buffer.from('/');
-const WHITEOUT_PREFIX = Buffer.from('.wh.');
+const WHITEOUT_PREFIX = '.wh.';
 class WhiteoutNameError extends Error {
 }
 /** Entries between two yields to the event loop (timers, progress lines) during the walk. */
@@ -34483,11 +34628,16 @@ async function walk_walk(opts) {
     const unreadable = [];
     const mayRead = readPermission();
     const { filter, log } = opts;
+    const xattrs = new XattrReader(log);
     const absolute = (rel) => rootBuf.length === 1 ? Buffer.concat([SLASH, rel]) : Buffer.concat([rootBuf, SLASH, rel]);
-    async function visitDir(rel, mode) {
+    /**
+     * Names are read as latin1 strings, one char per byte: any byte sequence survives, sorting them
+     * compares bytes, and the filter's key is a string concatenation, not a conversion per entry.
+     */
+    async function visitDir(rel, key, mode) {
         let names;
         try {
-            names = (0,external_node_fs_namespaceObject.readdirSync)(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' });
+            names = (0,external_node_fs_namespaceObject.readdirSync)(rel ? absolute(rel) : rootBuf, { encoding: 'latin1' });
         }
         catch (err) {
             const code = err.code;
@@ -34506,9 +34656,10 @@ async function walk_walk(opts) {
                 log.warn(`cannot list ${log_show(absolute(rel))}: ${code ?? err}; captured as an empty directory`);
             return;
         }
-        names.sort(Buffer.compare);
+        names.sort();
+        const prefix = key === '/' ? '/' : key + '/';
         for (const name of names) {
-            await visitEntry(entries.join(rel, name), name, mode);
+            await visitEntry(entries.join(rel, name), prefix + name, name, mode);
             if (++sinceYield >= YIELD_EVERY) {
                 sinceYield = 0;
                 await (0,external_node_timers_promises_namespaceObject.setImmediate)();
@@ -34516,10 +34667,9 @@ async function walk_walk(opts) {
         }
     }
     /** Adds the entry, then (for a directory) its contents: depth-first, parents before children. */
-    async function visitEntry(rel, name, mode) {
+    async function visitEntry(rel, key, name, mode) {
         if (opts.counters)
             opts.counters.entries++;
-        const key = '/' + rel.toString('latin1');
         const included = filter.included(key);
         const rule = included ? null : filter.classify(key);
         if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key))
@@ -34552,7 +34702,7 @@ async function walk_walk(opts) {
             sockets.push(rel);
             return;
         }
-        if (name.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)) {
+        if (name.startsWith(WHITEOUT_PREFIX)) {
             throw new WhiteoutNameError(`${log_show(abs)} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
         }
         let entry;
@@ -34560,7 +34710,7 @@ async function walk_walk(opts) {
             entry = toEntry(rel, abs, st);
         }
         catch (err) {
-            if (err instanceof VanishedError || isGone(err)) {
+            if (isGone(err)) {
                 log.warn(`${log_show(abs)} changed while it was walked; left out`);
                 return;
             }
@@ -34575,8 +34725,9 @@ async function walk_walk(opts) {
         if (entry.kind === 'file' && !mayRead(entry))
             unreadable.push(rel);
         entries.push(entry);
+        xattrs.add(entries.length - 1, abs);
         if (isDir && childMode)
-            await visitDir(rel, childMode);
+            await visitDir(rel, key, childMode);
     }
     function toEntry(rel, abs, st) {
         const { sec, nsec } = splitNs(st.mtimeNs);
@@ -34605,12 +34756,11 @@ async function walk_walk(opts) {
             entry.devMajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
             entry.devMinor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
         }
-        const xattrs = xattrs_readXattrs(abs, log);
-        if (xattrs)
-            entry.xattrs = xattrs;
         return entry;
     }
-    await visitDir(null, 'normal');
+    await visitDir(null, '/', 'normal');
+    for (const [i, found] of await xattrs.finish())
+        entries.setXattrs(i, found);
     return { entries, excluded, sockets, unreadable };
 }
 const READS_ALL = () => true;
@@ -34907,11 +35057,14 @@ async function readSwapFiles(path = '/proc/swaps') {
 
 // EXTERNAL MODULE: external "node:util"
 var external_node_util_ = __nccwpck_require__(7975);
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
 // EXTERNAL MODULE: external "node:zlib"
 var external_node_zlib_ = __nccwpck_require__(8522);
 var external_node_zlib_default = /*#__PURE__*/__nccwpck_require__.n(external_node_zlib_);
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: ./src/image/oci.ts
 /** OCI image-spec v1.1 types and media types: plain data, no IO. */
 const MediaType = {
@@ -34933,7 +35086,43 @@ const Annotation = {
     baseDigest: 'org.opencontainers.image.base.digest',
 };
 
+;// CONCATENATED MODULE: ./src/util/limit.ts
+/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
+function limiter(n) {
+    let active = 0;
+    // A queue read from `head`: Array#shift copies the array, which is quadratic over a long queue.
+    let queue = [];
+    let head = 0;
+    const next = () => {
+        if (active >= n || head >= queue.length)
+            return;
+        const start = queue[head];
+        // Let go of it now: a started job's closure holds what the job works on (a 1 MiB block, say).
+        queue[head++] = null;
+        if (head > 1024 && head * 2 > queue.length) {
+            queue = queue.slice(head);
+            head = 0;
+        }
+        active++;
+        start();
+    };
+    return (job) => new Promise((resolve, reject) => {
+        queue.push(() => {
+            job()
+                .then(resolve, reject)
+                .finally(() => {
+                active--;
+                next();
+            });
+        });
+        next();
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/layer/compress.ts
+
+
+
 
 
 
@@ -34953,22 +35142,140 @@ const LAYER_MEDIA_TYPE = {
 function zstdAvailable() {
     return typeof (external_node_zlib_default()).createZstdCompress === 'function';
 }
-/** A compressing stream; zlib streams run on the libuv pool, so two layers use both cores. */
+/**
+ * A compressing stream. gzip and zstd cut the stream into blocks compressed side by side on the libuv
+ * pool (one per core at most, across every layer), so a single layer keeps every core busy.
+ */
 function compressor(kind, level) {
-    // 1 MiB in and out per call: against 256 KiB, zstd-3 took 12 % less time and gzip-1 5 % less on a
-    // 0.7 GB tar (Node 24); the per-call overhead of the pool hop is what shrinks.
-    const chunkSize = 1024 * 1024;
     switch (kind) {
         case 'gzip':
-            return zlib.createGzip({ level, chunkSize });
-        case 'zstd': {
-            const z = zlib;
+            return new BlockCompressor(gzipBlocks(level));
+        case 'zstd':
             if (!zstdAvailable())
                 throw new Error('zstd compression needs Node.js 22.15 or newer (the action runs on node24)');
-            return z.createZstdCompress({ chunkSize, params: { [z.constants.ZSTD_c_compressionLevel]: level } });
-        }
+            return new BlockCompressor(zstdFrames(level));
         case 'none':
-            return new PassThrough({ highWaterMark: chunkSize });
+            return new PassThrough({ highWaterMark: 1024 * 1024 });
+    }
+}
+const deflateRaw = (0,external_node_util_.promisify)((external_node_zlib_default()).deflateRaw);
+/** Deflate looks back at most 32 KiB: each block is primed with that much of the one before it. */
+const WINDOW = (/* unused pure expression or super */ null && (32 * 1024));
+/**
+ * gzip as pigz writes it: 1 MiB blocks, each deflated with the 32 KiB before it as its dictionary
+ * and ended by a sync flush, so the raw deflate outputs concatenate into one stream that the last
+ * block finishes; one ordinary gzip member that every reader reads. On a 0.7 GB tar: 9.1 s against
+ * 15.2 s for one zlib stream and 9.5 s for `pigz -p2`, at the same size and less CPU than either.
+ */
+function gzipBlocks(level) {
+    const blockSize = 1024 * 1024;
+    let crc = 0;
+    let length = 0;
+    return {
+        blockSize,
+        // RFC 1952 header as zlib writes it: no name, no mtime; XFL says "fastest" or "best"; OS Unix.
+        header: Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level === 1 ? 4 : level === 9 ? 2 : 0, 3]),
+        observe(block) {
+            crc = zlib.crc32(block, crc);
+            length += block.length;
+        },
+        window: WINDOW,
+        compress: (block, before, last) => deflateRaw(block, {
+            level,
+            ...(before.length ? { dictionary: before } : {}),
+            finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+            // Room for the whole output even when nothing compresses: one pool round trip per block
+            // (16 KiB outputs made 30 of them, and cost a fifth more CPU).
+            chunkSize: blockSize + 64 * 1024,
+        }),
+        trailer() {
+            const t = Buffer.alloc(8);
+            t.writeUInt32LE(crc >>> 0, 0);
+            t.writeUInt32LE(length % 2 ** 32, 4);
+            return t;
+        },
+    };
+}
+/**
+ * zstd as independent 8 MiB frames, one after another: a stream of several frames is a valid zstd
+ * stream (RFC 8878, 3.1) that every decoder reads, containerd's and `zstd -d` alike. On 300 MB of a
+ * rootfs tar (Node 24): 2.3 s against 4.8 s for one stream, 0.1 % larger.
+ */
+function zstdFrames(level) {
+    const z = zlib;
+    const zstdCompress = promisify(z.zstdCompress);
+    const blockSize = 8 * 1024 * 1024;
+    return {
+        blockSize,
+        header: Buffer.alloc(0),
+        window: 0,
+        compress: (block) => zstdCompress(block, {
+            params: { [z.constants.ZSTD_c_compressionLevel]: level },
+            chunkSize: blockSize + 64 * 1024,
+        }),
+        trailer: () => Buffer.alloc(0),
+    };
+}
+/** Blocks compressed at once across every layer: one per core (more only queue up on the pool). */
+const compressing = limiter(external_node_os_default().availableParallelism());
+/**
+ * Cuts a stream into the codec's blocks, compresses up to one per core at a time, and passes the
+ * results on in order. The bytes depend only on the input, the codec and the level (never on how the
+ * input arrived or which block finished first), so layers stay reproducible.
+ */
+class BlockCompressor extends external_node_stream_.Transform {
+    codec;
+    held = [];
+    heldBytes = 0;
+    before = Buffer.alloc(0);
+    inFlight = [];
+    constructor(codec) {
+        super({ readableHighWaterMark: codec.blockSize });
+        this.codec = codec;
+        if (codec.header.length)
+            this.push(codec.header);
+    }
+    _transform(chunk, _enc, done) {
+        this.held.push(chunk);
+        this.heldBytes += chunk.length;
+        this.drain(false).then(() => done(), done);
+    }
+    _flush(done) {
+        this.drain(true).then(() => {
+            this.push(this.codec.trailer());
+            done();
+        }, done);
+    }
+    /** Starts every whole block held (at the end: the rest, as the last block, even if empty). */
+    async drain(end) {
+        const size = this.codec.blockSize;
+        while (this.heldBytes > size || (!end && this.heldBytes === size)) {
+            const all = this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes);
+            const rest = all.subarray(size);
+            this.held = rest.length ? [rest] : [];
+            this.heldBytes = rest.length;
+            await this.start(all.subarray(0, size), false);
+        }
+        if (!end)
+            return;
+        await this.start(Buffer.concat(this.held, this.heldBytes), true);
+        this.held = [];
+        this.heldBytes = 0;
+        while (this.inFlight.length)
+            this.push(await this.inFlight.shift());
+    }
+    /** Queues a block; once one per core is in flight, waits for the oldest and passes it on. */
+    async start(block, last) {
+        this.codec.observe?.(block);
+        const before = this.before;
+        // A copy: a view would keep the whole input buffer it came from alive.
+        if (this.codec.window)
+            this.before = Buffer.from(block.subarray(-this.codec.window));
+        const job = compressing(() => this.codec.compress(block, before, last));
+        job.catch(() => { }); // awaited in order below; a rejection is reported there
+        this.inFlight.push(job);
+        if (this.inFlight.length >= external_node_os_default().availableParallelism())
+            this.push(await this.inFlight.shift());
     }
 }
 
@@ -35531,7 +35838,7 @@ class Filter {
             pattern,
             test: matcher([pattern]),
         }));
-        this.includeTest = opts.include.length ? matcher(opts.include) : () => false;
+        this.includeTest = opts.include.length ? matcher(opts.include) : null;
         this.includeGlobs = opts.include.map((p) => {
             const scan = picomatch_default().scan(relativePattern(p));
             return { base: scan.base ? '/' + scan.base : '/', isGlob: scan.isGlob };
@@ -35542,18 +35849,18 @@ class Filter {
         const rule = this.exact.get(key);
         if (rule)
             return rule;
-        if (this.excludeMatchers.length === 0 && !this.secrets)
-            return null;
-        const text = latin1KeyToText(key);
-        for (const m of this.excludeMatchers) {
-            if (m.test(text))
-                return { action: 'drop', reason: `exclude: ${m.pattern}` };
+        if (this.excludeMatchers.length) {
+            const text = latin1KeyToText(key);
+            for (const m of this.excludeMatchers) {
+                if (m.test(text))
+                    return { action: 'drop', reason: `exclude: ${m.pattern}` };
+            }
         }
-        const secret = this.secrets?.match(key, text);
+        const secret = this.secrets?.match(key);
         return secret ? { action: 'drop', reason: `credentials: ${secret}`, warn: true } : null;
     }
     included(key) {
-        return this.includeTest(latin1KeyToText(key));
+        return this.includeTest !== null && this.includeTest(latin1KeyToText(key));
     }
     /**
      * True when some include glob may match below this directory, so it must be walked after all: the
@@ -35591,6 +35898,7 @@ function latin1KeyToText(key) {
 }
 
 ;// CONCATENATED MODULE: ./src/walk/secrets.ts
+
 
 
 
@@ -35643,12 +35951,13 @@ class SecretFiles {
         this.names.add('credentials').add('credentials.toml');
         this.prefixes = last.filter((n) => n.endsWith('*')).map((n) => n.slice(0, -1));
     }
-    /** The secret this path holds, if any. `key` is `/`-rooted, `text` its UTF-8 reading. */
-    match(key, text) {
-        const name = text.slice(text.lastIndexOf('/') + 1);
+    /** The secret this path holds, if any. `key` is `/`-rooted, a latin1 string of the path's bytes. */
+    match(key) {
+        // The names are ASCII: matched on the bytes, before the (rarely needed) UTF-8 reading is made.
+        const name = key.slice(key.lastIndexOf('/') + 1);
         if (!this.names.has(name) && !this.prefixes.some((p) => name.startsWith(p)))
             return null;
-        const rel = text.slice(1);
+        const rel = latin1KeyToText(key).slice(1);
         for (const rule of this.rules) {
             if (!rule.test(rel))
                 continue;
@@ -35707,8 +36016,12 @@ const CONFIG = Buffer.from('config');
 async function scrubGitConfigs(entries, root, log, onSecret) {
     const rootBuf = Buffer.from(root.replace(/\/+$/, ''));
     for (let i = 0; i < entries.length; i++) {
+        if (entries.kind(i) !== 'file')
+            continue;
         const p = entries.path(i);
-        if (entries.kind(i) !== 'file' || !p.subarray(-CONFIG.length).equals(CONFIG) || !isGitConfig(p))
+        if (p.length < CONFIG.length || p.compare(CONFIG, 0, CONFIG.length, p.length - CONFIG.length) !== 0)
+            continue;
+        if (!isGitConfig(p))
             continue;
         const abs = Buffer.concat([rootBuf, Buffer.from('/'), p]);
         // latin1 both ways: every byte of the file comes back as it was, UTF-8 or not.
@@ -35988,9 +36301,6 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
     return { entries: groupWhiteouts(selected(), deletions, []), changed, deleted: deletions.length };
 }
 
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
 ;// CONCATENATED MODULE: ./src/registry/layer-cache.ts
 
 

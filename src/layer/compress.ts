@@ -1,6 +1,9 @@
+import os from 'node:os';
+import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { PassThrough, type Transform } from 'node:stream';
 import { MediaType } from '../image/oci.js';
+import { limiter } from '../util/limit.js';
 
 export type Compression = 'gzip' | 'zstd' | 'none';
 
@@ -23,24 +26,161 @@ export function zstdAvailable(): boolean {
   return typeof (zlib as { createZstdCompress?: unknown }).createZstdCompress === 'function';
 }
 
-/** A compressing stream; zlib streams run on the libuv pool, so two layers use both cores. */
+/**
+ * A compressing stream. gzip and zstd cut the stream into blocks compressed side by side on the libuv
+ * pool (one per core at most, across every layer), so a single layer keeps every core busy.
+ */
 export function compressor(kind: Compression, level: number): Transform {
-  // 1 MiB in and out per call: against 256 KiB, zstd-3 took 12 % less time and gzip-1 5 % less on a
-  // 0.7 GB tar (Node 24); the per-call overhead of the pool hop is what shrinks.
-  const chunkSize = 1024 * 1024;
   switch (kind) {
     case 'gzip':
-      return zlib.createGzip({ level, chunkSize });
-    case 'zstd': {
-      const z = zlib as unknown as {
-        createZstdCompress(o: object): Transform;
-        constants: Record<string, number>;
-      };
+      return new BlockCompressor(gzipBlocks(level));
+    case 'zstd':
       if (!zstdAvailable())
         throw new Error('zstd compression needs Node.js 22.15 or newer (the action runs on node24)');
-      return z.createZstdCompress({ chunkSize, params: { [z.constants.ZSTD_c_compressionLevel]: level } });
-    }
+      return new BlockCompressor(zstdFrames(level));
     case 'none':
-      return new PassThrough({ highWaterMark: chunkSize });
+      return new PassThrough({ highWaterMark: 1024 * 1024 });
+  }
+}
+
+/** How a format compresses a stream block by block. */
+interface BlockCodec {
+  /** Input bytes per block (the last may be shorter, even empty). */
+  blockSize: number;
+  header: Buffer;
+  /** How many bytes before a block its compression may refer back to (0: blocks stand alone). */
+  window: number;
+  /** Compresses one block; `before` holds the `window` bytes before it (empty for the first). */
+  compress(block: Buffer, before: Buffer, last: boolean): Promise<Buffer>;
+  /** Sees every block, in order, before it is compressed. */
+  observe?(block: Buffer): void;
+  trailer(): Buffer;
+}
+
+const deflateRaw = promisify(zlib.deflateRaw);
+/** Deflate looks back at most 32 KiB: each block is primed with that much of the one before it. */
+const WINDOW = 32 * 1024;
+
+/**
+ * gzip as pigz writes it: 1 MiB blocks, each deflated with the 32 KiB before it as its dictionary
+ * and ended by a sync flush, so the raw deflate outputs concatenate into one stream that the last
+ * block finishes; one ordinary gzip member that every reader reads. On a 0.7 GB tar: 9.1 s against
+ * 15.2 s for one zlib stream and 9.5 s for `pigz -p2`, at the same size and less CPU than either.
+ */
+function gzipBlocks(level: number): BlockCodec {
+  const blockSize = 1024 * 1024;
+  let crc = 0;
+  let length = 0;
+  return {
+    blockSize,
+    // RFC 1952 header as zlib writes it: no name, no mtime; XFL says "fastest" or "best"; OS Unix.
+    header: Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level === 1 ? 4 : level === 9 ? 2 : 0, 3]),
+    observe(block) {
+      crc = zlib.crc32(block, crc);
+      length += block.length;
+    },
+    window: WINDOW,
+    compress: (block, before, last) =>
+      deflateRaw(block, {
+        level,
+        ...(before.length ? { dictionary: before } : {}),
+        finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+        // Room for the whole output even when nothing compresses: one pool round trip per block
+        // (16 KiB outputs made 30 of them, and cost a fifth more CPU).
+        chunkSize: blockSize + 64 * 1024,
+      }),
+    trailer() {
+      const t = Buffer.alloc(8);
+      t.writeUInt32LE(crc >>> 0, 0);
+      t.writeUInt32LE(length % 2 ** 32, 4);
+      return t;
+    },
+  };
+}
+
+/**
+ * zstd as independent 8 MiB frames, one after another: a stream of several frames is a valid zstd
+ * stream (RFC 8878, 3.1) that every decoder reads, containerd's and `zstd -d` alike. On 300 MB of a
+ * rootfs tar (Node 24): 2.3 s against 4.8 s for one stream, 0.1 % larger.
+ */
+function zstdFrames(level: number): BlockCodec {
+  const z = zlib as unknown as {
+    zstdCompress(b: Buffer, o: object, cb: (err: Error | null, out: Buffer) => void): void;
+    constants: Record<string, number>;
+  };
+  const zstdCompress = promisify(z.zstdCompress);
+  const blockSize = 8 * 1024 * 1024;
+  return {
+    blockSize,
+    header: Buffer.alloc(0),
+    window: 0,
+    compress: (block) =>
+      zstdCompress(block, {
+        params: { [z.constants.ZSTD_c_compressionLevel]: level },
+        chunkSize: blockSize + 64 * 1024,
+      }),
+    trailer: () => Buffer.alloc(0),
+  };
+}
+
+/** Blocks compressed at once across every layer: one per core (more only queue up on the pool). */
+const compressing = limiter(os.availableParallelism());
+
+/**
+ * Cuts a stream into the codec's blocks, compresses up to one per core at a time, and passes the
+ * results on in order. The bytes depend only on the input, the codec and the level (never on how the
+ * input arrived or which block finished first), so layers stay reproducible.
+ */
+class BlockCompressor extends Transform {
+  private held: Buffer[] = [];
+  private heldBytes = 0;
+  private before = Buffer.alloc(0);
+  private readonly inFlight: Array<Promise<Buffer>> = [];
+
+  constructor(private readonly codec: BlockCodec) {
+    super({ readableHighWaterMark: codec.blockSize });
+    if (codec.header.length) this.push(codec.header);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.held.push(chunk);
+    this.heldBytes += chunk.length;
+    this.drain(false).then(() => done(), done);
+  }
+
+  override _flush(done: TransformCallback): void {
+    this.drain(true).then(() => {
+      this.push(this.codec.trailer());
+      done();
+    }, done);
+  }
+
+  /** Starts every whole block held (at the end: the rest, as the last block, even if empty). */
+  private async drain(end: boolean): Promise<void> {
+    const size = this.codec.blockSize;
+    while (this.heldBytes > size || (!end && this.heldBytes === size)) {
+      const all = this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes);
+      const rest = all.subarray(size);
+      this.held = rest.length ? [rest] : [];
+      this.heldBytes = rest.length;
+      await this.start(all.subarray(0, size), false);
+    }
+    if (!end) return;
+    await this.start(Buffer.concat(this.held, this.heldBytes), true);
+    this.held = [];
+    this.heldBytes = 0;
+    while (this.inFlight.length) this.push(await this.inFlight.shift()!);
+  }
+
+  /** Queues a block; once one per core is in flight, waits for the oldest and passes it on. */
+  private async start(block: Buffer, last: boolean): Promise<void> {
+    this.codec.observe?.(block);
+    const before = this.before;
+    // A copy: a view would keep the whole input buffer it came from alive.
+    if (this.codec.window) this.before = Buffer.from(block.subarray(-this.codec.window));
+    const job = compressing(() => this.codec.compress(block, before, last));
+    job.catch(() => {}); // awaited in order below; a rejection is reported there
+    this.inFlight.push(job);
+    if (this.inFlight.length >= os.availableParallelism()) this.push(await this.inFlight.shift()!);
   }
 }

@@ -26,6 +26,11 @@ interface Existing {
   digest: string;
   created?: Date;
   layers: Map<string, NewLayer>;
+  /**
+   * Every blob its manifest references (config and layers): in the repository without asking, since
+   * a registry accepts a manifest only once its blobs are there and keeps what a manifest references.
+   */
+  blobs: Set<string>;
 }
 
 /**
@@ -87,7 +92,13 @@ export class RegistryDestination {
         });
     });
     const created = config?.created ?? manifest.annotations?.['org.opencontainers.image.created'];
-    this.existing = { digest: fetched.digest, created: created ? new Date(created) : undefined, layers };
+    const blobs = new Set([manifest.config.digest, ...manifest.layers.map((d) => d.digest)]);
+    this.existing = {
+      digest: fetched.digest,
+      created: created ? new Date(created) : undefined,
+      layers,
+      blobs,
+    };
   }
 
   /** With `max-age`: the digest at the first tag when that image is younger than `maxAgeMs`. */
@@ -109,7 +120,7 @@ export class RegistryDestination {
     if (!layer) return undefined;
     const digest = layer.descriptor.digest;
     let how: 'already there' | 'mounted' = 'already there';
-    if (await this.repo.exists(digest)) {
+    if (await this.exists(digest)) {
       this.repo.counts.present++;
     } else {
       const registry = this.targets[0].registry;
@@ -156,6 +167,11 @@ export class RegistryDestination {
     );
   }
 
+  /** Whether the repository holds a blob; one the tag's image references is known without a request. */
+  async exists(digest: string): Promise<boolean> {
+    return this.existing?.blobs.has(digest) || (await this.repo.exists(digest));
+  }
+
   /** Notes a layer written by this push, for the cache. */
   wrote(fingerprint: string, layer: NewLayer): void {
     this.written.set(fingerprint, layer);
@@ -166,7 +182,8 @@ export class RegistryDestination {
   }
 
   async finish(image: BuiltImage): Promise<void> {
-    await this.repo.putBuffer(image.config.descriptor, image.config.bytes);
+    if (this.existing?.blobs.has(image.config.descriptor.digest)) this.repo.counts.present++;
+    else await this.repo.putBuffer(image.config.descriptor, image.config.bytes);
     for (const t of this.targets) {
       await putManifest(this.repo, t.tag!, image.manifest.bytes, image.manifest.descriptor.mediaType);
       this.log.info(`pushed ${format(t)}`);

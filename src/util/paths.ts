@@ -2,7 +2,11 @@
 
 /** True when `child` lies below the directory `dir`. */
 export function isInside(child: Buffer, dir: Buffer): boolean {
-  return child.length > dir.length && child[dir.length] === 0x2f && child.subarray(0, dir.length).equals(dir);
+  return (
+    child.length > dir.length &&
+    child[dir.length] === 0x2f &&
+    child.compare(dir, 0, dir.length, 0, dir.length) === 0
+  );
 }
 
 /** The parent directory (empty for a top-level entry). */

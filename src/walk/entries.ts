@@ -85,7 +85,8 @@ export class EntryTable implements Iterable<Entry> {
    * `parent/name` (or `name` at the top) in the table's path slabs. A path made here and then pushed
    * is not copied again.
    */
-  join(parent: Buffer | null, name: Buffer): Buffer {
+  join(parent: Buffer | null, name: Buffer | string): Buffer {
+    // A string name is latin1: one char per byte (as readdir gives it with that encoding).
     const length = (parent ? parent.length + 1 : 0) + name.length;
     const { slab, start } = this.reserve(length);
     let at = start;
@@ -94,7 +95,8 @@ export class EntryTable implements Iterable<Entry> {
       at += parent.length;
       slab[at++] = 0x2f; // '/'
     }
-    name.copy(slab, at);
+    if (typeof name === 'string') slab.write(name, at, 'latin1');
+    else name.copy(slab, at);
     return slab.subarray(start, start + length);
   }
 
@@ -190,6 +192,10 @@ export class EntryTable implements Iterable<Entry> {
     const extra = { ...this.extras.get(i), content };
     delete extra.linkGroup;
     this.extras.set(i, extra);
+  }
+
+  setXattrs(i: number, xattrs: Xattrs): void {
+    this.extras.set(i, { ...this.extras.get(i), xattrs });
   }
 
   *[Symbol.iterator](): Iterator<Entry> {

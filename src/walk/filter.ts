@@ -43,7 +43,7 @@ export class Filter {
   /** Exact paths (as latin1 strings of their bytes, `/`-rooted) with a default rule. */
   private readonly exact = new Map<string, Rule>();
   private readonly excludeMatchers: Array<{ pattern: string; test: (p: string) => boolean }>;
-  private readonly includeTest: (p: string) => boolean;
+  private readonly includeTest: ((p: string) => boolean) | null;
   /** Static directory parts of the include globs: the walk must reach them through excluded parents. */
   private readonly includeGlobs: Array<{ base: string; isGlob: boolean }>;
   private readonly secrets?: SecretFiles;
@@ -86,7 +86,7 @@ export class Filter {
       pattern,
       test: matcher([pattern]),
     }));
-    this.includeTest = opts.include.length ? matcher(opts.include) : () => false;
+    this.includeTest = opts.include.length ? matcher(opts.include) : null;
     this.includeGlobs = opts.include.map((p) => {
       const scan = picomatch.scan(relativePattern(p));
       return { base: scan.base ? '/' + scan.base : '/', isGlob: scan.isGlob };
@@ -97,17 +97,18 @@ export class Filter {
   classify(key: string): Rule | null {
     const rule = this.exact.get(key);
     if (rule) return rule;
-    if (this.excludeMatchers.length === 0 && !this.secrets) return null;
-    const text = latin1KeyToText(key);
-    for (const m of this.excludeMatchers) {
-      if (m.test(text)) return { action: 'drop', reason: `exclude: ${m.pattern}` };
+    if (this.excludeMatchers.length) {
+      const text = latin1KeyToText(key);
+      for (const m of this.excludeMatchers) {
+        if (m.test(text)) return { action: 'drop', reason: `exclude: ${m.pattern}` };
+      }
     }
-    const secret = this.secrets?.match(key, text);
+    const secret = this.secrets?.match(key);
     return secret ? { action: 'drop', reason: `credentials: ${secret}`, warn: true } : null;
   }
 
   included(key: string): boolean {
-    return this.includeTest(latin1KeyToText(key));
+    return this.includeTest !== null && this.includeTest(latin1KeyToText(key));
   }
 
   /**
@@ -146,6 +147,6 @@ function matcher(patterns: string[]): (text: string) => boolean {
 }
 
 /** Globs are text: match against the UTF-8 reading of the name (invalid bytes become U+FFFD). */
-function latin1KeyToText(key: string): string {
+export function latin1KeyToText(key: string): string {
   return Buffer.from(key, 'latin1').toString('utf8');
 }

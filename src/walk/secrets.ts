@@ -4,6 +4,7 @@ import path from 'node:path';
 import picomatch from 'picomatch';
 import { show, type Logger } from '../log.js';
 import type { EntryTable } from './entries.js';
+import { latin1KeyToText } from './filter.js';
 
 /**
  * Credentials a CI sandbox accumulates (logins, tokens, keys) that must not be baked into an image a
@@ -72,11 +73,12 @@ export class SecretFiles {
     this.prefixes = last.filter((n) => n.endsWith('*')).map((n) => n.slice(0, -1));
   }
 
-  /** The secret this path holds, if any. `key` is `/`-rooted, `text` its UTF-8 reading. */
-  match(key: string, text: string): string | null {
-    const name = text.slice(text.lastIndexOf('/') + 1);
+  /** The secret this path holds, if any. `key` is `/`-rooted, a latin1 string of the path's bytes. */
+  match(key: string): string | null {
+    // The names are ASCII: matched on the bytes, before the (rarely needed) UTF-8 reading is made.
+    const name = key.slice(key.lastIndexOf('/') + 1);
     if (!this.names.has(name) && !this.prefixes.some((p) => name.startsWith(p))) return null;
-    const rel = text.slice(1);
+    const rel = latin1KeyToText(key).slice(1);
     for (const rule of this.rules) {
       if (!rule.test(rel)) continue;
       if (rule.holds && !this.contentMatches(key, rule.holds)) continue;
@@ -143,8 +145,11 @@ export async function scrubGitConfigs(
 ): Promise<void> {
   const rootBuf = Buffer.from(root.replace(/\/+$/, ''));
   for (let i = 0; i < entries.length; i++) {
+    if (entries.kind(i) !== 'file') continue;
     const p = entries.path(i);
-    if (entries.kind(i) !== 'file' || !p.subarray(-CONFIG.length).equals(CONFIG) || !isGitConfig(p)) continue;
+    if (p.length < CONFIG.length || p.compare(CONFIG, 0, CONFIG.length, p.length - CONFIG.length) !== 0)
+      continue;
+    if (!isGitConfig(p)) continue;
     const abs = Buffer.concat([rootBuf, Buffer.from('/'), p]);
     // latin1 both ways: every byte of the file comes back as it was, UTF-8 or not.
     const text = await readFile(abs, 'latin1').catch(() => null);

@@ -3,7 +3,7 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { show, type Logger } from '../log.js';
 import type { Filter } from './filter.js';
 import { EntryTable, type Entry, type Kind } from './entries.js';
-import { readXattrs, VanishedError } from './xattrs.js';
+import { XattrReader } from './xattrs.js';
 
 export interface Exclusion {
   path: Buffer;
@@ -35,7 +35,7 @@ export interface WalkOptions {
 type Mode = 'normal' | 'includeOnly';
 
 const SLASH = Buffer.from('/');
-const WHITEOUT_PREFIX = Buffer.from('.wh.');
+const WHITEOUT_PREFIX = '.wh.';
 
 export class WhiteoutNameError extends Error {}
 
@@ -60,14 +60,19 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   const unreadable: Buffer[] = [];
   const mayRead = readPermission();
   const { filter, log } = opts;
+  const xattrs = new XattrReader(log);
 
   const absolute = (rel: Buffer) =>
     rootBuf.length === 1 ? Buffer.concat([SLASH, rel]) : Buffer.concat([rootBuf, SLASH, rel]);
 
-  async function visitDir(rel: Buffer | null, mode: Mode): Promise<void> {
-    let names: Buffer[];
+  /**
+   * Names are read as latin1 strings, one char per byte: any byte sequence survives, sorting them
+   * compares bytes, and the filter's key is a string concatenation, not a conversion per entry.
+   */
+  async function visitDir(rel: Buffer | null, key: string, mode: Mode): Promise<void> {
+    let names: string[];
     try {
-      names = readdirSync(rel ? absolute(rel) : rootBuf, { encoding: 'buffer' });
+      names = readdirSync(rel ? absolute(rel) : rootBuf, { encoding: 'latin1' });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
@@ -83,9 +88,10 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
         log.warn(`cannot list ${show(absolute(rel))}: ${code ?? err}; captured as an empty directory`);
       return;
     }
-    names.sort(Buffer.compare);
+    names.sort();
+    const prefix = key === '/' ? '/' : key + '/';
     for (const name of names) {
-      await visitEntry(entries.join(rel, name), name, mode);
+      await visitEntry(entries.join(rel, name), prefix + name, name, mode);
       if (++sinceYield >= YIELD_EVERY) {
         sinceYield = 0;
         await yieldToEventLoop();
@@ -94,9 +100,8 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   }
 
   /** Adds the entry, then (for a directory) its contents: depth-first, parents before children. */
-  async function visitEntry(rel: Buffer, name: Buffer, mode: Mode): Promise<void> {
+  async function visitEntry(rel: Buffer, key: string, name: string, mode: Mode): Promise<void> {
     if (opts.counters) opts.counters.entries++;
-    const key = '/' + rel.toString('latin1');
     const included = filter.included(key);
     const rule = included ? null : filter.classify(key);
     if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key)) return;
@@ -127,7 +132,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       sockets.push(rel);
       return;
     }
-    if (name.subarray(0, WHITEOUT_PREFIX.length).equals(WHITEOUT_PREFIX)) {
+    if (name.startsWith(WHITEOUT_PREFIX)) {
       throw new WhiteoutNameError(
         `${show(abs)} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`,
       );
@@ -136,7 +141,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     try {
       entry = toEntry(rel, abs, st);
     } catch (err) {
-      if (err instanceof VanishedError || isGone(err)) {
+      if (isGone(err)) {
         log.warn(`${show(abs)} changed while it was walked; left out`);
         return;
       }
@@ -152,7 +157,8 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     }
     if (entry.kind === 'file' && !mayRead(entry)) unreadable.push(rel);
     entries.push(entry);
-    if (isDir && childMode) await visitDir(rel, childMode);
+    xattrs.add(entries.length - 1, abs);
+    if (isDir && childMode) await visitDir(rel, key, childMode);
   }
 
   function toEntry(rel: Buffer, abs: Buffer, st: BigIntStats): Entry {
@@ -180,12 +186,11 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       entry.devMajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
       entry.devMinor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
     }
-    const xattrs = readXattrs(abs, log);
-    if (xattrs) entry.xattrs = xattrs;
     return entry;
   }
 
-  await visitDir(null, 'normal');
+  await visitDir(null, '/', 'normal');
+  for (const [i, found] of await xattrs.finish()) entries.setXattrs(i, found);
   return { entries, excluded, sockets, unreadable };
 }
 

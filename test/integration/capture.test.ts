@@ -86,6 +86,35 @@ describe('runtimes', () => {
     expect(diffTrees(src, out)).toEqual([]);
   });
 
+  it('layers of many compression blocks decode with the zstd and gzip commands to their diff IDs', async () => {
+    // 24 MiB in one layer: three 8 MiB zstd frames, 24 gzip blocks; half random, half repeating.
+    const big = path.join(await tmpDir('big'), 'root');
+    await mkdir(big, { recursive: true });
+    await writeFile(path.join(big, 'random'), randomBytes(12 * 1024 * 1024));
+    await writeFile(
+      path.join(big, 'text'),
+      Buffer.alloc(12 * 1024 * 1024, 'usr/lib/python3 site-packages\n'),
+    );
+    for (const [compression, command, node] of [
+      ['zstd', 'zstd', NODE24],
+      ['gzip', 'gzip', undefined],
+    ] as const) {
+      const { output, digest } = await dryRun(big, { compression, 'layer-size': '1GiB' }, node);
+      const manifest = JSON.parse(
+        await readFile(path.join(output, 'blobs', 'sha256', digest.slice(7)), 'utf8'),
+      );
+      const config = JSON.parse(
+        await readFile(path.join(output, 'blobs', 'sha256', manifest.config.digest.slice(7)), 'utf8'),
+      );
+      const layers = manifest.layers.filter((l: { size: number }) => l.size > 1024 * 1024);
+      expect(layers).toHaveLength(1);
+      const i = manifest.layers.indexOf(layers[0]);
+      const blob = path.join(output, 'blobs', 'sha256', layers[0].digest.slice(7));
+      const decoded = await check('bash', ['-c', `${command} -dc < '${blob}' | sha256sum`]);
+      expect('sha256:' + decoded.stdout.split(' ')[0]).toBe(config.rootfs.diff_ids[i]);
+    }
+  });
+
   it('explains that zstd needs a newer Node on Node 20', async () => {
     expect((await run(SYSTEM_NODE, ['--version'])).stdout).toMatch(/^v20\./);
     const r = await runAction({

@@ -1,15 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { markdownReport, textReport, whereTheBytesAre, type SnapshotReport } from '../../src/summary.js';
+import { EntryTable } from '../../src/walk/entries.js';
 import { makeEntries } from './entries.js';
 
-const entries = makeEntries([
-  ['usr/lib/x86_64-linux-gnu/libbig.so', 5_000_000],
-  ['usr/lib/x86_64-linux-gnu/deep/er/lib.so', 1_000_000],
-  ['usr/bin/tool', 2_000_000],
-  ['opt/sdk/a', 3_000_000],
-  ['etc/passwd', 1000],
-  ['top-file', 10],
-]);
+const entries = EntryTable.from(
+  makeEntries([
+    ['usr/lib/x86_64-linux-gnu/libbig.so', 5_000_000],
+    ['usr/lib/x86_64-linux-gnu/deep/er/lib.so', 1_000_000],
+    ['usr/bin/tool', 2_000_000],
+    ['opt/sdk/a', 3_000_000],
+    ['etc/passwd', 1000],
+    ['top-file', 10],
+  ]),
+);
 
 function report(over: Partial<SnapshotReport> = {}): SnapshotReport {
   return {
