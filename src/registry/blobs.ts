@@ -103,7 +103,11 @@ export class Repository {
   ): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       const location = await this.startUpload();
-      const pending = this.monolithicUpload(location, descriptor);
+      // In chunks, like a capture: fetch reads a streamed request body far ahead of the socket (a
+      // 311 MB blob put in one request held 330 MB), while a chunk is one bounded Buffer.
+      const pending = this.monolithic
+        ? this.monolithicUpload(location, descriptor)
+        : new ChunkedUpload(this, location).pending();
       try {
         await pipeline(await source.openBlob(descriptor.digest), pending.stream);
         await pending.commit(descriptor.digest, descriptor.size);
