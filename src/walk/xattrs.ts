@@ -162,7 +162,9 @@ export class XattrReader {
     const worker = this.worker ?? this.start();
     if (!worker) return;
     const id = this.sent.length;
-    this.sent.push(new Promise((resolve, reject) => this.waiting.set(id, { indices, resolve, reject })));
+    const reply = new Promise<void>((resolve, reject) => this.waiting.set(id, { indices, resolve, reject }));
+    reply.catch(() => {}); // heard in finish(); a walk that failed before it must not crash on it
+    this.sent.push(reply);
     worker.postMessage({ id, paths });
   }
 
