@@ -35130,7 +35130,7 @@ function limiter(n) {
 
 const LEVELS = {
     // gzip level 1: compression bounds a full capture. Measured on a 1.7 GB rootfs (bench/RESULTS.md):
-    // level 6 took 1.27x as long for layers only 7 % smaller; every later pull reads either quickly.
+    // level 6 took 1.7x as long for layers only 7 % smaller; every later pull reads either quickly.
     gzip: { min: 1, max: 9, default: 1 },
     zstd: { min: 1, max: 19, default: 3 },
     none: { min: 0, max: 0, default: 0 },
