@@ -87,7 +87,7 @@ describe('runtimes', () => {
   });
 
   it('layers of many compression blocks decode with the zstd and gzip commands to their diff IDs', async () => {
-    // 24 MiB in one layer: three 8 MiB zstd frames, 24 gzip blocks; half random, half repeating.
+    // 24 MiB in one layer: six 4 MiB zstd frames, twelve 2 MiB gzip blocks; half random, half repeating.
     const big = path.join(await tmpDir('big'), 'root');
     await mkdir(big, { recursive: true });
     await writeFile(path.join(big, 'random'), randomBytes(12 * 1024 * 1024));
