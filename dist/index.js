@@ -34871,6 +34871,8 @@ class Chunk {
  */
 class EntryTable {
     length = 0;
+    /** Sum of every entry's size, kept as entries come and change. */
+    totalSize = 0;
     chunks = [];
     slabs = [];
     slabUsed = SLAB;
@@ -34912,6 +34914,7 @@ class EntryTable {
         c.uid[slot] = e.uid;
         c.gid[slot] = e.gid;
         c.size[slot] = e.size;
+        this.totalSize += e.size;
         c.allocated[slot] = e.allocated;
         c.mtimeSec[slot] = e.mtimeSec;
         c.mtimeNsec[slot] = e.mtimeNsec;
@@ -34976,13 +34979,11 @@ class EntryTable {
     }
     /** Sum of file sizes (content bytes) of all entries, or of those at `indices`. */
     contentBytes(indices) {
+        if (!indices)
+            return this.totalSize;
         let n = 0;
-        if (indices)
-            for (const i of indices)
-                n += this.size(i);
-        else
-            for (let i = 0; i < this.length; i++)
-                n += this.size(i);
+        for (const i of indices)
+            n += this.size(i);
         return n;
     }
     /**
@@ -34990,6 +34991,7 @@ class EntryTable {
      * becomes theirs, and it is no longer the same file as any hardlink to it.
      */
     replaceContent(i, content) {
+        this.totalSize += content.length - this.size(i);
         this.chunks[i >>> CHUNK_BITS].size[i & SLOT] = content.length;
         const extra = { ...this.extras.get(i), content };
         delete extra.linkGroup;
@@ -35093,9 +35095,11 @@ function readXattrs(path, log) {
         return readXattrsWithGetfattr(path);
     const text = path.toString('utf8');
     const binding = getBinding(log)?.binding;
-    if (!binding)
-        return undefined;
-    return tidy(listAndGet(binding, text, tolerate));
+    return binding && readUtf8Xattrs(binding, text);
+}
+/** The xattrs of a path the binding can take (valid UTF-8), tidied; failures as `tolerate` says. */
+function readUtf8Xattrs(binding, path) {
+    return tidy(listAndGet(binding, path, tolerate));
 }
 /** Every name and value of `path`'s xattrs; `onError` decides about a failed call (throw, or skip). */
 function listAndGet(binding, path, onError) {
@@ -35167,7 +35171,7 @@ class XattrReader {
             if (loadedBinding && this.paths.length && !this.worker) {
                 // A small walk: not worth a thread.
                 this.paths.forEach((p, k) => {
-                    const xattrs = ignoreVanished(() => tidy(listAndGet(loadedBinding.binding, p, tolerate)));
+                    const xattrs = ignoreVanished(() => readUtf8Xattrs(loadedBinding.binding, p));
                     if (xattrs)
                         this.found.set(this.indices[k], xattrs);
                 });

@@ -70,6 +70,8 @@ class Chunk {
  */
 export class EntryTable implements Iterable<Entry> {
   length = 0;
+  /** Sum of every entry's size, kept as entries come and change. */
+  private totalSize = 0;
   private readonly chunks: Chunk[] = [];
   private readonly slabs: Buffer[] = [];
   private slabUsed = SLAB;
@@ -110,6 +112,7 @@ export class EntryTable implements Iterable<Entry> {
     c.uid[slot] = e.uid;
     c.gid[slot] = e.gid;
     c.size[slot] = e.size;
+    this.totalSize += e.size;
     c.allocated[slot] = e.allocated;
     c.mtimeSec[slot] = e.mtimeSec;
     c.mtimeNsec[slot] = e.mtimeNsec;
@@ -177,9 +180,9 @@ export class EntryTable implements Iterable<Entry> {
 
   /** Sum of file sizes (content bytes) of all entries, or of those at `indices`. */
   contentBytes(indices?: Iterable<number>): number {
+    if (!indices) return this.totalSize;
     let n = 0;
-    if (indices) for (const i of indices) n += this.size(i);
-    else for (let i = 0; i < this.length; i++) n += this.size(i);
+    for (const i of indices) n += this.size(i);
     return n;
   }
 
@@ -188,6 +191,7 @@ export class EntryTable implements Iterable<Entry> {
    * becomes theirs, and it is no longer the same file as any hardlink to it.
    */
   replaceContent(i: number, content: Buffer): void {
+    this.totalSize += content.length - this.size(i);
     this.chunks[i >>> CHUNK_BITS].size[i & SLOT] = content.length;
     const extra = { ...this.extras.get(i), content };
     delete extra.linkGroup;

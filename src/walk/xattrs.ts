@@ -67,8 +67,12 @@ export function readXattrs(path: Buffer, log: Logger): Xattrs | undefined {
   if (!isUtf8(path)) return readXattrsWithGetfattr(path);
   const text = path.toString('utf8');
   const binding = getBinding(log)?.binding;
-  if (!binding) return undefined;
-  return tidy(listAndGet(binding, text, tolerate));
+  return binding && readUtf8Xattrs(binding, text);
+}
+
+/** The xattrs of a path the binding can take (valid UTF-8), tidied; failures as `tolerate` says. */
+function readUtf8Xattrs(binding: Binding, path: string): Xattrs | undefined {
+  return tidy(listAndGet(binding, path, tolerate));
 }
 
 /** Every name and value of `path`'s xattrs; `onError` decides about a failed call (throw, or skip). */
@@ -142,7 +146,7 @@ export class XattrReader {
       if (loadedBinding && this.paths.length && !this.worker) {
         // A small walk: not worth a thread.
         this.paths.forEach((p, k) => {
-          const xattrs = ignoreVanished(() => tidy(listAndGet(loadedBinding.binding, p, tolerate)));
+          const xattrs = ignoreVanished(() => readUtf8Xattrs(loadedBinding.binding, p));
           if (xattrs) this.found.set(this.indices[k], xattrs);
         });
       } else if (this.paths.length) this.send();
