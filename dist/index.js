@@ -31454,11 +31454,11 @@ var HttpCodes;
     HttpCodes[HttpCodes["ServiceUnavailable"] = 503] = "ServiceUnavailable";
     HttpCodes[HttpCodes["GatewayTimeout"] = 504] = "GatewayTimeout";
 })(HttpCodes || (HttpCodes = {}));
-var Headers;
+var lib_Headers;
 (function (Headers) {
     Headers["Accept"] = "accept";
     Headers["ContentType"] = "content-type";
-})(Headers || (Headers = {}));
+})(lib_Headers || (lib_Headers = {}));
 var MediaTypes;
 (function (MediaTypes) {
     MediaTypes["ApplicationJson"] = "application/json";
@@ -31613,7 +31613,7 @@ class lib_HttpClient {
      */
     getJson(requestUrl_1) {
         return __awaiter(this, arguments, void 0, function* (requestUrl, additionalHeaders = {}) {
-            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[lib_Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, lib_Headers.Accept, MediaTypes.ApplicationJson);
             const res = yield this.get(requestUrl, additionalHeaders);
             return this._processResponse(res, this.requestOptions);
         });
@@ -31621,8 +31621,8 @@ class lib_HttpClient {
     postJson(requestUrl_1, obj_1) {
         return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
             const data = JSON.stringify(obj, null, 2);
-            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
-            additionalHeaders[Headers.ContentType] =
+            additionalHeaders[lib_Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, lib_Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[lib_Headers.ContentType] =
                 this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
             const res = yield this.post(requestUrl, data, additionalHeaders);
             return this._processResponse(res, this.requestOptions);
@@ -31631,8 +31631,8 @@ class lib_HttpClient {
     putJson(requestUrl_1, obj_1) {
         return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
             const data = JSON.stringify(obj, null, 2);
-            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
-            additionalHeaders[Headers.ContentType] =
+            additionalHeaders[lib_Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, lib_Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[lib_Headers.ContentType] =
                 this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
             const res = yield this.put(requestUrl, data, additionalHeaders);
             return this._processResponse(res, this.requestOptions);
@@ -31641,8 +31641,8 @@ class lib_HttpClient {
     patchJson(requestUrl_1, obj_1) {
         return __awaiter(this, arguments, void 0, function* (requestUrl, obj, additionalHeaders = {}) {
             const data = JSON.stringify(obj, null, 2);
-            additionalHeaders[Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, Headers.Accept, MediaTypes.ApplicationJson);
-            additionalHeaders[Headers.ContentType] =
+            additionalHeaders[lib_Headers.Accept] = this._getExistingOrDefaultHeader(additionalHeaders, lib_Headers.Accept, MediaTypes.ApplicationJson);
+            additionalHeaders[lib_Headers.ContentType] =
                 this._getExistingOrDefaultContentTypeHeader(additionalHeaders, MediaTypes.ApplicationJson);
             const res = yield this.patch(requestUrl, data, additionalHeaders);
             return this._processResponse(res, this.requestOptions);
@@ -31909,7 +31909,7 @@ class lib_HttpClient {
     _getExistingOrDefaultContentTypeHeader(additionalHeaders, _default) {
         let clientHeader;
         if (this.requestOptions && this.requestOptions.headers) {
-            const headerValue = lowercaseKeys(this.requestOptions.headers)[Headers.ContentType];
+            const headerValue = lowercaseKeys(this.requestOptions.headers)[lib_Headers.ContentType];
             if (headerValue) {
                 if (typeof headerValue === 'number') {
                     clientHeader = String(headerValue);
@@ -31922,7 +31922,7 @@ class lib_HttpClient {
                 }
             }
         }
-        const additionalValue = additionalHeaders[Headers.ContentType];
+        const additionalValue = additionalHeaders[lib_Headers.ContentType];
         // Return the first non-undefined value, converting numbers or arrays to strings if necessary
         if (additionalValue !== undefined) {
             if (typeof additionalValue === 'number') {
@@ -36632,12 +36632,8 @@ class Repository {
      */
     async copyFrom(source, descriptor) {
         for (let attempt = 1;; attempt++) {
-            const location = await this.startUpload();
-            // In chunks, like a capture: fetch reads a streamed request body far ahead of the socket (a
-            // 311 MB blob put in one request held 330 MB), while a chunk is one bounded Buffer.
-            const pending = this.monolithic
-                ? this.monolithicUpload(location, descriptor)
-                : new ChunkedUpload(this, location).pending();
+            // The digest and size are known: one streamed PUT, a round trip per blob rather than per chunk.
+            const pending = this.monolithicUpload(await this.startUpload(), descriptor);
             try {
                 await (0,external_node_stream_promises_namespaceObject.pipeline)(await source.openBlob(descriptor.digest), pending.stream);
                 await pending.commit(descriptor.digest, descriptor.size);
@@ -36916,7 +36912,55 @@ function blobs_short(digest) {
     return digest.slice(0, 19);
 }
 
+// EXTERNAL MODULE: external "node:http"
+var external_node_http_ = __nccwpck_require__(7067);
+var external_node_http_default = /*#__PURE__*/__nccwpck_require__.n(external_node_http_);
+;// CONCATENATED MODULE: external "node:https"
+const external_node_https_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:https");
+var external_node_https_default = /*#__PURE__*/__nccwpck_require__.n(external_node_https_namespaceObject);
+;// CONCATENATED MODULE: ./src/registry/stream-request.ts
+
+
+
+
+/** Statuses whose answer has no body; a `Response` refuses to be built with one. */
+const NULL_BODY = new Set([101, 204, 205, 304]);
+/**
+ * One HTTP exchange whose request body is streamed, answered as a fetch `Response`. fetch keeps every
+ * chunk of a streamed request body referenced until the request ends (a 300 MB blob in one PUT held
+ * 300 MB of Buffers, garbage collection or not, in Node 20 and 24); `node:http` lets each chunk go
+ * once the socket has taken it, and writes only as fast as the socket drains.
+ */
+function streamRequest(url, method, headers, body, signal) {
+    return new Promise((resolve, reject) => {
+        const send = url.protocol === 'https:' ? (external_node_https_default()).request : (external_node_http_default()).request;
+        const req = send(url, { method, headers, signal });
+        let answered = false;
+        req.once('response', (res) => {
+            answered = true;
+            const responseHeaders = new Headers();
+            for (let i = 0; i < res.rawHeaders.length; i += 2)
+                responseHeaders.append(res.rawHeaders[i], res.rawHeaders[i + 1]);
+            const status = res.statusCode ?? 0;
+            const stream = NULL_BODY.has(status) ? null : external_node_stream_.Readable.toWeb(res);
+            if (!stream)
+                res.resume();
+            resolve(new Response(stream, { status, statusText: res.statusMessage, headers: responseHeaders }));
+        });
+        req.once('error', reject);
+        // A registry may answer (and close) before it has read the whole body, say a 401 or a digest
+        // refusal: the answer counts then, not the broken pipe it leaves behind.
+        (0,external_node_stream_promises_namespaceObject.pipeline)(body, req).catch((err) => {
+            if (!answered) {
+                req.destroy(err);
+                reject(err);
+            }
+        });
+    });
+}
+
 ;// CONCATENATED MODULE: ./src/registry/client.ts
+
 
 
 const DEFAULT_RETRY = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000 };
@@ -37021,7 +37065,7 @@ class RegistryClient {
     async send(req, authenticate) {
         let url = new URL(req.url, this.base);
         let method = req.method;
-        let body = (req.stream ?? req.body);
+        let body = req.body;
         for (let hop = 0; hop < 5; hop++) {
             const headers = { 'User-Agent': 'depot-snapshot-action', ...req.headers };
             // Same origin, not just the same host: a redirect from https to http on the same name (default
@@ -37031,17 +37075,19 @@ class RegistryClient {
                 if (auth)
                     headers.Authorization = auth;
             }
-            const res = await fetch(url, {
-                method,
-                headers,
-                body,
-                redirect: 'manual',
-                // @ts-expect-error: undici needs `duplex` for streamed bodies; the DOM types do not know it.
-                duplex: 'half',
-                signal: AbortSignal.timeout(req.timeoutMs ?? 120_000),
-            });
+            const signal = AbortSignal.timeout(req.timeoutMs ?? 120_000);
+            const res = req.stream
+                ? await streamRequest(url, method, headers, req.stream, signal)
+                : await fetch(url, {
+                    method,
+                    headers,
+                    body,
+                    redirect: 'manual',
+                    signal,
+                });
             const location = res.headers.get('location');
-            if (![301, 302, 303, 307, 308].includes(res.status) || !location)
+            // A streamed body is spent: a redirect of it is the caller's failure, to retry from its source.
+            if (req.stream || ![301, 302, 303, 307, 308].includes(res.status) || !location)
                 return res;
             await res.body?.cancel();
             url = new URL(location, url);

@@ -102,12 +102,8 @@ export class Repository {
     descriptor: Descriptor,
   ): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      const location = await this.startUpload();
-      // In chunks, like a capture: fetch reads a streamed request body far ahead of the socket (a
-      // 311 MB blob put in one request held 330 MB), while a chunk is one bounded Buffer.
-      const pending = this.monolithic
-        ? this.monolithicUpload(location, descriptor)
-        : new ChunkedUpload(this, location).pending();
+      // The digest and size are known: one streamed PUT, a round trip per blob rather than per chunk.
+      const pending = this.monolithicUpload(await this.startUpload(), descriptor);
       try {
         await pipeline(await source.openBlob(descriptor.digest), pending.stream);
         await pending.commit(descriptor.digest, descriptor.size);

@@ -2,6 +2,7 @@ import type { Logger } from '../log.js';
 import type { Credentials } from './credentials.js';
 import { describeFailure, NOT_A_REGISTRY, RegistryError } from './errors.js';
 import { DOCKER_HUB } from './reference.js';
+import { streamRequest } from './stream-request.js';
 
 export interface RetryPolicy {
   /** Tries in all, the first included. @default 5 */
@@ -150,7 +151,7 @@ export class RegistryClient {
   private async send(req: Request, authenticate: boolean): Promise<Response> {
     let url = new URL(req.url, this.base);
     let method: string = req.method;
-    let body: BodyInit | undefined = (req.stream ?? req.body) as BodyInit | undefined;
+    let body = req.body as BodyInit | undefined;
     for (let hop = 0; hop < 5; hop++) {
       const headers: Record<string, string> = { 'User-Agent': 'depot-snapshot-action', ...req.headers };
       // Same origin, not just the same host: a redirect from https to http on the same name (default
@@ -159,17 +160,19 @@ export class RegistryClient {
         const auth = await this.authorization(req.scopes);
         if (auth) headers.Authorization = auth;
       }
-      const res = await fetch(url, {
-        method,
-        headers,
-        body,
-        redirect: 'manual',
-        // @ts-expect-error: undici needs `duplex` for streamed bodies; the DOM types do not know it.
-        duplex: 'half',
-        signal: AbortSignal.timeout(req.timeoutMs ?? 120_000),
-      });
+      const signal = AbortSignal.timeout(req.timeoutMs ?? 120_000);
+      const res = req.stream
+        ? await streamRequest(url, method, headers, req.stream, signal)
+        : await fetch(url, {
+            method,
+            headers,
+            body,
+            redirect: 'manual',
+            signal,
+          });
       const location = res.headers.get('location');
-      if (![301, 302, 303, 307, 308].includes(res.status) || !location) return res;
+      // A streamed body is spent: a redirect of it is the caller's failure, to retry from its source.
+      if (req.stream || ![301, 302, 303, 307, 308].includes(res.status) || !location) return res;
       await res.body?.cancel();
       url = new URL(location, url);
       if (res.status === 303) {

@@ -172,4 +172,30 @@ describe('promote and pull', () => {
     expect(r.outputs.digest).toBe(dry.outputs.digest);
     expect((await inspect(`${staging.host}/fromlayout/app:v3`)).Digest).toBe(dry.outputs.digest);
   });
+
+  it('promotes a layout through a proxy failing 20 % of requests, ending with the same digest', async () => {
+    const out = path.join(await tmpDir('dry'), 'layout');
+    const dry = await runAction({ root: tree, 'dry-run': 'true', output: out, image: 'example.com/x/y:v4' });
+    expectOk(dry);
+    const seen = new Set<string>();
+    for (let i = 0; i < 8; i++) {
+      const proxy = await startProxy({ target: staging.host, faultRate: 0.2, seed: 2000 + i });
+      const r = await runAction({
+        mode: 'promote',
+        from: `oci:${out}:v4`,
+        image: `${proxy.host}/faulty/p${i}:v4`,
+      });
+      const injected = proxy.requests.filter((q) => q.fault).map((q) => `${q.fault} ${q.method}`);
+      expect({ seed: 2000 + i, errors: r.errors, code: r.code }, injected.join(', ')).toEqual({
+        seed: 2000 + i,
+        errors: [],
+        code: 0,
+      });
+      expect(r.outputs.digest).toBe(dry.outputs.digest);
+      for (const q of proxy.requests) if (q.fault && q.method === 'PUT') seen.add(q.fault);
+      await proxy.stop();
+    }
+    // The blob PUTs themselves met faults: the streamed upload was retried from its source.
+    expect(seen.size).toBeGreaterThan(0);
+  });
 });
