@@ -5,7 +5,7 @@ import { formatBytes } from './report.js';
 export interface Counters {
   /** Entries the walk has looked at. */
   entries: number;
-  /** Tar bytes produced (file contents read, plus headers). */
+  /** File content written into layers: the unit of the phase's total, headers left out. */
   read: number;
   /** Bytes after compression: what goes to the layout or the registry. */
   compressed: number;

@@ -34158,31 +34158,44 @@ const KIND_CODE = new Map(KINDS.map((k, i) => [k, i]));
 const CHUNK_BITS = 16;
 const CHUNK = 1 << CHUNK_BITS;
 const SLOT = CHUNK - 1;
-/** Path bytes are packed into slabs this big. */
+/** Names and link targets are packed into slabs this big. */
 const SLAB = 1024 * 1024;
+/** The parent of an entry kept by its whole path. */
+const NO_PARENT = -1;
 class Chunk {
     kind = new Uint8Array(CHUNK);
     mode = new Uint16Array(CHUNK);
     uid = new Uint32Array(CHUNK);
     gid = new Uint32Array(CHUNK);
     size = new Float64Array(CHUNK);
-    allocated = new Float64Array(CHUNK);
     mtimeSec = new Float64Array(CHUNK);
     mtimeNsec = new Uint32Array(CHUNK);
-    ctimeSec = new Float64Array(CHUNK);
-    ctimeNsec = new Uint32Array(CHUNK);
-    ino = new Float64Array(CHUNK);
-    pathSlab = new Uint32Array(CHUNK);
-    pathStart = new Uint32Array(CHUNK);
+    /** The directory entry this one is named in, or NO_PARENT when the name is the whole path. */
+    parent = new Int32Array(CHUNK);
+    nameSlab = new Uint32Array(CHUNK);
+    nameStart = new Uint32Array(CHUNK);
+    /** Of the whole path. */
     pathLength = new Uint32Array(CHUNK);
+    identity;
+    constructor(identity) {
+        this.identity = identity
+            ? { ctimeSec: new Float64Array(CHUNK), ctimeNsec: new Uint32Array(CHUNK), ino: new Float64Array(CHUNK) }
+            : null;
+    }
 }
 /**
- * A list of entries stored by column: numbers in typed arrays, paths packed into shared slabs, the
+ * A list of entries stored by column: numbers in typed arrays, names packed into shared slabs, the
  * rare fields (link targets, xattrs, devices, hardlink groups) in a side map. A root filesystem has
  * millions of entries; as objects each cost about 400 bytes (the object, a Buffer view for its path,
- * the path's bytes), here about 70 plus the path itself. `get` makes an ordinary `Entry` on demand.
+ * the path's bytes), here about 47 plus the entry's own name. A path is its parent's path and a name,
+ * as the walk found it, so the directories' names are not stored again for each of their entries
+ * (on a rootfs, names average 16 bytes and paths 83). `get` and `path` build an entry on demand.
+ *
+ * ctime and inode (20 bytes an entry) are kept only when `keepsIdentity`: a baseline compares them, a
+ * capture never reads them. The allocated size is not kept: the walk has used it by then.
  */
 class entries_EntryTable {
+    keepsIdentity;
     length = 0;
     /** Sum of every entry's size, kept as entries come and change. */
     totalSize = 0;
@@ -34190,37 +34203,41 @@ class entries_EntryTable {
     slabs = [];
     slabUsed = SLAB;
     extras = new Map();
-    static from(entries) {
-        const table = new entries_EntryTable();
+    /** The directory paths last built, outermost first: entries are mostly read in walk order. */
+    dirIndices = [];
+    dirPaths = [];
+    constructor(keepsIdentity = false) {
+        this.keepsIdentity = keepsIdentity;
+    }
+    static from(entries, keepsIdentity = false) {
+        const table = new entries_EntryTable(keepsIdentity);
         for (const e of entries)
             table.push(e);
         return table;
     }
-    /**
-     * `parent/name` (or `name` at the top) in the table's path slabs. A path made here and then pushed
-     * is not copied again.
-     */
-    join(parent, name) {
-        // A string name is latin1: one char per byte (as readdir gives it with that encoding).
-        const length = (parent ? parent.length + 1 : 0) + name.length;
-        const { slab, start } = this.reserve(length);
-        let at = start;
-        if (parent) {
-            parent.copy(slab, at);
-            at += parent.length;
-            slab[at++] = 0x2f; // '/'
-        }
-        if (typeof name === 'string')
-            slab.write(name, at, 'latin1');
-        else
-            name.copy(slab, at);
-        return slab.subarray(start, start + length);
+    /** `bytes` copied into the table's slabs (a link target kept as long as the table). */
+    keep(bytes) {
+        const { slab, start } = this.reserve(bytes.length);
+        bytes.copy(slab, start);
+        return slab.subarray(start, start + bytes.length);
     }
-    push(e) {
+    /**
+     * Adds an entry. `parent`, the index of the directory entry whose path `e.path` extends by one name,
+     * lets the table keep just that name; without it the whole path is kept.
+     */
+    push(e, parent = NO_PARENT) {
+        let name = e.path;
+        if (parent !== NO_PARENT) {
+            const at = this.pathLengthOf(parent);
+            if (e.path.length > at + 1 && e.path[at] === 0x2f)
+                name = e.path.subarray(at + 1);
+            else
+                throw new Error(`internal: ${e.path.toString('latin1')} is not named in entry ${parent}`);
+        }
         const i = this.length++;
         const slot = i & SLOT;
         if (slot === 0)
-            this.chunks.push(new Chunk());
+            this.chunks.push(new Chunk(this.keepsIdentity));
         const c = this.chunks[i >>> CHUNK_BITS];
         c.kind[slot] = KIND_CODE.get(e.kind);
         c.mode[slot] = e.mode;
@@ -34228,15 +34245,18 @@ class entries_EntryTable {
         c.gid[slot] = e.gid;
         c.size[slot] = e.size;
         this.totalSize += e.size;
-        c.allocated[slot] = e.allocated;
         c.mtimeSec[slot] = e.mtimeSec;
         c.mtimeNsec[slot] = e.mtimeNsec;
-        c.ctimeSec[slot] = e.ctimeSec;
-        c.ctimeNsec[slot] = e.ctimeNsec;
-        c.ino[slot] = e.ino;
-        const { slab, start } = this.place(e.path);
-        c.pathSlab[slot] = slab;
-        c.pathStart[slot] = start;
+        if (c.identity) {
+            c.identity.ctimeSec[slot] = e.ctimeSec;
+            c.identity.ctimeNsec[slot] = e.ctimeNsec;
+            c.identity.ino[slot] = e.ino;
+        }
+        const { slab, start } = this.reserve(name.length);
+        name.copy(slab, start);
+        c.parent[slot] = parent;
+        c.nameSlab[slot] = this.slabs.length - 1;
+        c.nameStart[slot] = start;
         c.pathLength[slot] = e.path.length;
         if (e.linkGroup !== undefined ||
             e.linkTarget !== undefined ||
@@ -34262,24 +34282,37 @@ class entries_EntryTable {
         const c = this.chunks[i >>> CHUNK_BITS];
         const slot = i & SLOT;
         const e = {
-            path: this.pathIn(c, slot),
+            path: this.path(i),
             kind: KINDS[c.kind[slot]],
             mode: c.mode[slot],
             uid: c.uid[slot],
             gid: c.gid[slot],
             size: c.size[slot],
-            allocated: c.allocated[slot],
             mtimeSec: c.mtimeSec[slot],
             mtimeNsec: c.mtimeNsec[slot],
-            ctimeSec: c.ctimeSec[slot],
-            ctimeNsec: c.ctimeNsec[slot],
-            ino: c.ino[slot],
+            ctimeSec: c.identity ? c.identity.ctimeSec[slot] : 0,
+            ctimeNsec: c.identity ? c.identity.ctimeNsec[slot] : 0,
+            ino: c.identity ? c.identity.ino[slot] : 0,
         };
         const extra = this.extras.get(i);
         return extra ? Object.assign(e, extra) : e;
     }
+    /** Entry `i`'s path: a view into a slab for a whole path, else a new Buffer. */
     path(i) {
-        return this.pathIn(this.chunks[i >>> CHUNK_BITS], i & SLOT);
+        const c = this.chunks[i >>> CHUNK_BITS];
+        const slot = i & SLOT;
+        const start = c.nameStart[slot];
+        const parent = c.parent[slot];
+        const length = c.pathLength[slot];
+        const slab = this.slabs[c.nameSlab[slot]];
+        if (parent === NO_PARENT)
+            return slab.subarray(start, start + length);
+        const dir = this.dirPath(parent);
+        const path = Buffer.allocUnsafe(length);
+        dir.copy(path, 0);
+        path[dir.length] = 0x2f; // '/'
+        slab.copy(path, dir.length + 1, start, start + length - dir.length - 1);
+        return path;
     }
     kind(i) {
         return KINDS[this.chunks[i >>> CHUNK_BITS].kind[i & SLOT]];
@@ -34317,19 +34350,29 @@ class entries_EntryTable {
         for (let i = 0; i < this.length; i++)
             yield this.get(i);
     }
-    pathIn(c, slot) {
-        const start = c.pathStart[slot];
-        return this.slabs[c.pathSlab[slot]].subarray(start, start + c.pathLength[slot]);
+    pathLengthOf(i) {
+        return this.chunks[i >>> CHUNK_BITS].pathLength[i & SLOT];
     }
-    /** Where a path's bytes are: in place when `join` made them, else copied into a slab. */
-    place(p) {
-        // The walk joins a path, may join a link target after it (which can open a new slab), then pushes.
-        for (let s = this.slabs.length - 1; s >= 0 && s >= this.slabs.length - 2; s--)
-            if (p.buffer === this.slabs[s].buffer)
-                return { slab: s, start: p.byteOffset };
-        const { slab, start } = this.reserve(p.length);
-        p.copy(slab, start);
-        return { slab: this.slabs.length - 1, start };
+    /**
+     * A directory's path, from the chain of those last built: reading entries in walk order, the
+     * parent is nearly always there, so each directory's path is built once per visit, not per entry.
+     */
+    dirPath(d) {
+        const indices = this.dirIndices;
+        for (let k = indices.length - 1; k >= 0; k--) {
+            if (indices[k] !== d)
+                continue;
+            // Deeper ones were left behind (walk order: their subtrees are done).
+            indices.length = this.dirPaths.length = k + 1;
+            return this.dirPaths[k];
+        }
+        const path = this.path(d); // leaves d's parent, if any, on top of the chain
+        const parent = this.chunks[d >>> CHUNK_BITS].parent[d & SLOT];
+        const keep = parent === NO_PARENT ? 0 : indices.lastIndexOf(parent) + 1;
+        indices.length = this.dirPaths.length = keep;
+        indices.push(d);
+        this.dirPaths.push(path);
+        return path;
     }
     reserve(length) {
         if (this.slabUsed + length > SLAB) {
@@ -34627,7 +34670,7 @@ const YIELD_EVERY = 4096;
  */
 async function walk_walk(opts) {
     let sinceYield = 0;
-    const entries = new entries_EntryTable();
+    const entries = new entries_EntryTable(opts.keepIdentity);
     const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
     const excluded = [];
     const sockets = [];
@@ -34640,7 +34683,7 @@ async function walk_walk(opts) {
      * Names are read as latin1 strings, one char per byte: any byte sequence survives, sorting them
      * compares bytes, and the filter's key is a string concatenation, not a conversion per entry.
      */
-    async function visitDir(rel, key, mode) {
+    async function visitDir(rel, key, mode, index) {
         let names;
         try {
             names = (0,external_node_fs_namespaceObject.readdirSync)(rel ? absolute(rel) : rootBuf, { encoding: 'latin1' });
@@ -34665,7 +34708,7 @@ async function walk_walk(opts) {
         names.sort();
         const prefix = key === '/' ? '/' : key + '/';
         for (const name of names) {
-            await visitEntry(entries.join(rel, name), prefix + name, name, mode);
+            await visitEntry(childPath(rel, name), prefix + name, name, mode, index);
             if (++sinceYield >= YIELD_EVERY) {
                 sinceYield = 0;
                 await (0,external_node_timers_promises_namespaceObject.setImmediate)();
@@ -34673,7 +34716,7 @@ async function walk_walk(opts) {
         }
     }
     /** Adds the entry, then (for a directory) its contents: depth-first, parents before children. */
-    async function visitEntry(rel, key, name, mode) {
+    async function visitEntry(rel, key, name, mode, parent) {
         if (opts.counters)
             opts.counters.entries++;
         const included = filter.included(key);
@@ -34723,17 +34766,18 @@ async function walk_walk(opts) {
             throw err;
         }
         if (isHugeSparse(entry)) {
-            const holes = ((entry.size - entry.allocated) / 1024 ** 3).toFixed(1);
+            const holes = (holesIn(entry) / 1024 ** 3).toFixed(1);
             log.warn(`${log_show(abs)} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
             excluded.push({ path: rel, reason: 'sparse file (holes over 1 GiB)' });
             return;
         }
         if (entry.kind === 'file' && !mayRead(entry))
             unreadable.push(rel);
-        entries.push(entry);
-        xattrs.add(entries.length - 1, abs);
+        entries.push(entry, parent);
+        const index = entries.length - 1;
+        xattrs.add(index, abs);
         if (isDir && childMode)
-            await visitDir(rel, key, childMode);
+            await visitDir(rel, key, childMode, index);
     }
     function toEntry(rel, abs, st) {
         const { sec, nsec } = splitNs(st.mtimeNs);
@@ -34755,7 +34799,7 @@ async function walk_walk(opts) {
         if (st.isFile() && st.nlink > 1n)
             entry.linkGroup = `${st.dev}:${st.ino}`;
         if (st.isSymbolicLink())
-            entry.linkTarget = entries.join(null, (0,external_node_fs_namespaceObject.readlinkSync)(abs, { encoding: 'buffer' }));
+            entry.linkTarget = entries.keep((0,external_node_fs_namespaceObject.readlinkSync)(abs, { encoding: 'buffer' }));
         if (st.isCharacterDevice() || st.isBlockDevice()) {
             // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
             const rdev = st.rdev;
@@ -34764,10 +34808,20 @@ async function walk_walk(opts) {
         }
         return entry;
     }
-    await visitDir(null, '/', 'normal');
+    await visitDir(null, '/', 'normal', NO_PARENT);
     for (const [i, found] of await xattrs.finish())
         entries.setXattrs(i, found);
     return { entries, excluded, sockets, unreadable };
+}
+/** `parent/name`, or `name` at the top; a latin1 name is one byte per char, as readdir gave it. */
+function childPath(parent, name) {
+    if (!parent)
+        return Buffer.from(name, 'latin1');
+    const path = Buffer.allocUnsafe(parent.length + 1 + name.length);
+    parent.copy(path);
+    path[parent.length] = 0x2f; // '/'
+    path.write(name, parent.length + 1, 'latin1');
+    return path;
 }
 const READS_ALL = () => true;
 /** Whether this process may read a file, by its mode bits (root reads everything). */
@@ -34789,7 +34843,11 @@ function readPermission() {
  */
 const SPARSE_HOLE_LIMIT = 1024 ** 3;
 function isHugeSparse(e) {
-    return e.kind === 'file' && e.size - e.allocated > SPARSE_HOLE_LIMIT;
+    return e.kind === 'file' && holesIn(e) > SPARSE_HOLE_LIMIT;
+}
+/** Bytes of a file that are not allocated on disk (none known: none). */
+function holesIn(e) {
+    return e.size - (e.allocated ?? e.size);
 }
 /** The entry vanished or was replaced by another kind between two calls: not an error. */
 function isGone(err) {
@@ -34929,7 +34987,7 @@ function splitOptions(s) {
  * elsewhere in the lower layers.
  */
 async function overlayChanges(root, overlay, filter, log) {
-    const upper = await walk({ root: overlay.upper, filter, log });
+    const upper = await walk({ root: overlay.upper, filter, log, keepIdentity: false });
     const rootBuf = Buffer.from(path.resolve(root));
     const entries = [];
     const deletions = [];
@@ -36085,10 +36143,10 @@ async function buildFilter(opts) {
     });
     return { filter, mounts };
 }
-/** Walks the whole root with those exclusions. */
+/** Walks the whole root with those exclusions, keeping what a baseline records. */
 async function scanRoot(opts) {
     const { filter } = await buildFilter(opts);
-    return walk_walk({ root: opts.root, filter, log: opts.log, counters: opts.counters });
+    return walk_walk({ root: opts.root, filter, log: opts.log, keepIdentity: true, counters: opts.counters });
 }
 
 // EXTERNAL MODULE: external "node:crypto"
@@ -36123,6 +36181,11 @@ function stateOf(e) {
     const dev = e.devMajor !== undefined ? `${e.devMajor}:${e.devMinor}` : '-';
     return `${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.ctimeSec}.${e.ctimeNsec} ${e.ino} ${link} ${dev} ${xattrDigest(e)}`;
 }
+/** A baseline line holds ctime and inode: a table walked without them would differ everywhere. */
+function requireIdentity(entries) {
+    if (!entries.keepsIdentity)
+        throw new Error('a baseline needs entries walked with keepIdentity');
+}
 function xattrDigest(e) {
     if (!e.xattrs?.length)
         return '-';
@@ -36133,6 +36196,7 @@ function xattrDigest(e) {
 }
 /** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
 async function writeBaseline(file, root, entries) {
+    requireIdentity(entries);
     // It lists the whole filesystem (names, owners, inodes): for its owner's eyes only, whatever the umask.
     await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
@@ -36234,6 +36298,7 @@ function compareWalkOrder(a, b) {
  * type changed gets a whiteout too, then its new self.
  */
 async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
+    requireIdentity(entries);
     const leftOut = new Set([
         ...excluded.map((e) => e.path.toString('latin1')),
         ...sockets.map((s) => s.toString('latin1')),

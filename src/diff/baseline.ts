@@ -37,6 +37,11 @@ function stateOf(e: Entry): string {
   return `${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.ctimeSec}.${e.ctimeNsec} ${e.ino} ${link} ${dev} ${xattrDigest(e)}`;
 }
 
+/** A baseline line holds ctime and inode: a table walked without them would differ everywhere. */
+function requireIdentity(entries: EntryTable): void {
+  if (!entries.keepsIdentity) throw new Error('a baseline needs entries walked with keepIdentity');
+}
+
 function xattrDigest(e: Entry): string {
   if (!e.xattrs?.length) return '-';
   const h = createHash('sha256');
@@ -46,6 +51,7 @@ function xattrDigest(e: Entry): string {
 
 /** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
 export async function writeBaseline(file: string, root: string, entries: EntryTable): Promise<void> {
+  requireIdentity(entries);
   // It lists the whole filesystem (names, owners, inodes): for its owner's eyes only, whatever the umask.
   await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.tmp`;
@@ -157,6 +163,7 @@ export async function diffAgainstBaseline(
   excluded: Exclusion[],
   sockets: Buffer[],
 ): Promise<ChangeSet> {
+  requireIdentity(entries);
   const leftOut = new Set([
     ...excluded.map((e) => e.path.toString('latin1')),
     ...sockets.map((s) => s.toString('latin1')),

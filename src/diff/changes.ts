@@ -61,7 +61,15 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
       );
   }
 
-  const scan = await walk({ root, filter, log: opts.log, counters: opts.scan.counters });
+  const baseline =
+    opts.mode !== 'full' && opts.hasBase && opts.baseline && existsSync(opts.baseline) ? opts.baseline : null;
+  const scan = await walk({
+    root,
+    filter,
+    log: opts.log,
+    keepIdentity: baseline !== null,
+    counters: opts.scan.counters,
+  });
   const full = (reason: string): Changes => ({
     entries: scan.entries,
     method: 'full',
@@ -72,7 +80,7 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
   });
   if (opts.mode === 'full') return full('changes: full');
   if (!opts.hasBase) return full('no base image: the whole tree is captured');
-  if (!opts.baseline || !existsSync(opts.baseline)) {
+  if (!baseline) {
     if (opts.mode === 'baseline')
       throw new BaselineError(
         `changes: baseline, but no baseline at ${opts.baseline || '(no path: set baseline)'}: did the pre step run?`,
@@ -81,11 +89,11 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
       'no baseline was recorded (the pre step did not run): the whole tree is captured on top of the base image',
     );
   }
-  const set = await diffAgainstBaseline(opts.baseline, root, scan.entries, scan.excluded, scan.sockets);
+  const set = await diffAgainstBaseline(baseline, root, scan.entries, scan.excluded, scan.sockets);
   return {
     ...set,
     method: 'baseline',
-    reason: `compared with the baseline recorded by the pre step (${opts.baseline})`,
+    reason: `compared with the baseline recorded by the pre step (${baseline})`,
     scan,
     excluded: scan.excluded,
     unreadable: scan.unreadable,

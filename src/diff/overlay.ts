@@ -60,7 +60,7 @@ export async function overlayChanges(
   filter: Filter,
   log: Logger,
 ): Promise<ChangeSet & { excluded: Exclusion[]; unreadable: Buffer[] }> {
-  const upper = await walk({ root: overlay.upper, filter, log });
+  const upper = await walk({ root: overlay.upper, filter, log, keepIdentity: false });
   const rootBuf = Buffer.from(path.resolve(root));
   const entries: Entry[] = [];
   const deletions: Buffer[] = [];

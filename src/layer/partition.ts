@@ -38,19 +38,20 @@ function subtreeExtents(entries: EntryTable): { end: Int32Array; bytes: Float64A
   const end = new Int32Array(n);
   const bytes = new Float64Array(n);
   const stack: number[] = [];
-  const closeUntil = (i: number) => {
+  const stackPaths: Buffer[] = [];
+  for (let i = 0; i < n; i++) {
     const path = entries.path(i);
-    while (stack.length && !isInside(path, entries.path(stack[stack.length - 1]))) {
+    while (stack.length && !isInside(path, stackPaths[stackPaths.length - 1])) {
       const top = stack.pop()!;
+      stackPaths.pop();
       end[top] = i;
       if (stack.length) bytes[stack[stack.length - 1]] += bytes[top];
     }
-  };
-  for (let i = 0; i < n; i++) {
-    closeUntil(i);
     bytes[i] = HEADER_COST + entries.size(i);
-    if (entries.kind(i) === 'dir') stack.push(i);
-    else {
+    if (entries.kind(i) === 'dir') {
+      stack.push(i);
+      stackPaths.push(path);
+    } else {
       end[i] = i + 1;
       if (stack.length) bytes[stack[stack.length - 1]] += bytes[i];
     }

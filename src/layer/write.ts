@@ -74,7 +74,7 @@ export async function writeLayer(
   expected?: { digest: string; size: number },
 ): Promise<LayerResult> {
   const counters = input.counters;
-  const diff = new HashTap(counters && ((n) => (counters.read += n)));
+  const diff = new HashTap();
   const compressed = new HashTap(counters && ((n) => (counters.compressed += n)));
   const pending = await sink.create(expected);
   try {
@@ -132,9 +132,10 @@ const SLASH = Buffer.from('/');
 
 /** The tar bytes of a layer, entry by entry, in the order of `indices`. */
 async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
-  const { entries, indices, root, log } = input;
+  const { entries, indices, root, log, counters } = input;
   const rootBuf = Buffer.from(root.replace(/\/+$/, ''));
-  const firstOfGroup = new Map<string, Buffer>();
+  // Paths as latin1 strings: a Buffer from the table may be a slice of a shared pool, kept whole.
+  const firstOfGroup = new Map<string, string>();
   let batch: Buffer[] = [];
   let batched = 0;
   const flush = () => {
@@ -154,7 +155,8 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
     if (e.kind !== 'file') {
       add(encodeHeader({ ...header, size: 0 }));
     } else if (e.linkGroup && !e.content && firstOfGroup.has(e.linkGroup)) {
-      add(encodeHeader({ ...header, type: 'hardlink', size: 0, linkName: firstOfGroup.get(e.linkGroup) }));
+      const linkName = Buffer.from(firstOfGroup.get(e.linkGroup)!, 'latin1');
+      add(encodeHeader({ ...header, type: 'hardlink', size: 0, linkName }));
     } else {
       const abs = Buffer.concat([rootBuf, SLASH, e.path]);
       // Most files of a system are small: read whole, synchronously, as tar does. Four thread-pool
@@ -165,14 +167,18 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
         log.warn(`${show(abs)} vanished or stopped being a regular file before it was read; left out`);
         continue;
       }
-      if (e.linkGroup) firstOfGroup.set(e.linkGroup, e.path);
+      if (e.linkGroup) firstOfGroup.set(e.linkGroup, e.path.toString('latin1'));
       add(encodeHeader(header));
       if (Buffer.isBuffer(source)) {
         add(source);
+        if (counters) counters.read += source.length;
       } else {
         try {
           if (batched) yield flush();
-          for await (const chunk of readExactly(source, e.size, abs, log)) yield chunk;
+          for await (const chunk of readExactly(source, e.size, abs, log)) {
+            if (counters) counters.read += chunk.length;
+            yield chunk;
+          }
           warnIfChanged(await source.stat({ bigint: true }), e, abs, log);
         } finally {
           await source.close();

@@ -13,11 +13,14 @@ export interface Entry {
   uid: number;
   gid: number;
   size: number;
-  /** Bytes actually allocated on disk (st_blocks × 512): tells a sparse file. */
-  allocated: number;
+  /** Bytes actually allocated on disk (st_blocks × 512): tells a sparse file. Read by the walk only. */
+  allocated?: number;
   mtimeSec: number;
   mtimeNsec: number;
-  /** Status change time: moves on chmod, chown, setcap and writes, even when mtime is put back. */
+  /**
+   * Status change time: moves on chmod, chown, setcap and writes, even when mtime is put back. With
+   * the inode, only a baseline needs it: 0 in a table that does not keep them (see `EntryTable`).
+   */
   ctimeSec: number;
   ctimeNsec: number;
   /** Inode number (as a double: exact below 2^53, enough to notice a replaced file). */
@@ -42,8 +45,10 @@ type Extra = Pick<Entry, 'linkGroup' | 'linkTarget' | 'devMajor' | 'devMinor' | 
 const CHUNK_BITS = 16;
 const CHUNK = 1 << CHUNK_BITS;
 const SLOT = CHUNK - 1;
-/** Path bytes are packed into slabs this big. */
+/** Names and link targets are packed into slabs this big. */
 const SLAB = 1024 * 1024;
+/** The parent of an entry kept by its whole path. */
+export const NO_PARENT = -1;
 
 class Chunk {
   kind = new Uint8Array(CHUNK);
@@ -51,22 +56,33 @@ class Chunk {
   uid = new Uint32Array(CHUNK);
   gid = new Uint32Array(CHUNK);
   size = new Float64Array(CHUNK);
-  allocated = new Float64Array(CHUNK);
   mtimeSec = new Float64Array(CHUNK);
   mtimeNsec = new Uint32Array(CHUNK);
-  ctimeSec = new Float64Array(CHUNK);
-  ctimeNsec = new Uint32Array(CHUNK);
-  ino = new Float64Array(CHUNK);
-  pathSlab = new Uint32Array(CHUNK);
-  pathStart = new Uint32Array(CHUNK);
+  /** The directory entry this one is named in, or NO_PARENT when the name is the whole path. */
+  parent = new Int32Array(CHUNK);
+  nameSlab = new Uint32Array(CHUNK);
+  nameStart = new Uint32Array(CHUNK);
+  /** Of the whole path. */
   pathLength = new Uint32Array(CHUNK);
+  identity: { ctimeSec: Float64Array; ctimeNsec: Uint32Array; ino: Float64Array } | null;
+
+  constructor(identity: boolean) {
+    this.identity = identity
+      ? { ctimeSec: new Float64Array(CHUNK), ctimeNsec: new Uint32Array(CHUNK), ino: new Float64Array(CHUNK) }
+      : null;
+  }
 }
 
 /**
- * A list of entries stored by column: numbers in typed arrays, paths packed into shared slabs, the
+ * A list of entries stored by column: numbers in typed arrays, names packed into shared slabs, the
  * rare fields (link targets, xattrs, devices, hardlink groups) in a side map. A root filesystem has
  * millions of entries; as objects each cost about 400 bytes (the object, a Buffer view for its path,
- * the path's bytes), here about 70 plus the path itself. `get` makes an ordinary `Entry` on demand.
+ * the path's bytes), here about 47 plus the entry's own name. A path is its parent's path and a name,
+ * as the walk found it, so the directories' names are not stored again for each of their entries
+ * (on a rootfs, names average 16 bytes and paths 83). `get` and `path` build an entry on demand.
+ *
+ * ctime and inode (20 bytes an entry) are kept only when `keepsIdentity`: a baseline compares them, a
+ * capture never reads them. The allocated size is not kept: the walk has used it by then.
  */
 export class EntryTable implements Iterable<Entry> {
   length = 0;
@@ -76,36 +92,39 @@ export class EntryTable implements Iterable<Entry> {
   private readonly slabs: Buffer[] = [];
   private slabUsed = SLAB;
   private readonly extras = new Map<number, Extra>();
+  /** The directory paths last built, outermost first: entries are mostly read in walk order. */
+  private readonly dirIndices: number[] = [];
+  private readonly dirPaths: Buffer[] = [];
 
-  static from(entries: Iterable<Entry>): EntryTable {
-    const table = new EntryTable();
+  constructor(readonly keepsIdentity = false) {}
+
+  static from(entries: Iterable<Entry>, keepsIdentity = false): EntryTable {
+    const table = new EntryTable(keepsIdentity);
     for (const e of entries) table.push(e);
     return table;
   }
 
-  /**
-   * `parent/name` (or `name` at the top) in the table's path slabs. A path made here and then pushed
-   * is not copied again.
-   */
-  join(parent: Buffer | null, name: Buffer | string): Buffer {
-    // A string name is latin1: one char per byte (as readdir gives it with that encoding).
-    const length = (parent ? parent.length + 1 : 0) + name.length;
-    const { slab, start } = this.reserve(length);
-    let at = start;
-    if (parent) {
-      parent.copy(slab, at);
-      at += parent.length;
-      slab[at++] = 0x2f; // '/'
-    }
-    if (typeof name === 'string') slab.write(name, at, 'latin1');
-    else name.copy(slab, at);
-    return slab.subarray(start, start + length);
+  /** `bytes` copied into the table's slabs (a link target kept as long as the table). */
+  keep(bytes: Buffer): Buffer {
+    const { slab, start } = this.reserve(bytes.length);
+    bytes.copy(slab, start);
+    return slab.subarray(start, start + bytes.length);
   }
 
-  push(e: Entry): void {
+  /**
+   * Adds an entry. `parent`, the index of the directory entry whose path `e.path` extends by one name,
+   * lets the table keep just that name; without it the whole path is kept.
+   */
+  push(e: Entry, parent = NO_PARENT): void {
+    let name = e.path;
+    if (parent !== NO_PARENT) {
+      const at = this.pathLengthOf(parent);
+      if (e.path.length > at + 1 && e.path[at] === 0x2f) name = e.path.subarray(at + 1);
+      else throw new Error(`internal: ${e.path.toString('latin1')} is not named in entry ${parent}`);
+    }
     const i = this.length++;
     const slot = i & SLOT;
-    if (slot === 0) this.chunks.push(new Chunk());
+    if (slot === 0) this.chunks.push(new Chunk(this.keepsIdentity));
     const c = this.chunks[i >>> CHUNK_BITS];
     c.kind[slot] = KIND_CODE.get(e.kind)!;
     c.mode[slot] = e.mode;
@@ -113,15 +132,18 @@ export class EntryTable implements Iterable<Entry> {
     c.gid[slot] = e.gid;
     c.size[slot] = e.size;
     this.totalSize += e.size;
-    c.allocated[slot] = e.allocated;
     c.mtimeSec[slot] = e.mtimeSec;
     c.mtimeNsec[slot] = e.mtimeNsec;
-    c.ctimeSec[slot] = e.ctimeSec;
-    c.ctimeNsec[slot] = e.ctimeNsec;
-    c.ino[slot] = e.ino;
-    const { slab, start } = this.place(e.path);
-    c.pathSlab[slot] = slab;
-    c.pathStart[slot] = start;
+    if (c.identity) {
+      c.identity.ctimeSec[slot] = e.ctimeSec;
+      c.identity.ctimeNsec[slot] = e.ctimeNsec;
+      c.identity.ino[slot] = e.ino;
+    }
+    const { slab, start } = this.reserve(name.length);
+    name.copy(slab, start);
+    c.parent[slot] = parent;
+    c.nameSlab[slot] = this.slabs.length - 1;
+    c.nameStart[slot] = start;
     c.pathLength[slot] = e.path.length;
     if (
       e.linkGroup !== undefined ||
@@ -145,25 +167,37 @@ export class EntryTable implements Iterable<Entry> {
     const c = this.chunks[i >>> CHUNK_BITS];
     const slot = i & SLOT;
     const e: Entry = {
-      path: this.pathIn(c, slot),
+      path: this.path(i),
       kind: KINDS[c.kind[slot]],
       mode: c.mode[slot],
       uid: c.uid[slot],
       gid: c.gid[slot],
       size: c.size[slot],
-      allocated: c.allocated[slot],
       mtimeSec: c.mtimeSec[slot],
       mtimeNsec: c.mtimeNsec[slot],
-      ctimeSec: c.ctimeSec[slot],
-      ctimeNsec: c.ctimeNsec[slot],
-      ino: c.ino[slot],
+      ctimeSec: c.identity ? c.identity.ctimeSec[slot] : 0,
+      ctimeNsec: c.identity ? c.identity.ctimeNsec[slot] : 0,
+      ino: c.identity ? c.identity.ino[slot] : 0,
     };
     const extra = this.extras.get(i);
     return extra ? Object.assign(e, extra) : e;
   }
 
+  /** Entry `i`'s path: a view into a slab for a whole path, else a new Buffer. */
   path(i: number): Buffer {
-    return this.pathIn(this.chunks[i >>> CHUNK_BITS], i & SLOT);
+    const c = this.chunks[i >>> CHUNK_BITS];
+    const slot = i & SLOT;
+    const start = c.nameStart[slot];
+    const parent = c.parent[slot];
+    const length = c.pathLength[slot];
+    const slab = this.slabs[c.nameSlab[slot]];
+    if (parent === NO_PARENT) return slab.subarray(start, start + length);
+    const dir = this.dirPath(parent);
+    const path = Buffer.allocUnsafe(length);
+    dir.copy(path, 0);
+    path[dir.length] = 0x2f; // '/'
+    slab.copy(path, dir.length + 1, start, start + length - dir.length - 1);
+    return path;
   }
 
   kind(i: number): Kind {
@@ -206,19 +240,29 @@ export class EntryTable implements Iterable<Entry> {
     for (let i = 0; i < this.length; i++) yield this.get(i);
   }
 
-  private pathIn(c: Chunk, slot: number): Buffer {
-    const start = c.pathStart[slot];
-    return this.slabs[c.pathSlab[slot]].subarray(start, start + c.pathLength[slot]);
+  private pathLengthOf(i: number): number {
+    return this.chunks[i >>> CHUNK_BITS].pathLength[i & SLOT];
   }
 
-  /** Where a path's bytes are: in place when `join` made them, else copied into a slab. */
-  private place(p: Buffer): { slab: number; start: number } {
-    // The walk joins a path, may join a link target after it (which can open a new slab), then pushes.
-    for (let s = this.slabs.length - 1; s >= 0 && s >= this.slabs.length - 2; s--)
-      if (p.buffer === this.slabs[s].buffer) return { slab: s, start: p.byteOffset };
-    const { slab, start } = this.reserve(p.length);
-    p.copy(slab, start);
-    return { slab: this.slabs.length - 1, start };
+  /**
+   * A directory's path, from the chain of those last built: reading entries in walk order, the
+   * parent is nearly always there, so each directory's path is built once per visit, not per entry.
+   */
+  private dirPath(d: number): Buffer {
+    const indices = this.dirIndices;
+    for (let k = indices.length - 1; k >= 0; k--) {
+      if (indices[k] !== d) continue;
+      // Deeper ones were left behind (walk order: their subtrees are done).
+      indices.length = this.dirPaths.length = k + 1;
+      return this.dirPaths[k];
+    }
+    const path = this.path(d); // leaves d's parent, if any, on top of the chain
+    const parent = this.chunks[d >>> CHUNK_BITS].parent[d & SLOT];
+    const keep = parent === NO_PARENT ? 0 : indices.lastIndexOf(parent) + 1;
+    indices.length = this.dirPaths.length = keep;
+    indices.push(d);
+    this.dirPaths.push(path);
+    return path;
   }
 
   private reserve(length: number): { slab: Buffer; start: number } {

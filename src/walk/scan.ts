@@ -48,8 +48,8 @@ export async function buildFilter(opts: ScanOptions): Promise<{ filter: Filter; 
   return { filter, mounts };
 }
 
-/** Walks the whole root with those exclusions. */
+/** Walks the whole root with those exclusions, keeping what a baseline records. */
 export async function scanRoot(opts: ScanOptions): Promise<WalkResult> {
   const { filter } = await buildFilter(opts);
-  return walk({ root: opts.root, filter, log: opts.log, counters: opts.counters });
+  return walk({ root: opts.root, filter, log: opts.log, keepIdentity: true, counters: opts.counters });
 }

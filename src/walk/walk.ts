@@ -2,7 +2,7 @@ import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs'
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { show, type Logger } from '../log.js';
 import type { Filter } from './filter.js';
-import { EntryTable, type Entry, type Kind } from './entries.js';
+import { EntryTable, NO_PARENT, type Entry, type Kind } from './entries.js';
 import { XattrReader } from './xattrs.js';
 
 export interface Exclusion {
@@ -28,6 +28,8 @@ export interface WalkOptions {
   root: string;
   filter: Filter;
   log: Logger;
+  /** Keep ctime and inode, which only a baseline compares (20 bytes an entry). */
+  keepIdentity: boolean;
   /** Bumped once per entry looked at, for progress lines. */
   counters?: { entries: number };
 }
@@ -53,7 +55,7 @@ const YIELD_EVERY = 4096;
  */
 export async function walk(opts: WalkOptions): Promise<WalkResult> {
   let sinceYield = 0;
-  const entries = new EntryTable();
+  const entries = new EntryTable(opts.keepIdentity);
   const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
   const excluded: Exclusion[] = [];
   const sockets: Buffer[] = [];
@@ -69,7 +71,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
    * Names are read as latin1 strings, one char per byte: any byte sequence survives, sorting them
    * compares bytes, and the filter's key is a string concatenation, not a conversion per entry.
    */
-  async function visitDir(rel: Buffer | null, key: string, mode: Mode): Promise<void> {
+  async function visitDir(rel: Buffer | null, key: string, mode: Mode, index: number): Promise<void> {
     let names: string[];
     try {
       names = readdirSync(rel ? absolute(rel) : rootBuf, { encoding: 'latin1' });
@@ -91,7 +93,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     names.sort();
     const prefix = key === '/' ? '/' : key + '/';
     for (const name of names) {
-      await visitEntry(entries.join(rel, name), prefix + name, name, mode);
+      await visitEntry(childPath(rel, name), prefix + name, name, mode, index);
       if (++sinceYield >= YIELD_EVERY) {
         sinceYield = 0;
         await yieldToEventLoop();
@@ -100,7 +102,13 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   }
 
   /** Adds the entry, then (for a directory) its contents: depth-first, parents before children. */
-  async function visitEntry(rel: Buffer, key: string, name: string, mode: Mode): Promise<void> {
+  async function visitEntry(
+    rel: Buffer,
+    key: string,
+    name: string,
+    mode: Mode,
+    parent: number,
+  ): Promise<void> {
     if (opts.counters) opts.counters.entries++;
     const included = filter.included(key);
     const rule = included ? null : filter.classify(key);
@@ -148,7 +156,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       throw err;
     }
     if (isHugeSparse(entry)) {
-      const holes = ((entry.size - entry.allocated) / 1024 ** 3).toFixed(1);
+      const holes = (holesIn(entry) / 1024 ** 3).toFixed(1);
       log.warn(
         `${show(abs)} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`,
       );
@@ -156,9 +164,10 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       return;
     }
     if (entry.kind === 'file' && !mayRead(entry)) unreadable.push(rel);
-    entries.push(entry);
-    xattrs.add(entries.length - 1, abs);
-    if (isDir && childMode) await visitDir(rel, key, childMode);
+    entries.push(entry, parent);
+    const index = entries.length - 1;
+    xattrs.add(index, abs);
+    if (isDir && childMode) await visitDir(rel, key, childMode, index);
   }
 
   function toEntry(rel: Buffer, abs: Buffer, st: BigIntStats): Entry {
@@ -179,7 +188,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       ino: Number(st.ino),
     };
     if (st.isFile() && st.nlink > 1n) entry.linkGroup = `${st.dev}:${st.ino}`;
-    if (st.isSymbolicLink()) entry.linkTarget = entries.join(null, readlinkSync(abs, { encoding: 'buffer' }));
+    if (st.isSymbolicLink()) entry.linkTarget = entries.keep(readlinkSync(abs, { encoding: 'buffer' }));
     if (st.isCharacterDevice() || st.isBlockDevice()) {
       // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
       const rdev = st.rdev;
@@ -189,9 +198,19 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     return entry;
   }
 
-  await visitDir(null, '/', 'normal');
+  await visitDir(null, '/', 'normal', NO_PARENT);
   for (const [i, found] of await xattrs.finish()) entries.setXattrs(i, found);
   return { entries, excluded, sockets, unreadable };
+}
+
+/** `parent/name`, or `name` at the top; a latin1 name is one byte per char, as readdir gave it. */
+function childPath(parent: Buffer | null, name: string): Buffer {
+  if (!parent) return Buffer.from(name, 'latin1');
+  const path = Buffer.allocUnsafe(parent.length + 1 + name.length);
+  parent.copy(path);
+  path[parent.length] = 0x2f; // '/'
+  path.write(name, parent.length + 1, 'latin1');
+  return path;
 }
 
 const READS_ALL = () => true;
@@ -217,7 +236,12 @@ function readPermission(): (e: Entry) => boolean {
 export const SPARSE_HOLE_LIMIT = 1024 ** 3;
 
 export function isHugeSparse(e: Entry): boolean {
-  return e.kind === 'file' && e.size - e.allocated > SPARSE_HOLE_LIMIT;
+  return e.kind === 'file' && holesIn(e) > SPARSE_HOLE_LIMIT;
+}
+
+/** Bytes of a file that are not allocated on disk (none known: none). */
+function holesIn(e: Entry): number {
+  return e.size - (e.allocated ?? e.size);
 }
 
 /** The entry vanished or was replaced by another kind between two calls: not an error. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EntryTable, type Entry } from '../../src/walk/entries.js';
+import { EntryTable, NO_PARENT, type Entry } from '../../src/walk/entries.js';
 
 function entry(i: number, extra: Partial<Entry> = {}): Entry {
   return {
@@ -19,11 +19,18 @@ function entry(i: number, extra: Partial<Entry> = {}): Entry {
   };
 }
 
+/** What a table gives back: everything but the allocated size, which only the walk reads. */
+function kept(e: Entry): Entry {
+  const rest = { ...e };
+  delete rest.allocated;
+  return rest;
+}
+
 describe('EntryTable', () => {
   it('gives back every field it was given, across chunks, rare fields included', () => {
     const n = 70_000; // past one 65536-entry chunk
     const given: Entry[] = [];
-    const table = new EntryTable();
+    const table = new EntryTable(true);
     for (let i = 0; i < n; i++) {
       const extra: Partial<Entry> =
         i % 1000 === 1
@@ -41,9 +48,9 @@ describe('EntryTable', () => {
       table.push(e);
     }
     expect(table.length).toBe(n);
-    for (let i = 0; i < n; i += 997) expect(table.get(i)).toEqual(given[i]);
-    expect(table.get(n - 1)).toEqual(given[n - 1]);
-    expect(table.get(65_536)).toEqual(given[65_536]);
+    for (let i = 0; i < n; i += 997) expect(table.get(i)).toEqual(kept(given[i]));
+    expect(table.get(n - 1)).toEqual(kept(given[n - 1]));
+    expect(table.get(65_536)).toEqual(kept(given[65_536]));
     expect(table.path(1001).toString()).toBe(given[1001].path.toString());
     expect(table.kind(1001)).toBe(given[1001].kind);
     expect(table.linkGroup(1001)).toBe('2049:1001');
@@ -51,6 +58,14 @@ describe('EntryTable', () => {
     expect(table.contentBytes()).toBe(given.reduce((s, e) => s + e.size, 0));
     expect(table.contentBytes([3, 5])).toBe(given[3].size + given[5].size);
     expect([...table].length).toBe(n);
+  });
+
+  it('leaves out ctime and inode unless asked to keep them, and keeps everything else', () => {
+    const given = [entry(1), entry(70_001, { linkGroup: '5:6' })];
+    const lean = EntryTable.from(given);
+    expect(lean.keepsIdentity).toBe(false);
+    expect(lean.get(1)).toEqual({ ...kept(given[1]), ctimeSec: 0, ctimeNsec: 0, ino: 0 });
+    expect(EntryTable.from(given, true).get(1)).toEqual(kept(given[1]));
   });
 
   it('keeps raw, non-UTF-8 path bytes, and paths longer than a slab', () => {
@@ -62,23 +77,36 @@ describe('EntryTable', () => {
     expect(table.path(2).toString()).toBe('dir2/name-2');
   });
 
-  it('paths joined in the table are pushed without a copy, and stay right across slabs', () => {
+  it('builds paths from names under their parents, in walk order and out of it', () => {
+    // A tree of 40,000 entries, three levels deep, pushed in walk order with each entry's parent.
     const table = new EntryTable();
-    const parents: Buffer[] = [];
-    for (let i = 0; i < 40_000; i++) {
-      const parent = i % 100 === 0 ? null : parents[parents.length - 1];
-      const p = table.join(parent, Buffer.from(`entry-with-a-longish-name-${i}`));
-      if (i % 100 === 0) parents.push(p);
-      table.push(entry(i, { path: p }));
+    const paths: string[] = [];
+    const push = (path: string, parent: number, kind: Entry['kind']) => {
+      table.push(entry(paths.length, { path: Buffer.from(path), kind }), parent);
+      paths.push(path);
+      return paths.length - 1;
+    };
+    for (let a = 0; paths.length < 40_000; a++) {
+      const top = push(`top-${a}`, NO_PARENT, 'dir');
+      for (let b = 0; b < 20; b++) {
+        const mid = push(`top-${a}/mid-${b}`, top, 'dir');
+        for (let c = 0; c < 10; c++) push(`top-${a}/mid-${b}/leaf-${c}`, mid, 'file');
+      }
+      push(`top-${a}/\xff-after`, top, 'file');
     }
-    for (let i = 0; i < 40_000; i += 99) {
-      const top = Math.floor(i / 100) * 100;
-      const expected =
-        i === top
-          ? `entry-with-a-longish-name-${i}`
-          : `entry-with-a-longish-name-${top}/entry-with-a-longish-name-${i}`;
-      expect(table.path(i).toString()).toBe(expected);
-    }
+    expect([...table].map((e) => e.path.toString())).toEqual(paths);
+    // Out of order, so the chain of built directories is rebuilt again and again.
+    for (let i = paths.length - 1; i >= 0; i -= 97) expect(table.path(i).toString()).toBe(paths[i]);
+    for (const i of [5, 39_999, 0, 231, 230, 17_000]) expect(table.path(i).toString()).toBe(paths[i]);
+    expect(() => table.push(entry(0, { path: Buffer.from('elsewhere/x') }), 1)).toThrow(/not named in/);
+  });
+
+  it('keeps link targets in its slabs', () => {
+    const table = new EntryTable();
+    const target = Buffer.from([0x2e, 0x2e, 0x2f, 0xff]);
+    const kept = table.keep(target);
+    target[0] = 0;
+    expect([...kept]).toEqual([0x2e, 0x2e, 0x2f, 0xff]);
   });
 
   it('replaceContent changes the size and the bytes, and leaves the hardlink group', () => {

@@ -162,6 +162,7 @@ describe('walk with include under an exclusion', () => {
       root,
       log: silentLogger,
       filter: new Filter({ root, mounts: [], swapFiles: [], hostPathsToDrop: [], exclude, include }),
+      keepIdentity: false,
     });
     return [...r.entries].map((e) => e.path.toString());
   };
