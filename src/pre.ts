@@ -1,3 +1,4 @@
+import './heap.js';
 import * as core from '@actions/core';
 import { existsSync } from 'node:fs';
 import path from 'node:path';

@@ -62,9 +62,8 @@ export function whereTheBytesAre(entries: EntryTable): Pick<SnapshotReport, 'lar
   for (let i = 0; i < entries.length; i++) {
     const size = entries.size(i);
     if (size === 0 || entries.kind(i) !== 'file') continue;
-    const path = entries.path(i);
-    const parent = path.subarray(0, Math.max(path.lastIndexOf(0x2f), 0));
-    if (run === null || !parent.equals(run)) {
+    const parent = entries.dirOf(i);
+    if (run === null || (parent !== run && !parent.equals(run))) {
       flush();
       run = parent;
       runBytes = 0;

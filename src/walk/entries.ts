@@ -185,19 +185,44 @@ export class EntryTable implements Iterable<Entry> {
 
   /** Entry `i`'s path: a view into a slab for a whole path, else a new Buffer. */
   path(i: number): Buffer {
+    const parent = this.chunks[i >>> CHUNK_BITS].parent[i & SLOT];
+    const name = this.name(i);
+    if (parent === NO_PARENT) return name;
+    const dir = this.dirPath(parent);
+    const path = Buffer.allocUnsafe(dir.length + 1 + name.length);
+    dir.copy(path, 0);
+    path[dir.length] = 0x2f; // '/'
+    name.copy(path, dir.length + 1);
+    return path;
+  }
+
+  /**
+   * The bytes the path ends with, without a copy: the entry's own name, or its whole path when it
+   * was pushed without a parent.
+   */
+  name(i: number): Buffer {
     const c = this.chunks[i >>> CHUNK_BITS];
     const slot = i & SLOT;
     const start = c.nameStart[slot];
     const parent = c.parent[slot];
-    const length = c.pathLength[slot];
-    const slab = this.slabs[c.nameSlab[slot]];
-    if (parent === NO_PARENT) return slab.subarray(start, start + length);
-    const dir = this.dirPath(parent);
-    const path = Buffer.allocUnsafe(length);
-    dir.copy(path, 0);
-    path[dir.length] = 0x2f; // '/'
-    slab.copy(path, dir.length + 1, start, start + length - dir.length - 1);
-    return path;
+    const length = c.pathLength[slot] - (parent === NO_PARENT ? 0 : this.pathLengthOf(parent) + 1);
+    return this.slabs[c.nameSlab[slot]].subarray(start, start + length);
+  }
+
+  /** The path of the directory entry `i` is in (empty at the top): from the chain, mostly no copy. */
+  dirOf(i: number): Buffer {
+    const parent = this.chunks[i >>> CHUNK_BITS].parent[i & SLOT];
+    if (parent !== NO_PARENT) return this.dirPath(parent);
+    const path = this.name(i);
+    return path.subarray(0, Math.max(path.lastIndexOf(0x2f), 0));
+  }
+
+  mtimeSec(i: number): number {
+    return this.chunks[i >>> CHUNK_BITS].mtimeSec[i & SLOT];
+  }
+
+  mtimeNsec(i: number): number {
+    return this.chunks[i >>> CHUNK_BITS].mtimeNsec[i & SLOT];
   }
 
   kind(i: number): Kind {
@@ -250,7 +275,9 @@ export class EntryTable implements Iterable<Entry> {
    */
   private dirPath(d: number): Buffer {
     const indices = this.dirIndices;
-    for (let k = indices.length - 1; k >= 0; k--) {
+    const top = indices.length - 1;
+    if (top >= 0 && indices[top] === d) return this.dirPaths[top];
+    for (let k = top - 1; k >= 0; k--) {
       if (indices[k] !== d) continue;
       // Deeper ones were left behind (walk order: their subtrees are done).
       indices.length = this.dirPaths.length = k + 1;

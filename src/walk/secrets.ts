@@ -146,9 +146,13 @@ export async function scrubGitConfigs(
   const rootBuf = Buffer.from(root.replace(/\/+$/, ''));
   for (let i = 0; i < entries.length; i++) {
     if (entries.kind(i) !== 'file') continue;
-    const p = entries.path(i);
-    if (p.length < CONFIG.length || p.compare(CONFIG, 0, CONFIG.length, p.length - CONFIG.length) !== 0)
+    const name = entries.name(i);
+    if (
+      name.length < CONFIG.length ||
+      name.compare(CONFIG, 0, CONFIG.length, name.length - CONFIG.length) !== 0
+    )
       continue;
+    const p = entries.path(i);
     if (!isGitConfig(p)) continue;
     const abs = Buffer.concat([rootBuf, Buffer.from('/'), p]);
     // latin1 both ways: every byte of the file comes back as it was, UTF-8 or not.

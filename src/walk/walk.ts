@@ -36,7 +36,6 @@ export interface WalkOptions {
 
 type Mode = 'normal' | 'includeOnly';
 
-const SLASH = Buffer.from('/');
 const WHITEOUT_PREFIX = '.wh.';
 
 export class WhiteoutNameError extends Error {}
@@ -64,36 +63,36 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   const { filter, log } = opts;
   const xattrs = new XattrReader(log);
 
-  const absolute = (rel: Buffer) =>
-    rootBuf.length === 1 ? Buffer.concat([SLASH, rel]) : Buffer.concat([rootBuf, SLASH, rel]);
+  // Each entry's absolute path is made once; its root-relative path is the tail of it.
+  const relStart = rootBuf.length === 1 ? 1 : rootBuf.length + 1;
 
   /**
    * Names are read as latin1 strings, one char per byte: any byte sequence survives, sorting them
    * compares bytes, and the filter's key is a string concatenation, not a conversion per entry.
    */
-  async function visitDir(rel: Buffer | null, key: string, mode: Mode, index: number): Promise<void> {
+  async function visitDir(abs: Buffer, key: string, mode: Mode, index: number): Promise<void> {
+    const isRoot = index === NO_PARENT;
     let names: string[];
     try {
-      names = readdirSync(rel ? absolute(rel) : rootBuf, { encoding: 'latin1' });
+      names = readdirSync(abs, { encoding: 'latin1' });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
         // Removed, or replaced by a file, between its lstat and this listing.
-        if (rel)
-          log.warn(`${show(absolute(rel))} changed while it was walked; captured as an empty directory`);
+        if (!isRoot) log.warn(`${show(abs)} changed while it was walked; captured as an empty directory`);
         return;
       }
-      if (rel === null) throw err;
-      if (code === 'EACCES' || code === 'EPERM') unreadable.push(rel);
+      if (isRoot) throw err;
+      if (code === 'EACCES' || code === 'EPERM') unreadable.push(abs.subarray(relStart));
       // Not root: the caller stops (or runs again under sudo) over `unreadable`, which says it better.
       if (mayRead === READS_ALL)
-        log.warn(`cannot list ${show(absolute(rel))}: ${code ?? err}; captured as an empty directory`);
+        log.warn(`cannot list ${show(abs)}: ${code ?? err}; captured as an empty directory`);
       return;
     }
     names.sort();
     const prefix = key === '/' ? '/' : key + '/';
     for (const name of names) {
-      await visitEntry(childPath(rel, name), prefix + name, name, mode, index);
+      await visitEntry(childPath(abs, name), prefix + name, name, mode, index);
       if (++sinceYield >= YIELD_EVERY) {
         sinceYield = 0;
         await yieldToEventLoop();
@@ -103,7 +102,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
 
   /** Adds the entry, then (for a directory) its contents: depth-first, parents before children. */
   async function visitEntry(
-    rel: Buffer,
+    abs: Buffer,
     key: string,
     name: string,
     mode: Mode,
@@ -114,7 +113,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     const rule = included ? null : filter.classify(key);
     if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key)) return;
 
-    const abs = absolute(rel);
+    const rel = abs.subarray(relStart);
     let st: BigIntStats;
     try {
       st = lstatSync(abs, { bigint: true });
@@ -167,7 +166,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     entries.push(entry, parent);
     const index = entries.length - 1;
     xattrs.add(index, abs);
-    if (isDir && childMode) await visitDir(rel, key, childMode, index);
+    if (isDir && childMode) await visitDir(abs, key, childMode, index);
   }
 
   function toEntry(rel: Buffer, abs: Buffer, st: BigIntStats): Entry {
@@ -198,18 +197,18 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     return entry;
   }
 
-  await visitDir(null, '/', 'normal', NO_PARENT);
+  await visitDir(rootBuf, '/', 'normal', NO_PARENT);
   for (const [i, found] of await xattrs.finish()) entries.setXattrs(i, found);
   return { entries, excluded, sockets, unreadable };
 }
 
-/** `parent/name`, or `name` at the top; a latin1 name is one byte per char, as readdir gave it. */
-function childPath(parent: Buffer | null, name: string): Buffer {
-  if (!parent) return Buffer.from(name, 'latin1');
-  const path = Buffer.allocUnsafe(parent.length + 1 + name.length);
-  parent.copy(path);
-  path[parent.length] = 0x2f; // '/'
-  path.write(name, parent.length + 1, 'latin1');
+/** `dir/name` (`/name` in `/`); a latin1 name is one byte per char, as readdir gave it. */
+function childPath(dir: Buffer, name: string): Buffer {
+  const at = dir.length === 1 && dir[0] === 0x2f ? 1 : dir.length + 1;
+  const path = Buffer.allocUnsafe(at + name.length);
+  dir.copy(path);
+  path[at - 1] = 0x2f; // '/'
+  path.write(name, at, 'latin1');
   return path;
 }
 
