@@ -98,6 +98,11 @@ describe('EntryTable', () => {
     // Out of order, so the chain of built directories is rebuilt again and again.
     for (let i = paths.length - 1; i >= 0; i -= 97) expect(table.path(i).toString()).toBe(paths[i]);
     for (const i of [5, 39_999, 0, 231, 230, 17_000]) expect(table.path(i).toString()).toBe(paths[i]);
+    for (const i of [0, 1, 2, 231, 39_999]) {
+      const path = paths[i];
+      expect(table.dirOf(i).toString()).toBe(path.slice(0, Math.max(path.lastIndexOf('/'), 0)));
+      expect(table.name(i).toString()).toBe(path.slice(path.lastIndexOf('/') + 1));
+    }
     expect(() => table.push(entry(0, { path: Buffer.from('elsewhere/x') }), 1)).toThrow(/not named in/);
   });
 
