@@ -33,7 +33,7 @@ export function streamRequest(
       if (!stream) res.resume();
       resolve(new Response(stream, { status, statusText: res.statusMessage, headers: responseHeaders }));
     });
-    req.once('error', reject);
+    req.on('error', reject); // later ones too: a cut body can error again after the answer
     // A registry may answer (and close) before it has read the whole body, say a 401 or a digest
     // refusal: the answer counts then, not the broken pipe it leaves behind.
     pipeline(body, req).catch((err: Error) => {
