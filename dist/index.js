@@ -34854,7 +34854,38 @@ function formatBytes(n) {
 
 ;// CONCATENATED MODULE: external "node:timers/promises"
 const external_node_timers_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:timers/promises");
+;// CONCATENATED MODULE: ./src/util/paths.ts
+/** Paths as raw bytes (relative, `/`-separated): names need not be UTF-8. */
+/** True when `child` lies below the directory `dir`. */
+function isInside(child, dir) {
+    return (child.length > dir.length &&
+        child[dir.length] === 0x2f &&
+        child.compare(dir, 0, dir.length, 0, dir.length) === 0);
+}
+/**
+ * `dir/name`: `name` alone in an empty `dir`, `/name` in `/`. A string name is latin1, one byte per
+ * char (as readdir gives it with that encoding).
+ */
+function joinPath(dir, name) {
+    const at = dir.length === 0 ? 0 : dir.length === 1 && dir[0] === 0x2f ? 1 : dir.length + 1;
+    const path = Buffer.allocUnsafe(at + name.length);
+    dir.copy(path);
+    if (at > dir.length)
+        path[dir.length] = 0x2f; // '/'
+    if (typeof name === 'string')
+        path.write(name, at, 'latin1');
+    else
+        name.copy(path, at);
+    return path;
+}
+/** The parent directory (empty for a top-level entry). */
+function parentOf(p) {
+    const i = p.lastIndexOf(0x2f);
+    return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
+}
+
 ;// CONCATENATED MODULE: ./src/walk/entries.ts
+
 const KINDS = ['file', 'dir', 'symlink', 'fifo', 'char', 'block', 'whiteout'];
 const KIND_CODE = new Map(KINDS.map((k, i) => [k, i]));
 /** Entries per chunk of columns: columns grow a chunk at a time, never copied to a larger array. */
@@ -35004,14 +35035,7 @@ class EntryTable {
     path(i) {
         const parent = this.chunks[i >>> CHUNK_BITS].parent[i & SLOT];
         const name = this.name(i);
-        if (parent === NO_PARENT)
-            return name;
-        const dir = this.dirPath(parent);
-        const path = Buffer.allocUnsafe(dir.length + 1 + name.length);
-        dir.copy(path, 0);
-        path[dir.length] = 0x2f; // '/'
-        name.copy(path, dir.length + 1);
-        return path;
+        return parent === NO_PARENT ? name : joinPath(this.dirPath(parent), name);
     }
     /**
      * The bytes the path ends with, without a copy: the entry's own name, or its whole path when it
@@ -35028,10 +35052,7 @@ class EntryTable {
     /** The path of the directory entry `i` is in (empty at the top): from the chain, mostly no copy. */
     dirOf(i) {
         const parent = this.chunks[i >>> CHUNK_BITS].parent[i & SLOT];
-        if (parent !== NO_PARENT)
-            return this.dirPath(parent);
-        const path = this.name(i);
-        return path.subarray(0, Math.max(path.lastIndexOf(0x2f), 0));
+        return parent === NO_PARENT ? parentOf(this.name(i)) : this.dirPath(parent);
     }
     mtimeSec(i) {
         return this.chunks[i >>> CHUNK_BITS].mtimeSec[i & SLOT];
@@ -35381,6 +35402,7 @@ function readXattrsWithGetfattr(path) {
 
 
 
+
 const WHITEOUT_PREFIX = '.wh.';
 class WhiteoutNameError extends Error {
 }
@@ -35437,7 +35459,7 @@ async function walk_walk(opts) {
         names.sort();
         const prefix = key === '/' ? '/' : key + '/';
         for (const name of names) {
-            await visitEntry(childPath(abs, name), prefix + name, name, mode, index);
+            await visitEntry(joinPath(abs, name), prefix + name, name, mode, index);
             if (++sinceYield >= YIELD_EVERY) {
                 sinceYield = 0;
                 await (0,external_node_timers_promises_namespaceObject.setImmediate)();
@@ -35541,15 +35563,6 @@ async function walk_walk(opts) {
     for (const [i, found] of await xattrs.finish())
         entries.setXattrs(i, found);
     return { entries, excluded, sockets, unreadable };
-}
-/** `dir/name` (`/name` in `/`); a latin1 name is one byte per char, as readdir gave it. */
-function childPath(dir, name) {
-    const at = dir.length === 1 && dir[0] === 0x2f ? 1 : dir.length + 1;
-    const path = Buffer.allocUnsafe(at + name.length);
-    dir.copy(path);
-    path[at - 1] = 0x2f; // '/'
-    path.write(name, at, 'latin1');
-    return path;
 }
 const READS_ALL = () => true;
 /** Whether this process may read a file, by its mode bits (root reads everything). */
@@ -36032,20 +36045,6 @@ var external_node_crypto_ = __nccwpck_require__(7598);
 const external_node_readline_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline");
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
-;// CONCATENATED MODULE: ./src/util/paths.ts
-/** Paths as raw bytes (relative, `/`-separated): names need not be UTF-8. */
-/** True when `child` lies below the directory `dir`. */
-function isInside(child, dir) {
-    return (child.length > dir.length &&
-        child[dir.length] === 0x2f &&
-        child.compare(dir, 0, dir.length, 0, dir.length) === 0);
-}
-/** The parent directory (empty for a top-level entry). */
-function parentOf(p) {
-    const i = p.lastIndexOf(0x2f);
-    return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
-}
-
 ;// CONCATENATED MODULE: ./src/diff/whiteouts.ts
 
 
@@ -36053,9 +36052,6 @@ const WH = Buffer.from('.wh.');
 const OPAQUE = Buffer.from('.wh..wh..opq');
 function baseName(p) {
     return p.subarray(p.lastIndexOf(0x2f) + 1);
-}
-function child(parent, name) {
-    return parent.length ? Buffer.concat([parent, Buffer.from('/'), name]) : name;
 }
 /** An empty regular file, every field fixed, so the same deletion always gives the same bytes. */
 function marker(p) {
@@ -36090,10 +36086,10 @@ function groupWhiteouts(entries, deletions, opaque) {
             byParent.set(key, [e]);
     };
     for (const dir of opaque)
-        add(dir, marker(child(dir, OPAQUE)));
+        add(dir, marker(joinPath(dir, OPAQUE)));
     const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
     for (const d of sorted)
-        add(parentOf(d), marker(child(parentOf(d), Buffer.concat([WH, baseName(d)]))));
+        add(parentOf(d), marker(joinPath(parentOf(d), Buffer.concat([WH, baseName(d)]))));
     const out = EntryTable.from(byParent.get('') ?? []);
     for (const e of entries) {
         out.push(e);
@@ -38998,7 +38994,7 @@ function layoutSource(dir) {
             const mediaType = found?.mediaType ?? JSON.parse(bytes.toString()).mediaType ?? '';
             return { digest, mediaType, bytes };
         },
-        // 1 MiB reads: a sixteenth of the buffers (and of the copies fetch makes of each) of the default.
+        // 1 MiB reads: a sixteenth of the reads and buffers of the default 64 KiB.
         openBlob: async (digest) => (0,external_node_fs_namespaceObject.createReadStream)(blobPath(digest), { highWaterMark: 1024 * 1024 }),
     };
 }

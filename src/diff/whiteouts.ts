@@ -1,4 +1,4 @@
-import { parentOf } from '../util/paths.js';
+import { joinPath, parentOf } from '../util/paths.js';
 import { EntryTable, type Entry } from '../walk/entries.js';
 
 /** What a comparison found: the entries to write, whiteouts included, in layer order. */
@@ -13,10 +13,6 @@ const OPAQUE = Buffer.from('.wh..wh..opq');
 
 function baseName(p: Buffer): Buffer {
   return p.subarray(p.lastIndexOf(0x2f) + 1);
-}
-
-function child(parent: Buffer, name: Buffer): Buffer {
-  return parent.length ? Buffer.concat([parent, Buffer.from('/'), name]) : name;
 }
 
 /** An empty regular file, every field fixed, so the same deletion always gives the same bytes. */
@@ -50,9 +46,9 @@ export function groupWhiteouts(entries: Iterable<Entry>, deletions: Buffer[], op
     if (siblings) siblings.push(e);
     else byParent.set(key, [e]);
   };
-  for (const dir of opaque) add(dir, marker(child(dir, OPAQUE)));
+  for (const dir of opaque) add(dir, marker(joinPath(dir, OPAQUE)));
   const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
-  for (const d of sorted) add(parentOf(d), marker(child(parentOf(d), Buffer.concat([WH, baseName(d)]))));
+  for (const d of sorted) add(parentOf(d), marker(joinPath(parentOf(d), Buffer.concat([WH, baseName(d)]))));
 
   const out = EntryTable.from(byParent.get('') ?? []);
   for (const e of entries) {

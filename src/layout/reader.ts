@@ -42,7 +42,7 @@ export function layoutSource(dir: string): ImageSource {
         found?.mediaType ?? (JSON.parse(bytes.toString()) as { mediaType?: string }).mediaType ?? '';
       return { digest, mediaType, bytes } satisfies FetchedManifest;
     },
-    // 1 MiB reads: a sixteenth of the buffers (and of the copies fetch makes of each) of the default.
+    // 1 MiB reads: a sixteenth of the reads and buffers of the default 64 KiB.
     openBlob: async (digest): Promise<Readable> =>
       createReadStream(blobPath(digest), { highWaterMark: 1024 * 1024 }),
   };

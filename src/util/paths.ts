@@ -9,6 +9,20 @@ export function isInside(child: Buffer, dir: Buffer): boolean {
   );
 }
 
+/**
+ * `dir/name`: `name` alone in an empty `dir`, `/name` in `/`. A string name is latin1, one byte per
+ * char (as readdir gives it with that encoding).
+ */
+export function joinPath(dir: Buffer, name: Buffer | string): Buffer {
+  const at = dir.length === 0 ? 0 : dir.length === 1 && dir[0] === 0x2f ? 1 : dir.length + 1;
+  const path = Buffer.allocUnsafe(at + name.length);
+  dir.copy(path);
+  if (at > dir.length) path[dir.length] = 0x2f; // '/'
+  if (typeof name === 'string') path.write(name, at, 'latin1');
+  else name.copy(path, at);
+  return path;
+}
+
 /** The parent directory (empty for a top-level entry). */
 export function parentOf(p: Buffer): Buffer {
   const i = p.lastIndexOf(0x2f);

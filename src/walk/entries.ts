@@ -1,3 +1,4 @@
+import { joinPath, parentOf } from '../util/paths.js';
 import type { Xattrs } from './xattrs.js';
 
 /** `whiteout` marks a deletion in a change set (`.wh.<name>`); the walk never makes one. */
@@ -187,13 +188,7 @@ export class EntryTable implements Iterable<Entry> {
   path(i: number): Buffer {
     const parent = this.chunks[i >>> CHUNK_BITS].parent[i & SLOT];
     const name = this.name(i);
-    if (parent === NO_PARENT) return name;
-    const dir = this.dirPath(parent);
-    const path = Buffer.allocUnsafe(dir.length + 1 + name.length);
-    dir.copy(path, 0);
-    path[dir.length] = 0x2f; // '/'
-    name.copy(path, dir.length + 1);
-    return path;
+    return parent === NO_PARENT ? name : joinPath(this.dirPath(parent), name);
   }
 
   /**
@@ -212,9 +207,7 @@ export class EntryTable implements Iterable<Entry> {
   /** The path of the directory entry `i` is in (empty at the top): from the chain, mostly no copy. */
   dirOf(i: number): Buffer {
     const parent = this.chunks[i >>> CHUNK_BITS].parent[i & SLOT];
-    if (parent !== NO_PARENT) return this.dirPath(parent);
-    const path = this.name(i);
-    return path.subarray(0, Math.max(path.lastIndexOf(0x2f), 0));
+    return parent === NO_PARENT ? parentOf(this.name(i)) : this.dirPath(parent);
   }
 
   mtimeSec(i: number): number {

@@ -1,6 +1,7 @@
 import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { show, type Logger } from '../log.js';
+import { joinPath } from '../util/paths.js';
 import type { Filter } from './filter.js';
 import { EntryTable, NO_PARENT, type Entry, type Kind } from './entries.js';
 import { XattrReader } from './xattrs.js';
@@ -92,7 +93,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     names.sort();
     const prefix = key === '/' ? '/' : key + '/';
     for (const name of names) {
-      await visitEntry(childPath(abs, name), prefix + name, name, mode, index);
+      await visitEntry(joinPath(abs, name), prefix + name, name, mode, index);
       if (++sinceYield >= YIELD_EVERY) {
         sinceYield = 0;
         await yieldToEventLoop();
@@ -200,16 +201,6 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   await visitDir(rootBuf, '/', 'normal', NO_PARENT);
   for (const [i, found] of await xattrs.finish()) entries.setXattrs(i, found);
   return { entries, excluded, sockets, unreadable };
-}
-
-/** `dir/name` (`/name` in `/`); a latin1 name is one byte per char, as readdir gave it. */
-function childPath(dir: Buffer, name: string): Buffer {
-  const at = dir.length === 1 && dir[0] === 0x2f ? 1 : dir.length + 1;
-  const path = Buffer.allocUnsafe(at + name.length);
-  dir.copy(path);
-  path[at - 1] = 0x2f; // '/'
-  path.write(name, at, 'latin1');
-  return path;
 }
 
 const READS_ALL = () => true;
