@@ -1,6 +1,6 @@
 import * as core from '@actions/core';
 import { show, type Logger } from './log.js';
-import type { Exclusion } from './walk/walk.js';
+import { showShortened, type Exclusion } from './walk/walk.js';
 
 export const inActions = () => process.env.GITHUB_ACTIONS === 'true';
 
@@ -39,7 +39,8 @@ export function describeExclusions(excluded: Exclusion[], sockets: Buffer[]): st
   const byReason = new Map<string, string[]>();
   for (const e of excluded) {
     const list = byReason.get(e.reason) ?? [];
-    list.push(show(Buffer.concat([Buffer.from('/'), e.path])));
+    // Shortened: a path left out for its length is thousands of bytes.
+    list.push(showShortened(Buffer.concat([Buffer.from('/'), e.path])));
     byReason.set(e.reason, list);
   }
   if (sockets.length)

@@ -45,7 +45,8 @@ function requireIdentity(entries: EntryTable): void {
 function xattrDigest(e: Entry): string {
   if (!e.xattrs?.length) return '-';
   const h = createHash('sha256');
-  for (const [name, value] of e.xattrs) h.update(`${name}=${value.length}:`).update(value);
+  // Names are latin1 strings of their bytes: hashed as those bytes.
+  for (const [name, value] of e.xattrs) h.update(`${name}=${value.length}:`, 'latin1').update(value);
   return h.digest('base64url').slice(0, 22);
 }
 

@@ -36,7 +36,7 @@ export function fingerprint(
       `\0${e.kind} ${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.devMajor ?? ''} ${e.devMinor ?? ''} ${group}\0`;
     if (e.linkTarget) text += e.linkTarget.toString('latin1');
     for (const [name, value] of e.xattrs ?? [])
-      text += `\0${Buffer.from(name).toString('latin1')}=${value.length}:${value.toString('latin1')}`;
+      text += `\0${name}=${value.length}:${value.toString('latin1')}`; // names are latin1 already
     // Content given instead of the file's (a scrubbed git config) is small: hashed itself.
     if (e.content) text += `\0content:${createHash('sha256').update(e.content).digest('hex')}`;
     text += '\n';

@@ -38,7 +38,10 @@ export interface TarHeader {
   linkName?: Buffer;
   devMajor?: number;
   devMinor?: number;
-  /** Extended attributes, written as `SCHILY.xattr.<name>` records with their raw value bytes. */
+  /**
+   * Extended attributes, written as `SCHILY.xattr.<name>` records with their raw value bytes; a name is
+   * a latin1 string of its bytes (see Xattrs) and must not hold `=` (the walk leaves those out).
+   */
   xattrs?: ReadonlyArray<readonly [string, Buffer]>;
 }
 
@@ -87,7 +90,12 @@ export function encodeHeader(h: TarHeader): Buffer {
   }
   // Sorted by name so the record order never depends on the order the filesystem listed them.
   const xattrs = [...(h.xattrs ?? [])].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  for (const [key, value] of xattrs) pax.push([`SCHILY.xattr.${key}`, value]);
+  for (const [key, value] of xattrs) {
+    // Readers split a record at its first `=`: such a name would silently become another.
+    if (key.includes('='))
+      throw new Error(`refusing to write the xattr name ${JSON.stringify(key)}: it holds "="`);
+    pax.push([`SCHILY.xattr.${key}`, value]);
+  }
 
   const ustar = ustarBlock({
     name: split?.name ?? truncateName(name),
@@ -131,16 +139,18 @@ export function zeroPad(size: number): Buffer {
 /** The end-of-archive marker: two zero blocks. */
 export const END_OF_ARCHIVE = Buffer.alloc(2 * BLOCK);
 
-/** `"%d %s=%s\n"` records whose length prefix counts itself (pax, "extended header records"). */
+/**
+ * `"%d %s=%s\n"` records whose length prefix counts itself (pax, "extended header records"). Keys are
+ * latin1 strings of their bytes: an xattr name is written byte for byte, UTF-8 or not.
+ */
 export function encodePaxRecords(records: ReadonlyArray<readonly [string, Buffer]>): Buffer {
   const parts: Buffer[] = [];
   for (const [key, value] of records) {
-    const rest = 1 + Buffer.byteLength(key) + 1 + value.length + 1; // " key=value\n"
+    const rest = 1 + key.length + 1 + value.length + 1; // " key=value\n"
     // The length prefix counts its own digits: grow it until it is a fixed point.
     let len = rest + 1;
     while (rest + String(len).length !== len) len = rest + String(len).length;
-    // Keys are UTF-8 (xattr names may not be ASCII), and the length counted them as such.
-    parts.push(Buffer.from(`${len} ${key}=`, 'utf8'), value, NEWLINE);
+    parts.push(Buffer.from(`${len} ${key}=`, 'latin1'), value, NEWLINE);
   }
   return Buffer.concat(parts);
 }

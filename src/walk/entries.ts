@@ -250,6 +250,23 @@ export class EntryTable implements Iterable<Entry> {
     this.extras.set(i, extra);
   }
 
+  /** A copy without the entries at `drop`, none of which may be the parent of an entry that stays. */
+  without(drop: ReadonlySet<number>): EntryTable {
+    const out = new EntryTable(this.keepsIdentity);
+    const newIndex = new Int32Array(this.length);
+    for (let i = 0; i < this.length; i++) {
+      newIndex[i] = out.length;
+      if (drop.has(i)) continue;
+      const parent = this.chunks[i >>> CHUNK_BITS].parent[i & SLOT];
+      if (parent !== NO_PARENT && drop.has(parent)) throw new Error('internal: a parent left out alone');
+      const e = this.get(i);
+      // Into the copy's own slabs: a view into this table's would keep all of them alive.
+      if (e.linkTarget) e.linkTarget = out.keep(e.linkTarget);
+      out.push(e, parent === NO_PARENT ? NO_PARENT : newIndex[parent]);
+    }
+    return out;
+  }
+
   setXattrs(i: number, xattrs: Xattrs): void {
     this.extras.set(i, { ...this.extras.get(i), xattrs });
   }

@@ -16,6 +16,8 @@ export interface Rule {
   reason: string;
   /** Worth a warning of its own (a credential left out). */
   warn?: boolean;
+  /** A credential: its other names (hardlinks) must be left out too. */
+  credential?: boolean;
 }
 
 /** Directories whose contents are volatile in any running system: kept empty. */
@@ -104,7 +106,7 @@ export class Filter {
       }
     }
     const secret = this.secrets?.match(key);
-    return secret ? { action: 'drop', reason: `credentials: ${secret}`, warn: true } : null;
+    return secret ? { action: 'drop', reason: `credentials: ${secret}`, warn: true, credential: true } : null;
   }
 
   included(key: string): boolean {

@@ -63,6 +63,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   const mayRead = readPermission();
   const { filter, log } = opts;
   const xattrs = new XattrReader(log);
+  const credentials = new CredentialInodes();
 
   // Each entry's absolute path is made once; its root-relative path is the tail of it.
   const relStart = rootBuf.length === 1 ? 1 : rootBuf.length + 1;
@@ -115,10 +116,18 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key)) return;
 
     const rel = abs.subarray(relStart);
+    if (rel.length + 1 > MAX_IMAGE_PATH) {
+      leaveOutLong(rel);
+      return;
+    }
     let st: BigIntStats;
     try {
       st = lstatSync(abs, { bigint: true });
     } catch (err) {
+      if (isTooLong(err)) {
+        leaveOutLong(rel); // a long root: the host path is over PATH_MAX before the image path is
+        return;
+      }
       if (!isGone(err)) throw err;
       log.warn(`${show(abs)} vanished while it was walked; left out`);
       return;
@@ -127,6 +136,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     let childMode: Mode | null = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
     if (rule) {
       const reaches = isDir && filter.leadsToInclude(key);
+      if (rule.action === 'drop' && rule.credential) credentials.add(abs, rel, st, rule.reason);
       if (rule.action === 'drop' && !reaches) {
         excluded.push({ path: rel, reason: rule.reason, ...(rule.warn ? { warn: true } : {}) });
         return;
@@ -170,6 +180,14 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     if (isDir && childMode) await visitDir(abs, key, childMode, index);
   }
 
+  /** An entry whose path no extractor could create, left out with whatever is below it. */
+  function leaveOutLong(rel: Buffer): void {
+    log.warn(
+      `left out /${showShortened(rel)} and anything below it: its path is ${rel.length + 1} bytes, longer than image tools can unpack (${MAX_IMAGE_PATH}; see README, "Limits")`,
+    );
+    excluded.push({ path: rel, reason: `path over ${MAX_IMAGE_PATH} bytes` });
+  }
+
   function toEntry(rel: Buffer, abs: Buffer, st: BigIntStats): Entry {
     const { sec, nsec } = splitNs(st.mtimeNs);
     const ctime = splitNs(st.ctimeNs);
@@ -200,7 +218,83 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
 
   await visitDir(rootBuf, '/', 'normal', NO_PARENT);
   for (const [i, found] of await xattrs.finish()) entries.setXattrs(i, found);
-  return { entries, excluded, sockets, unreadable };
+  const kept = credentials.size ? withoutCredentialLinks(entries, credentials, excluded, log) : entries;
+  return { entries: kept, excluded, sockets, unreadable };
+}
+
+/**
+ * The inodes of files left out as credentials that have other names (hardlinks): `dev:ino`, as an
+ * entry's `linkGroup`, to the credential's path and what it holds. A credential directory
+ * (`~/.config/gcloud`) gives the inodes of every file below it.
+ */
+class CredentialInodes extends Map<string, { path: Buffer; what: string }> {
+  add(abs: Buffer, rel: Buffer, st: BigIntStats, reason: string): this {
+    const what = reason.replace(/^credentials: /, '');
+    if (!st.isDirectory()) {
+      if (st.nlink > 1n) this.set(`${st.dev}:${st.ino}`, { path: Buffer.from(rel), what });
+      return this;
+    }
+    let names: string[];
+    try {
+      names = readdirSync(abs, { encoding: 'latin1' });
+    } catch {
+      return this; // unreadable: nothing of it is captured under another name either
+    }
+    for (const name of names) {
+      const child = joinPath(abs, name);
+      try {
+        this.add(child, joinPath(rel, name), lstatSync(child, { bigint: true }), reason);
+      } catch {
+        // gone, or a path too long to look at: not captured elsewhere through this name
+      }
+    }
+    return this;
+  }
+}
+
+/**
+ * A credential is left out under every name: the entries that are hardlinks of one (same device and
+ * inode), wherever the walk met them, before or after the credential's own path, are taken out of the
+ * table, each with a warning. Directories are never hardlinks, so every parent stays.
+ */
+function withoutCredentialLinks(
+  entries: EntryTable,
+  credentials: CredentialInodes,
+  excluded: Exclusion[],
+  log: Logger,
+): EntryTable {
+  const drop = new Set<number>();
+  for (let i = 0; i < entries.length; i++) {
+    const group = entries.linkGroup(i);
+    const credential = group === undefined ? undefined : credentials.get(group);
+    if (!credential) continue;
+    const path = entries.path(i);
+    drop.add(i);
+    excluded.push({ path, reason: `same file as /${show(credential.path)} (credentials)` });
+    log.warn(
+      `left out /${show(path)}: the same file (a hardlink) as /${show(credential.path)}, left out as ${credential.what}; add /${show(credential.path)} to include to keep both`,
+    );
+  }
+  return drop.size ? entries.without(drop) : entries;
+}
+
+/**
+ * The longest path (with its leading `/`) an entry of the image may have. Extractors create entries
+ * by their whole path (umoci, containerd and docker in Go; tar too, without openat), so one past the
+ * kernel's PATH_MAX (4096 bytes with its NUL) fails every unpack, and the path is prefixed by the
+ * directory the runtime unpacks into (containerd's and docker's are 80 to 100 bytes): 256 bytes are
+ * left for it. Deeper entries are left out, with a warning, rather than make an image none can use.
+ */
+export const MAX_IMAGE_PATH = 4096 - 256;
+
+/** A path of any length for one log line: its start and end, with the middle left out. */
+export function showShortened(p: Buffer, keep = 60): string {
+  if (p.length <= 2 * keep + 3) return show(p);
+  return `${show(p.subarray(0, keep))}…${show(p.subarray(p.length - keep))}`;
+}
+
+function isTooLong(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === 'ENAMETOOLONG';
 }
 
 const READS_ALL = () => true;

@@ -4,6 +4,10 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { show, type Logger } from '../log.js';
 
+/**
+ * Extended attributes by name. A name is a latin1 string of its raw bytes (one char per byte), like the
+ * walk's path keys: a name that is not UTF-8 survives, and names sort by their bytes.
+ */
 export type Xattrs = Array<[string, Buffer]>;
 
 /**
@@ -17,6 +21,13 @@ const TOLERATED_ERRNO = new Set([95 /* EOPNOTSUPP */, 61 /* ENODATA */, 1 /* EPE
 const VANISHED_ERRNO = new Set([2 /* ENOENT */, 20 /* ENOTDIR */]);
 
 export class VanishedError extends Error {}
+
+/**
+ * The binding returns names as JS strings and refuses a name that is not UTF-8 ("Invalid attribute"):
+ * such a path is read again with getfattr, which gives the raw bytes.
+ */
+const NOT_UTF8_NAME = /Invalid attribute/;
+class NotUtf8NameError extends Error {}
 
 interface Binding {
   listAttributesSync(path: string): string[];
@@ -64,18 +75,30 @@ function getBinding(log: Logger): { binding: Binding; file: string } | null {
  * be passed through it, so those few are read by `getfattr`, its path fed as raw bytes on stdin.
  */
 export function readXattrs(path: Buffer, log: Logger): Xattrs | undefined {
-  if (!isUtf8(path)) return readXattrsWithGetfattr(path);
-  const text = path.toString('utf8');
+  if (!isUtf8(path)) return tidy(readXattrsWithGetfattr(path), path, log);
   const binding = getBinding(log)?.binding;
-  return binding && readUtf8Xattrs(binding, text);
+  return binding && readUtf8Xattrs(binding, path, log);
 }
 
-/** The xattrs of a path the binding can take (valid UTF-8), tidied; failures as `tolerate` says. */
-function readUtf8Xattrs(binding: Binding, path: string): Xattrs | undefined {
-  return tidy(listAndGet(binding, path, tolerate));
+/**
+ * The xattrs of a path the binding can take (valid UTF-8), tidied; failures as `tolerate` says. A
+ * name the binding cannot return (not UTF-8) sends the whole path to getfattr.
+ */
+function readUtf8Xattrs(binding: Binding, path: Buffer, log: Logger): Xattrs | undefined {
+  let found: Xattrs;
+  try {
+    found = listAndGet(binding, path.toString('utf8'), tolerate);
+  } catch (err) {
+    if (!(err instanceof NotUtf8NameError)) throw err;
+    found = readXattrsWithGetfattr(path) ?? [];
+  }
+  return tidy(found, path, log);
 }
 
-/** Every name and value of `path`'s xattrs; `onError` decides about a failed call (throw, or skip). */
+/**
+ * Every name (as a latin1 string of its bytes) and value of `path`'s xattrs; `onError` decides about a
+ * failed call (throw, or skip). Runs on the worker too, from its source text: self-contained.
+ */
 function listAndGet(binding: Binding, path: string, onError: (err: unknown) => void): Xattrs {
   let names: string[];
   try {
@@ -93,16 +116,35 @@ function listAndGet(binding: Binding, path: string, onError: (err: unknown) => v
       onError(err);
       continue; // removed between list and get
     }
-    if (value) out.push([name, Buffer.from(value)]);
+    if (value) out.push([Buffer.from(name, 'utf8').toString('latin1'), Buffer.from(value)]);
   }
   return out;
 }
 
-/** Host-only labels dropped, sorted by name (the fingerprint and the tar must not depend on the kernel's order). */
-function tidy(xattrs: Xattrs): Xattrs | undefined {
-  const out = xattrs.filter(([name]) => !SKIPPED.has(name));
+/**
+ * What an image can carry, sorted by name (the fingerprint and the tar must not depend on the kernel's
+ * order). Host-only labels are dropped. So is a name holding `=`, with a warning: a PAX record is
+ * `key=value` and every reader (Go's archive/tar: umoci, containerd, docker) splits at the first `=`,
+ * so `user.a=b` = `v` would come back as `user.a` = `b=v`. Names that are not UTF-8 are carried: Go
+ * reads and sets their bytes verbatim. Every mode reads xattrs through here, so the tar, the layer
+ * fingerprint and the baseline's xattr digest all see the same list.
+ */
+function tidy(xattrs: Xattrs | undefined, path: Buffer, log: Logger): Xattrs | undefined {
+  const out = (xattrs ?? []).filter(([name]) => {
+    if (SKIPPED.has(name)) return false;
+    if (!name.includes('=')) return true;
+    log.warn(
+      `${show(path)}: extended attribute ${showName(name)} left out: its name holds "=", which a tar (PAX) record cannot carry`,
+    );
+    return false;
+  });
   out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   return out.length ? out : undefined;
+}
+
+/** An xattr name (latin1 string of its bytes) fit for a log line. */
+export function showName(name: string): string {
+  return `"${show(Buffer.from(name, 'latin1'))}"`;
 }
 
 /** Paths per message to the xattr worker; a walk smaller than one batch reads them itself. */
@@ -115,12 +157,12 @@ const BATCH = 2048;
  * its xattrs were read gets none: the writer notices it is gone when it reads it.
  */
 export class XattrReader {
-  private paths: string[] = [];
+  private paths: Buffer[] = [];
   private indices: number[] = [];
   private worker: Worker | null = null;
   private readonly waiting = new Map<
     number,
-    { indices: number[]; resolve: () => void; reject: (e: Error) => void }
+    { indices: number[]; paths: Buffer[]; resolve: () => void; reject: (e: Error) => void }
   >();
   private readonly sent: Array<Promise<void>> = [];
   private failure: Error | null = null;
@@ -130,12 +172,11 @@ export class XattrReader {
 
   add(index: number, path: Buffer): void {
     if (!isUtf8(path)) {
-      const xattrs = ignoreVanished(() => readXattrsWithGetfattr(path));
-      if (xattrs) this.found.set(index, xattrs);
+      this.keep(index, path, () => readXattrsWithGetfattr(path));
       return;
     }
     this.indices.push(index);
-    this.paths.push(path.toString('utf8'));
+    this.paths.push(path);
     if (this.paths.length >= BATCH) this.send();
   }
 
@@ -146,7 +187,7 @@ export class XattrReader {
       if (loadedBinding && this.paths.length && !this.worker) {
         // A small walk: not worth a thread.
         this.paths.forEach((p, k) => {
-          const xattrs = ignoreVanished(() => readUtf8Xattrs(loadedBinding.binding, p));
+          const xattrs = ignoreVanished(() => readUtf8Xattrs(loadedBinding.binding, p, this.log));
           if (xattrs) this.found.set(this.indices[k], xattrs);
         });
       } else if (this.paths.length) this.send();
@@ -158,6 +199,16 @@ export class XattrReader {
     }
   }
 
+  /** Keeps what `read` finds for entry `index`, as an image can carry it. */
+  private keep(index: number, path: Buffer, read: () => Xattrs | undefined): void {
+    const xattrs = tidy(
+      ignoreVanished(() => read()),
+      path,
+      this.log,
+    );
+    if (xattrs) this.found.set(index, xattrs);
+  }
+
   private send(): void {
     const paths = this.paths;
     const indices = this.indices;
@@ -166,16 +217,19 @@ export class XattrReader {
     const worker = this.worker ?? this.start();
     if (!worker) return;
     const id = this.sent.length;
-    const reply = new Promise<void>((resolve, reject) => this.waiting.set(id, { indices, resolve, reject }));
+    const reply = new Promise<void>((resolve, reject) =>
+      this.waiting.set(id, { indices, paths, resolve, reject }),
+    );
     reply.catch(() => {}); // heard in finish(); a walk that failed before it must not crash on it
     this.sent.push(reply);
-    worker.postMessage({ id, paths });
+    worker.postMessage({ id, paths: paths.map((p) => p.toString('utf8')) });
   }
 
   private start(): Worker | null {
     const file = getBinding(this.log)?.file;
     if (!file) return null;
     // The worker runs listAndGet itself (its compiled source): one definition of how xattrs are read.
+    // A path with a name the binding cannot return comes back in `notUtf8`, for getfattr.
     const code = `
       const { parentPort, workerData } = require('node:worker_threads');
       const binding = require(workerData.file);
@@ -183,29 +237,55 @@ export class XattrReader {
       parentPort.on('message', ({ id, paths }) => {
         const found = [];
         const failures = [];
+        const notUtf8 = [];
         paths.forEach((path, k) => {
+          let failed = false;
           const xattrs = listAndGet(binding, path, (err) => {
-            const errno = Number(/os error (\\d+)/.exec(String(err && err.message))?.[1]);
-            if (!workerData.ignored.includes(errno)) failures.push(path + ': ' + String(err && err.message));
+            const message = String(err && err.message);
+            if (new RegExp(workerData.notUtf8).test(message)) {
+              if (!failed) notUtf8.push(k);
+              failed = true;
+              return;
+            }
+            const errno = Number(/os error (\\d+)/.exec(message)?.[1]);
+            if (!workerData.ignored.includes(errno)) failures.push(path + ': ' + message);
           });
-          if (xattrs.length) found.push([k, xattrs]);
+          if (xattrs.length && !failed) found.push([k, xattrs]);
         });
-        parentPort.postMessage({ id, found, failures });
+        parentPort.postMessage({ id, found, failures, notUtf8 });
       });`;
     const worker = new Worker(code, {
       eval: true,
-      workerData: { file, ignored: [...TOLERATED_ERRNO, ...VANISHED_ERRNO] },
+      workerData: {
+        file,
+        ignored: [...TOLERATED_ERRNO, ...VANISHED_ERRNO],
+        notUtf8: NOT_UTF8_NAME.source,
+      },
     });
     // Never what keeps the process alive: a failed walk ends without waiting on it.
     worker.unref();
     worker.on(
       'message',
-      (m: { id: number; found: Array<[number, Array<[string, Uint8Array]>]>; failures: string[] }) => {
+      (m: {
+        id: number;
+        found: Array<[number, Array<[string, Uint8Array]>]>;
+        failures: string[];
+        notUtf8: number[];
+      }) => {
         const job = this.waiting.get(m.id)!;
         this.waiting.delete(m.id);
-        for (const [k, xattrs] of m.found) {
-          const tidied = tidy(xattrs.map(([n, v]) => [n, Buffer.from(v.buffer, v.byteOffset, v.byteLength)]));
-          if (tidied) this.found.set(job.indices[k], tidied);
+        try {
+          for (const [k, xattrs] of m.found) {
+            const read = xattrs.map(([n, v]): [string, Buffer] => [
+              n,
+              Buffer.from(v.buffer, v.byteOffset, v.byteLength),
+            ]);
+            this.keep(job.indices[k], job.paths[k], () => read);
+          }
+          for (const k of m.notUtf8)
+            this.keep(job.indices[k], job.paths[k], () => readXattrsWithGetfattr(job.paths[k]));
+        } catch (err) {
+          this.failure ??= err as Error;
         }
         if (m.failures.length)
           this.failure ??= new Error(`cannot read extended attributes: ${m.failures[0]}`);
@@ -231,6 +311,7 @@ function ignoreVanished(read: () => Xattrs | undefined): Xattrs | undefined {
 }
 
 function tolerate(err: unknown): undefined {
+  if (NOT_UTF8_NAME.test(String((err as Error)?.message))) throw new NotUtf8NameError(String(err));
   const errno = Number(/os error (\d+)/.exec(String((err as Error)?.message))?.[1]);
   if (VANISHED_ERRNO.has(errno)) throw new VanishedError(String(err));
   if (TOLERATED_ERRNO.has(errno)) return undefined;
@@ -251,14 +332,17 @@ function readXattrsWithGetfattr(path: Buffer): Xattrs | undefined {
     if (/No such file|Not a directory/.test(why)) throw new VanishedError(why);
     if (/Operation not supported/.test(why)) return undefined;
     throw new Error(
-      `cannot read the extended attributes of ${show(path)} (a non-UTF-8 path needs getfattr, package "attr"): ${why.trim() || res.error?.message}`,
+      `cannot read the extended attributes of ${show(path)} (non-UTF-8 paths and names are read with getfattr, package "attr"): ${why.trim() || res.error?.message}`,
     );
   }
+  // getfattr prints a name's bytes as they are, except backslash, `=`, newline and CR, written as
+  // `\ooo` (octal): unescaped, the name is a latin1 string of its bytes again.
   const out: Xattrs = [];
   for (const line of res.stdout.split('\n')) {
-    const m = /^([^#=][^=]*)=0s(.*)$/.exec(line);
-    if (m && !SKIPPED.has(m[1])) out.push([m[1], Buffer.from(m[2], 'base64')]);
-    else if (/^[^#=][^=]*=$/.test(line)) out.push([line.slice(0, -1), Buffer.alloc(0)]);
+    const m = /^([^#=][^=]*)=(?:0s(.*))?$/.exec(line);
+    if (!m) continue;
+    const name = m[1].replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    out.push([name, Buffer.from(m[2] ?? '', 'base64')]);
   }
   return out.length ? out : undefined;
 }

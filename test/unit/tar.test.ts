@@ -299,12 +299,31 @@ describe('encodeHeader read back by tar-stream', () => {
     expect(encodeHeader(hdr({ name: 'f', xattrs: [...xs].reverse() }))).toEqual(buf);
   });
 
-  // BUG: the length prefix counts the key's UTF-8 bytes (Buffer.byteLength) but the key is written
-  // as latin1 (ascii()), so a non-ASCII xattr name gives a record whose declared length is wrong.
-  it('non-ASCII xattr names: declared record length matches the bytes written', () => {
-    const buf = encodeHeader(hdr({ name: 'f', xattrs: [['user.caf\u00e9', Buffer.from('v')]] }));
-    const body = paxBody(buf)!;
-    expect(Number(body.subarray(0, body.indexOf(0x20)).toString())).toBe(body.length);
+  // Xattr names are latin1 strings of their bytes, UTF-8 or not: written byte for byte.
+  it('non-ASCII and non-UTF-8 xattr names: their bytes verbatim, declared record lengths right', () => {
+    const utf8 = Buffer.from('user.caf\u00e9').toString('latin1');
+    const notUtf8 = Buffer.from([...Buffer.from('user.'), 0xff, 0xfe]).toString('latin1');
+    const buf = encodeHeader(
+      hdr({
+        name: 'f',
+        xattrs: [
+          [utf8, Buffer.from('v')],
+          [notUtf8, Buffer.from('w')],
+        ],
+      }),
+    );
+    expect(records(paxBody(buf)!)).toEqual([
+      { len: recordLen(13 + 10, 1), key: 'SCHILY.xattr.' + utf8, value: Buffer.from('v') },
+      { len: recordLen(13 + 7, 1), key: 'SCHILY.xattr.' + notUtf8, value: Buffer.from('w') },
+    ]);
+    expect(buf.includes(Buffer.from([0x2e, 0xff, 0xfe, 0x3d]))).toBe(true);
+  });
+
+  // A reader splits a record at its first `=`: `user.a=b` = `v` would read back as `user.a` = `b=v`.
+  it('refuses an xattr name holding "="', () => {
+    expect(() => encodeHeader(hdr({ name: 'f', xattrs: [['user.a=b', Buffer.from('v')]] }))).toThrow(
+      /xattr name "user.a=b": it holds "="/,
+    );
   });
 
   it('every header checksum is valid and output is block aligned', () => {

@@ -52,3 +52,45 @@ describe('XattrReader', () => {
     expect([...found.keys()]).toEqual([0]);
   });
 });
+
+describe('xattr names a tar record cannot carry as they are', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'xattr-names-'));
+    // A UTF-8 path (the binding) and a non-UTF-8 one (getfattr), each with every kind of name.
+    execFileSync('bash', [
+      '-c',
+      `cd "$1" && for f in plain $'not-utf8-\\xfe'; do : > "$f"; setfattr -n user.a=b -v v1 "$f"; setfattr -n $'user.\\xff' -v v2 "$f"; setfattr -n 'user.back\\slash' -v v3 "$f"; done`,
+      '-',
+      dir,
+    ]);
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  const expected = [
+    ['user.back\\slash', Buffer.from('v3')],
+    [Buffer.from([...Buffer.from('user.'), 0xff]).toString('latin1'), Buffer.from('v2')],
+  ];
+
+  it('carries non-UTF-8 names as their bytes and leaves out names with "=", with a warning', () => {
+    for (const name of [Buffer.from('plain'), Buffer.from([...Buffer.from('not-utf8-'), 0xfe])]) {
+      const warned: string[] = [];
+      const file = Buffer.concat([Buffer.from(dir + '/'), name]);
+      const found = readXattrs(file, { ...silentLogger, warn: (m) => warned.push(m) });
+      expect(found).toEqual(expected);
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatch(/extended attribute "user\.a=b" left out: its name holds "="/);
+    }
+  });
+
+  it('the same through the worker (over one batch)', async () => {
+    await writeFile(path.join(dir, 'none'), '');
+    const warned: string[] = [];
+    const reader = new XattrReader({ ...silentLogger, warn: (m) => warned.push(m) });
+    for (let i = 0; i < 2100; i++) reader.add(i, Buffer.from(path.join(dir, 'none')));
+    reader.add(2100, Buffer.from(path.join(dir, 'plain')));
+    const found = await reader.finish();
+    expect([...found]).toEqual([[2100, expected]]);
+    expect(warned).toHaveLength(1);
+  });
+});
