@@ -1,10 +1,14 @@
 import { parseArgs } from 'node:util';
 import path from 'node:path';
+import { accessSync, constants, statSync, type Stats } from 'node:fs';
+import picomatch from 'picomatch';
 import { LEVELS, zstdAvailable, type Compression } from './layer/compress.js';
 import { parseReference, parseTargets, type Reference } from './registry/reference.js';
+import { relativePattern } from './walk/filter.js';
+import { UserError } from './failure.js';
 
 /** Bad input: reported as one line, exit 1, before anything is written. */
-export class InputError extends Error {}
+export class InputError extends UserError {}
 
 interface InputSpec {
   name: string;
@@ -178,10 +182,7 @@ export function getInputs(
 ): Inputs {
   const raw = readRaw(subcommandArgs(argv), env);
   const mode = oneOf(raw, 'mode', ['snapshot', 'promote', 'pull'] as const);
-  const layoutMatch = /^oci:([^:]+)(?::(.+))?$/.exec(raw.from.trim());
-  const fromLayout = layoutMatch
-    ? { dir: path.resolve(layoutMatch[1]), tag: layoutMatch[2] ?? 'latest' }
-    : undefined;
+  const fromLayout = layoutInput(raw.from.trim());
   const from = raw.from.trim() && !fromLayout ? referenceInput(raw.from, 'from') : undefined;
   if (mode !== 'snapshot' && !from && !fromLayout)
     throw new InputError(`${mode} needs from: the image to ${mode}`);
@@ -210,26 +211,31 @@ export function getInputs(
   } catch (err) {
     throw new InputError((err as Error).message);
   }
+  const output = path.resolve(raw.output.trim() || 'snapshot-layout');
+  const writesLayout = mode === 'pull' || (mode === 'snapshot' && dryRun);
+  if (writesLayout) checkParents(output, 'output');
   return {
     targets,
-    root: path.resolve(raw.root || '/'),
+    root: path.resolve(raw.root.trim() || '/'),
     dryRun,
-    output: path.resolve(raw.output),
-    exclude: lines(raw.exclude),
-    include: lines(raw.include),
+    output,
+    exclude: pathPatterns(raw, 'exclude'),
+    include: pathPatterns(raw, 'include'),
     compression,
     compressionLevel,
     mode,
     ...(from ? { from } : {}),
     ...(fromLayout ? { fromLayout } : {}),
-    metadataFile: raw['metadata-file'].trim() ? path.resolve(raw['metadata-file'].trim()) : '',
+    metadataFile: metadataFileInput(raw['metadata-file'].trim(), writesLayout ? output : ''),
     baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
     changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full'] as const),
-    baseline: raw.baseline.trim()
-      ? path.resolve(raw.baseline.trim())
-      : env.RUNNER_TEMP
-        ? path.join(env.RUNNER_TEMP, 'depot-snapshot-baseline.gz')
-        : '',
+    baseline: baselineInput(
+      raw.baseline.trim()
+        ? path.resolve(raw.baseline.trim())
+        : env.RUNNER_TEMP
+          ? path.join(env.RUNNER_TEMP, 'depot-snapshot-baseline.gz')
+          : '',
+    ),
     layerSize: parseSize(raw['layer-size'], 'layer-size'),
     token: raw.token.trim(),
     username: raw.username.trim(),
@@ -238,7 +244,7 @@ export function getInputs(
     concurrency: rangedInteger(raw, 'concurrency', 1, 16),
     maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
     persistEnv: bool(raw, 'persist-env'),
-    envMask: lines(raw['env-mask']),
+    envMask: globs(raw, 'env-mask'),
     quiet: bool(raw, 'quiet'),
   };
 }
@@ -371,6 +377,7 @@ export function parseDuration(value: string, name: string): number {
   let ms = 0;
   for (const m of v.matchAll(/(\d+)([smhdw])/g)) ms += Number(m[1]) * DURATION_UNITS[m[2]];
   if (ms <= 0) throw new InputError(`${name} must be longer than zero, got "${value}"`);
+  if (!Number.isSafeInteger(ms)) throw new InputError(`${name} is too long, got "${value}"`);
   return ms;
 }
 
@@ -406,5 +413,135 @@ export function parseSize(value: string, name: string): number {
     throw new InputError(`${name} must be a size like 512MiB or 1GB, got "${value}"`);
   const bytes = Math.floor(Number(m[1]) * unit);
   if (bytes < 1024 ** 2) throw new InputError(`${name} must be at least 1MiB, got "${value}"`);
+  if (!Number.isSafeInteger(bytes)) throw new InputError(`${name} is too large, got "${value}"`);
   return bytes;
+}
+
+/**
+ * `exclude`/`include` lines, checked here so that no glob reaches the walk that would fail there or
+ * silently match nothing: `/` alone (the whole root), a leading `!` (picomatch would negate it),
+ * `.`/`..` components (never in a walked path), and globs picomatch cannot compile.
+ */
+function pathPatterns(raw: Raw, name: 'exclude' | 'include'): string[] {
+  const patterns = lines(raw[name]);
+  for (const p of patterns) {
+    const rel = relativePattern(p).replace(/^(\.\/+)+/, '');
+    if (rel === '' || rel === '.') {
+      throw new InputError(
+        name === 'exclude'
+          ? `exclude "${p}" would leave out the whole root; name what to leave out below it (e.g. /var/cache)`
+          : `include "${p}" would keep everything, credentials and /proc too; name what to keep (e.g. /root/.docker/config.json)`,
+      );
+    }
+    if (rel.split('/').some((c) => c === '..' || c === '.'))
+      throw new InputError(
+        `${name} "${p}": "." and ".." never match a captured path; write the path without them`,
+      );
+    checkGlob(rel, name, p);
+  }
+  return patterns;
+}
+
+/** `env-mask` lines: variable names or globs. */
+function globs(raw: Raw, name: string): string[] {
+  const patterns = lines(raw[name]);
+  for (const p of patterns) checkGlob(p, name, p);
+  return patterns;
+}
+
+function checkGlob(glob: string, name: string, asWritten: string): void {
+  if (picomatch.scan(glob).negated) {
+    throw new InputError(
+      `${name} "${asWritten}": a leading "!" would match everything else; ${name === 'exclude' ? 'use include to keep paths, or ' : ''}write "\\!" for a name that starts with "!"`,
+    );
+  }
+  try {
+    // `debug` makes picomatch throw instead of quietly compiling the glob to match nothing.
+    picomatch.makeRe(glob, { dot: true, debug: true });
+  } catch {
+    throw new InputError(
+      `${name} "${asWritten}" is not a valid glob (an unclosed brace or bracket, a range out of order, a trailing backslash, or too long); fix it or escape the character with a backslash`,
+    );
+  }
+}
+
+/** `from: oci:DIR[:TAG]`: an OCI layout that must be there to be read. */
+function layoutInput(from: string): { dir: string; tag: string } | undefined {
+  if (!from.startsWith('oci:')) return undefined;
+  const match = /^oci:([^:]+)(?::(.+))?$/.exec(from);
+  if (!match) throw new InputError(`from "${from}" must be oci:DIR or oci:DIR:TAG`);
+  const dir = path.resolve(match[1]);
+  if (!statOf(path.join(dir, 'index.json'), 'from')?.isFile())
+    throw new InputError(
+      `from ${from}: ${dir} is not an OCI image layout (no index.json); name the output directory of a dry run or a pull`,
+    );
+  return { dir, tag: match[2] ?? 'latest' };
+}
+
+/**
+ * `metadata-file`: written at the end, so checked now: not a directory, in a directory that exists
+ * (it is not made, like docker buildx's `--metadata-file`) and can be written, not inside the layout
+ * that replaces `output` whole.
+ */
+function metadataFileInput(value: string, layoutOutput: string): string {
+  if (!value) return '';
+  const file = path.resolve(value);
+  const name = 'metadata-file';
+  const st = statOf(file, name);
+  if (st?.isDirectory())
+    throw new InputError(
+      `${name} ${file} is a directory; name a file (e.g. ${path.join(file, 'metadata.json')})`,
+    );
+  if (st && !st.isFile())
+    throw new InputError(`${name} ${file} exists and is not a regular file; choose another path`);
+  if (layoutOutput && (file === layoutOutput || file.startsWith(layoutOutput + path.sep)))
+    throw new InputError(
+      `${name} ${file} is inside output ${layoutOutput}, which is replaced whole; put it elsewhere`,
+    );
+  const dir = path.dirname(file);
+  const parent = statOf(dir, name);
+  if (!parent)
+    throw new InputError(
+      `${name} ${file}: directory ${dir} does not exist; create it first (it is not made for you) or choose another path`,
+    );
+  if (!parent.isDirectory()) throw new InputError(`${name} ${file}: ${dir} is not a directory`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new InputError(
+      `${name} ${file}: directory ${dir} cannot be written (${(err as NodeJS.ErrnoException).code}); choose one this step can write to`,
+    );
+  }
+  return file;
+}
+
+/** The baseline file: made by the pre step (with its directory), so only what is in the way counts. */
+function baselineInput(file: string): string {
+  if (!file) return '';
+  const st = statOf(file, 'baseline');
+  if (st && !st.isFile())
+    throw new InputError(`baseline ${file} exists and is not a regular file; name a file`);
+  checkParents(file, 'baseline');
+  return file;
+}
+
+/** The nearest existing directory above `p` must be a directory (the rest can be made). */
+function checkParents(p: string, name: string): void {
+  for (let dir = path.dirname(p); ; dir = path.dirname(dir)) {
+    const st = statOf(dir, name);
+    if (st?.isDirectory()) return;
+    if (st) throw new InputError(`${name} ${p}: ${dir} is not a directory; choose another path`);
+    if (dir === path.dirname(dir)) return;
+  }
+}
+
+/** lstat-free stat (a symlink to a directory is one): undefined when nothing is there. */
+function statOf(p: string, name: string): Stats | undefined {
+  try {
+    return statSync(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new InputError(`${name} ${p} cannot be checked (${code}); choose another path`);
+  }
 }

@@ -2,15 +2,15 @@ import * as core from '@actions/core';
 import { access, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { getInputs, helpText, InputError, secretValues, wantsHelp, type Inputs } from './inputs.js';
+import { reportFailure } from './failure.js';
+import { interruptedRunWrites } from './interrupt.js';
 import { describeExclusions, formatBytes, inActions, makeLogger, setOutputs } from './report.js';
 import type { Logger } from './log.js';
 import type { EntryTable } from './walk/entries.js';
-import { WhiteoutNameError, type Exclusion, type WalkResult } from './walk/walk.js';
+import type { Exclusion, WalkResult } from './walk/walk.js';
 import { findChanges } from './diff/changes.js';
-import { BaselineError } from './diff/baseline.js';
-import { OverlayError } from './diff/overlay.js';
 import { baseFromMarker, resolveBase, type BaseImage } from './registry/base.js';
-import { MARKER_PATH, MarkerError, markerFor, parseMarker } from './image/marker.js';
+import { MARKER_PATH, markerFor, parseMarker } from './image/marker.js';
 import { writeMarkerLayer } from './layer/marker.js';
 import type { Manifest } from './image/oci.js';
 import { lstat, readFile } from 'node:fs/promises';
@@ -19,9 +19,9 @@ import { partition, type LayerPlan } from './layer/partition.js';
 import { DISCARD, PermissionError, writeLayer, type BlobSink } from './layer/write.js';
 import { fingerprint, FINGERPRINT_ANNOTATION } from './layer/fingerprint.js';
 import { buildImage, rfc3339, type BuiltImage, type NewLayer } from './image/build.js';
-import { LayoutError, LayoutWriter } from './layout/layout.js';
+import { LayoutWriter } from './layout/layout.js';
 import { limiter } from './util/limit.js';
-import { format, ReferenceError } from './registry/reference.js';
+import { format } from './registry/reference.js';
 import { RegistryError, RestartBlobError } from './registry/errors.js';
 import { RegistryDestination } from './registry/push.js';
 import { connect } from './registry/connect.js';
@@ -46,20 +46,6 @@ const CANCELLED = new Error('cancelled after another layer failed');
 
 /** Times one layer may start over from the tree after its upload session was lost. */
 const MAX_LAYER_RESTARTS = 5;
-
-/** Errors whose message is the whole story: shown as one line, without a stack. */
-const USER_ERRORS = [
-  InputError,
-  LayoutError,
-  ReferenceError,
-  WhiteoutNameError,
-  RegistryError,
-  BaselineError,
-  OverlayError,
-  MarkerError,
-  PermissionError,
-  NeedsRootError,
-];
 
 /** Where the image goes: an OCI layout on disk (dry run) or a registry. */
 interface Destination {
@@ -92,6 +78,8 @@ export async function run(argv: string[]): Promise<void> {
     if (inActions()) for (const secret of secretValues(argv)) core.setSecret(secret);
     const inputs = getInputs(argv);
     log = makeLogger({ quiet: inputs.quiet });
+    const writesLayout = inputs.mode === 'pull' || (inputs.mode === 'snapshot' && inputs.dryRun);
+    interruptedRunWrites({ writesLayout, output: inputs.output });
     if (inputs.mode !== 'snapshot') return await transfer(inputs, log);
     await checkRoot(inputs.root);
     const registry = inputs.dryRun ? undefined : await openRegistry(inputs, log);
@@ -126,9 +114,7 @@ export async function run(argv: string[]): Promise<void> {
         return;
       }
     }
-    const known = USER_ERRORS.some((E) => err instanceof E);
-    if (!known) core.debug((err as Error)?.stack ?? String(err));
-    core.setFailed(known ? (err as Error).message : `snapshot failed: ${(err as Error)?.message ?? err}`);
+    reportFailure(err, log.debug);
   }
 }
 
@@ -170,7 +156,7 @@ async function layoutDestination(inputs: Inputs): Promise<Destination> {
       await layout.finish(image.manifest.descriptor, tags);
     },
     abort: () => layout.abort(),
-    ownPaths: [inputs.output, layout.staging, `${layout.staging}.old`],
+    ownPaths: layout.ownPaths,
     pushes: false,
   };
 }

@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Manifest } from './image/oci.js';
 
@@ -38,10 +38,12 @@ export function describeManifest(
   return { digest, mediaType: m.mediaType ?? '', config, layers, size };
 }
 
-/** Written atomically: a reader never sees half a file. */
+/**
+ * Written atomically: a reader never sees half a file. Its directory is not made (like docker buildx
+ * `--metadata-file`): the inputs check that it exists before anything is written.
+ */
 export async function writeMetadata(file: string, metadata: Metadata): Promise<void> {
   const target = path.resolve(file);
-  await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
   const tmp = `${target}.${process.pid}.tmp`;
   try {
     // Read by later steps, written by nobody else: never world-writable, whatever the umask.

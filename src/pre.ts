@@ -11,6 +11,7 @@ import { scanRoot } from './walk/scan.js';
 import { writeBaseline } from './diff/baseline.js';
 import { LayerCache } from './registry/layer-cache.js';
 import { isRoot, NeedsRootError, rerunUnderSudo, returnToCaller } from './privileges.js';
+import { reportFailure } from './failure.js';
 
 /**
  * The pre step, run by the runner before the job's steps: fails early on bad inputs, and records the
@@ -59,11 +60,7 @@ async function pre(): Promise<void> {
         return;
       }
     }
-    core.setFailed(
-      err instanceof InputError || err instanceof NeedsRootError
-        ? err.message
-        : `recording the baseline failed: ${(err as Error).message}`,
-    );
+    reportFailure(err, coreLogger.debug);
   }
 }
 

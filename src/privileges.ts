@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { lchown, lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { show, type Logger } from './log.js';
+import { UserError } from './failure.js';
 
 /**
  * Capturing `/` needs root: `/root`, `/etc/shadow` and friends are unreadable to anyone else. When the
@@ -13,7 +14,7 @@ import { show, type Logger } from './log.js';
 const UNDER_SUDO = 'SNAPSHOT_UNDER_SUDO';
 
 /** Some of the tree cannot be read by this user: the capture would not be faithful. */
-export class NeedsRootError extends Error {
+export class NeedsRootError extends UserError {
   constructor(readonly paths: Buffer[]) {
     const first = paths.slice(0, 3).map((p) => '/' + show(p));
     super(

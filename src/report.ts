@@ -19,7 +19,8 @@ export function makeLogger(opts: { quiet: boolean }): Logger {
     warn: (m) => core.warning(m),
     debug: (m) => {
       if (inActions()) core.debug(m);
-      else if (debugOn) process.stdout.write(`debug: ${m}\n`);
+      // Every line of a multi-line message (a stack trace) marked, so none passes for a log line.
+      else if (debugOn) process.stdout.write(m.replace(/^/gm, 'debug: ') + '\n');
     },
   };
 }

@@ -10,6 +10,7 @@ import { isInside, parentOf } from '../util/paths.js';
 import type { Entry, EntryTable } from '../walk/entries.js';
 import type { Exclusion } from '../walk/walk.js';
 import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
+import { UserError } from '../failure.js';
 
 /**
  * The baseline: what the tree looked like when the job started, recorded by the `pre` step and
@@ -18,7 +19,7 @@ import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
  */
 const MAGIC = 'depot-snapshot-baseline 1';
 
-export class BaselineError extends Error {}
+export class BaselineError extends UserError {}
 
 /** What to do about a baseline that cannot be used. */
 const RECORD_AGAIN = 'record it again (the pre step, with the same inputs) or set changes: full';

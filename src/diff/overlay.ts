@@ -9,8 +9,9 @@ import type { Entry } from '../walk/entries.js';
 import { walk, type Exclusion } from '../walk/walk.js';
 import { readXattrs } from '../walk/xattrs.js';
 import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
+import { UserError } from '../failure.js';
 
-export class OverlayError extends Error {}
+export class OverlayError extends UserError {}
 
 /** overlayfs's own bookkeeping xattrs, in the trusted (root) and user (unprivileged) namespaces. */
 const OVERLAY_XATTR = /^(trusted|user)\.overlay\./;

@@ -1,5 +1,6 @@
 import type { BuiltImage } from './build.js';
 import type { Descriptor, HistoryEntry, ImageConfig, Manifest } from './oci.js';
+import { UserError } from '../failure.js';
 
 /**
  * Every image this action makes of a root with an `/etc` carries this file, in a small last layer of
@@ -28,7 +29,7 @@ export interface Marker {
   history: HistoryEntry[];
 }
 
-export class MarkerError extends Error {}
+export class MarkerError extends UserError {}
 
 export function parseMarker(text: string): Marker {
   let m: Marker;

@@ -16,6 +16,7 @@ import type { Entry, EntryTable } from '../walk/entries.js';
 import { compressor, LAYER_MEDIA_TYPE, type Compression } from './compress.js';
 import { encodeHeader, END_OF_ARCHIVE, zeroPad, type TarHeader } from './tar.js';
 import type { Descriptor } from '../image/oci.js';
+import { UserError } from '../failure.js';
 
 /** Where the compressed bytes of a blob go; the digest is known only once they have all passed. */
 export interface BlobSink {
@@ -99,7 +100,7 @@ export async function writeLayer(
 }
 
 /** A file the process may not read: the capture cannot be faithful, so it stops with one line. */
-export class PermissionError extends Error {}
+export class PermissionError extends UserError {}
 
 /** Passes bytes through unchanged while hashing and counting them. */
 export class HashTap extends Transform {

@@ -1,35 +1,36 @@
-import { createWriteStream, existsSync, renameSync, rmSync } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { createWriteStream, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, rm, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { HashTap, type BlobSink, type PendingBlob } from '../layer/write.js';
 import { finished, Writable, type Readable } from 'node:stream';
 import { limiter } from '../util/limit.js';
 import { jsonBlob, type JsonBlob } from '../image/build.js';
 import { Annotation, MediaType, type Descriptor, type Index } from '../image/oci.js';
+import { UserError } from '../failure.js';
+import { onInterrupt } from '../interrupt.js';
 
-export class LayoutError extends Error {}
-
-/** Layouts being written, for abortLayoutsSync(). */
-const live = new Set<LayoutWriter>();
+export class LayoutError extends UserError {}
 
 /**
- * Removes every layout still being written (on SIGTERM/SIGINT), synchronously: no other code runs
- * before the process exits, so nothing writes after it or reports the files it removed as errors.
- * What was at `output` stays.
+ * This boot and pid namespace, in the names of staging directories next to the pid: a later run may
+ * remove a leftover only when its pid, in this same namespace, is no longer running. A pid from
+ * another container or machine sharing the directory is never taken for one of ours.
  */
-export function abortLayoutsSync(): void {
-  for (const l of live) {
-    try {
-      rmSync(l.staging, { recursive: true, force: true, maxRetries: 5 });
-      l.restorePrevious();
-    } catch {
-      // best effort: the process is going away
-    }
+const PID_NAMESPACE = (() => {
+  let id = '';
+  try {
+    id = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() + readlinkSync('/proc/self/ns/pid');
+  } catch {
+    // no /proc: every run shares the one tag, and a pid that is running still protects its staging
   }
-  live.clear();
-}
+  return createHash('sha256').update(id).digest('hex').slice(0, 8);
+})();
+
+/** `.NAME.partial-<pid>-<namespace>-<random>`, and its `.old` (the previous layout being removed). */
+const stagingPrefix = (target: string) => `.${path.basename(target)}.partial-`;
+const OWNED = /^(\d+)-([0-9a-f]{8})-[0-9a-f]{8}(\.old)?$/;
 
 /**
  * An OCI image layout (image-spec `image-layout.md`) written atomically: everything goes to a sibling
@@ -37,30 +38,53 @@ export function abortLayoutsSync(): void {
  * whatever was at `output` untouched.
  */
 export class LayoutWriter implements BlobSink {
+  /** `writing` into staging; `replaced` once the new layout is at `output` (the old one going). */
+  private state: 'writing' | 'replaced' | 'aborted' = 'writing';
+  private digest = '';
+  private readonly forgetInterrupt: () => void;
+
   private constructor(
     readonly output: string,
     /** Where the layout is built; the walk must leave it out when `output` lies inside `root`. */
     readonly staging: string,
-  ) {}
+    /** What was at `output`: what an interrupted run says is still there. */
+    private readonly earlier: Earlier,
+    /** The first of the directories made above `output`, removed again when nothing comes of it. */
+    private readonly madeParent: string | undefined,
+    /** Staging directories of runs still going (or of unknown owners), left alone but never captured. */
+    private readonly othersStaging: string[],
+  ) {
+    this.forgetInterrupt = onInterrupt(() => this.interrupted());
+  }
 
-  /** Refuses an `output` that is a file or a non-empty directory other than an image layout. */
+  /**
+   * Refuses an `output` that is a file or a non-empty directory other than an image layout, and
+   * removes what interrupted runs left next to it (their pid no longer running).
+   */
   static async create(output: string): Promise<LayoutWriter> {
     const target = path.resolve(output);
-    await checkReplaceable(target);
+    const earlier = await checkReplaceable(target);
+    let madeParent: string | undefined;
     const staging = path.join(
       path.dirname(target),
-      `.${path.basename(target)}.partial-${randomBytes(4).toString('hex')}`,
+      `${stagingPrefix(target)}${process.pid}-${PID_NAMESPACE}-${randomBytes(4).toString('hex')}`,
     );
     try {
+      // Like `skopeo copy … oci:DIR`, the directories above output are made when missing.
+      madeParent = await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });
       await mkdir(path.join(staging, 'blobs', 'sha256'), { recursive: true, mode: 0o755 });
     } catch (err) {
       throw new LayoutError(
         `cannot create the output directory next to ${target}: ${(err as Error).message}`,
       );
     }
-    const writer = new LayoutWriter(target, staging);
-    live.add(writer);
-    return writer;
+    const others = await removeLeftovers(target);
+    return new LayoutWriter(target, staging, earlier, madeParent, others);
+  }
+
+  /** Paths the walk must leave out: `output`, this run's staging directories, and other runs'. */
+  get ownPaths(): string[] {
+    return [this.output, this.staging, `${this.staging}.old`, ...this.othersStaging];
   }
 
   async create(): Promise<PendingBlob> {
@@ -147,8 +171,32 @@ export class LayoutWriter implements BlobSink {
     } catch (err) {
       throw this.ioError(err as Error);
     }
-    await replaceDirectory(this.staging, this.output);
-    live.delete(this);
+    this.digest = manifest.digest;
+    this.swapIntoPlace();
+    // An interrupt from here on finishes this removal and says the new layout is in place.
+    await rm(`${this.staging}.old`, { recursive: true, force: true });
+  }
+
+  /**
+   * Moves the new layout to `output`, an earlier one aside to `<staging>.old`: synchronous, so no
+   * signal handler runs between the two renames and `output` always holds one whole layout.
+   */
+  private swapIntoPlace(): void {
+    const old = `${this.staging}.old`;
+    let hadOld = false;
+    try {
+      renameSync(this.output, old);
+      hadOld = true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw this.ioError(err as Error);
+    }
+    try {
+      renameSync(this.staging, this.output);
+    } catch (err) {
+      if (hadOld) renameSync(old, this.output); // put the previous layout back
+      throw this.ioError(err as Error);
+    }
+    this.state = 'replaced';
   }
 
   /** A write that failed for want of room or rights: one line that says where and what to do. */
@@ -166,16 +214,40 @@ export class LayoutWriter implements BlobSink {
   }
 
   async abort(): Promise<void> {
-    live.delete(this);
+    if (this.state !== 'writing') return;
+    this.state = 'aborted';
+    this.forgetInterrupt();
     // Retried: a write still under way (an interrupt) may add a file while the directory is removed.
     await rm(this.staging, { recursive: true, force: true, maxRetries: 5 });
-    this.restorePrevious();
+    this.removeMadeParents();
   }
 
-  /** Stopped between the two renames of finish(): the previous layout goes back where it was. */
-  restorePrevious(): void {
-    const old = `${this.staging}.old`;
-    if (existsSync(old) && !existsSync(this.output)) renameSync(old, this.output);
+  /** On SIGTERM/SIGINT: undoes the layout, or finishes putting it in place; says what is at output. */
+  private interrupted(): string {
+    if (this.state === 'replaced') {
+      rmSync(`${this.staging}.old`, { recursive: true, force: true, maxRetries: 5 });
+      return `${this.output} holds the new layout (${this.digest}), but the run did not finish`;
+    }
+    rmSync(this.staging, { recursive: true, force: true, maxRetries: 5 });
+    this.removeMadeParents();
+    return {
+      layout: `${this.output} still holds the earlier layout`,
+      empty: `${this.output} is still the empty directory it was`,
+      nothing: `nothing was written at ${this.output}`,
+    }[this.earlier];
+  }
+
+  /** The directories made above `output` for a layout that did not come to be, as far as empty. */
+  private removeMadeParents(): void {
+    if (!this.madeParent) return;
+    for (let dir = path.dirname(this.output); ; dir = path.dirname(dir)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        return; // not empty (someone else's now), or gone
+      }
+      if (dir === this.madeParent) return;
+    }
   }
 
   private blobPath(digest: string): string {
@@ -183,17 +255,20 @@ export class LayoutWriter implements BlobSink {
   }
 }
 
-async function checkReplaceable(target: string): Promise<void> {
+type Earlier = 'layout' | 'empty' | 'nothing';
+
+/** What replaceable is at `target` (a layout, an empty directory, nothing); refuses anything else. */
+async function checkReplaceable(target: string): Promise<Earlier> {
   let st;
   try {
     st = await lstat(target);
   } catch {
-    return; // nothing there yet
+    return 'nothing';
   }
   if (!st.isDirectory())
     throw new LayoutError(`output ${target} exists and is not a directory; choose another path`);
   const names = await readdir(target);
-  if (names.length === 0) return;
+  if (names.length === 0) return 'empty';
   const isLayout = await readFile(path.join(target, 'oci-layout'), 'utf8')
     .then((s) => typeof JSON.parse(s)?.imageLayoutVersion === 'string')
     .catch(() => false);
@@ -202,24 +277,34 @@ async function checkReplaceable(target: string): Promise<void> {
       `output ${target} is a non-empty directory that is not an OCI image layout; refusing to overwrite it`,
     );
   }
+  return 'layout';
 }
 
-/** Moves `staging` to `target`, swapping out an old layout only after the new one is in place. */
-async function replaceDirectory(staging: string, target: string): Promise<void> {
-  const old = `${staging}.old`;
-  let hadOld = false;
-  try {
-    await rename(target, old);
-    hadOld = true;
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') throw err;
+/**
+ * Removes staging directories (and `.old` layouts) that interrupted runs left next to `target`:
+ * only those named with this pid namespace whose pid is no longer running. Returns the ones left in
+ * place (a live run's, or named by another namespace or an older version), for the walk to skip.
+ */
+async function removeLeftovers(target: string): Promise<string[]> {
+  const parent = path.dirname(target);
+  const prefix = stagingPrefix(target);
+  const others: string[] = [];
+  for (const name of await readdir(parent).catch(() => [])) {
+    if (!name.startsWith(prefix)) continue;
+    const owner = OWNED.exec(name.slice(prefix.length));
+    const pid = owner ? Number(owner[1]) : 0;
+    const dead = owner?.[2] === PID_NAMESPACE && pid !== process.pid && !running(pid);
+    if (dead) await rm(path.join(parent, name), { recursive: true, force: true, maxRetries: 5 });
+    else if (pid !== process.pid) others.push(path.join(parent, name));
   }
+  return others;
+}
+
+function running(pid: number): boolean {
   try {
-    await rename(staging, target);
+    process.kill(pid, 0);
+    return true;
   } catch (err) {
-    if (hadOld) await rename(old, target); // put the previous layout back
-    throw err;
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
   }
-  if (hadOld) await rm(old, { recursive: true, force: true });
 }

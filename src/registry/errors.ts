@@ -1,5 +1,7 @@
+import { UserError } from '../failure.js';
+
 /** A registry said no, or could not be reached: the message is one sentence a user can act on. */
-export class RegistryError extends Error {
+export class RegistryError extends UserError {
   constructor(
     message: string,
     readonly status?: number,

@@ -3,6 +3,8 @@
  * normalisation (`ubuntu` → `docker.io/library/ubuntu`).
  */
 
+import { UserError } from '../failure.js';
+
 export interface Reference {
   /** Registry host as written, with its port: `ghcr.io`, `127.0.0.1:5000`, `docker.io`. */
   registry: string;
@@ -12,7 +14,7 @@ export interface Reference {
   digest?: string;
 }
 
-export class ReferenceError extends Error {}
+export class ReferenceError extends UserError {}
 
 const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
@@ -57,6 +59,7 @@ export function parseReference(input: string): Reference {
     registry = first;
     path = rest.slice(slash + 1);
     if (!HOST.test(registry)) throw bad(`"${registry}" is not a registry host`);
+    checkHost(registry, bad);
   }
   if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DOCKER_HUB;
   if (!path) throw bad('the repository name is missing');
@@ -67,6 +70,22 @@ export function parseReference(input: string): Reference {
   if (registry === DOCKER_HUB && !path.includes('/')) path = `library/${path}`;
   if (registry.length + 1 + path.length > 255) throw bad('the repository name is longer than 255 characters');
   return { registry, repository: path, tag, digest };
+}
+
+/**
+ * What the grammar lets through but a URL cannot hold: a port outside 1-65535, an IPv6 address or
+ * an IPv4-looking host that does not parse. Found here, so the registry client's `new URL` never
+ * throws its bare "Invalid URL".
+ */
+function checkHost(registry: string, bad: (why: string) => ReferenceError): void {
+  const port = /:(\d+)$/.exec(registry.replace(/^\[.*\]/, ''))?.[1];
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535))
+    throw bad(`port ${port} is out of range (1-65535)`);
+  try {
+    new URL(`https://${registry}/`);
+  } catch {
+    throw bad(`"${registry}" is not a valid host name or address`);
+  }
 }
 
 /** The references a snapshot is pushed to: at least one, each with a tag, all in one repository. */

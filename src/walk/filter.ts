@@ -138,7 +138,7 @@ function relativeKey(root: Buffer, abs: Buffer): string | null {
 }
 
 /** Patterns are relative to the root (`/var/cache` and `var/cache` alike), so `**` also matches at the top. */
-function relativePattern(p: string): string {
+export function relativePattern(p: string): string {
   return p.trim().replace(/\/+$/, '').replace(/^\/+/, '');
 }
 

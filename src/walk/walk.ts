@@ -5,6 +5,7 @@ import { joinPath } from '../util/paths.js';
 import type { Filter } from './filter.js';
 import { EntryTable, NO_PARENT, type Entry, type Kind } from './entries.js';
 import { XattrReader } from './xattrs.js';
+import { UserError } from '../failure.js';
 
 export interface Exclusion {
   path: Buffer;
@@ -39,7 +40,7 @@ type Mode = 'normal' | 'includeOnly';
 
 const WHITEOUT_PREFIX = '.wh.';
 
-export class WhiteoutNameError extends Error {}
+export class WhiteoutNameError extends UserError {}
 
 /** Entries between two yields to the event loop (timers, progress lines) during the walk. */
 const YIELD_EVERY = 4096;

@@ -4,7 +4,8 @@
 // tag moved, and no partial layout (the output directory absent, or unchanged when it was there).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import http from 'node:http';
 import path from 'node:path';
@@ -676,5 +677,74 @@ describe('bad inputs fail cleanly', () => {
     // no half-written layout, an earlier layout untouched).
     expect(diffTrees(before, await contents()), c.name).toEqual([]);
     if (tag) expect(await tagState(tag.ref, tag.creds), `${c.name}: ${tag.ref}`).toBe(tagBefore);
+  });
+});
+
+describe('inputs refused before anything is written, one line each', () => {
+  /** Runs outside Actions (a terminal), as `node dist/index.js --flag value` users see it. */
+  const local = (extra: Record<string, string> = {}) => ({ env: { GITHUB_ACTIONS: '', ...extra } });
+
+  async function refused(name: string, inputs: (output: string) => Inputs, error: RegExp) {
+    const outDir = await tmpDir('out');
+    const output = path.join(outDir, 'layout');
+    for (const options of [local(), local({ RUNNER_DEBUG: '1' }), { env: { RUNNER_DEBUG: '1' } }]) {
+      const r = await runAction(inputs(output), options);
+      expectCleanFailure({ name, inputs, error }, r);
+      // A user error has no stack to show: no debug line at all, in either format.
+      expect(r.stdout, name).not.toMatch(/::debug::|^debug: /m);
+      expect(await readdir(outDir), `${name}: nothing written next to output`).toEqual([]);
+    }
+  }
+
+  it('metadata-file naming a directory', async () => {
+    const dir = await tmpDir('meta');
+    await refused(
+      'metadata-file directory',
+      (o) => dry(o, { 'metadata-file': dir }),
+      /metadata-file .* is a directory; name a file/,
+    );
+  });
+
+  it('metadata-file in a directory that does not exist (not made, like docker buildx)', async () => {
+    const missing = path.join(await tmpDir('meta'), 'no', 'such');
+    await refused(
+      'metadata-file missing parent',
+      (o) => dry(o, { 'metadata-file': path.join(missing, 'meta.json') }),
+      /directory .*no\/such does not exist; create it first/,
+    );
+    expect(existsSync(path.dirname(missing))).toBe(false);
+  });
+
+  it('exclude: / (the whole root)', async () => {
+    await refused(
+      'exclude /',
+      (o) => dry(o, { exclude: '/var/cache\n/' }),
+      /exclude "\/" would leave out the whole root/,
+    );
+  });
+
+  it('an image reference with port 70000', async () => {
+    await refused(
+      'port 70000',
+      () => push('127.0.0.1:70000/bad/existing:v1'),
+      /invalid image reference "127\.0\.0\.1:70000\/bad\/existing:v1": port 70000 is out of range \(1-65535\)/,
+    );
+  });
+
+  it("an error that is not the user's: its stack only as a debug line, in the logger's format", async () => {
+    // GITHUB_OUTPUT naming a missing file: @actions/core throws once the layout is written.
+    const output = path.join(await tmpDir('out'), 'layout');
+    const broken = { GITHUB_OUTPUT: path.join(await tmpDir('gh'), 'missing', 'output') };
+    const quiet = await runAction(dry(output), local(broken));
+    expect(quiet.code).toBe(1);
+    expect(quiet.errors).toEqual([expect.stringMatching(/^::error::snapshot failed: .*Missing file/)]);
+    expect(quiet.stdout + quiet.stderr).not.toMatch(/::debug::|^debug: |\n\s+at /m);
+    const debug = await runAction(
+      dry(path.join(await tmpDir('out'), 'layout')),
+      local({ ...broken, RUNNER_DEBUG: '1' }),
+    );
+    expect(debug.errors).toEqual(quiet.errors);
+    expect(debug.stdout).not.toMatch(/::debug::/);
+    expect(debug.stdout).toMatch(/^debug: Error: Missing file.*\n(debug: +at .*\n)+/m);
   });
 });

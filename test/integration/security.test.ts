@@ -424,6 +424,7 @@ describe('what the action writes is never world-writable', () => {
     const work = await tmpDir('sec-out');
     const output = path.join(work, 'layout');
     const metadata = path.join(work, 'meta', 'metadata.json');
+    await mkdir(path.dirname(metadata)); // the metadata file's directory is not made for it
     const r = await runAction({ root, 'dry-run': 'true', output, 'metadata-file': metadata }, { umask: 0 });
     expectOk(r);
     const modes = new Map<string, number>();

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -188,5 +189,109 @@ describe('parseDuration', () => {
 
   it.each(['', '5', '1.5h', 'h', '0s', '0h0m', '1h 30m', '-5m', '5M', '1y'])('rejects %j', (v) => {
     expect(inputError(() => parseDuration(v, 'max-age'))).toContain('max-age');
+  });
+});
+
+describe('validation before anything is written', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'inputs-test-'));
+  const file = path.join(dir, 'a-file');
+  writeFileSync(file, 'x\n');
+  mkdirSync(path.join(dir, 'a-dir'));
+
+  it.each([
+    ['/', /exclude "\/" would leave out the whole root; name what to leave out below it/],
+    ['//', /would leave out the whole root/],
+    ['/./', /would leave out the whole root/],
+    ['.', /would leave out the whole root/],
+    ['/var/../etc', /"\." and "\.\." never match a captured path/],
+    ['!/var/cache', /a leading "!" would match everything else; use include to keep paths/],
+    ['*.{js', /is not a valid glob/],
+    ['/[z-a]', /is not a valid glob/],
+    ['/trailing\\', /is not a valid glob/],
+  ])('exclude %j is refused with a clear line', (pattern, why) => {
+    expect(inputError(() => get([], { INPUT_EXCLUDE: `/ok\n${pattern}` }))).toMatch(why);
+  });
+
+  it("a glob over picomatch's length limit is refused with a clear line", () => {
+    expect(inputError(() => get([], { INPUT_EXCLUDE: `/${'a'.repeat(70_000)}` }))).toMatch(
+      /is not a valid glob/,
+    );
+  });
+
+  it('include "/" is refused: it would keep the credentials too', () => {
+    expect(inputError(() => get([], { INPUT_INCLUDE: '/' }))).toMatch(/include "\/" would keep everything/);
+  });
+
+  it('keeps globs that are fine, an extglob negation among them', () => {
+    const patterns = ['/var/cache', 'var/log/', '**/*.pyc', './srv/x', '/!(keep)', '/\\!bang', '/a/{b,c}/*'];
+    expect(get([], { INPUT_EXCLUDE: patterns.join('\n') }).exclude).toEqual(patterns);
+  });
+
+  it('env-mask globs are checked too', () => {
+    expect(inputError(() => get([], { 'INPUT_ENV-MASK': 'MY_{A' }))).toMatch(
+      /env-mask "MY_\{A" is not a valid glob/,
+    );
+  });
+
+  it.each(['image', 'base-image', 'from'])('%s with a port out of range or a host no URL holds', (name) => {
+    const env = (ref: string): Record<string, string> =>
+      name === 'from' ? { INPUT_MODE: 'pull', INPUT_FROM: ref } : { [`INPUT_${name.toUpperCase()}`]: ref };
+    for (const port of ['70000', '0', '99999999999'])
+      expect(inputError(() => get([], env(`127.0.0.1:${port}/team/app:v1`)))).toMatch(
+        new RegExp(`port ${port} is out of range \\(1-65535\\)`),
+      );
+    for (const host of ['[::1::2]:5000', '300.1.1.1:5000', '[1.2.3.4]'])
+      expect(inputError(() => get([], env(`${host}/team/app:v1`)))).toMatch(
+        /not a (valid host name|registry host)/,
+      );
+    expect(() => get([], env('127.0.0.1:65535/team/app:v1'))).not.toThrow();
+  });
+
+  it('sizes and durations too large to hold are refused', () => {
+    expect(inputError(() => get([], { 'INPUT_LAYER-SIZE': `${'9'.repeat(400)}TB` }))).toMatch(
+      /layer-size is too large/,
+    );
+    expect(inputError(() => get([], { 'INPUT_MAX-AGE': `${'9'.repeat(400)}d` }))).toMatch(
+      /max-age is too long/,
+    );
+  });
+
+  it('metadata-file: a directory, a missing directory, or a file in its way are refused', () => {
+    const meta = (value: string, extra: Record<string, string> = {}) =>
+      inputError(() => get([], { 'INPUT_METADATA-FILE': value, ...extra }));
+    expect(meta(path.join(dir, 'a-dir'))).toMatch(/metadata-file .*a-dir is a directory; name a file/);
+    expect(meta(path.join(dir, 'missing', 'm.json'))).toMatch(
+      /directory .*missing does not exist; create it first \(it is not made for you\)/,
+    );
+    expect(meta(path.join(file, 'm.json'))).toMatch(/a-file is not a directory/);
+    expect(
+      meta(path.join(dir, 'layout', 'm.json'), {
+        'INPUT_DRY-RUN': 'true',
+        INPUT_OUTPUT: path.join(dir, 'layout'),
+      }),
+    ).toMatch(/is inside output .*layout, which is replaced whole/);
+    expect(get([], { 'INPUT_METADATA-FILE': path.join(dir, 'm.json') }).metadataFile).toBe(
+      path.join(dir, 'm.json'),
+    );
+  });
+
+  it('baseline, output and from: oci: are checked for what is in their way', () => {
+    expect(inputError(() => get([], { INPUT_BASELINE: path.join(dir, 'a-dir') }))).toMatch(
+      /baseline .*a-dir exists and is not a regular file/,
+    );
+    expect(
+      inputError(() => get([], { 'INPUT_DRY-RUN': 'true', INPUT_OUTPUT: path.join(file, 'sub', 'layout') })),
+    ).toMatch(/output .*: .*a-file is not a directory/);
+    expect(
+      inputError(() => get([], { INPUT_MODE: 'promote', INPUT_FROM: `oci:${path.join(dir, 'a-dir')}` })),
+    ).toMatch(/is not an OCI image layout \(no index\.json\)/);
+    expect(inputError(() => get([], { INPUT_MODE: 'promote', INPUT_FROM: 'oci:' }))).toMatch(
+      /must be oci:DIR or oci:DIR:TAG/,
+    );
+  });
+
+  it('path inputs are trimmed like the others (a YAML block scalar ends in a newline)', () => {
+    const i = get([], { INPUT_OUTPUT: ' layout\n', INPUT_ROOT: `${dir}\n` });
+    expect([i.output, i.root]).toEqual([path.resolve('layout'), dir]);
   });
 });
