@@ -61,7 +61,8 @@ async function pre(): Promise<void> {
     if (scan.unreadable.length && !isRoot()) throw new NeedsRootError(scan.unreadable);
     await writeBaseline(inputs.baseline, inputs.root, scan.entries);
     await returnToCaller([inputs.baseline], coreLogger);
-    core.saveState('baseline', inputs.baseline);
+    // For the main step the runner starts; on the command line, main is given --baseline instead.
+    if (inActions()) core.saveState('baseline', inputs.baseline);
     core.info(
       `baseline of ${inputs.root}: ${scan.entries.length} entries in ${((Date.now() - started) / 1000).toFixed(1)} s, written to ${inputs.baseline}`,
     );

@@ -189,6 +189,7 @@ describe('README examples', () => {
     const [baselineBlock] = shell.filter((b) => b.text.includes('dist/pre/index.js'));
     const out = stdout.get(baselineBlock)!;
     expect(out).toMatch(/recording the baseline anyway, because its path was given/);
+    expect(out).not.toContain('::save-state'); // main is told --baseline; no runner to read it
     expect(out).toMatch(/^changes: baseline: /m);
     expect(out).toMatch(/^changes=baseline$/m);
     const v2 = await inspect(`${registry.host}/team/ci-image:v2`);
