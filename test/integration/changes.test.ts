@@ -370,3 +370,30 @@ describe('custom image from an overlay whose upper dir mountinfo names but the j
     }
   });
 });
+
+describe('a baseline without a base image', () => {
+  it('is recorded when its path is given, and main captures the whole tree, saying the baseline went unused', async () => {
+    const root = await tmpDir('no-base');
+    await writeFile(path.join(root, 'f'), 'hi\n');
+    const baseline = path.join(await tmpDir('no-base-bl'), 'baseline.gz');
+    const pre = await runAction({ root, baseline }, { pre: true });
+    expectOk(pre);
+    expect(pre.stdout).toContain('recording the baseline anyway, because its path was given');
+    expect(existsSync(baseline)).toBe(true);
+    // The default path in RUNNER_TEMP is skipped: nothing could use it.
+    const skipped = await runAction({ root }, { pre: true });
+    expectOk(skipped);
+    expect(skipped.stdout).toContain('no baseline path given: no baseline recorded');
+    expect(skipped.state.baseline).toBeUndefined();
+
+    await writeFile(path.join(root, 'g'), 'new\n');
+    const output = path.join(await tmpDir('no-base-layout'), 'layout');
+    const r = await runAction({ root, baseline, 'dry-run': 'true', output }, { state: pre.state });
+    expectOk(r);
+    expect(r.outputs.changes).toBe('full');
+    expect(r.stdout).toContain(`the baseline at ${baseline} is not used`);
+    const [src, got] = [await snapshotTree(root), await snapshotTree(await unpack(output))];
+    for (const tree of [src, got]) tree.delete('.');
+    expect(diffTrees(src, got)).toEqual([]);
+  });
+});
