@@ -80,6 +80,12 @@ export const INPUT_SPECS: InputSpec[] = [
     default: '',
   },
   {
+    name: 'upper',
+    description:
+      "The overlay upper dir of root as this job sees it, when mountinfo's upperdir is not reachable (e.g. /rw/.snap/upper after a pivot_root): changes are read from it",
+    default: '',
+  },
+  {
     name: 'metadata-file',
     description: 'Write a JSON file describing the result (schema: metadata.schema.json)',
     default: '',
@@ -159,6 +165,10 @@ export interface Inputs {
   changes: 'auto' | 'overlay' | 'baseline' | 'full';
   /** Empty when neither given nor derivable (no RUNNER_TEMP). */
   baseline: string;
+  /** The baseline path was given by the user, not derived from RUNNER_TEMP. */
+  baselineGiven: boolean;
+  /** The overlay upper dir of `root` as this process sees it; empty when not given. */
+  upper: string;
   layerSize: number;
   token: string;
   username: string;
@@ -236,6 +246,8 @@ export function getInputs(
           ? path.join(env.RUNNER_TEMP, 'depot-snapshot-baseline.gz')
           : '',
     ),
+    baselineGiven: raw.baseline.trim() !== '',
+    upper: raw.upper.trim() ? path.resolve(raw.upper.trim()) : '',
     layerSize: parseSize(raw['layer-size'], 'layer-size'),
     token: raw.token.trim(),
     username: raw.username.trim(),

@@ -9,6 +9,7 @@ import type { Logger } from './log.js';
 import type { EntryTable } from './walk/entries.js';
 import type { Exclusion, WalkResult } from './walk/walk.js';
 import { findChanges } from './diff/changes.js';
+import { checkUpper } from './diff/overlay.js';
 import { baseFromMarker, resolveBase, type BaseImage } from './registry/base.js';
 import { MARKER_PATH, markerFor, parseMarker } from './image/marker.js';
 import { writeMarkerLayer } from './layer/marker.js';
@@ -40,7 +41,7 @@ import {
 } from './summary.js';
 import { show } from './log.js';
 import { isRoot, NeedsRootError, rerunUnderSudo, returnToCaller } from './privileges.js';
-import { LayerCache } from './registry/layer-cache.js';
+import { LayerCache, layerCacheDirs } from './registry/layer-cache.js';
 
 const CANCELLED = new Error('cancelled after another layer failed');
 
@@ -82,6 +83,7 @@ export async function run(argv: string[]): Promise<void> {
     interruptedRunWrites({ writesLayout, output: inputs.output });
     if (inputs.mode !== 'snapshot') return await transfer(inputs, log);
     await checkRoot(inputs.root);
+    if (inputs.upper) await checkUpper(inputs.upper, inputs.root);
     const registry = inputs.dryRun ? undefined : await openRegistry(inputs, log);
     if (registry && inputs.maxAge) {
       const fresh = registry.freshEnough(inputs.maxAge);
@@ -188,12 +190,13 @@ async function snapshot(
     const found = await findChanges({
       mode: inputs.changes,
       baseline: core.getState('baseline') || inputs.baseline,
+      upper: inputs.upper,
       hasBase: !!base,
       scan: {
         root: inputs.root,
         exclude: inputs.exclude,
         include: inputs.include,
-        ownPaths: [...destination.ownPaths, inputs.baseline].filter(Boolean),
+        ownPaths: [...destination.ownPaths, inputs.baseline, ...layerCacheDirs()].filter(Boolean),
         log,
         counters: progress.counters,
       },

@@ -3,13 +3,13 @@ import * as core from '@actions/core';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { MARKER_PATH } from './image/marker.js';
-import { findOverlay } from './diff/overlay.js';
+import { checkUpper, findOverlay, overlayStorage } from './diff/overlay.js';
 import { readMounts } from './walk/mountinfo.js';
 import { getInputs, InputError } from './inputs.js';
 import { coreLogger, inActions } from './report.js';
 import { scanRoot } from './walk/scan.js';
 import { writeBaseline } from './diff/baseline.js';
-import { LayerCache } from './registry/layer-cache.js';
+import { layerCacheDirs } from './registry/layer-cache.js';
 import { isRoot, NeedsRootError, rerunUnderSudo, returnToCaller } from './privileges.js';
 import { reportFailure } from './failure.js';
 
@@ -23,18 +23,32 @@ async function pre(): Promise<void> {
   try {
     const inputs = getInputs(argv, process.env, { pre: true });
     if (inputs.changes === 'full') return;
-    const hasMarker = existsSync(path.join(inputs.root, MARKER_PATH));
-    if (!inputs.baseImage && !hasMarker && inputs.changes === 'auto') {
+    if (inputs.upper) await checkUpper(inputs.upper, inputs.root);
+    const overlay = await findOverlay(inputs.root, await readMounts(), inputs.upper);
+    if (inputs.changes === 'overlay' || (inputs.changes === 'auto' && overlay)) {
       core.info(
-        `no base image known (base-image, SNAPSHOT_BASE_IMAGE, /${MARKER_PATH}): no baseline recorded, the snapshot will capture the whole tree`,
+        !overlay
+          ? 'changes: overlay: no baseline recorded'
+          : overlay.given
+            ? `upper ${overlay.upper} is the overlay upper dir of ${inputs.root}: it will give the changes, no baseline needed`
+            : `${inputs.root} is an overlay mount: its upper dir will give the changes, no baseline needed`,
       );
       return;
     }
-    if (inputs.changes === 'auto' && (await findOverlay(inputs.root, await readMounts()))) {
+    const hasMarker = existsSync(path.join(inputs.root, MARKER_PATH));
+    if (!inputs.baseImage && !hasMarker && inputs.changes === 'auto') {
+      const unknown = `no base image known yet (base-image, SNAPSHOT_BASE_IMAGE, /${MARKER_PATH})`;
+      // Only the default path may be skipped: a path the user gave is one they mean to pass to main,
+      // with the base image named there.
+      if (!inputs.baselineGiven) {
+        core.info(
+          `${unknown} and no baseline path given: no baseline recorded, the snapshot will capture the whole tree`,
+        );
+        return;
+      }
       core.info(
-        `${inputs.root} is an overlay mount: its upper dir will give the changes, no baseline needed`,
+        `${unknown}: recording the baseline anyway, because its path was given (baseline: ${inputs.baseline}); the main step uses it when it is given a base image`,
       );
-      return;
     }
     if (!inputs.baseline) throw new InputError('baseline: no path given and no RUNNER_TEMP to put it in');
     const started = Date.now();
@@ -42,13 +56,14 @@ async function pre(): Promise<void> {
       root: inputs.root,
       exclude: inputs.exclude,
       include: inputs.include,
-      ownPaths: [inputs.baseline, LayerCache.defaultPath()],
+      ownPaths: [inputs.baseline, ...layerCacheDirs(), ...overlayStorage(overlay)],
       log: coreLogger,
     });
     if (scan.unreadable.length && !isRoot()) throw new NeedsRootError(scan.unreadable);
     await writeBaseline(inputs.baseline, inputs.root, scan.entries);
     await returnToCaller([inputs.baseline], coreLogger);
-    core.saveState('baseline', inputs.baseline);
+    // For the main step the runner starts; on the command line, main is given --baseline instead.
+    if (inActions()) core.saveState('baseline', inputs.baseline);
     core.info(
       `baseline of ${inputs.root}: ${scan.entries.length} entries in ${((Date.now() - started) / 1000).toFixed(1)} s, written to ${inputs.baseline}`,
     );

@@ -1,10 +1,12 @@
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from '../log.js';
 import { buildFilter, type ScanOptions } from '../walk/scan.js';
 import type { EntryTable } from '../walk/entries.js';
 import { walk, type Exclusion, type WalkResult } from '../walk/walk.js';
 import { BaselineError, diffAgainstBaseline } from './baseline.js';
-import { findOverlay, overlayChanges, OverlayError } from './overlay.js';
+import { readMounts } from '../walk/mountinfo.js';
+import { findOverlay, overlayChanges, OverlayError, overlayStorage, type Overlay } from './overlay.js';
 
 export type ChangeMethod = 'overlay' | 'baseline' | 'full';
 
@@ -26,6 +28,8 @@ export interface Changes {
 export interface ChangeOptions {
   mode: 'auto' | 'overlay' | 'baseline' | 'full';
   baseline: string;
+  /** The `upper` input: root's overlay upper dir as this process sees it ('' when not given). */
+  upper: string;
   /** Whether a base image is known: a change set means nothing without the layers it applies to. */
   hasBase: boolean;
   scan: ScanOptions;
@@ -34,11 +38,18 @@ export interface ChangeOptions {
 
 /**
  * Decides how changes are found, and finds them: an overlay's upper dir when `root` is an overlay
- * mount, else the baseline the pre step recorded, else the whole tree.
+ * mount (or `upper` names its upper dir), else the baseline the pre step recorded, else the whole tree.
  */
 export async function findChanges(opts: ChangeOptions): Promise<Changes> {
   const { root } = opts.scan;
-  const { filter, mounts } = await buildFilter(opts.scan);
+  const overlay = await findOverlay(root, await readMounts(), opts.upper);
+  const storage = overlayStorage(overlay).filter((d) => !path.relative(root, d).startsWith('..'));
+  if (storage.length)
+    opts.log.info(`left out: the overlay's own storage inside ${root} (${storage.join(', ')})`);
+  const { filter } = await buildFilter({
+    ...opts.scan,
+    ownPaths: [...opts.scan.ownPaths, ...storage],
+  });
   const wanted = (m: ChangeMethod) => opts.mode === m || opts.mode === 'auto';
   if (opts.mode !== 'full' && !opts.hasBase) {
     if (opts.mode !== 'auto')
@@ -46,18 +57,23 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
         `changes: ${opts.mode} needs base-image (or SNAPSHOT_BASE_IMAGE): the image the changes apply to`,
       );
   } else if (wanted('overlay') && opts.hasBase) {
-    const overlay = await findOverlay(root, mounts);
     if (overlay) {
+      if (overlay.given && !overlay.mounted)
+        opts.log.warn(
+          `mountinfo shows no overlay mounted at ${root}: taking upper ${overlay.upper} as its upper dir, as given`,
+        );
       const set = await overlayChanges(root, overlay, filter, opts.log);
       return {
         ...set,
         method: 'overlay',
-        reason: `${root} is an overlay mount: its upper dir ${overlay.upper} holds the changes`,
+        reason: overlay.given
+          ? `the overlay upper dir given as upper (${overlay.upper}) holds the changes to ${root}`
+          : `${root} is an overlay mount: its upper dir ${overlay.upper} holds the changes`,
       };
     }
     if (opts.mode === 'overlay')
       throw new OverlayError(
-        `changes: overlay, but ${root} is not an overlay mount with a readable upper dir`,
+        `changes: overlay, but ${root} is not an overlay mount with a readable upper dir; if its upper dir is elsewhere in this job's view, set upper`,
       );
   }
 
@@ -79,7 +95,7 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
     unreadable: scan.unreadable,
   });
   if (opts.mode === 'full') return full('changes: full');
-  if (!opts.hasBase) return full('no base image: the whole tree is captured');
+  if (!opts.hasBase) return full(noBaseReason(opts, overlay));
   if (!baseline) {
     if (opts.mode === 'baseline')
       throw new BaselineError(
@@ -98,4 +114,20 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
     excluded: scan.excluded,
     unreadable: scan.unreadable,
   };
+}
+
+/**
+ * Why the whole tree is captured without a base image, naming the change set that went unused: the
+ * changes alone, without the base image's layers below them, would not be a usable image.
+ */
+function noBaseReason(opts: ChangeOptions, overlay: Overlay | null): string {
+  const unused =
+    overlay !== null
+      ? `the overlay upper dir ${overlay.upper} is not used`
+      : opts.baseline && existsSync(opts.baseline)
+        ? `the baseline at ${opts.baseline} is not used`
+        : '';
+  return unused
+    ? `no base image: the whole tree is captured (${unused}: changes need the base image's layers below them; set base-image to push only the changes)`
+    : 'no base image: the whole tree is captured';
 }

@@ -1,6 +1,6 @@
-import { lstat } from 'node:fs/promises';
-import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, lstat, stat } from 'node:fs/promises';
+import { accessSync, constants, statSync } from 'node:fs';
+import { InputError } from '../inputs.js';
 import path from 'node:path';
 import { show, type Logger } from '../log.js';
 import type { Filter } from '../walk/filter.js';
@@ -18,24 +18,76 @@ const OVERLAY_XATTR = /^(trusted|user)\.overlay\./;
 
 export interface Overlay {
   upper: string;
+  /** overlayfs's scratch directory, when it can be found from here. */
   work?: string;
+  /** mountinfo shows an overlay mounted at root (false: only the `upper` input says so). */
+  mounted: boolean;
+  /** The upper dir came from the `upper` input rather than from mountinfo. */
+  given: boolean;
 }
 
-/** The overlay mounted exactly at `root`, when its upper dir can be read. */
-export async function findOverlay(root: string, mounts: Mount[]): Promise<Overlay | null> {
+/**
+ * The overlay of `root`: the one mountinfo shows mounted exactly there, with its upper dir read at
+ * `given` (the `upper` input) when set, else at the path mountinfo names when this process can read it.
+ * `given` alone is enough: mountinfo may not show the overlay at all (a root that was pivoted into).
+ */
+export async function findOverlay(root: string, mounts: Mount[], given = ''): Promise<Overlay | null> {
   const resolved = path.resolve(root);
   // The last mount at a path is the one in effect.
   const mount = [...mounts].reverse().find((m) => m.mountPoint.toString() === resolved);
-  if (!mount || mount.fsType !== 'overlay') return null;
-  const options = splitOptions(mount.superOptions);
-  const upper = options.get('upperdir');
-  if (!upper) return null;
-  try {
-    await access(upper, constants.R_OK | constants.X_OK);
-  } catch {
-    return null; // not visible from here (another mount namespace): fall back to the baseline
+  const options = mount?.fsType === 'overlay' ? splitOptions(mount.superOptions) : null;
+  const mounted = options !== null;
+  const upper = options?.get('upperdir');
+  const work = options?.get('workdir');
+  if (given) {
+    // mountinfo's paths are from the mounter's view; the work dir usually sits beside the upper dir.
+    const beside =
+      upper && work && path.dirname(upper) === path.dirname(work)
+        ? path.join(path.dirname(given), path.basename(work))
+        : undefined;
+    const found = [beside, work].find((d) => d !== undefined && isReadableDir(d));
+    return { upper: given, ...(found ? { work: found } : {}), mounted, given: true };
   }
-  return { upper, work: options.get('workdir') };
+  if (!upper || !isReadableDir(upper)) return null; // not visible from here: set upper, or use the baseline
+  return { upper, ...(work && isReadableDir(work) ? { work } : {}), mounted, given: false };
+}
+
+/**
+ * The overlay's own storage (upper and work dirs) when it lies inside root, as with `/rw/.snap/upper`
+ * under `/`: never part of the capture, which would otherwise hold every change twice.
+ */
+export function overlayStorage(overlay: Overlay | null): string[] {
+  return overlay ? [overlay.upper, overlay.work ?? ''].filter(Boolean) : [];
+}
+
+/** Refuses an `upper` input that cannot be the upper dir of root, with one line saying why. */
+export async function checkUpper(upper: string, root: string): Promise<void> {
+  const st = await stat(upper).catch((err: NodeJS.ErrnoException) => {
+    const why = err.code === 'ENOENT' ? 'does not exist' : `cannot be read: ${err.code ?? err.message}`;
+    throw new InputError(
+      `upper ${upper} ${why}; give the overlay's upper dir as this job sees it (e.g. /rw/.snap/upper)`,
+    );
+  });
+  if (!st.isDirectory())
+    throw new InputError(
+      `upper ${upper} is not a directory; give the overlay's upper dir as this job sees it`,
+    );
+  if (path.resolve(upper) === path.resolve(root))
+    throw new InputError(`upper ${upper} is root itself; give the overlay's upper dir, not its merged view`);
+  await access(upper, constants.R_OK | constants.X_OK).catch(() => {
+    throw new InputError(
+      `upper ${upper} cannot be read: permission denied; run the step as root or with sudo`,
+    );
+  });
+}
+
+function isReadableDir(dir: string): boolean {
+  try {
+    accessSync(dir, constants.R_OK | constants.X_OK);
+    return statSync(dir).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** Mount options are comma-separated; a comma inside a value is escaped with a backslash. */

@@ -2,8 +2,9 @@
 // image and unpacked as the sandbox; the pre step records the baseline; in a chroot a package is
 // installed with dpkg, a file deleted, a directory replaced by a symlink, a capability set; the action
 // pushes the changes on top of the base. The result must equal the sandbox and run the program.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { runAction, type ActionResult } from '../helpers/action.js';
 import { debianRootfs, inspect, pull, unpack } from '../helpers/image.js';
@@ -234,5 +235,165 @@ describe('snapshots of snapshots', () => {
     expectOk(r);
     expect(r.outputs.uploaded, r.stdout).toBe('0');
     expect((await inspect(parentRef)).Layers).toEqual(parent.Layers);
+  });
+});
+
+describe('custom image from an overlay whose upper dir mountinfo names but the job cannot reach', () => {
+  // Mount points, innermost last: unmounted in reverse after each test, pass or fail.
+  const mounted: string[] = [];
+  afterEach(async () => {
+    while (mounted.length) {
+      const target = mounted.pop()!;
+      if ((await run('umount', [target])).code !== 0) await run('umount', ['-l', target]);
+    }
+  });
+  async function mount(args: string[], target: string): Promise<void> {
+    await check('mount', [...args, target]);
+    mounted.push(target);
+  }
+
+  /**
+   * Depot's sandbox after its pivot_root: the root overlay's upper dir lives on a second disk that
+   * the job sees at `<root>/rw`, while mountinfo still names it by the mounter's path, which an empty
+   * tmpfs now hides.
+   */
+  async function pivotedOverlay(lower: string): Promise<{ merged: string; upper: string }> {
+    const dir = await tmpDir('pivoted');
+    const disk = path.join(dir, 'disk');
+    const [hiddenUpper, work, merged] = [
+      path.join(disk, 'upper'),
+      path.join(disk, 'work'),
+      path.join(dir, 'merged'),
+    ];
+    for (const d of [hiddenUpper, work, merged]) await mkdir(d, { recursive: true });
+    await mount(
+      ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${hiddenUpper},workdir=${work}`],
+      merged,
+    );
+    await mkdir(path.join(merged, 'rw'));
+    await mount(['--bind', disk], path.join(merged, 'rw'));
+    await mount(['-t', 'tmpfs', 'tmpfs'], disk);
+    const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+    expect(mountinfo).toContain(`upperdir=${hiddenUpper}`);
+    expect(existsSync(hiddenUpper)).toBe(false);
+    return { merged, upper: path.join(merged, 'rw', 'upper') };
+  }
+
+  /**
+   * A tree without the overlay's own storage below /rw, and without /rw's own metadata: the merged
+   * view shows the mounted disk's root there, the upper dir the directory it is mounted on.
+   */
+  async function withoutStorage(root: string): Promise<TreeSnapshot> {
+    expect(existsSync(path.join(root, 'rw'))).toBe(true);
+    const snap = await comparable(root);
+    for (const key of [...snap.keys()]) if (key === 'rw' || key.startsWith('rw/')) snap.delete(key);
+    return snap;
+  }
+
+  it('reads the changes from upper, records no baseline for it, and equals the merged view', async () => {
+    const { merged, upper } = await pivotedOverlay(await sandboxFromBase());
+    const ref = `${registry.host}/custom/pivoted:v1`;
+    const inputs = { root: merged, upper, 'base-image': baseRef, image: ref };
+    const pre = await runAction(inputs, { pre: true });
+    expectOk(pre);
+    expect(pre.stdout).toContain(`upper ${upper} is the overlay upper dir of ${merged}`);
+    expect(pre.state.baseline).toBeUndefined();
+
+    await installHello(merged);
+    await rm(path.join(merged, 'etc', 'issue.net'));
+    await rm(path.join(merged, 'usr', 'share', 'doc', 'apt'), { recursive: true });
+    await mkdir(path.join(merged, 'usr', 'share', 'doc', 'apt'));
+    await writeFile(path.join(merged, 'usr', 'share', 'doc', 'apt', 'NEW'), 'new content\n');
+    await check('setcap', ['cap_net_raw+ep', path.join(merged, 'usr', 'bin', 'true')]);
+
+    const r = await runAction(inputs, { state: pre.state });
+    expectOk(r);
+    expect(r.outputs.changes).toBe('overlay');
+    expect(r.stdout).toContain(`the overlay upper dir given as upper (${upper})`);
+    const pushed = await inspect(ref);
+    expect(pushed.Digest).toBe(r.outputs.digest);
+    expect(pushed.Layers.slice(0, baseLayers.length)).toEqual(baseLayers);
+    const result = await unpack(await pull(ref));
+    expect(diffTrees(await withoutStorage(merged), await withoutStorage(result))).toEqual([]);
+    const hello = await check('/usr/sbin/chroot', [
+      result,
+      '/usr/bin/env',
+      '-i',
+      'PATH=/usr/bin:/bin',
+      'hello',
+    ]);
+    expect(hello.stdout).toContain('Hello, world!');
+  });
+
+  it("leaves the overlay's upper and work dirs out of a full capture when they lie inside root", async () => {
+    // A small lower: a full capture reads all of it.
+    const lower = await tmpDir('small-lower');
+    await mkdir(path.join(lower, 'etc'));
+    await writeFile(path.join(lower, 'etc', 'base.conf'), 'base\n');
+    const { merged, upper } = await pivotedOverlay(lower);
+    await writeFile(path.join(merged, 'etc', 'added.conf'), 'added\n');
+    expect(existsSync(path.join(upper, 'etc', 'added.conf'))).toBe(true);
+    const output = path.join(await tmpDir('pivoted-layout'), 'layout');
+    const r = await runAction({ root: merged, upper, changes: 'full', 'dry-run': 'true', output });
+    expectOk(r);
+    expect(r.outputs.changes).toBe('full');
+    const result = await unpack(output);
+    expect(existsSync(path.join(result, 'rw', 'upper'))).toBe(false);
+    expect(existsSync(path.join(result, 'rw', 'work'))).toBe(false);
+    expect(diffTrees(await withoutStorage(merged), await withoutStorage(result))).toEqual([]);
+    expect(diffTrees(await comparable(merged), await comparable(result))).toContainEqual(
+      expect.stringMatching(/^rw\/upper/),
+    );
+  });
+
+  it('refuses an upper that is not a readable directory with one line, before writing anything', async () => {
+    const root = await tmpDir('upper-root');
+    await writeFile(path.join(root, 'file'), 'x\n');
+    const cases: Array<[string, RegExp]> = [
+      [
+        path.join(root, 'missing'),
+        /^::error::upper \S+\/missing does not exist; give the overlay's upper dir/,
+      ],
+      [path.join(root, 'file'), /^::error::upper \S+\/file is not a directory/],
+      [root, /^::error::upper \S+ is root itself/],
+    ];
+    for (const [upper, message] of cases) {
+      const output = path.join(await tmpDir('upper-layout'), 'layout');
+      for (const pre of [true, false]) {
+        const r = await runAction({ root, upper, 'dry-run': 'true', output }, { pre });
+        expect(r.code, upper).toBe(1);
+        expect(r.errors, upper).toHaveLength(1);
+        expect(r.errors[0]).toMatch(message);
+        expect(existsSync(output)).toBe(false);
+        expect(readdirSync(path.dirname(output))).toEqual([]);
+      }
+    }
+  });
+});
+
+describe('a baseline without a base image', () => {
+  it('is recorded when its path is given, and main captures the whole tree, saying the baseline went unused', async () => {
+    const root = await tmpDir('no-base');
+    await writeFile(path.join(root, 'f'), 'hi\n');
+    const baseline = path.join(await tmpDir('no-base-bl'), 'baseline.gz');
+    const pre = await runAction({ root, baseline }, { pre: true });
+    expectOk(pre);
+    expect(pre.stdout).toContain('recording the baseline anyway, because its path was given');
+    expect(existsSync(baseline)).toBe(true);
+    // The default path in RUNNER_TEMP is skipped: nothing could use it.
+    const skipped = await runAction({ root }, { pre: true });
+    expectOk(skipped);
+    expect(skipped.stdout).toContain('no baseline path given: no baseline recorded');
+    expect(skipped.state.baseline).toBeUndefined();
+
+    await writeFile(path.join(root, 'g'), 'new\n');
+    const output = path.join(await tmpDir('no-base-layout'), 'layout');
+    const r = await runAction({ root, baseline, 'dry-run': 'true', output }, { state: pre.state });
+    expectOk(r);
+    expect(r.outputs.changes).toBe('full');
+    expect(r.stdout).toContain(`the baseline at ${baseline} is not used`);
+    const [src, got] = [await snapshotTree(root), await snapshotTree(await unpack(output))];
+    for (const tree of [src, got]) tree.delete('.');
+    expect(diffTrees(src, got)).toEqual([]);
   });
 });

@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
-import { ACTION, SYSTEM_NODE, runAction } from '../helpers/action.js';
-import { inspect, unpack } from '../helpers/image.js';
+import { ACTION, PRE, SYSTEM_NODE, runAction } from '../helpers/action.js';
+import { inspect, pull, unpack } from '../helpers/image.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
 import { check, cleanupAll, run, tmpDir } from '../helpers/tools.js';
 import { diffTrees, snapshotTree } from '../helpers/tree.js';
@@ -146,22 +146,29 @@ describe('README examples', () => {
     await mkdir(path.join(rootfs, 'usr/bin'), { recursive: true });
     await writeFile(path.join(rootfs, 'usr/bin/jq'), '#!/bin/sh\necho jq\n', { mode: 0o755 });
     await writeFile(path.join(rootfs, 'usr/share/doc/jq/README'), 'docs\n');
+    // The command-line baseline example's sandbox: a tree that started as the image pushed from rootfs.
+    await check('cp', ['-a', rootfs, path.join(work, 'sandbox')]);
   });
 
   it('the shell examples run as written, in order, against a local registry', async () => {
     const shell = blocks.filter((b) => b.lang === 'sh' && b.marker === THIS_TEST);
-    expect(shell.length).toBeGreaterThanOrEqual(4);
+    expect(shell.length).toBeGreaterThanOrEqual(5);
+    const stdout = new Map<Block, string>();
     for (const b of shell) {
       const script = b.text
         .replace(/node dist\/index\.js/g, `"${SYSTEM_NODE}" "${ACTION}"`)
+        .replace(/node dist\/pre\/index\.js/g, `"${SYSTEM_NODE}" "${PRE}"`)
         .replace(/localhost:5000/g, registry.host)
         .replace(/<dir>/g, './rootfs')
         .replace(/<layout-dir>/g, './layout-2');
+      // Every command of the block is run, none left to a `node` on PATH.
+      expect(script, `README.md:${b.line}`).not.toMatch(/\bnode dist\//);
       const r = await run('bash', ['-euo', 'pipefail', '-c', script], {
         cwd: work,
         env: { PATH: process.env.PATH, HOME: path.join(work, 'home') },
       });
       expect(r.code, `README.md:${b.line}\n${r.stdout}\n${r.stderr}`).toBe(0);
+      stdout.set(b, r.stdout);
     }
     // What they promise: layouts that unpack to the tree, a pushed image, promoted and pulled unchanged.
     const src = await snapshotTree(path.join(work, 'rootfs'));
@@ -176,6 +183,23 @@ describe('README examples', () => {
     expect(stable.Digest).toBe(v1.Digest);
     const index = JSON.parse(await readFile(path.join(work, 'pulled', 'index.json'), 'utf8'));
     expect(index.manifests[0].digest).toBe(v1.Digest);
+
+    // The command-line baseline: recorded without a base image because its path was given, then used
+    // by main, which pushes the base's layers untouched and only the changes on top.
+    const [baselineBlock] = shell.filter((b) => b.text.includes('dist/pre/index.js'));
+    const out = stdout.get(baselineBlock)!;
+    expect(out).toMatch(/recording the baseline anyway, because its path was given/);
+    expect(out).not.toContain('::save-state'); // main is told --baseline; no runner to read it
+    expect(out).toMatch(/^changes: baseline: /m);
+    expect(out).toMatch(/^changes=baseline$/m);
+    const v2 = await inspect(`${registry.host}/team/ci-image:v2`);
+    expect(v2.Layers.slice(0, v1.Layers.length)).toEqual(v1.Layers);
+    expect(v2.Layers.length).toBe(v1.Layers.length + 1);
+    const sandbox = await snapshotTree(path.join(work, 'sandbox'));
+    const result = await snapshotTree(await unpack(await pull(`${registry.host}/team/ci-image:v2`)));
+    for (const tree of [sandbox, result]) tree.delete('.');
+    expect(sandbox.has('usr/bin/tool') && !sandbox.has('usr/share/doc')).toBe(true);
+    expect(diffTrees(sandbox, result)).toEqual([]);
   });
 
   it('the GHCR workflow step pushes with the credentials it names, leaving out what it excludes', async () => {

@@ -295,3 +295,29 @@ describe('validation before anything is written', () => {
     expect([i.output, i.root]).toEqual([path.resolve('layout'), dir]);
   });
 });
+
+describe('baseline and upper', () => {
+  it('tells a baseline path the user gave from the default one in RUNNER_TEMP', () => {
+    const derived = get([], { RUNNER_TEMP: '/runner/tmp' });
+    expect(derived).toMatchObject({
+      baseline: '/runner/tmp/depot-snapshot-baseline.gz',
+      baselineGiven: false,
+    });
+    expect(get(['--baseline', 'b.gz'], { RUNNER_TEMP: '/runner/tmp' })).toMatchObject({
+      baseline: path.resolve('b.gz'),
+      baselineGiven: true,
+    });
+    expect(get([], { INPUT_BASELINE: '/x/b.gz' })).toMatchObject({
+      baseline: '/x/b.gz',
+      baselineGiven: true,
+    });
+    // The runner passes an input left at its empty default as an empty variable: not given.
+    expect(get([], { INPUT_BASELINE: '', RUNNER_TEMP: '/t' }).baselineGiven).toBe(false);
+  });
+
+  it('reads upper from the flag or INPUT_UPPER, as an absolute path; empty when not set', () => {
+    expect(get([]).upper).toBe('');
+    expect(get(['--upper', 'rw/.snap/upper']).upper).toBe(path.resolve('rw/.snap/upper'));
+    expect(get([], { INPUT_UPPER: ' /rw/.snap/upper \n' }).upper).toBe('/rw/.snap/upper');
+  });
+});
