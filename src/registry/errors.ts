@@ -1,5 +1,8 @@
 /** A registry said no, or could not be reached: the message is one sentence a user can act on. */
 export class RegistryError extends Error {
+  /** The registry's Retry-After on a refusal that may pass later, for the caller that retries. */
+  retryAfterMs?: number;
+
   constructor(
     message: string,
     readonly status?: number,
