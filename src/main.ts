@@ -25,6 +25,7 @@ import { limiter } from './util/limit.js';
 import { format } from './registry/reference.js';
 import { RegistryError, RestartBlobError } from './registry/errors.js';
 import { RegistryDestination } from './registry/push.js';
+import { waitBeforeRetry } from './registry/retry.js';
 import { connect } from './registry/connect.js';
 import { copyImage, pullToLayout, registrySource, type ImageSource } from './registry/copy.js';
 import { layoutSource } from './layout/reader.js';
@@ -58,7 +59,8 @@ interface Destination {
   exists(digest: string): Promise<boolean>;
   /** A layer was written under this fingerprint. */
   wrote(fingerprint: string, layer: NewLayer): void;
-  sink(): BlobSink;
+  /** `label` names the blob in messages ("layer 2/5 /usr"). */
+  sink(label?: string): BlobSink;
   finish(image: BuiltImage, tags: string[]): Promise<void>;
   abort(): Promise<void>;
   /** Paths the walk must leave out because the destination writes there. */
@@ -135,7 +137,7 @@ function registryDestination(registry: RegistryDestination, inputs: Inputs): Des
     reuse: (fp) => registry.reuse(fp),
     exists: (digest) => registry.exists(digest),
     wrote: (fp, layer) => registry.wrote(fp, layer),
-    sink: () => registry.sink(),
+    sink: (label) => registry.sink(label),
     finish: (image) => registry.finish(image),
     abort: () => registry.abort(),
     ownPaths: [registry.cacheFile],
@@ -234,8 +236,11 @@ async function snapshot(
       created,
     );
     const { compression, compressionLevel: level } = inputs;
-    const markerLayer = await writeMarkerLayer(marker, { compression, level, log }, destination.sink(), (d) =>
-      destination.exists(d),
+    const markerLayer = await writeMarkerLayer(
+      marker,
+      { compression, level, log },
+      destination.sink('the marker layer'),
+      (d) => destination.exists(d),
     );
     log.info(
       `marker layer /${MARKER_PATH}: ${formatBytes(markerLayer.descriptor.size)} ${markerLayer.descriptor.digest}`,
@@ -545,7 +550,7 @@ async function writeLayers(
     const input = { root, entries, indices: plan.indices, compression, level, log };
     for (let attempt = 1; ; attempt++) {
       try {
-        const sink = destination.sink();
+        const sink = destination.sink(name);
         // A monolithic upload needs the digest before its first byte: compute it in a first pass.
         const expected = sink.needsDigestFirst?.()
           ? (await writeLayer(input, DISCARD)).descriptor
@@ -561,6 +566,7 @@ async function writeLayers(
       } catch (err) {
         if (!(err instanceof RestartBlobError) || attempt >= MAX_LAYER_RESTARTS) throw err;
         log.warn(`${name}: ${err.message}; starting this layer over`);
+        await waitBeforeRetry(attempt, name);
       }
     }
   }

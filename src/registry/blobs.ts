@@ -4,6 +4,7 @@ import type { BlobSink, PendingBlob } from '../layer/write.js';
 import type { Descriptor } from '../image/oci.js';
 import type { RegistryClient } from './client.js';
 import { RegistryError, RestartBlobError } from './errors.js';
+import { backoff, DeadlineError, DEFAULT_RETRY, RETRY_STATUS } from './retry.js';
 
 /** Chunks of a streamed upload. ≥ 5 MiB, which ECR requires; small enough to hold one per upload. */
 export const CHUNK_SIZE = 8 * 1024 * 1024;
@@ -27,6 +28,7 @@ export class Repository {
     return `repository:${this.name}:${this.access === 'push' ? 'pull,push' : 'pull'}`;
   }
 
+  /** One `HEAD`: whether the repository holds the blob now (a digest it names must be this one). */
   async exists(digest: string): Promise<boolean> {
     const res = await this.client.request({
       method: 'HEAD',
@@ -36,7 +38,22 @@ export class Repository {
       ok: [200, 404],
     });
     await res.body?.cancel();
-    return res.status === 200;
+    const named = res.headers.get('docker-content-digest');
+    return res.status === 200 && (!named || named === digest);
+  }
+
+  /**
+   * Whether a blob upload's answer means the blob is stored: 201 with our digest does; any other
+   * success (a proxy or login page answers 200 for a registry it never reached) is checked with a HEAD.
+   */
+  async confirmStored(res: Response, digest: string, what: string): Promise<void> {
+    const named = res.headers.get('docker-content-digest');
+    await res.body?.cancel();
+    if (res.status === 201 && named === digest) return;
+    if (await this.exists(digest)) return;
+    throw new RegistryError(
+      `${what} failed: the registry answered ${res.status}${named && named !== digest ? ` naming ${named}` : ''} but does not have the blob (is a proxy or login page in the way? check the host name and port)`,
+    );
   }
 
   /** Cross-repository mount; false when the registry opened an upload instead (cancelled here). */
@@ -70,9 +87,11 @@ export class Repository {
       } catch (err) {
         // The answer may be what was lost: a blob that landed is done; else a fresh upload, the
         // abandoned session cancelled (best effort) rather than left open until the registry purges it.
-        if (await this.exists(descriptor.digest).catch(() => false)) break;
+        if (err instanceof DeadlineError) throw err;
+        if (await this.exists(descriptor.digest).catch(unlessDeadline(false))) break;
         if (location) await this.cancel(location);
-        if (attempt >= 3) throw err;
+        if (attempt >= BLOB_ATTEMPTS) throw err;
+        await this.client.pause(backoff(attempt), `uploading ${short(descriptor.digest)}`);
       }
     }
     this.uploaded += bytes.length;
@@ -110,7 +129,10 @@ export class Repository {
         return;
       } catch (err) {
         await pending.abort();
-        if (attempt >= 3) throw err;
+        if (err instanceof DeadlineError || this.client.deadline.passed)
+          throw this.client.deadline.error(`copying ${short(descriptor.digest)}`);
+        if (attempt >= BLOB_ATTEMPTS) throw err;
+        await this.client.pause(backoff(attempt), `copying ${short(descriptor.digest)}`);
       }
     }
   }
@@ -123,41 +145,42 @@ export class Repository {
    * registry that refuses chunks, the caller computes the digest in a first pass and the blob is
    * streamed in a single PUT.
    */
-  sink(): BlobSink {
+  sink(label = 'a blob'): BlobSink {
     return {
       needsDigestFirst: () => this.monolithic,
       create: async (expected) => {
         const location = await this.startUpload();
         return expected
-          ? this.monolithicUpload(location, expected)
-          : new ChunkedUpload(this, location).pending();
+          ? this.monolithicUpload(location, expected, label)
+          : new ChunkedUpload(this, location, label).pending();
       },
     };
   }
 
   /** `PUT <location>?digest=…` with the whole blob streamed as its body (Content-Length known). */
-  monolithicUpload(location: URL, expected: { digest: string; size: number }): PendingBlob {
+  monolithicUpload(location: URL, expected: { digest: string; size: number }, label?: string): PendingBlob {
     const body = new PassThrough({ highWaterMark: CHUNK_SIZE });
     const url = new URL(location);
     url.searchParams.set('digest', expected.digest);
+    const what = `uploading ${label ? `${label} (${short(expected.digest)})` : short(expected.digest)}`;
     const done = this.client
       .request({
         method: 'PUT',
         url,
-        what: `uploading ${short(expected.digest)}`,
+        what,
         scopes: [this.scope],
-        ok: [201, 204],
+        ok: SUCCESS,
         headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(expected.size) },
         stream: body,
         // The whole blob rides in this one request: a slow link may need long for gigabytes.
         timeoutMs: 6 * 60 * 60_000,
       })
-      .then(async (res) => {
-        await res.body?.cancel();
-      })
+      .then((res) => this.confirmStored(res, expected.digest, what))
       .catch((err: Error) => {
         body.destroy(
-          err instanceof RegistryError ? new RestartBlobError(err.message, err.status, err.code) : err,
+          err instanceof RegistryError && !(err instanceof DeadlineError)
+            ? new RestartBlobError(err.message, err.status, err.code)
+            : err,
         );
         throw err;
       });
@@ -166,7 +189,7 @@ export class Repository {
       stream: body,
       commit: async () => {
         await done.catch((err: Error) => {
-          throw err instanceof RestartBlobError
+          throw err instanceof RestartBlobError || err instanceof DeadlineError
             ? err
             : new RestartBlobError(`the upload did not complete (${err.message})`);
         });
@@ -193,21 +216,25 @@ export class Repository {
     return locationOf(res, this.client.base);
   }
 
-  /** `PUT <location>&digest=…` with the last bytes (or none): the registry checks the digest. */
+  /**
+   * `PUT <location>&digest=…` with the last bytes (or none): the registry checks the digest, and the
+   * answer is believed only as confirmStored says.
+   */
   async finishUpload(location: URL, digest: string, last: Buffer, retry = true): Promise<void> {
     const url = new URL(location);
     url.searchParams.set('digest', digest);
+    const what = `completing the upload of ${short(digest)}`;
     const res = await this.client.request({
       method: 'PUT',
       url,
-      what: `completing the upload of ${short(digest)}`,
+      what,
       scopes: [this.scope],
-      ok: [201, 204],
+      ok: SUCCESS,
       headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(last.length) },
       body: last,
       retry,
     });
-    await res.body?.cancel();
+    await this.confirmStored(res, digest, what);
   }
 
   /** Abandons an upload session; failures are ignored, the registry expires it anyway. */
@@ -246,6 +273,8 @@ class ChunkedUpload {
   constructor(
     private readonly repo: Repository,
     start: URL,
+    /** What is uploaded, for messages: "layer 2/5 /usr". */
+    private readonly label: string,
   ) {
     this.location = start;
   }
@@ -284,20 +313,25 @@ class ChunkedUpload {
       else last = this.full;
     }
     // The closing PUT appends its body before checking the digest, so it is never resent blindly:
-    // after a failure, see whether the blob landed, else where the upload stands, and go on from there.
-    for (let tries = 0; ; tries++) {
+    // after a failure, wait, see whether the blob landed, else where the upload stands, and go on
+    // from there. A registry that keeps failing while the session stands fails the push: starting
+    // the layer over from the tree is for a session that is gone.
+    for (let round = 1; ; round++) {
       try {
         await this.repo.finishUpload(this.location, digest, last, false);
         this.repo.uploaded += last.length;
         break;
       } catch (err) {
-        if (err instanceof RegistryError && err.status !== undefined && !RETRYABLE.has(err.status)) {
+        if (!(err instanceof RegistryError) || err instanceof DeadlineError) throw err;
+        if (err.status !== undefined && !RETRY_STATUS.has(err.status)) {
           throw new RestartBlobError(`the upload did not complete (${err.message})`, err.status, err.code);
         }
-        if (await this.repo.exists(digest).catch(() => false)) break;
+        if (round >= DEFAULT_RETRY.attempts) throw err;
+        await this.repo.client.pause(err.retryAfterMs ?? backoff(round), `uploading ${this.label}`);
+        if (await this.repo.exists(digest).catch(unlessDeadline(false))) break;
         const have = await this.status();
-        if (tries >= 4 || have === null || have < this.offset || have > this.offset + last.length) {
-          throw new RestartBlobError(`the upload did not complete (${(err as Error).message})`);
+        if (have === null || have < this.offset || have > this.offset + last.length) {
+          throw new RestartBlobError(`the upload did not complete (${err.message})`);
         }
         this.repo.uploaded += have - this.offset;
         last = last.subarray(have - this.offset);
@@ -307,16 +341,21 @@ class ChunkedUpload {
     this.repo.counts.uploaded++;
   }
 
+  /**
+   * One chunk, never resent blindly either (a PATCH cut midway may have appended part of it): after a
+   * failure, wait, ask where the upload stands, and send the rest from there; 5 tries in all.
+   */
   private async patch(data: Buffer): Promise<void> {
     let sent = 0;
-    for (let tries = 0; sent < data.length; tries++) {
+    for (let tries = 1; sent < data.length; tries++) {
       const start = this.offset + sent;
       const body = data.subarray(sent);
+      const what = `uploading ${this.label} (bytes ${start}-${start + body.length - 1})`;
       try {
         const res = await this.repo.client.request({
           method: 'PATCH',
           url: this.location,
-          what: `uploading a chunk at ${start}`,
+          what,
           scopes: [this.repo.scope],
           ok: [202, 201, 204],
           headers: {
@@ -325,20 +364,23 @@ class ChunkedUpload {
             'Content-Length': String(body.length),
           },
           body,
+          retry: false,
         });
         await res.body?.cancel();
         this.location = locationOf(res, this.location);
         this.repo.uploaded += body.length;
         sent = data.length;
       } catch (err) {
+        if (err instanceof DeadlineError) throw err;
         if (err instanceof RegistryError && isChunkingRefused(err)) {
           this.repo.monolithic = true;
           throw new RestartBlobError(
             `the registry refuses chunked uploads (${err.message}); uploading whole blobs instead`,
           );
         }
-        if (tries >= 3)
+        if (tries >= DEFAULT_RETRY.attempts)
           throw new RestartBlobError(`a chunk at ${start} kept failing (${(err as Error).message})`);
+        await this.repo.client.pause((err as RegistryError).retryAfterMs ?? backoff(tries), what);
         // Ask where the registry stands, then send from there.
         const have = await this.status();
         if (have === null || have < this.offset || have > this.offset + data.length) {
@@ -368,13 +410,26 @@ class ChunkedUpload {
       // byte only costs a 416 or a digest mismatch, which start the blob over; skipping a byte
       // that is not there would corrupt it the same way, every time a first PATCH fails).
       return range && range[1] !== '0' ? Number(range[1]) + 1 : 0;
-    } catch {
+    } catch (err) {
+      if (err instanceof DeadlineError) throw err;
       return null;
     }
   }
 }
 
-const RETRYABLE = new Set([408, 429, 500, 502, 503, 504]);
+/** Answers a blob upload may end with; what they mean is for confirmStored to say. */
+const SUCCESS = [200, 201, 202, 204];
+
+/** Attempts at a small blob or a copied blob, each from a fresh upload session. */
+const BLOB_ATTEMPTS = 3;
+
+/** For a check whose failure means "no": the run's deadline still ends everything. */
+function unlessDeadline<T>(value: T): (err: unknown) => T {
+  return (err) => {
+    if (err instanceof DeadlineError) throw err;
+    return value;
+  };
+}
 
 /** What registries answer to a PATCH they do not support (GAR and other monolithic-only ones). */
 function isChunkingRefused(err: RegistryError): boolean {

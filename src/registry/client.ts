@@ -2,18 +2,20 @@ import type { Logger } from '../log.js';
 import type { Credentials } from './credentials.js';
 import { describeFailure, NOT_A_REGISTRY, RegistryError } from './errors.js';
 import { DOCKER_HUB } from './reference.js';
-import { streamRequest } from './stream-request.js';
+import {
+  backoff,
+  DEFAULT_RETRY,
+  DeadlineError,
+  RETRY_CODES,
+  RETRY_STATUS,
+  runLimits,
+  seconds,
+  type Deadline,
+  type RetryPolicy,
+} from './retry.js';
+import { httpTransport, type Transport } from './transport.js';
 
-export interface RetryPolicy {
-  /** Tries in all, the first included. @default 5 */
-  attempts: number;
-  /** First backoff; doubles each try, ±20 % jitter. @default 500 */
-  baseDelayMs: number;
-  /** Longest single wait, Retry-After included. @default 30000 */
-  maxDelayMs: number;
-}
-
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelayMs: 500, maxDelayMs: 30_000 };
+export { DEFAULT_RETRY, type RetryPolicy } from './retry.js';
 
 export interface ClientOptions {
   /** Registry host as in the reference (`docker.io` is reached at registry-1.docker.io). */
@@ -23,6 +25,8 @@ export interface ClientOptions {
   insecure: boolean;
   log: Logger;
   retry?: RetryPolicy;
+  /** How requests go out: node:http/https unless a test injects a fetch-like function. */
+  transport?: Transport;
 }
 
 export interface Request {
@@ -47,19 +51,6 @@ export interface Request {
 
 type Challenge = { scheme: 'basic' } | { scheme: 'bearer'; realm: string; service?: string } | null;
 
-const RETRY_STATUS = new Set([408, 429, 500, 502, 503, 504]);
-/** Network failures worth another try; a refused connection or unknown host is not (fail fast). */
-const RETRY_CODES = new Set([
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'EAI_AGAIN',
-  'ECONNABORTED',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-]);
 const ERROR_BODY_LIMIT = 64 * 1024;
 
 /**
@@ -74,12 +65,20 @@ export class RegistryClient {
   private readonly tokens = new Map<string, { value: string; expires: number }>();
   private readonly retry: RetryPolicy;
   private readonly warned = new Set<string>();
+  private readonly transport: Transport;
+  /** The run's end for registry work, and how long a transfer may go without a byte moving. */
+  readonly deadline: Deadline;
+  readonly stallMs: number;
 
   constructor(private readonly opts: ClientOptions) {
     const apiHost = opts.registry === DOCKER_HUB ? 'registry-1.docker.io' : opts.registry;
     this.base = new URL(`${opts.insecure ? 'http' : 'https'}://${apiHost}`);
     this.host = this.base.host;
     this.retry = opts.retry ?? DEFAULT_RETRY;
+    this.transport = opts.transport ?? httpTransport;
+    const { deadline, limits } = runLimits();
+    this.deadline = deadline;
+    this.stallMs = limits.stallMs;
   }
 
   /** `GET /v2/`: learns how the registry wants to be authenticated. */
@@ -102,9 +101,10 @@ export class RegistryClient {
       try {
         return { res, bytes: await readBody(res, limit, req.what) };
       } catch (err) {
+        if (this.deadline.passed) throw this.deadline.error(req.what);
         if (err instanceof RegistryError || attempt >= this.retry.attempts)
           throw err instanceof RegistryError ? err : networkError(req.what, this.host, err);
-        await sleep(this.backoff(attempt));
+        await this.pause(this.backoff(attempt), req.what);
       }
     }
   }
@@ -113,15 +113,17 @@ export class RegistryClient {
     if (authenticate && this.challenge === undefined) await this.ping();
     let refreshed = false;
     for (let attempt = 1; ; attempt++) {
+      this.deadline.check(req.what);
       let res: Response;
       try {
         res = await this.send(req, authenticate);
       } catch (err) {
+        if (err instanceof DeadlineError || this.deadline.passed) throw this.deadline.error(req.what);
         if (err instanceof RegistryError) throw err; // already a verdict (the token server said no)
         const code = errorCode(err);
         if (mayRetry(req) && attempt < this.retry.attempts && code && RETRY_CODES.has(code)) {
           this.opts.log.debug(`${req.what}: ${code}, retrying`);
-          await sleep(this.backoff(attempt));
+          await this.pause(this.backoff(attempt), req.what);
           continue;
         }
         throw networkError(req.what, this.host, err);
@@ -135,43 +137,63 @@ export class RegistryClient {
         await res.body?.cancel();
         continue;
       }
+      const wait = retryAfter(res.headers.get('retry-after'), this.retry.maxDelayMs);
       if (mayRetry(req) && RETRY_STATUS.has(res.status) && attempt < this.retry.attempts) {
-        const wait =
-          retryAfter(res.headers.get('retry-after'), this.retry.maxDelayMs) ?? this.backoff(attempt);
-        this.opts.log.debug(`${req.what}: HTTP ${res.status}, retrying in ${wait} ms`);
+        const ms = wait ?? this.backoff(attempt);
+        this.opts.log.debug(`${req.what}: HTTP ${res.status}, retrying in ${ms} ms`);
         await res.body?.cancel();
-        await sleep(wait);
+        await this.pause(ms, req.what);
         continue;
       }
-      throw await failure(req.what, res, this.opts.credentials);
+      const err = await failure(req.what, res, this.opts.credentials);
+      err.retryAfterMs = wait;
+      throw err;
     }
   }
 
-  /** One exchange, following redirects by hand so credentials stay with the registry's host. */
+  /** Waits before a retry; the run's deadline ends the wait (and the push) if it comes first. */
+  pause(ms: number, what?: string): Promise<void> {
+    return this.deadline.pause(ms, what);
+  }
+
+  /** One exchange with the registry; Authorization goes only to its own origin. */
   private async send(req: Request, authenticate: boolean): Promise<Response> {
-    let url = new URL(req.url, this.base);
-    let method: string = req.method;
-    let body = req.body as BodyInit | undefined;
-    for (let hop = 0; hop < 5; hop++) {
-      const headers: Record<string, string> = { 'User-Agent': 'depot-snapshot-action', ...req.headers };
+    return this.exchange(new URL(req.url, this.base), req, async (url) =>
       // Same origin, not just the same host: a redirect from https to http on the same name (default
       // ports make both hosts equal) must not carry the credentials in the clear.
-      if (authenticate && url.origin === this.base.origin) {
-        const auth = await this.authorization(req.scopes);
-        if (auth) headers.Authorization = auth;
-      }
-      const signal = AbortSignal.timeout(req.timeoutMs ?? 120_000);
-      const res = req.stream
-        ? await streamRequest(url, method, headers, req.stream, signal)
-        : await fetch(url, {
-            method,
-            headers,
-            body,
-            redirect: 'manual',
-            signal,
-          });
+      authenticate && url.origin === this.base.origin ? this.authorization(req.scopes) : undefined,
+    );
+  }
+
+  /**
+   * One exchange, following redirects by hand (a streamed body is spent: its redirect is the caller's
+   * failure, to retry from its source), with the Authorization `authorize` gives for each hop.
+   */
+  private async exchange(
+    start: URL,
+    req: Pick<Request, 'method' | 'what' | 'headers' | 'body' | 'stream' | 'timeoutMs'>,
+    authorize: (url: URL) => Promise<string | undefined>,
+  ): Promise<Response> {
+    let url = start;
+    let method: string = req.method;
+    let body: Buffer | undefined = req.body;
+    for (let hop = 0; hop < 5; hop++) {
+      const headers: Record<string, string> = { 'User-Agent': 'depot-snapshot-action', ...req.headers };
+      const auth = await authorize(url);
+      if (auth) headers.Authorization = auth;
+      const host = url.host;
+      const res = await this.transport(url, {
+        method,
+        headers,
+        body: req.stream ?? body,
+        signal: AbortSignal.any([AbortSignal.timeout(req.timeoutMs ?? 120_000), this.deadline.signal]),
+        stallMs: this.stallMs,
+        onStall: () =>
+          this.opts.log.warn(
+            `${req.what}: stalled: no bytes moved to or from ${host} for ${seconds(this.stallMs)}; dropping the connection to try again`,
+          ),
+      });
       const location = res.headers.get('location');
-      // A streamed body is spent: a redirect of it is the caller's failure, to retry from its source.
       if (req.stream || ![301, 302, 303, 307, 308].includes(res.status) || !location) return res;
       await res.body?.cancel();
       url = new URL(location, url);
@@ -212,6 +234,9 @@ export class RegistryClient {
       );
     }
     const what = `getting a token from ${url.host} for ${this.host}`;
+    // The token server's own credentials go to its origin only, as the registry's go to the registry's.
+    const toRealm = (auth: string | undefined) => async (hop: URL) =>
+      hop.origin === url.origin ? auth : undefined;
     let res: Response | undefined;
     try {
       if (creds.identityToken) {
@@ -222,18 +247,34 @@ export class RegistryClient {
         });
         if (service) form.set('service', service);
         form.set('scope', scopes.join(' '));
-        res = await fetch(url, { method: 'POST', body: form, signal: AbortSignal.timeout(30_000) });
-        if (res.status === 404 || res.status === 405) res = undefined; // no OAuth2 endpoint: fall back to GET
+        res = await this.exchange(
+          url,
+          {
+            method: 'POST',
+            what,
+            headers: { 'Content-Type': 'application/x-www-form-urlencoded;charset=UTF-8' },
+            body: Buffer.from(form.toString()),
+            timeoutMs: 30_000,
+          },
+          toRealm(undefined),
+        );
+        if (res.status === 404 || res.status === 405) {
+          await res.body?.cancel();
+          res = undefined; // no OAuth2 endpoint: fall back to GET
+        }
       }
       if (!res) {
         if (service) url.searchParams.set('service', service);
         for (const s of scopes) url.searchParams.append('scope', s);
-        const headers: Record<string, string> = {};
-        if (creds.username !== undefined && creds.password !== undefined)
-          headers.Authorization = basic(creds.username, creds.password);
-        res = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) });
+        const auth =
+          creds.username !== undefined && creds.password !== undefined
+            ? basic(creds.username, creds.password)
+            : undefined;
+        res = await this.exchange(url, { method: 'GET', what, timeoutMs: 30_000 }, toRealm(auth));
       }
     } catch (err) {
+      if (err instanceof RegistryError) throw err;
+      if (this.deadline.passed) throw this.deadline.error(what);
       throw networkError(what, url.host, err);
     }
     if (res.status !== 200) throw await failure(what, res, creds);
@@ -251,8 +292,7 @@ export class RegistryClient {
   }
 
   private backoff(attempt: number): number {
-    const base = Math.min(this.retry.baseDelayMs * 2 ** (attempt - 1), this.retry.maxDelayMs);
-    return Math.round(base * (0.8 + Math.random() * 0.4));
+    return backoff(attempt, this.retry);
   }
 
   /** RFC 7234 `Warning: 299` headers, shown once each. */
@@ -310,6 +350,7 @@ function networkError(what: string, host: string, err: unknown): RegistryError {
     ECONNREFUSED: 'the connection was refused (is the registry running, is the port right?)',
     ENOTFOUND: 'the host name does not resolve',
     ETIMEDOUT: 'it timed out',
+    ESTALL: `it stalled: ${(err as Error)?.message}`,
     ECONNRESET: 'the connection was reset',
     DEPTH_ZERO_SELF_SIGNED_CERT: 'its TLS certificate is self-signed (trust it with NODE_EXTRA_CA_CERTS)',
     SELF_SIGNED_CERT_IN_CHAIN: 'its TLS certificate chain is not trusted (NODE_EXTRA_CA_CERTS)',
@@ -377,5 +418,3 @@ async function readLimited(res: Response, limit: number): Promise<string> {
   await reader.cancel().catch(() => {});
   return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -2,6 +2,9 @@ import { UserError } from '../failure.js';
 
 /** A registry said no, or could not be reached: the message is one sentence a user can act on. */
 export class RegistryError extends UserError {
+  /** The registry's Retry-After on a refusal that may pass later, for the caller that retries. */
+  retryAfterMs?: number;
+
   constructor(
     message: string,
     readonly status?: number,

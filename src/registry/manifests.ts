@@ -70,7 +70,11 @@ export async function getJsonBlob<T>(repo: Repository, digest: string): Promise<
   return parseJson<T>(bytes);
 }
 
-/** PUT the manifest under one tag; the digest the registry answers with must be ours. */
+/**
+ * PUT a manifest under a tag (or its digest). Done only when the registry answers with our digest;
+ * any other success (a proxy or login page answers 200 for a registry it never reached, some
+ * registries name no digest) is checked by reading the tag back.
+ */
 export async function putManifest(
   repo: Repository,
   tag: string,
@@ -78,20 +82,49 @@ export async function putManifest(
   mediaType: string,
 ): Promise<void> {
   const digest = sha256(bytes);
+  const what = `tagging ${repo.name}:${tag}`;
   const res = await repo.client.request({
     method: 'PUT',
     url: `/v2/${repo.name}/manifests/${tag}`,
-    what: `tagging ${repo.name}:${tag}`,
+    what,
     scopes: [repo.scope],
-    ok: [201, 200, 204],
+    ok: [200, 201, 202, 204],
     headers: { 'Content-Type': mediaType },
     body: bytes,
   });
-  await res.body?.cancel();
   const answered = res.headers.get('docker-content-digest');
+  await res.body?.cancel();
   if (answered && answered !== digest) {
     throw new RegistryError(`the registry stored ${repo.name}:${tag} as ${answered}, expected ${digest}`);
   }
+  if (answered === digest) return;
+  const stored = await storedDigest(repo, tag, mediaType).catch((err: Error) => {
+    throw new RegistryError(
+      `${what} failed: the registry answered ${res.status} without the image's digest, and reading the tag back failed: ${err.message}`,
+    );
+  });
+  if (stored !== digest) {
+    throw new RegistryError(
+      `${what} failed: the registry answered ${res.status}, but the tag does not hold the image (it holds ${stored ?? 'nothing'}, not ${digest}); is a proxy or login page in the way? check the host name and port`,
+    );
+  }
+}
+
+/** The digest a tag (or digest) resolves to now: a HEAD, or a GET when the HEAD names none. */
+async function storedDigest(repo: Repository, reference: string, mediaType: string): Promise<string | null> {
+  const res = await repo.client.request({
+    method: 'HEAD',
+    url: `/v2/${repo.name}/manifests/${reference}`,
+    what: `reading ${repo.name}:${reference} back`,
+    scopes: [repo.scope],
+    ok: [200, 404],
+    headers: { Accept: `${mediaType}, ${ACCEPT}` },
+  });
+  await res.body?.cancel();
+  if (res.status === 404) return null;
+  const named = res.headers.get('docker-content-digest');
+  if (named?.startsWith('sha256:')) return named;
+  return (await getManifest(repo, reference))?.digest ?? null;
 }
 
 export async function getImageConfig(repo: Repository, manifest: Manifest): Promise<ImageConfig> {

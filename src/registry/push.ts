@@ -21,16 +21,15 @@ export interface PushOptions {
   cacheFile?: string;
 }
 
-/** What is already at the first tag: its layers by fingerprint (to skip re-reading), and its age. */
+/**
+ * What is already at the first tag: its layers by fingerprint (to skip re-reading), and its age. Its
+ * blobs are not taken to be in the repository: registries evict and collect garbage under a tag, so
+ * each is checked (one HEAD) before it is reused.
+ */
 interface Existing {
   digest: string;
   created?: Date;
   layers: Map<string, NewLayer>;
-  /**
-   * Every blob its manifest references (config and layers): in the repository without asking, since
-   * a registry accepts a manifest only once its blobs are there and keeps what a manifest references.
-   */
-  blobs: Set<string>;
 }
 
 /**
@@ -92,13 +91,7 @@ export class RegistryDestination {
         });
     });
     const created = config?.created ?? manifest.annotations?.['org.opencontainers.image.created'];
-    const blobs = new Set([manifest.config.digest, ...manifest.layers.map((d) => d.digest)]);
-    this.existing = {
-      digest: fetched.digest,
-      created: created ? new Date(created) : undefined,
-      layers,
-      blobs,
-    };
+    this.existing = { digest: fetched.digest, created: created ? new Date(created) : undefined, layers };
   }
 
   /** With `max-age`: the digest at the first tag when that image is younger than `maxAgeMs`. */
@@ -109,8 +102,8 @@ export class RegistryDestination {
   }
 
   /**
-   * A layer with this fingerprint that the repository has, or can mount from a sibling repository
-   * this machine pushed it to: reused without reading a byte of the tree.
+   * A layer with this fingerprint that the repository has (one HEAD says so), or can mount from a
+   * sibling repository this machine pushed it to: reused without reading a byte of the tree.
    */
   async reuse(
     fingerprint: string,
@@ -120,7 +113,7 @@ export class RegistryDestination {
     if (!layer) return undefined;
     const digest = layer.descriptor.digest;
     let how: 'already there' | 'mounted' = 'already there';
-    if (await this.exists(digest)) {
+    if (await this.repo.exists(digest)) {
       this.repo.counts.present++;
     } else {
       const registry = this.targets[0].registry;
@@ -131,7 +124,12 @@ export class RegistryDestination {
       for (const from of sources) {
         if ((mounted = await this.repo.mount(digest, from))) break;
       }
-      if (!mounted) return undefined;
+      if (!mounted) {
+        this.log.info(
+          `layer ${digest.slice(0, 19)} is no longer in ${this.image} (evicted or garbage-collected?): writing it again`,
+        );
+        return undefined;
+      }
       this.repo.counts.mounted++;
       how = 'mounted';
     }
@@ -167,9 +165,9 @@ export class RegistryDestination {
     );
   }
 
-  /** Whether the repository holds a blob; one the tag's image references is known without a request. */
+  /** Whether the repository holds a blob now (one HEAD). */
   async exists(digest: string): Promise<boolean> {
-    return this.existing?.blobs.has(digest) || (await this.repo.exists(digest));
+    return this.repo.exists(digest);
   }
 
   /** Notes a layer written by this push, for the cache. */
@@ -177,13 +175,13 @@ export class RegistryDestination {
     this.written.set(fingerprint, layer);
   }
 
-  sink(): BlobSink {
-    return this.repo.sink();
+  /** Where a layer goes up; `label` names it in messages ("layer 2/5 /usr"). */
+  sink(label?: string): BlobSink {
+    return this.repo.sink(label);
   }
 
   async finish(image: BuiltImage): Promise<void> {
-    if (this.existing?.blobs.has(image.config.descriptor.digest)) this.repo.counts.present++;
-    else await this.repo.putBuffer(image.config.descriptor, image.config.bytes);
+    await this.repo.putBuffer(image.config.descriptor, image.config.bytes); // skipped when present
     for (const t of this.targets) {
       await putManifest(this.repo, t.tag!, image.manifest.bytes, image.manifest.descriptor.mediaType);
       this.log.info(`pushed ${format(t)}`);

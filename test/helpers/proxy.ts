@@ -1,11 +1,13 @@
 // A loopback HTTP proxy in front of a real registry: counts requests, and on demand injects the
 // faults real networks and registries produce (resets, 5xx, 429, truncated answers, cut uploads, 416),
-// rewrites upload Locations to relative ones, or refuses chunked uploads.
+// rewrites upload Locations to relative ones, refuses chunked uploads, or takes requests and never
+// answers them (a hung link).
 import http from 'node:http';
 import { freePort, onCleanup } from './tools.js';
 
 export type Fault =
-  'reset-before' | 'reset-after' | '500' | '502' | '503' | '429' | 'truncate' | 'cut-upload' | '416';
+  'reset-before' | 'reset-after' | '500' | '502' | '503' | '429' | 'truncate' | 'cut-upload' | '416' | 'hang';
+/** The faults the random fault rate picks from ('hang' is asked for by itself: see ProxyOptions.hang). */
 export const ALL_FAULTS: Fault[] = [
   'reset-before',
   'reset-after',
@@ -38,6 +40,11 @@ export interface ProxyOptions {
   delayMs?: number;
   /** Rewrites the Location of an answer (e.g. to send uploads to another host). */
   rewriteLocation?: (location: string, req: http.IncomingMessage) => string;
+  /**
+   * The first `count` requests with this method are taken and never answered (nor forwarded): a
+   * stuck server or link. `read`: whether their bodies are read (else the sender's buffers fill up).
+   */
+  hang?: { method: string; count: number; read?: boolean };
 }
 
 export interface ProxiedRequest {
@@ -48,6 +55,8 @@ export interface ProxiedRequest {
   authorization: boolean;
   /** The Location the registry answered (before any rewrite), e.g. of a new upload session. */
   location?: string;
+  /** When the request arrived (Date.now()). */
+  at: number;
 }
 
 export interface Proxy {
@@ -75,6 +84,7 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
   const faults = opts.faults ?? ALL_FAULTS;
   const [targetHost, targetPort] = opts.target.split(':');
   const requests: ProxiedRequest[] = [];
+  let hung = 0;
   const proxy: Proxy = {
     host: `127.0.0.1:${port}`,
     requests,
@@ -97,8 +107,16 @@ export async function startProxy(opts: ProxyOptions): Promise<Proxy> {
       path: req.url!,
       status: 0,
       authorization: !!req.headers.authorization,
+      at: Date.now(),
     };
     requests.push(record);
+    if (opts.hang && req.method === opts.hang.method && hung < opts.hang.count) {
+      hung++;
+      record.fault = 'hang';
+      if (opts.hang.read) req.resume();
+      else req.pause();
+      return;
+    }
     const isUpload = req.method === 'PATCH' || req.method === 'PUT';
     let fault: Fault | undefined;
     if (proxy.faultRate > 0 && random() < proxy.faultRate) {

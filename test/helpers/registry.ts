@@ -11,7 +11,13 @@ import {
 } from 'node:crypto';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import {
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+  createServer,
+  get as httpGet,
+} from 'node:http';
 import { join } from 'node:path';
 import { check, freePort, onCleanup, tmpDir } from './tools.js';
 
@@ -51,6 +57,8 @@ export interface RegistryOptions {
    * requested repository scopes.
    */
   anonymous?: 'none' | 'pull';
+  /** Listen on this port (fails if it is taken) instead of a free one. */
+  port?: number;
 }
 
 export interface Registry {
@@ -139,7 +147,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
   let host = '';
   // freePort() can race with another process grabbing the port: retry on "address already in use".
   for (let attempt = 1; ; attempt++) {
-    host = `127.0.0.1:${await freePort()}`;
+    host = `127.0.0.1:${opts.port ?? (await freePort())}`;
     const config = {
       version: '0.1',
       log: { level: 'warn', formatter: 'text', accesslog: { disabled: true } },
@@ -168,7 +176,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
     } catch (e) {
       child.kill('SIGKILL');
       const log = await readFile(logFile, 'utf8').catch(() => '');
-      if (attempt < 3 && /address already in use/.test(log)) continue;
+      if (attempt < 3 && !opts.port && /address already in use/.test(log)) continue;
       tokenServer?.close();
       throw e;
     }
@@ -194,9 +202,16 @@ async function waitReady(child: ChildProcess, url: string, logFile: string): Pro
   while (Date.now() < deadline) {
     if (exited) break;
     try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) return;
+      // node:http, not fetch: fetch refuses the ports on the WHATWG bad-port list (6000, 10080, …).
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = httpGet(url, { timeout: 1000 }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.on('error', reject);
+      });
+      if (status === 200 || status === 401) return;
     } catch {
       // not listening yet
     }

@@ -301,6 +301,8 @@ describe('the client never sends credentials where they do not belong (fetch stu
       insecure: false,
       log: silentLogger,
       retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 },
+      // The stubbed fetch, looked up at each call, as the transport.
+      transport: (url, init) => fetch(url, init as RequestInit),
     });
   const basicChallenge = () =>
     new Response('{}', { status: 401, headers: { 'WWW-Authenticate': 'Basic realm="r"' } });

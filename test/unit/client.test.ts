@@ -1,6 +1,12 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isLoopback, parseChallenge } from '../../src/registry/client.js';
+import { silentLogger } from '../../src/log.js';
+import { Repository } from '../../src/registry/blobs.js';
+import { isLoopback, parseChallenge, RegistryClient } from '../../src/registry/client.js';
 import { describeFailure, RegistryError } from '../../src/registry/errors.js';
+import { putManifest } from '../../src/registry/manifests.js';
+import { backoff, limitsFromEnv } from '../../src/registry/retry.js';
+import type { Transport } from '../../src/registry/transport.js';
 
 describe('parseChallenge', () => {
   it('reads a Bearer challenge with realm, service and scope', () => {
@@ -135,5 +141,93 @@ describe('describeFailure', () => {
     expect(oneLine(describeFailure('x', 404, ''))).toBe(
       'x failed: HTTP 404 (not found); the registry answered no body',
     );
+  });
+});
+
+describe('limitsFromEnv', () => {
+  it('reads seconds, 0 turning a limit off, with defaults of 30 s and 2 h', () => {
+    expect(limitsFromEnv({})).toEqual({ stallMs: 30_000, deadlineMs: 7_200_000 });
+    expect(limitsFromEnv({ SNAPSHOT_STALL_SECONDS: '2.5', SNAPSHOT_PUSH_TIMEOUT_SECONDS: '0' })).toEqual({
+      stallMs: 2500,
+      deadlineMs: 0,
+    });
+  });
+
+  it.each(['abc', '-1', '10s', '1e3'])('refuses %j with one line naming the variable', (value) => {
+    expect(() => limitsFromEnv({ SNAPSHOT_STALL_SECONDS: value })).toThrow(
+      new RegistryError(
+        `SNAPSHOT_STALL_SECONDS must be a number of seconds (0 for no stall detection), not "${value}"`,
+      ),
+    );
+  });
+});
+
+describe('backoff', () => {
+  it('waits 0.5, 1, 2, 4 s (±20 %), at most the policy maximum', () => {
+    for (const [attempt, ms] of [
+      [1, 500],
+      [2, 1000],
+      [3, 2000],
+      [4, 4000],
+    ]) {
+      for (let i = 0; i < 50; i++) {
+        const wait = backoff(attempt);
+        expect(wait).toBeGreaterThanOrEqual(ms * 0.8);
+        expect(wait).toBeLessThanOrEqual(ms * 1.2);
+      }
+    }
+    expect(backoff(10, { attempts: 5, baseDelayMs: 500, maxDelayMs: 1000 })).toBeLessThanOrEqual(1200);
+  });
+});
+
+describe('putManifest', () => {
+  const bytes = Buffer.from('{"schemaVersion":2}');
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+  /** A registry answering the PUT with `put`, and a read-back HEAD with `head`. */
+  function repo(put: () => Response, head: () => Response): { repository: Repository; seen: string[] } {
+    const seen: string[] = [];
+    const transport: Transport = async (url, init) => {
+      seen.push(`${init.method} ${url.pathname}`);
+      if (url.pathname === '/v2/') return new Response(null, { status: 200 });
+      return init.method === 'PUT' ? put() : head();
+    };
+    const client = new RegistryClient({
+      registry: 'reg.example',
+      credentials: { source: 'anonymous' },
+      insecure: false,
+      log: silentLogger,
+      transport,
+    });
+    return { repository: new Repository(client, 'r'), seen };
+  }
+  const named = (d: string) => ({ 'Docker-Content-Digest': d });
+
+  it('is done when the answer names our digest, without reading back', async () => {
+    const { repository, seen } = repo(
+      () => new Response(null, { status: 201, headers: named(digest) }),
+      () => new Response(null, { status: 500 }),
+    );
+    await putManifest(repository, 'v1', bytes, 'application/vnd.oci.image.manifest.v1+json');
+    expect(seen).toEqual(['GET /v2/', 'PUT /v2/r/manifests/v1']);
+  });
+
+  it('reads the tag back after a 200 web page, and fails unless it holds our digest', async () => {
+    const page = () => new Response('<html>sign in</html>', { status: 200 });
+    const ok = repo(page, () => new Response(null, { status: 200, headers: named(digest) }));
+    await putManifest(ok.repository, 'v1', bytes, 'application/vnd.oci.image.manifest.v1+json');
+    expect(ok.seen.at(-1)).toBe('HEAD /v2/r/manifests/v1');
+
+    const other = `sha256:${'0'.repeat(64)}`;
+    const stale = repo(page, () => new Response(null, { status: 200, headers: named(other) }));
+    await expect(
+      putManifest(stale.repository, 'v1', bytes, 'application/vnd.oci.image.manifest.v1+json'),
+    ).rejects.toThrow(
+      `tagging r:v1 failed: the registry answered 200, but the tag does not hold the image (it holds ${other}, not ${digest})`,
+    );
+    const absent = repo(page, () => new Response(null, { status: 404 }));
+    await expect(
+      putManifest(absent.repository, 'v1', bytes, 'application/vnd.oci.image.manifest.v1+json'),
+    ).rejects.toThrow(/it holds nothing/);
   });
 });

@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
-import { streamRequest } from '../../src/registry/stream-request.js';
+import { StallError } from '../../src/registry/retry.js';
+import { httpTransport } from '../../src/registry/transport.js';
 
 const MiB = 1024 * 1024;
 let server: http.Server | undefined;
@@ -45,7 +46,7 @@ function buffersAfterGc(): number {
 
 const timeout = () => AbortSignal.timeout(30_000);
 
-describe('streamRequest', () => {
+describe('httpTransport', () => {
   it('holds a bounded part of the body, while the server reads and while it pauses', async () => {
     const total = 256 * MiB;
     const source = countingBody(total);
@@ -75,7 +76,12 @@ describe('streamRequest', () => {
         res.end(String(received));
       });
     });
-    const res = await streamRequest(url, 'PUT', { 'Content-Length': String(total) }, source.body, timeout());
+    const res = await httpTransport(url, {
+      method: 'PUT',
+      headers: { 'Content-Length': String(total) },
+      body: source.body,
+      signal: timeout(),
+    });
     expect(res.status).toBe(201);
     expect(await res.text()).toBe(String(total));
     const expected = createHash('sha256');
@@ -95,13 +101,12 @@ describe('streamRequest', () => {
       res.end('{"errors":[{"code":"UNAUTHORIZED"}]}');
     });
     const source = countingBody(64 * MiB);
-    const res = await streamRequest(
-      url,
-      'PUT',
-      { 'Content-Length': String(64 * MiB) },
-      source.body,
-      timeout(),
-    );
+    const res = await httpTransport(url, {
+      method: 'PUT',
+      headers: { 'Content-Length': String(64 * MiB) },
+      body: source.body,
+      signal: timeout(),
+    });
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toBe('Basic realm="r"');
     expect(await res.text()).toContain('UNAUTHORIZED');
@@ -115,7 +120,12 @@ describe('streamRequest', () => {
         res.end();
       });
     });
-    const res = await streamRequest(url, 'PUT', {}, countingBody(3 * MiB).body, timeout());
+    const res = await httpTransport(url, {
+      method: 'PUT',
+      headers: {},
+      body: countingBody(3 * MiB).body,
+      signal: timeout(),
+    });
     expect(res.status).toBe(204);
     expect(res.body).toBeNull();
   });
@@ -132,9 +142,97 @@ describe('streamRequest', () => {
       throw new Error('compression failed');
     }
     await expect(
-      streamRequest(url, 'PUT', { 'Content-Length': String(8 * MiB) }, broken(), timeout()),
+      httpTransport(url, {
+        method: 'PUT',
+        headers: { 'Content-Length': String(8 * MiB) },
+        body: broken(),
+        signal: timeout(),
+      }),
     ).rejects.toThrow('compression failed');
     await new Promise((r) => setTimeout(r, 200));
     expect(serverSaw).not.toBe('');
+  });
+});
+
+describe('httpTransport stall detection', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const STALL = 400;
+
+  it('fails a request whose answer never comes once no byte moved for the window, telling once', async () => {
+    const url = await listen((req) => req.resume()); // reads the body, never answers
+    let told = 0;
+    const started = Date.now();
+    const err = await httpTransport(url, {
+      method: 'PATCH',
+      headers: {},
+      body: Buffer.alloc(MiB),
+      signal: timeout(),
+      stallMs: STALL,
+      onStall: () => told++,
+    }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(StallError);
+    expect((err as StallError).code).toBe('ESTALL');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(STALL);
+    expect(Date.now() - started).toBeLessThan(STALL + 1500);
+    expect(told).toBe(1);
+  });
+
+  it('fails a body the server never reads (the socket buffers fill, nothing moves)', async () => {
+    const url = await listen((req) => req.pause());
+    const err = await httpTransport(url, {
+      method: 'PUT',
+      headers: { 'Content-Length': String(64 * MiB) },
+      body: countingBody(64 * MiB).body,
+      signal: timeout(),
+      stallMs: STALL,
+    }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(StallError);
+  });
+
+  it('does not count a slow source or a slow reader as a stall', async () => {
+    const url = await listen((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'Content-Length': String(2 * MiB) });
+        res.end(Buffer.alloc(2 * MiB, 7));
+      });
+    });
+    async function* slowly() {
+      for (let i = 0; i < 3; i++) {
+        await sleep(STALL * 2); // the compressor is busy: nothing to send
+        yield Buffer.alloc(1024, i);
+      }
+    }
+    const res = await httpTransport(url, {
+      method: 'PUT',
+      headers: { 'Content-Length': String(3 * 1024) },
+      body: slowly(),
+      signal: timeout(),
+      stallMs: STALL,
+    });
+    expect(res.status).toBe(200);
+    await sleep(STALL * 2); // nobody reads the answer yet
+    expect(Buffer.from(await res.arrayBuffer()).length).toBe(2 * MiB);
+  });
+
+  it('fails an answer body that stops arriving while it is read', async () => {
+    const url = await listen((_req, res) => {
+      res.writeHead(200, { 'Content-Length': String(MiB) });
+      res.write(Buffer.alloc(1000)); // then nothing
+    });
+    const res = await httpTransport(url, { method: 'GET', headers: {}, signal: timeout(), stallMs: STALL });
+    expect(res.status).toBe(200);
+    const err = await res.arrayBuffer().catch((e: Error) => e);
+    expect(err).toBeInstanceOf(StallError);
+  });
+
+  it('aborts with the signal (a timeout)', async () => {
+    const url = await listen(() => {}); // never answers
+    const err = await httpTransport(url, {
+      method: 'GET',
+      headers: {},
+      signal: AbortSignal.timeout(200),
+    }).catch((e: Error) => e);
+    expect((err as Error).name).toBe('TimeoutError');
   });
 });
