@@ -5,7 +5,10 @@
  */
 
 /** An error whose message is the whole story: what is wrong and what to do. Shown alone, no stack. */
-export class UserError extends Error {}
+export class UserError extends Error {
+  /** Something this user may not read: the same run as root (under sudo) may succeed. */
+  readonly rootMayHelp: boolean = false;
+}
 
 /** The one line a failure ends with: a user error's own message, anything else as a failed snapshot. */
 export function failureMessage(err: unknown): string {

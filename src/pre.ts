@@ -6,12 +6,11 @@ import { MARKER_PATH } from './image/marker.js';
 import { checkUpper, findOverlay, overlayStorage } from './diff/overlay.js';
 import { readMounts } from './walk/mountinfo.js';
 import { getInputs, InputError } from './inputs.js';
-import { coreLogger, inActions } from './report.js';
+import { coreLogger, inActions } from './runner.js';
 import { scanRoot } from './walk/scan.js';
 import { writeBaseline } from './diff/baseline.js';
 import { layerCacheDirs } from './registry/layer-cache.js';
-import { isRoot, NeedsRootError, rerunUnderSudo, returnToCaller } from './privileges.js';
-import { reportFailure } from './failure.js';
+import { failOrRerunAsRoot, isRoot, NeedsRootError, returnToCaller } from './privileges.js';
 
 /**
  * The pre step, run by the runner before the job's steps: fails early on bad inputs, and records the
@@ -68,14 +67,7 @@ async function pre(): Promise<void> {
       `baseline of ${inputs.root}: ${scan.entries.length} entries in ${((Date.now() - started) / 1000).toFixed(1)} s, written to ${inputs.baseline}`,
     );
   } catch (err) {
-    if (err instanceof NeedsRootError) {
-      const code = await rerunUnderSudo(coreLogger);
-      if (code !== null) {
-        process.exitCode = code;
-        return;
-      }
-    }
-    reportFailure(err, coreLogger.debug);
+    await failOrRerunAsRoot(err, coreLogger);
   }
 }
 

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { lchown, lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { show, type Logger } from './log.js';
-import { UserError } from './failure.js';
+import { reportFailure, UserError } from './failure.js';
 
 /**
  * Capturing `/` needs root: `/root`, `/etc/shadow` and friends are unreadable to anyone else. When the
@@ -15,6 +15,7 @@ const UNDER_SUDO = 'SNAPSHOT_UNDER_SUDO';
 
 /** Some of the tree cannot be read by this user: the capture would not be faithful. */
 export class NeedsRootError extends UserError {
+  override readonly rootMayHelp = true;
   constructor(readonly paths: Buffer[]) {
     const first = paths.slice(0, 3).map((p) => '/' + show(p));
     super(
@@ -77,4 +78,19 @@ async function chownTree(p: string, uid: number, gid: number): Promise<void> {
   await lchown(p, uid, gid);
   if (!st.isDirectory()) return;
   for (const name of await readdir(p)) await chownTree(path.join(p, name), uid, gid);
+}
+
+/**
+ * How the main and the pre step end on an error: run again under sudo when reading as root may help
+ * and sudo allows it (the exit code is then that run's), else one error line and exit 1.
+ */
+export async function failOrRerunAsRoot(err: unknown, log: Logger): Promise<void> {
+  if (err instanceof UserError && err.rootMayHelp && !isRoot()) {
+    const code = await rerunUnderSudo(log);
+    if (code !== null) {
+      process.exitCode = code;
+      return;
+    }
+  }
+  reportFailure(err, log.debug);
 }

@@ -1,5 +1,5 @@
 import type { Logger } from './log.js';
-import { formatBytes } from './report.js';
+import { formatBytes } from './util/format.js';
 
 /** Counters the stages bump as they go; the progress reporter only reads them. */
 export interface Counters {

@@ -1,5 +1,6 @@
 import { show } from './log.js';
-import { formatBytes } from './report.js';
+import { formatBytes } from './util/format.js';
+import { showShortened, type Exclusion } from './walk/walk.js';
 import type { EntryTable } from './walk/entries.js';
 
 /** One new layer of the image, as the summary shows it. */
@@ -241,4 +242,26 @@ function columns(rows: string[][], right: boolean[]): string[] {
 
 function html(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/\|/g, '&#124;');
+}
+
+/** What the walk left out, grouped by reason, with the first few paths of each. */
+export function describeExclusions(excluded: Exclusion[], sockets: Buffer[]): string[] {
+  const byReason = new Map<string, string[]>();
+  for (const e of excluded) {
+    const list = byReason.get(e.reason) ?? [];
+    // Shortened: a path left out for its length is thousands of bytes.
+    list.push(showShortened(Buffer.concat([Buffer.from('/'), e.path])));
+    byReason.set(e.reason, list);
+  }
+  if (sockets.length)
+    byReason.set(
+      'socket (cannot be stored in an image)',
+      sockets.map((s) => show(Buffer.concat([Buffer.from('/'), s]))),
+    );
+  const lines: string[] = [];
+  for (const [reason, paths] of byReason) {
+    const shown = paths.slice(0, 5).join(', ');
+    lines.push(`${reason}: ${paths.length} (${shown}${paths.length > 5 ? ', …' : ''})`);
+  }
+  return lines;
 }

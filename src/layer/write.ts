@@ -100,7 +100,9 @@ export async function writeLayer(
 }
 
 /** A file the process may not read: the capture cannot be faithful, so it stops with one line. */
-export class PermissionError extends UserError {}
+export class PermissionError extends UserError {
+  override readonly rootMayHelp = true;
+}
 
 /** Passes bytes through unchanged while hashing and counting them. */
 export class HashTap extends Transform {

@@ -1,6 +1,9 @@
+/**
+ * Everything that speaks the Actions runner's protocol: the log (with groups and debug lines), the
+ * outputs, the job summary. Outside Actions the same calls print plain lines.
+ */
 import * as core from '@actions/core';
-import { show, type Logger } from './log.js';
-import { showShortened, type Exclusion } from './walk/walk.js';
+import type { Logger } from './log.js';
 
 export const inActions = () => process.env.GITHUB_ACTIONS === 'true';
 
@@ -35,34 +38,23 @@ export function setOutputs(outputs: Record<string, string | number | boolean>): 
   }
 }
 
-/** What the walk left out, grouped by reason, with the first few paths of each. */
-export function describeExclusions(excluded: Exclusion[], sockets: Buffer[]): string[] {
-  const byReason = new Map<string, string[]>();
-  for (const e of excluded) {
-    const list = byReason.get(e.reason) ?? [];
-    // Shortened: a path left out for its length is thousands of bytes.
-    list.push(showShortened(Buffer.concat([Buffer.from('/'), e.path])));
-    byReason.set(e.reason, list);
-  }
-  if (sockets.length)
-    byReason.set(
-      'socket (cannot be stored in an image)',
-      sockets.map((s) => show(Buffer.concat([Buffer.from('/'), s]))),
-    );
-  const lines: string[] = [];
-  for (const [reason, paths] of byReason) {
-    const shown = paths.slice(0, 5).join(', ');
-    lines.push(`${reason}: ${paths.length} (${shown}${paths.length > 5 ? ', …' : ''})`);
-  }
-  return lines;
+/** A log group (collapsed in the runner's log; `::group::` lines outside it). */
+export function group<T>(title: string, fn: () => Promise<T>): Promise<T> {
+  return core.group(title, fn);
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+/** Tells the runner to mask a secret in every later line (outside Actions that would print it). */
+export function maskSecret(secret: string): void {
+  if (inActions()) core.setSecret(secret);
+}
+
+/** What the pre step saved for this step (`core.saveState`), or ''. */
+export function savedState(name: string): string {
+  return core.getState(name);
+}
+
+/** The job summary in Actions (when the runner gives a summary file), else the plain-text report. */
+export async function publishSummary(markdown: string, text: string, quiet: boolean): Promise<void> {
+  if (process.env.GITHUB_STEP_SUMMARY) await core.summary.addRaw(markdown, true).write();
+  if (!inActions() && !quiet) process.stdout.write('\n' + text + '\n\n');
 }

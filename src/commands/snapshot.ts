@@ -1,0 +1,306 @@
+import { access, lstat, readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import path from 'node:path';
+import { InputError, type Inputs } from '../inputs.js';
+import type { Logger } from '../log.js';
+import { show } from '../log.js';
+import { Progress } from '../progress.js';
+import { inActions, maskSecret, savedState, setOutputs } from '../runner.js';
+import { describeExclusions, whereTheBytesAre, type SnapshotReport } from '../summary.js';
+import { formatBytes } from '../util/format.js';
+import { isRoot, NeedsRootError, returnToCaller } from '../privileges.js';
+import type { Exclusion, WalkResult } from '../walk/walk.js';
+import { scrubGitConfigs } from '../walk/secrets.js';
+import { findChanges, type Changes } from '../diff/changes.js';
+import { checkUpper } from '../diff/overlay.js';
+import { partition } from '../layer/partition.js';
+import { writeMarkerLayer } from '../layer/marker.js';
+import { buildImage, type BuiltImage, type NewLayer } from '../image/build.js';
+import type { Manifest } from '../image/oci.js';
+import { createdTime } from '../image/created.js';
+import { persistedEnv, type PersistedEnv } from '../image/env.js';
+import { MARKER_PATH, markerFor, parseMarker } from '../image/marker.js';
+import { baseFromMarker, resolveBase, type BaseImage } from '../registry/base.js';
+import { LayerCache, layerCacheDirs } from '../registry/layer-cache.js';
+import type { Destination } from '../destinations/destination.js';
+import { openLayout } from '../destinations/layout.js';
+import { credentialInputs, openRegistry } from '../destinations/registry.js';
+import { writeLayers } from './layers.js';
+import { Phases, publishResult } from './publish.js';
+
+/**
+ * `snapshot`: the tree at `root` (what changed since its base image, or all of it) as an image on top
+ * of the base's layers, pushed to `image` or written to the layout at `output`.
+ */
+export async function snapshot(inputs: Inputs, log: Logger): Promise<void> {
+  await checkRoot(inputs.root);
+  if (inputs.upper) await checkUpper(inputs.upper, inputs.root);
+  const destination = inputs.dryRun ? await openLayout(inputs) : await openRegistry(inputs, log);
+  try {
+    const fresh = inputs.maxAge ? destination.freshImage(inputs.maxAge) : null;
+    if (fresh) {
+      log.info(`${destination.name}:${inputs.targets[0].tag} is younger than max-age: nothing captured`);
+      setOutputs({
+        digest: fresh,
+        image: `${destination.name}@${fresh}`,
+        tags: '',
+        size: 0,
+        uploaded: 0,
+        layers: 0,
+        skipped: true,
+      });
+      return;
+    }
+    await capture(inputs, destination, log);
+  } catch (err) {
+    await destination.abort().catch(() => {});
+    throw err;
+  }
+  await returnToCaller(
+    [inputs.dryRun ? inputs.output : '', inputs.metadataFile, path.dirname(LayerCache.defaultPath())],
+    log,
+  );
+}
+
+/** The phases of a snapshot, each a log group: base image, changes, base layers, layers, push or layout. */
+async function capture(inputs: Inputs, destination: Destination, baseLog: Logger): Promise<void> {
+  const terminal = !inActions() && process.stderr.isTTY ? process.stderr : null;
+  const progress = new Progress(baseLog, terminal, !inputs.quiet);
+  const log = progress.wrap(baseLog);
+  const phases = new Phases(inputs.quiet, () => progress.stop());
+  const pushes = destination.kind === 'registry';
+
+  const base = await phases.run('base image', 'Base image', () => findBase(inputs, log));
+  const changes = await phases.run('walk and changes', 'Changes', () => {
+    progress.start('walk');
+    return changesOf(inputs, !!base, destination, progress, log);
+  });
+  const env = inputs.persistEnv ? environment(inputs, base, log) : null;
+
+  if (base) await phases.run('base layers', 'Base layers', () => destination.addBase(base));
+  const capturedBytes = changes.entries.contentBytes();
+  const { layers, rows } = await phases.run(
+    'layers',
+    pushes ? 'Layers (compress and upload)' : 'Layers',
+    () => {
+      progress.start('layers', capturedBytes);
+      return writeLayers({
+        root: inputs.root,
+        entries: changes.entries,
+        plans: partition(changes.entries, inputs.layerSize),
+        compression: inputs.compression,
+        level: inputs.compressionLevel,
+        concurrency: inputs.concurrency,
+        destination,
+        counters: progress.counters,
+        log,
+      });
+    },
+  );
+  const created = createdTime(changes.entries, base?.config.created);
+  const imageEnv = env ? { env: env.env } : {};
+  // A tree with an /etc is a system: it carries the marker that lets the next snapshot find its base.
+  if (await isDirectory(path.join(inputs.root, 'etc'))) {
+    const markerLayer = await addMarker(
+      inputs,
+      destination,
+      buildImage({ base, layers, created, ...imageEnv }),
+      created,
+      log,
+    );
+    layers.push(markerLayer);
+    rows.push({
+      label: `/${MARKER_PATH}`,
+      entries: 1,
+      bytes: 0,
+      compressed: markerLayer.descriptor.size,
+      how: pushes ? 'uploaded' : 'written',
+    });
+  }
+
+  const image = buildImage({ base, layers, created, ...imageEnv, ...sourceAnnotations() });
+  const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag!) : ['latest'];
+  await phases.run(pushes ? 'push' : 'layout', pushes ? 'Push' : 'Layout', () =>
+    destination.finish(image, tags),
+  );
+
+  const digest = image.manifest.descriptor.digest;
+  const manifest = JSON.parse(image.manifest.bytes.toString()) as Manifest;
+  const size = manifest.layers.reduce((n, l) => n + l.size, 0) + image.config.descriptor.size;
+  const uploaded = destination.uploaded();
+  log.info(
+    `${destination.name} ${digest} (${tags.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${(phases.totalMs / 1000).toFixed(1)} s`,
+  );
+  const report: SnapshotReport = {
+    destination: destination.name,
+    pushed: pushes,
+    digest,
+    tags,
+    base: base ? { name: base.name, digest: base.digest, layers: base.layers.length } : null,
+    changes: {
+      method: changes.method,
+      reason: changes.reason,
+      changed: changes.changed,
+      deleted: changes.deleted,
+    },
+    layers: rows,
+    size,
+    uploaded: pushes ? uploaded : rows.reduce((n, r) => n + r.compressed, 0),
+    captured: { entries: changes.entries.length, bytes: capturedBytes },
+    ...whereTheBytesAre(changes.entries),
+    excluded: describeExclusions(changes.excluded, changes.scan?.sockets ?? []),
+    env: env ? { kept: env.kept, masked: env.masked } : null,
+    phases: phases.timings,
+  };
+  await publishResult(
+    {
+      operation: 'snapshot',
+      digest,
+      manifest: image.manifest.bytes,
+      images: destination.images(tags),
+      tags,
+      where: destination.where(digest),
+      uploaded,
+      base: base ? { name: base.name, digest: base.digest || null } : null,
+      changes: changes.method,
+      durationMs: phases.totalMs,
+    },
+    { metadataFile: inputs.metadataFile, quiet: inputs.quiet, report },
+  );
+}
+
+/** The walk and what changed since the base (overlay, baseline or everything), logged. */
+async function changesOf(
+  inputs: Inputs,
+  hasBase: boolean,
+  destination: Destination,
+  progress: Progress,
+  log: Logger,
+): Promise<Changes> {
+  const found = await findChanges({
+    mode: inputs.changes,
+    baseline: savedState('baseline') || inputs.baseline,
+    upper: inputs.upper,
+    hasBase,
+    scan: {
+      root: inputs.root,
+      exclude: inputs.exclude,
+      include: inputs.include,
+      ownPaths: [...destination.ownPaths, inputs.baseline, ...layerCacheDirs()].filter(Boolean),
+      log,
+      counters: progress.counters,
+    },
+    log,
+  });
+  if (found.unreadable.length && !isRoot()) throw new NeedsRootError(found.unreadable);
+  if (found.scan) describeScan(found.scan, inputs.root, log);
+  warnLeftOut(found.excluded, log);
+  log.info(`changes: ${found.method}: ${found.reason}`);
+  if (found.method !== 'full') log.info(`${found.changed} entries new or changed, ${found.deleted} deleted`);
+  await scrubGitConfigs(found.entries, inputs.root, log, maskSecret);
+  return found;
+}
+
+/** The marker layer: this image's own layers and config, for the next snapshot of a sandbox started from it. */
+async function addMarker(
+  inputs: Inputs,
+  destination: Destination,
+  image: BuiltImage,
+  created: string,
+  log: Logger,
+): Promise<NewLayer> {
+  const target = inputs.targets[0];
+  const marker = markerFor(
+    image,
+    target ? `${target.registry}/${target.repository}` : '',
+    target?.tag ?? 'latest',
+    created,
+  );
+  const layer = await writeMarkerLayer(
+    marker,
+    { compression: inputs.compression, level: inputs.compressionLevel, log },
+    destination.sink('the marker layer'),
+    (d) => destination.exists(d),
+  );
+  log.info(`marker layer /${MARKER_PATH}: ${formatBytes(layer.descriptor.size)} ${layer.descriptor.digest}`);
+  return layer;
+}
+
+/** The base image: named by the user or the platform, else found through the root's marker, else none. */
+async function findBase(inputs: Inputs, log: Logger): Promise<BaseImage | undefined> {
+  const options = {
+    credentials: credentialInputs(inputs),
+    targetRegistry: inputs.targets[0]?.registry,
+    insecureRegistry: inputs.insecureRegistry,
+    log,
+  };
+  if (inputs.baseImage) return resolveBase({ ref: inputs.baseImage, ...options });
+  const markerText = await readFile(path.join(inputs.root, MARKER_PATH), 'utf8').catch(() => null);
+  const marker = markerText === null ? null : parseMarker(markerText);
+  // A dry run's marker names no repository: there is nothing to take its layers from.
+  if (marker?.repository) return baseFromMarker(marker, options);
+  log.info(
+    `no base image: no base-image input, no SNAPSHOT_BASE_IMAGE, no /${MARKER_PATH} in ${inputs.root}`,
+  );
+  return undefined;
+}
+
+/** The image's `Env`: the base's, with this job's PATH and the variables its steps set. */
+function environment(inputs: Inputs, base: BaseImage | undefined, log: Logger): PersistedEnv {
+  const secrets = [inputs.token, inputs.password].filter(Boolean);
+  const env = persistedEnv(process.env, base?.config.config?.Env ?? [], inputs.envMask, secrets);
+  log.info(`environment kept in the image: ${env.kept.join(', ') || 'nothing new'}`);
+  if (env.masked.length)
+    log.info(`environment left out: ${env.masked.map((m) => `${m.name} (${m.reason})`).join(', ')}`);
+  return env;
+}
+
+/** One warning per credential or runner directory left out by default: the user may want it kept. */
+function warnLeftOut(excluded: Exclusion[], log: Logger): void {
+  for (const e of excluded) {
+    if (!e.warn) continue;
+    log.warn(
+      `left out /${show(e.path)}: ${e.reason.replace(/^credentials: /, '')}; add it to include to keep it`,
+    );
+  }
+}
+
+function describeScan(scan: WalkResult, root: string, log: Logger): void {
+  const bytes = scan.entries.contentBytes();
+  log.info(`${scan.entries.length} entries, ${formatBytes(bytes)} in ${root}`);
+  for (const line of describeExclusions(scan.excluded, scan.sockets)) log.info(`left out: ${line}`);
+  if (scan.sockets.length)
+    log.warn(`${scan.sockets.length} socket(s) skipped: sockets cannot be stored in an image`);
+}
+
+async function checkRoot(root: string): Promise<void> {
+  const denied = () =>
+    new InputError(
+      `root ${root} cannot be read: permission denied; capturing it needs read access to the whole tree (run the step as root or with sudo)`,
+    );
+  const st = await stat(root).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EACCES') throw denied();
+    throw new InputError(`root ${root} cannot be read: ${err.code ?? err.message}`);
+  });
+  if (!st.isDirectory()) throw new InputError(`root ${root} is not a directory`);
+  // Found now, before a layout is started, rather than as an errno from the walk.
+  await access(root, constants.R_OK | constants.X_OK).catch(() => {
+    throw denied();
+  });
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  return lstat(p).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
+}
+
+/** Where the image was built from, when a workflow built it (`org.opencontainers.image.source`/`.revision`). */
+function sourceAnnotations(): { source?: string; revision?: string } {
+  const { GITHUB_SERVER_URL: server, GITHUB_REPOSITORY: repo, GITHUB_SHA: sha } = process.env;
+  return {
+    ...(server && repo ? { source: `${server}/${repo}` } : {}),
+    ...(sha ? { revision: sha } : {}),
+  };
+}

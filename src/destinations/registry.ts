@@ -1,0 +1,36 @@
+import type { Logger } from '../log.js';
+import type { Inputs } from '../inputs.js';
+import type { CredentialInputs } from '../registry/credentials.js';
+import { RegistryDestination } from '../registry/push.js';
+import type { Destination } from './destination.js';
+
+/** The credential inputs (`username`/`password`/`token`), for the registry they are meant for. */
+export function credentialInputs(inputs: Inputs): CredentialInputs {
+  return { token: inputs.token, username: inputs.username, password: inputs.password };
+}
+
+/** The repository of the `image` tags: blobs uploaded (or found, or mounted), then the manifest. */
+export async function openRegistry(inputs: Inputs, log: Logger): Promise<Destination> {
+  const registry = await RegistryDestination.open({
+    targets: inputs.targets,
+    credentials: credentialInputs(inputs),
+    insecureRegistry: inputs.insecureRegistry,
+    log,
+  });
+  return {
+    name: registry.image,
+    kind: 'registry',
+    ownPaths: [registry.cacheFile],
+    freshImage: (maxAgeMs) => registry.freshEnough(maxAgeMs),
+    addBase: (base) => registry.addBase(base, inputs.concurrency),
+    reuse: (fp) => registry.reuse(fp),
+    exists: (digest) => registry.exists(digest),
+    wrote: (fp, layer) => registry.wrote(fp, layer),
+    sink: (label) => registry.sink(label),
+    finish: (image) => registry.finish(image),
+    abort: () => registry.abort(),
+    uploaded: () => registry.repo.uploaded,
+    images: (tags) => tags.map((t) => `${registry.image}:${t}`),
+    where: (digest) => ({ image: `${registry.image}@${digest}` }),
+  };
+}
