@@ -36,9 +36,15 @@ export interface ChangeOptions {
   log: Logger;
 }
 
+/** How the changes will be found, and why: decided before anything is read. */
+export type Choice =
+  | { method: 'overlay'; overlay: Overlay; reason: string }
+  | { method: 'baseline'; baseline: string; reason: string }
+  | { method: 'full'; reason: string };
+
 /**
- * Decides how changes are found, and finds them: an overlay's upper dir when `root` is an overlay
- * mount (or `upper` names its upper dir), else the baseline the pre step recorded, else the whole tree.
+ * Finds what changed under `root`: the overlay's upper dir, else the walk compared with the baseline
+ * the pre step recorded, else the whole walk (see `chooseMethod`).
  */
 export async function findChanges(opts: ChangeOptions): Promise<Changes> {
   const { root } = opts.scan;
@@ -50,69 +56,79 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
     ...opts.scan,
     ownPaths: [...opts.scan.ownPaths, ...storage],
   });
-  const wanted = (m: ChangeMethod) => opts.mode === m || opts.mode === 'auto';
-  if (opts.mode !== 'full' && !opts.hasBase) {
-    if (opts.mode !== 'auto')
-      throw new BaselineError(
-        `changes: ${opts.mode} needs base-image (or SNAPSHOT_BASE_IMAGE): the image the changes apply to`,
-      );
-  } else if (wanted('overlay') && opts.hasBase) {
-    if (overlay) {
-      if (overlay.given && !overlay.mounted)
-        opts.log.warn(
-          `mountinfo shows no overlay mounted at ${root}: taking upper ${overlay.upper} as its upper dir, as given`,
-        );
-      const set = await overlayChanges(root, overlay, filter, opts.log);
-      return {
-        ...set,
-        method: 'overlay',
-        reason: overlay.given
-          ? `the overlay upper dir given as upper (${overlay.upper}) holds the changes to ${root}`
-          : `${root} is an overlay mount: its upper dir ${overlay.upper} holds the changes`,
-      };
-    }
-    if (opts.mode === 'overlay')
-      throw new OverlayError(
-        `changes: overlay, but ${root} is not an overlay mount with a readable upper dir; if its upper dir is elsewhere in this job's view, set upper`,
-      );
-  }
+  const choice = chooseMethod(opts, overlay, existsSync);
 
-  const baseline =
-    opts.mode !== 'full' && opts.hasBase && opts.baseline && existsSync(opts.baseline) ? opts.baseline : null;
+  if (choice.method === 'overlay') {
+    if (choice.overlay.given && !choice.overlay.mounted)
+      opts.log.warn(
+        `mountinfo shows no overlay mounted at ${root}: taking upper ${choice.overlay.upper} as its upper dir, as given`,
+      );
+    const set = await overlayChanges(root, choice.overlay, filter, opts.log);
+    return { ...set, method: 'overlay', reason: choice.reason };
+  }
   const scan = await walk({
     root,
     filter,
     log: opts.log,
-    keepIdentity: baseline !== null,
+    keepIdentity: choice.method === 'baseline',
     counters: opts.scan.counters,
   });
-  const full = (reason: string): Changes => ({
-    entries: scan.entries,
-    method: 'full',
-    reason,
-    scan,
-    excluded: scan.excluded,
-    unreadable: scan.unreadable,
-  });
-  if (opts.mode === 'full') return full('changes: full');
-  if (!opts.hasBase) return full(noBaseReason(opts, overlay));
-  if (!baseline) {
-    if (opts.mode === 'baseline')
+  const walked = { scan, excluded: scan.excluded, unreadable: scan.unreadable };
+  if (choice.method === 'full')
+    return { entries: scan.entries, method: 'full', reason: choice.reason, ...walked };
+  const set = await diffAgainstBaseline(choice.baseline, root, scan.entries, scan.excluded, scan.sockets);
+  return { ...set, method: 'baseline', reason: choice.reason, ...walked };
+}
+
+/**
+ * The one place that decides how changes are found: an overlay's upper dir when `root` is an overlay
+ * mount (or `upper` names its upper dir), else the baseline the pre step recorded, else the whole
+ * tree. A change set needs a base image (the layers it applies to): without one, everything is taken.
+ * Throws when the `changes` input asks for a method that cannot be used.
+ */
+export function chooseMethod(
+  opts: Pick<ChangeOptions, 'mode' | 'baseline' | 'hasBase' | 'scan'>,
+  overlay: Overlay | null,
+  exists: (file: string) => boolean,
+): Choice {
+  const { root } = opts.scan;
+  const { mode } = opts;
+  if (mode === 'full') return { method: 'full', reason: 'changes: full' };
+  if (!opts.hasBase) {
+    if (mode !== 'auto')
       throw new BaselineError(
-        `changes: baseline, but no baseline at ${opts.baseline || '(no path: set baseline)'}: did the pre step run?`,
+        `changes: ${mode} needs base-image (or SNAPSHOT_BASE_IMAGE): the image the changes apply to`,
       );
-    return full(
-      'no baseline was recorded (the pre step did not run): the whole tree is captured on top of the base image',
-    );
+    return { method: 'full', reason: noBaseReason(opts, overlay, exists) };
   }
-  const set = await diffAgainstBaseline(baseline, root, scan.entries, scan.excluded, scan.sockets);
+  if (mode !== 'baseline') {
+    if (overlay)
+      return {
+        method: 'overlay',
+        overlay,
+        reason: overlay.given
+          ? `the overlay upper dir given as upper (${overlay.upper}) holds the changes to ${root}`
+          : `${root} is an overlay mount: its upper dir ${overlay.upper} holds the changes`,
+      };
+    if (mode === 'overlay')
+      throw new OverlayError(
+        `changes: overlay, but ${root} is not an overlay mount with a readable upper dir; if its upper dir is elsewhere in this job's view, set upper`,
+      );
+  }
+  if (opts.baseline && exists(opts.baseline))
+    return {
+      method: 'baseline',
+      baseline: opts.baseline,
+      reason: `compared with the baseline recorded by the pre step (${opts.baseline})`,
+    };
+  if (mode === 'baseline')
+    throw new BaselineError(
+      `changes: baseline, but no baseline at ${opts.baseline || '(no path: set baseline)'}: did the pre step run?`,
+    );
   return {
-    ...set,
-    method: 'baseline',
-    reason: `compared with the baseline recorded by the pre step (${baseline})`,
-    scan,
-    excluded: scan.excluded,
-    unreadable: scan.unreadable,
+    method: 'full',
+    reason:
+      'no baseline was recorded (the pre step did not run): the whole tree is captured on top of the base image',
   };
 }
 
@@ -120,11 +136,15 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
  * Why the whole tree is captured without a base image, naming the change set that went unused: the
  * changes alone, without the base image's layers below them, would not be a usable image.
  */
-function noBaseReason(opts: ChangeOptions, overlay: Overlay | null): string {
+function noBaseReason(
+  opts: Pick<ChangeOptions, 'baseline'>,
+  overlay: Overlay | null,
+  exists: (file: string) => boolean,
+): string {
   const unused =
     overlay !== null
       ? `the overlay upper dir ${overlay.upper} is not used`
-      : opts.baseline && existsSync(opts.baseline)
+      : opts.baseline && exists(opts.baseline)
         ? `the baseline at ${opts.baseline} is not used`
         : '';
   return unused
