@@ -10,6 +10,7 @@ import { coreLogger, inActions } from './runner.js';
 import { scanRoot } from './walk/scan.js';
 import { writeBaseline } from './diff/baseline.js';
 import { layerCacheDirs } from './registry/layer-cache.js';
+import { stopCleanlyOnSignals } from './interrupt.js';
 import { failOrRerunAsRoot, isRoot, NeedsRootError, returnToCaller } from './privileges.js';
 
 /**
@@ -18,6 +19,8 @@ import { failOrRerunAsRoot, isRoot, NeedsRootError, returnToCaller } from './pri
  * line: `node dist/pre/index.js --root R --baseline FILE`.
  */
 async function pre(): Promise<void> {
+  // A job cancelled while the baseline is written ends with one line, and no partial file is left.
+  stopCleanlyOnSignals();
   const argv = inActions() ? [] : process.argv.slice(2);
   try {
     const inputs = getInputs(argv, process.env, { pre: true });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,6 +11,7 @@ import type { Entry, EntryTable } from '../walk/entries.js';
 import type { Exclusion } from '../walk/walk.js';
 import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
 import { UserError } from '../failure.js';
+import { onInterrupt } from '../interrupt.js';
 
 /**
  * The baseline: what the tree looked like when the job started, recorded by the `pre` step and
@@ -69,6 +70,11 @@ export async function writeBaseline(file: string, root: string, entries: EntryTa
     }
     yield batch + 'end\n';
   }
+  // Interrupted while writing: the partial file goes, whatever baseline was there stays.
+  const forget = onInterrupt(() => {
+    rmSync(tmp, { force: true });
+    return `no new baseline was written at ${file}`;
+  });
   try {
     await pipeline(
       Readable.from(lines()),
@@ -79,6 +85,8 @@ export async function writeBaseline(file: string, root: string, entries: EntryTa
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
+  } finally {
+    forget();
   }
 }
 

@@ -6,7 +6,7 @@ import { silentLogger } from '../../src/log.js';
 const overlay: Overlay = { upper: '/rw/upper', mounted: true, given: false };
 const scan = { root: '/', exclude: [], include: [], ownPaths: [], log: silentLogger };
 const BASELINE = '/runner/tmp/baseline.gz';
-const baselineThere = (f: string) => f === BASELINE;
+const baselineThere = (f: string): boolean => f === BASELINE;
 const nothingThere = () => false;
 
 function choose(
