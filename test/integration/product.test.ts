@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { ACTION, SYSTEM_NODE, runAction, type ActionResult } from '../helpers/action.js';
+import { runAction, runCli, type ActionResult } from '../helpers/action.js';
 import { pushLayout, unpack } from '../helpers/image.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
 import { check, cleanupAll, onCleanup, run, tmpDir } from '../helpers/tools.js';
@@ -300,7 +300,8 @@ describe('privileges', () => {
   let out: string;
 
   const asUser = (user: string, output: string) =>
-    run('runuser', ['-u', user, '--', SYSTEM_NODE, ACTION, '--root', tree, '--dry-run', '--output', output], {
+    runCli(['--root', tree, '--dry-run', '--output', output], {
+      prefix: ['runuser', '-u', user, '--'],
       env: { PATH: process.env.PATH, HOME: `/home/${user}` },
     });
 

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
-import { ACTION, SYSTEM_NODE, runAction } from '../helpers/action.js';
+import { NODE24, checkBundleLoaded, copyShippedAction, runAction } from '../helpers/action.js';
 import { inspect, unpack } from '../helpers/image.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
 import { check, cleanupAll, run, tmpDir } from '../helpers/tools.js';
@@ -140,7 +140,9 @@ describe('README examples', () => {
 
   beforeAll(async () => {
     registry = await startRegistry();
+    // A directory holding the action as shipped (action.yml, dist/), where `node dist/index.js` runs.
     work = await tmpDir('readme');
+    copyShippedAction(work);
     const rootfs = path.join(work, 'rootfs');
     await mkdir(path.join(rootfs, 'usr/share/doc/jq'), { recursive: true });
     await mkdir(path.join(rootfs, 'usr/bin'), { recursive: true });
@@ -153,15 +155,16 @@ describe('README examples', () => {
     expect(shell.length).toBeGreaterThanOrEqual(4);
     for (const b of shell) {
       const script = b.text
-        .replace(/node dist\/index\.js/g, `"${SYSTEM_NODE}" "${ACTION}"`)
         .replace(/localhost:5000/g, registry.host)
         .replace(/<dir>/g, './rootfs')
         .replace(/<layout-dir>/g, './layout-2');
       const r = await run('bash', ['-euo', 'pipefail', '-c', script], {
         cwd: work,
-        env: { PATH: process.env.PATH, HOME: path.join(work, 'home') },
+        // `node` is Node 24, the action's runtime.
+        env: { PATH: `${path.dirname(NODE24)}:${process.env.PATH}`, HOME: path.join(work, 'home') },
       });
       expect(r.code, `README.md:${b.line}\n${r.stdout}\n${r.stderr}`).toBe(0);
+      checkBundleLoaded(`${r.stdout}\n${r.stderr}`);
     }
     // What they promise: layouts that unpack to the tree, a pushed image, promoted and pulled unchanged.
     const src = await snapshotTree(path.join(work, 'rootfs'));
