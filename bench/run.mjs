@@ -20,6 +20,7 @@ import { appendFile, cp, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { debianMirror } from '../test/helpers/debian-mirror.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
@@ -213,16 +214,16 @@ async function cached(dir, build) {
   return dir;
 }
 
-/** Debian bookworm minbase (debootstrap); a copy of /usr when debootstrap cannot run. */
+/** Debian bookworm minbase (debootstrap, from apt's mirror); a copy of /usr when debootstrap cannot run. */
 function treeMinbase() {
   return cached(path.join(WORK, 'trees', 'minbase'), async (tmp) => {
     log('debootstrap --variant=minbase bookworm (about a minute)…');
-    const r = await exec('debootstrap', [
-      '--variant=minbase',
-      'bookworm',
-      tmp,
-      'http://deb.debian.org/debian',
-    ]);
+    let r;
+    try {
+      r = await exec('debootstrap', ['--variant=minbase', 'bookworm', tmp, debianMirror()]);
+    } catch (err) {
+      r = { code: -1, stderr: err.message };
+    }
     if (r.code === 0) return 'debootstrap minbase bookworm';
     log(
       `debootstrap failed (${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}; using a copy of /usr`,

@@ -19,3 +19,54 @@ for arch in x64 arm64; do
   tar -xzf "$tmp"/napi-rs-xattr-linux-$arch-gnu-*.tgz -C "$tmp" package/xattr.linux-$arch-gnu.node
   install -m 0644 "$tmp/package/xattr.linux-$arch-gnu.node" dist/native/
 done
+
+# The bundle must find what it ships wherever dist/ is run from, with nothing installed: run both entry
+# points from a copy of action.yml + dist/ outside the repository (no node_modules in reach, as in the
+# runner's _actions/ checkout) on a tree with a user.* xattr, on more entries than the xattr worker
+# thread's batch so that it is the worker that reads it. Any "no xattr support" or unresolved module,
+# or the xattr missing from the baseline or the layer, fails the build.
+check="$tmp/shipped"
+mkdir -p "$check/root/etc" "$check/root/many"
+cp -r action.yml dist "$check/"
+dir="$check"
+while :; do
+  if [ -e "$dir/node_modules" ]; then
+    echo "build: cannot check the bundle: $dir/node_modules is in reach of $check (set TMPDIR elsewhere)" >&2
+    exit 1
+  fi
+  [ "$dir" = / ] && break
+  dir=$(dirname "$dir")
+done
+(cd "$check/root/many" && touch f{1..2100})
+echo data >"$check/root/etc/with-xattr"
+# Set with the shipped binding itself: no dependency on setfattr (package attr).
+node -e 'require(process.argv[1]).setAttributeSync(process.argv[2], "user.build-check", "1")' \
+  "$check/dist/native/xattr.linux-$(node -p process.arch)-gnu.node" "$check/root/etc/with-xattr"
+run_shipped() {
+  # A clean environment: not the Actions protocol of a CI job building this, no NODE_PATH.
+  if ! (cd "$check" && env -i PATH="$PATH" HOME="$check/home" node "$@") >>"$check/log" 2>&1; then
+    cat "$check/log" >&2
+    echo "build: node $* failed, run from a copy of dist/ (above)" >&2
+    exit 1
+  fi
+}
+run_shipped dist/pre/index.js --root "$check/root" --baseline "$check/baseline" --base-image example.com/build/check:1
+run_shipped dist/index.js --root "$check/root" --dry-run --output "$check/layout"
+if grep -E 'no xattr support|Cannot find module|webpackMissingModule|ERR_MODULE_NOT_FOUND' "$check/log" >&2; then
+  echo "build: the bundle, run from a copy of dist/, cannot load what it needs (above)" >&2
+  exit 1
+fi
+xattr_digest=$(zcat "$check/baseline" | awk -v p="$(printf etc/with-xattr | base64)" '$1 == p { print $NF }')
+if [ -z "$xattr_digest" ] || [ "$xattr_digest" = - ]; then
+  echo "build: the pre step's baseline has no xattr digest for etc/with-xattr" >&2
+  exit 1
+fi
+xattr_in_layer=false
+for blob in "$check/layout/blobs/sha256/"*; do
+  if (zcat "$blob" 2>/dev/null || true) | grep -aq 'SCHILY.xattr.user.build-check=1'; then xattr_in_layer=true; fi
+done
+if [ "$xattr_in_layer" != true ]; then
+  echo "build: no layer of the main step carries the user.build-check xattr of etc/with-xattr" >&2
+  exit 1
+fi
+echo "build: both entry points, run from a copy of dist/, read xattrs"

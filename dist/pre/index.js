@@ -33989,7 +33989,7 @@ function core_debug(message) {
  * @param properties optional properties to add to the annotation.
  */
 function error(message, properties = {}) {
-    command_issueCommand('error', utils_toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+    issueCommand('error', toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
 /**
  * Adds a warning issue
@@ -34105,6 +34105,7 @@ const external_node_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import
 const external_node_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:path");
 var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_node_path_namespaceObject);
 ;// CONCATENATED MODULE: ./src/image/marker.ts
+
 /**
  * Every image this action makes of a root with an `/etc` carries this file, in a small last layer of
  * its own. It names where the image went and the layers below it, so a sandbox started from the image
@@ -34114,7 +34115,7 @@ var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_nod
 const MARKER_PATH = 'etc/depot-snapshot.json';
 /** The history comment of the marker layer: how a base made by this action is recognised. */
 const MARKER_COMMENT = 'snapshot marker';
-class MarkerError extends (/* unused pure expression or super */ null && (Error)) {
+class MarkerError extends (/* unused pure expression or super */ null && (UserError)) {
 }
 function parseMarker(text) {
     let m;
@@ -34150,6 +34151,1048 @@ function markerFor(draft, repository, tag, created) {
 
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
+// EXTERNAL MODULE: ./node_modules/picomatch/index.js
+var picomatch = __nccwpck_require__(4006);
+var picomatch_default = /*#__PURE__*/__nccwpck_require__.n(picomatch);
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+var external_node_zlib_default = /*#__PURE__*/__nccwpck_require__.n(external_node_zlib_);
+;// CONCATENATED MODULE: ./src/image/oci.ts
+/** OCI image-spec v1.1 types and media types: plain data, no IO. */
+const MediaType = {
+    manifest: 'application/vnd.oci.image.manifest.v1+json',
+    index: 'application/vnd.oci.image.index.v1+json',
+    config: 'application/vnd.oci.image.config.v1+json',
+    layerTar: 'application/vnd.oci.image.layer.v1.tar',
+    layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+    dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+    dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+};
+const Annotation = {
+    created: 'org.opencontainers.image.created',
+    source: 'org.opencontainers.image.source',
+    revision: 'org.opencontainers.image.revision',
+    refName: 'org.opencontainers.image.ref.name',
+    baseName: 'org.opencontainers.image.base.name',
+    baseDigest: 'org.opencontainers.image.base.digest',
+};
+
+;// CONCATENATED MODULE: ./src/util/limit.ts
+/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
+function limiter(n) {
+    let active = 0;
+    // A queue read from `head`: Array#shift copies the array, which is quadratic over a long queue.
+    let queue = [];
+    let head = 0;
+    const next = () => {
+        if (active >= n || head >= queue.length)
+            return;
+        const start = queue[head];
+        // Let go of it now: a started job's closure holds what the job works on (a 1 MiB block, say).
+        queue[head++] = null;
+        if (head > 1024 && head * 2 > queue.length) {
+            queue = queue.slice(head);
+            head = 0;
+        }
+        active++;
+        start();
+    };
+    return (job) => new Promise((resolve, reject) => {
+        queue.push(() => {
+            job()
+                .then(resolve, reject)
+                .finally(() => {
+                active--;
+                next();
+            });
+        });
+        next();
+    });
+}
+
+;// CONCATENATED MODULE: ./src/layer/compress.ts
+
+
+
+
+
+
+const LEVELS = {
+    // gzip level 1: compression bounds a full capture. Measured on a 1.7 GB rootfs (bench/RESULTS.md):
+    // level 6 took 1.7x as long for layers only 7 % smaller; every later pull reads either quickly.
+    gzip: { min: 1, max: 9, default: 1 },
+    zstd: { min: 1, max: 19, default: 3 },
+    none: { min: 0, max: 0, default: 0 },
+};
+const LAYER_MEDIA_TYPE = {
+    gzip: MediaType.layerGzip,
+    zstd: MediaType.layerZstd,
+    none: MediaType.layerTar,
+};
+/** Zstandard needs Node's zlib with zstd (Node 22.15+/24): the action's own runtime has it. */
+function zstdAvailable() {
+    return typeof (external_node_zlib_default()).zstdCompress === 'function';
+}
+/**
+ * A compressing stream. gzip and zstd cut the stream into blocks compressed side by side on the libuv
+ * pool (two per core at most, across every layer), so a single layer keeps every core busy.
+ */
+function compressor(kind, level) {
+    switch (kind) {
+        case 'gzip':
+            return new BlockCompressor(gzipBlocks(level));
+        case 'zstd':
+            if (!zstdAvailable())
+                throw new Error('zstd compression needs Node.js 22.15 or newer (the action runs on node24)');
+            return new BlockCompressor(zstdFrames(level));
+        case 'none':
+            return new PassThrough({ highWaterMark: 1024 * 1024 });
+    }
+}
+const deflateRaw = (0,external_node_util_.promisify)((external_node_zlib_default()).deflateRaw);
+/** Deflate looks back at most 32 KiB: each block is primed with that much of the one before it. */
+const WINDOW = (/* unused pure expression or super */ null && (32 * 1024));
+/**
+ * gzip as pigz writes it: 2 MiB blocks, each deflated with the 32 KiB before it as its dictionary
+ * and ended by a sync flush, so the raw deflate outputs concatenate into one stream that the last
+ * block finishes; one ordinary gzip member that every reader reads. On a 0.7 GB tar: 9.1 s against
+ * 15.2 s for one zlib stream and 9.5 s for `pigz -p2`, at the same size and less CPU than either.
+ */
+function gzipBlocks(level) {
+    // 2 MiB: each block also hashes the 32 KiB before it, 1.5 % more input (3 % at 1 MiB).
+    const blockSize = 2 * 1024 * 1024;
+    let crc = 0;
+    let length = 0;
+    return {
+        blockSize,
+        // RFC 1952 header as zlib writes it: no name, no mtime; XFL says "fastest" or "best"; OS Unix.
+        header: Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level === 1 ? 4 : level === 9 ? 2 : 0, 3]),
+        observe(block) {
+            crc = zlib.crc32(block, crc);
+            length += block.length;
+        },
+        window: WINDOW,
+        compress: (block, before, last) => deflateRaw(block, {
+            level,
+            ...(before.length ? { dictionary: before } : {}),
+            finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+            // Room for the whole output even when nothing compresses: one pool round trip per block
+            // (16 KiB outputs made 30 of them, and cost a fifth more CPU).
+            chunkSize: blockSize + 64 * 1024,
+        }),
+        trailer() {
+            const t = Buffer.alloc(8);
+            t.writeUInt32LE(crc >>> 0, 0);
+            t.writeUInt32LE(length % 2 ** 32, 4);
+            return t;
+        },
+    };
+}
+/**
+ * zstd as independent 4 MiB frames, one after another: a stream of several frames is a valid zstd
+ * stream (RFC 8878, 3.1) that every decoder reads, containerd's and `zstd -d` alike. On 300 MB of a
+ * rootfs tar (Node 24): 2.6 s against 4.8 s for one stream, 0.3 % larger.
+ */
+function zstdFrames(level) {
+    const z = zlib;
+    const zstdCompress = promisify(z.zstdCompress);
+    const blockSize = 4 * 1024 * 1024;
+    return {
+        blockSize,
+        header: Buffer.alloc(0),
+        window: 0,
+        compress: (block) => zstdCompress(block, {
+            params: { [z.constants.ZSTD_c_compressionLevel]: level },
+            chunkSize: blockSize + 64 * 1024,
+        }),
+        trailer: () => Buffer.alloc(0),
+    };
+}
+/**
+ * Blocks compressed at once across every layer: two per core. With one per core, a core idled
+ * whenever the main thread was busy (reading small files, hashing) as a block finished, since only
+ * the main thread starts the next one: a 4.1 GB capture took 55.8 s instead of 52.0.
+ */
+const compressing = limiter(2 * external_node_os_default().availableParallelism());
+/** Blocks of one stream queued or in flight at once. */
+const PER_STREAM = external_node_os_default().availableParallelism() + 1;
+/**
+ * Cuts a stream into the codec's blocks, compresses several at a time, and passes the
+ * results on in order. The bytes depend only on the input, the codec and the level (never on how the
+ * input arrived or which block finished first), so layers stay reproducible.
+ */
+class BlockCompressor extends external_node_stream_.Transform {
+    codec;
+    held = [];
+    heldBytes = 0;
+    before = Buffer.alloc(0);
+    inFlight = [];
+    constructor(codec) {
+        super({ readableHighWaterMark: codec.blockSize });
+        this.codec = codec;
+        if (codec.header.length)
+            this.push(codec.header);
+    }
+    _transform(chunk, _enc, done) {
+        this.held.push(chunk);
+        this.heldBytes += chunk.length;
+        this.drain(false).then(() => done(), done);
+    }
+    _flush(done) {
+        this.drain(true).then(() => {
+            this.push(this.codec.trailer());
+            done();
+        }, done);
+    }
+    /** Starts every whole block held (at the end: the rest, as the last block, even if empty). */
+    async drain(end) {
+        const size = this.codec.blockSize;
+        while (this.heldBytes > size || (!end && this.heldBytes === size)) {
+            const all = this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes);
+            const rest = all.subarray(size);
+            this.held = rest.length ? [rest] : [];
+            this.heldBytes = rest.length;
+            await this.start(all.subarray(0, size), false);
+        }
+        if (!end)
+            return;
+        await this.start(Buffer.concat(this.held, this.heldBytes), true);
+        this.held = [];
+        this.heldBytes = 0;
+        while (this.inFlight.length)
+            this.push(await this.inFlight.shift());
+    }
+    /** Queues a block; once PER_STREAM are in flight, waits for the oldest and passes it on. */
+    async start(block, last) {
+        this.codec.observe?.(block);
+        const before = this.before;
+        // A copy: a view would keep the whole input buffer it came from alive.
+        if (this.codec.window)
+            this.before = Buffer.from(block.subarray(-this.codec.window));
+        const job = compressing(() => this.codec.compress(block, before, last));
+        job.catch(() => { }); // awaited in order below; a rejection is reported there
+        this.inFlight.push(job);
+        if (this.inFlight.length >= PER_STREAM)
+            this.push(await this.inFlight.shift());
+    }
+}
+
+;// CONCATENATED MODULE: ./src/failure.ts
+/**
+ * How a run ends when it fails, the same for the main step, the pre step and an interrupt: one
+ * `::error::` line and a non-zero exit. Kept free of heavy imports: the signal handler that uses it
+ * is installed before the rest of the action is loaded.
+ */
+/** An error whose message is the whole story: what is wrong and what to do. Shown alone, no stack. */
+class failure_UserError extends Error {
+}
+/** The one line a failure ends with: a user error's own message, anything else as a failed snapshot. */
+function failureMessage(err) {
+    const message = err instanceof Error ? err.message : String(err);
+    return oneLine(err instanceof failure_UserError ? message : `snapshot failed: ${message}`);
+}
+/**
+ * Ends the run as failed (exit code 1). An error that is not the user's keeps its stack for a debug
+ * line (`debug`, the logger's: shown only with debug logging on), never in the error line.
+ */
+function reportFailure(err, debug) {
+    if (!(err instanceof failure_UserError))
+        debug(err instanceof Error && err.stack ? err.stack : String(err));
+    writeErrorLine(failureMessage(err));
+    process.exitCode = 1;
+}
+/** `::error::` as @actions/core writes it; a newline would start a second line (or a runner command). */
+function writeErrorLine(message) {
+    process.stdout.write(`::error::${oneLine(message).replace(/%/g, '%25')}\n`);
+}
+function oneLine(text) {
+    return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}
+
+;// CONCATENATED MODULE: ./src/registry/reference.ts
+/**
+ * Image references, by the grammar of distribution's `reference` package, with Docker Hub's
+ * normalisation (`ubuntu` → `docker.io/library/ubuntu`).
+ */
+
+class ReferenceError extends failure_UserError {
+}
+const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
+const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$/;
+const DOCKER_HUB = 'docker.io';
+function parseReference(input) {
+    const ref = input.trim();
+    const bad = (why) => new ReferenceError(`invalid image reference "${ref}": ${why}`);
+    if (!ref)
+        throw bad('it is empty');
+    if (ref.length > 255 + 128 + 80)
+        throw bad('it is too long');
+    let rest = ref;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest))
+            throw bad(`"${digest}" is not a digest (algorithm:hex)`);
+    }
+    let tag;
+    const lastSlash = rest.lastIndexOf('/');
+    const colon = rest.indexOf(':', lastSlash + 1);
+    if (colon >= 0) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        if (!TAG.test(tag))
+            throw bad(`tag "${tag}" must match [A-Za-z0-9_][A-Za-z0-9._-]{0,127}`);
+    }
+    let registry = DOCKER_HUB;
+    let path = rest;
+    const slash = rest.indexOf('/');
+    const first = slash >= 0 ? rest.slice(0, slash) : '';
+    // Like docker: the first component is a registry when it looks like a host (a dot, a port) or is localhost.
+    if (slash >= 0 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+        registry = first;
+        path = rest.slice(slash + 1);
+        if (!HOST.test(registry))
+            throw bad(`"${registry}" is not a registry host`);
+        checkHost(registry, bad);
+    }
+    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
+        registry = DOCKER_HUB;
+    if (!path)
+        throw bad('the repository name is missing');
+    if (path !== path.toLowerCase())
+        throw bad('repository names must be lowercase');
+    for (const c of path.split('/')) {
+        if (!COMPONENT.test(c))
+            throw bad(`"${c}" is not a valid repository path component`);
+    }
+    if (registry === DOCKER_HUB && !path.includes('/'))
+        path = `library/${path}`;
+    if (registry.length + 1 + path.length > 255)
+        throw bad('the repository name is longer than 255 characters');
+    return { registry, repository: path, tag, digest };
+}
+/**
+ * What the grammar lets through but a URL cannot hold: a port outside 1-65535, an IPv6 address or
+ * an IPv4-looking host that does not parse. Found here, so the registry client's `new URL` never
+ * throws its bare "Invalid URL".
+ */
+function checkHost(registry, bad) {
+    const port = /:(\d+)$/.exec(registry.replace(/^\[.*\]/, ''))?.[1];
+    if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535))
+        throw bad(`port ${port} is out of range (1-65535)`);
+    try {
+        new URL(`https://${registry}/`);
+    }
+    catch {
+        throw bad(`"${registry}" is not a valid host name or address`);
+    }
+}
+/** The references a snapshot is pushed to: at least one, each with a tag, all in one repository. */
+function parseTargets(lines) {
+    const refs = lines.map(parseReference);
+    for (const r of refs) {
+        if (r.digest)
+            throw new ReferenceError(`image "${format(r)}" names a digest; name a tag to push to (digests are computed)`);
+        r.tag ??= 'latest';
+    }
+    const repos = new Set(refs.map((r) => `${r.registry}/${r.repository}`));
+    if (repos.size > 1) {
+        throw new ReferenceError(`all images must be in one repository, got ${[...repos].join(' and ')}; push twice to reach two`);
+    }
+    return refs;
+}
+function format(r) {
+    return `${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
+}
+
+;// CONCATENATED MODULE: ./src/walk/mountinfo.ts
+
+/** Filesystem types whose contents are made up by the kernel or live in memory: never part of an image. */
+const VIRTUAL_FS_TYPES = new Set([
+    'proc',
+    'sysfs',
+    'devtmpfs',
+    'devpts',
+    'tmpfs',
+    'cgroup',
+    'cgroup2',
+    'mqueue',
+    'debugfs',
+    'tracefs',
+    'securityfs',
+    'bpf',
+    'pstore',
+    'configfs',
+    'fusectl',
+    'hugetlbfs',
+    'binfmt_misc',
+    'autofs',
+    'nsfs',
+    'efivarfs',
+    'ramfs',
+    'rpc_pipefs',
+]);
+/**
+ * Parses /proc/self/mountinfo (proc(5)): field 5 is the mount point, the fields after the lone `-` are
+ * the filesystem type, the source and the super options. Mount points escape space, tab, newline and
+ * backslash as `\040`, `\011`, `\012`, `\134`.
+ */
+function parseMountInfo(text) {
+    const mounts = [];
+    for (const line of text.toString('latin1').split('\n')) {
+        if (!line)
+            continue;
+        const fields = line.split(' ');
+        const dash = fields.indexOf('-', 6);
+        if (fields.length < 7 || dash < 0)
+            continue;
+        mounts.push({
+            mountPoint: Buffer.from(decodeOctalEscapes(fields[4]), 'latin1'),
+            fsType: fields[dash + 1] ?? '',
+            superOptions: decodeOctalEscapes(fields[dash + 3] ?? ''),
+        });
+    }
+    return mounts;
+}
+function decodeOctalEscapes(s) {
+    return s.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
+}
+async function readMounts(path = '/proc/self/mountinfo') {
+    try {
+        return parseMountInfo(await (0,promises_namespaceObject.readFile)(path));
+    }
+    catch {
+        return []; // not Linux, or /proc not mounted: nothing to leave out on that account
+    }
+}
+/** Swap files listed in /proc/swaps (swap partitions are devices, not files in the tree). */
+async function readSwapFiles(path = '/proc/swaps') {
+    try {
+        const lines = (await (0,promises_namespaceObject.readFile)(path)).toString('latin1').split('\n').slice(1);
+        return lines
+            .map((l) => l.split(/\s+/))
+            .filter((f) => f[1] === 'file')
+            .map((f) => Buffer.from(decodeOctalEscapes(f[0]), 'latin1'));
+    }
+    catch {
+        return [];
+    }
+}
+
+;// CONCATENATED MODULE: ./src/walk/filter.ts
+
+
+
+
+/** Directories whose contents are volatile in any running system: kept empty. */
+const VOLATILE_DIRS = ['/proc', '/sys', '/dev', '/run', '/tmp'];
+/** Files a container runtime bind-mounts into a sandbox: they describe the host, not the image. */
+const RUNTIME_FILES = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'];
+class Filter {
+    /** Exact paths (as latin1 strings of their bytes, `/`-rooted) with a default rule. */
+    exact = new Map();
+    excludeMatchers;
+    includeTest;
+    /** Static directory parts of the include globs: the walk must reach them through excluded parents. */
+    includeGlobs;
+    secrets;
+    constructor(opts) {
+        const root = Buffer.from(external_node_path_default().resolve(opts.root));
+        const rel = (abs) => relativeKey(root, abs);
+        for (const dir of VOLATILE_DIRS)
+            this.exact.set(dir, { action: 'empty', reason: 'volatile directory' });
+        const mountPoints = new Set();
+        for (const m of opts.mounts) {
+            const key = rel(m.mountPoint);
+            if (key === null || key === '/')
+                continue;
+            mountPoints.add(key);
+            if (VIRTUAL_FS_TYPES.has(m.fsType)) {
+                this.exact.set(key, { action: 'empty', reason: `${m.fsType} mount` });
+            }
+        }
+        // The marker of the image the sandbox came from: the new image gets a new one, never this one.
+        this.exact.set('/' + MARKER_PATH, {
+            action: 'drop',
+            reason: "the base image's snapshot marker (rewritten)",
+        });
+        for (const file of RUNTIME_FILES) {
+            if (mountPoints.has(file))
+                this.exact.set(file, { action: 'drop', reason: 'bind-mounted by the runtime' });
+        }
+        for (const swap of opts.swapFiles) {
+            const key = rel(swap);
+            if (key !== null)
+                this.exact.set(key, { action: 'drop', reason: 'swap file' });
+        }
+        for (const { path: p, reason, warn } of opts.hostPathsToDrop) {
+            const key = rel(Buffer.from(external_node_path_default().resolve(p)));
+            if (key !== null && key !== '/')
+                this.exact.set(key, { action: 'drop', reason, ...(warn ? { warn } : {}) });
+        }
+        this.secrets = opts.secrets;
+        this.excludeMatchers = opts.exclude.map((pattern) => ({
+            pattern,
+            test: matcher([pattern]),
+        }));
+        this.includeTest = opts.include.length ? matcher(opts.include) : null;
+        this.includeGlobs = opts.include.map((p) => {
+            const scan = picomatch_default().scan(relativePattern(p));
+            return { base: scan.base ? '/' + scan.base : '/', isGlob: scan.isGlob };
+        });
+    }
+    /** The rule for one entry, `key` being its `/`-rooted path as a latin1 string of its bytes. */
+    classify(key) {
+        const rule = this.exact.get(key);
+        if (rule)
+            return rule;
+        if (this.excludeMatchers.length) {
+            const text = latin1KeyToText(key);
+            for (const m of this.excludeMatchers) {
+                if (m.test(text))
+                    return { action: 'drop', reason: `exclude: ${m.pattern}` };
+            }
+        }
+        const secret = this.secrets?.match(key);
+        return secret ? { action: 'drop', reason: `credentials: ${secret}`, warn: true, credential: true } : null;
+    }
+    included(key) {
+        return this.includeTest !== null && this.includeTest(latin1KeyToText(key));
+    }
+    /**
+     * True when some include glob may match below this directory, so it must be walked after all: the
+     * directory lies on the way to the glob's fixed part, or inside it when the rest has wildcards.
+     */
+    leadsToInclude(key) {
+        const text = latin1KeyToText(key);
+        return this.includeGlobs.some(({ base, isGlob }) => base === text ||
+            base.startsWith(text === '/' ? '/' : text + '/') ||
+            (isGlob && (base === '/' || text.startsWith(base + '/'))));
+    }
+}
+/** `/`-rooted key of `abs` inside `root`, or null when it lies outside. */
+function relativeKey(root, abs) {
+    const r = root.toString('latin1').replace(/\/+$/, '');
+    const a = abs.toString('latin1');
+    if (a === r || (r === '' && a === '/'))
+        return '/';
+    if (!a.startsWith(r + '/'))
+        return null;
+    return a.slice(r.length);
+}
+/** Patterns are relative to the root (`/var/cache` and `var/cache` alike), so `**` also matches at the top. */
+function relativePattern(p) {
+    return p.trim().replace(/\/+$/, '').replace(/^\/+/, '');
+}
+/** Matches `/`-rooted paths against root-relative patterns. */
+function matcher(patterns) {
+    const test = picomatch_default()(patterns.map(relativePattern), { dot: true });
+    return (text) => test(text.slice(1));
+}
+/** Globs are text: match against the UTF-8 reading of the name (invalid bytes become U+FFFD). */
+function latin1KeyToText(key) {
+    return Buffer.from(key, 'latin1').toString('utf8');
+}
+
+;// CONCATENATED MODULE: ./src/inputs.ts
+
+
+
+
+
+
+
+
+/** Bad input: reported as one line, exit 1, before anything is written. */
+class InputError extends failure_UserError {
+}
+/** Every input, for the action (`INPUT_<NAME>`) and the CLI (`--<name>`). action.yml says the same. */
+const INPUT_SPECS = [
+    {
+        name: 'image',
+        description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest',
+        default: '',
+        list: true,
+    },
+    { name: 'root', description: 'Root of the filesystem to capture', default: '/' },
+    {
+        name: 'dry-run',
+        description: 'Write an OCI image layout to `output` instead of pushing',
+        default: 'false',
+        boolean: true,
+    },
+    {
+        name: 'output',
+        description: 'Directory of the OCI image layout written by a dry run',
+        default: 'snapshot-layout',
+    },
+    {
+        name: 'exclude',
+        description: 'Paths or globs to leave out, one per line, as if root were /',
+        default: '',
+        list: true,
+    },
+    {
+        name: 'include',
+        description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out',
+        default: '',
+        list: true,
+    },
+    { name: 'compression', description: 'Layer compression: gzip, zstd or none', default: 'gzip' },
+    {
+        name: 'compression-level',
+        description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)',
+        default: '',
+    },
+    {
+        name: 'layer-size',
+        description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree',
+        default: '512MiB',
+    },
+    {
+        name: 'base-image',
+        description: 'The image the sandbox started from (optionally @digest): its layers are reused and only changes captured. Default: SNAPSHOT_BASE_IMAGE',
+        default: '',
+    },
+    {
+        name: 'changes',
+        description: 'How changes are found: auto (overlay upper dir, else the baseline when one was recorded, else full), overlay, baseline, or full',
+        default: 'auto',
+    },
+    {
+        name: 'baseline',
+        description: 'Baseline index written by the pre step and read by the main step (default: in RUNNER_TEMP)',
+        default: '',
+    },
+    {
+        name: 'upper',
+        description: "The overlay upper dir of root as this job sees it, when mountinfo's upperdir is not reachable (e.g. /rw/.snap/upper after a pivot_root): changes are read from it",
+        default: '',
+    },
+    {
+        name: 'metadata-file',
+        description: 'Write a JSON file describing the result (schema: metadata.schema.json)',
+        default: '',
+    },
+    {
+        name: 'mode',
+        description: 'snapshot (capture root), promote (copy `from` to `image` without recapturing) or pull (fetch `from` into `output`)',
+        default: 'snapshot',
+    },
+    {
+        name: 'from',
+        description: 'The source image (tag or @digest) of promote and pull; for promote also oci:DIR[:TAG], an OCI layout',
+        default: '',
+    },
+    {
+        name: 'token',
+        description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
+        default: '',
+    },
+    { name: 'username', description: 'Registry username (with password)', default: '' },
+    { name: 'password', description: 'Registry password (with username)', default: '' },
+    {
+        name: 'insecure-registry',
+        description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)',
+        default: 'false',
+        boolean: true,
+    },
+    { name: 'concurrency', description: 'Layers compressed and uploaded at once (1-16)', default: '4' },
+    {
+        name: 'max-age',
+        description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
+        default: '',
+    },
+    {
+        name: 'persist-env',
+        description: "Keep the job's PATH and the variables its steps set in the image's Env (never runner variables or secret-looking names)",
+        default: 'true',
+        boolean: true,
+    },
+    {
+        name: 'env-mask',
+        description: 'Variable names or globs never to keep in the image, one per line (e.g. MY_*)',
+        default: '',
+        list: true,
+    },
+    {
+        name: 'quiet',
+        description: 'Log only warnings, errors and the result (no progress, no report)',
+        default: 'false',
+        boolean: true,
+    },
+];
+/** Inputs whose values are secrets: masked before anything is logged. */
+const SECRET_INPUTS = (/* unused pure expression or super */ null && (['token', 'password']));
+/** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
+function getInputs(argv, env = process.env, opts = {}) {
+    const raw = readRaw(subcommandArgs(argv), env);
+    const mode = oneOf(raw, 'mode', ['snapshot', 'promote', 'pull']);
+    const fromLayout = layoutInput(raw.from.trim());
+    const from = raw.from.trim() && !fromLayout ? referenceInput(raw.from, 'from') : undefined;
+    if (mode !== 'snapshot' && !from && !fromLayout)
+        throw new InputError(`${mode} needs from: the image to ${mode}`);
+    if (mode === 'pull' && fromLayout)
+        throw new InputError('pull reads from a registry; from: oci:… is already a layout');
+    const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none']);
+    if (compression === 'zstd' && !zstdAvailable()) {
+        throw new InputError(`compression zstd needs Node.js 22.15 or newer (this is ${process.version}); use gzip`);
+    }
+    const levels = LEVELS[compression];
+    const compressionLevel = raw['compression-level'] ? integer(raw, 'compression-level') : levels.default;
+    if (compression !== 'none' && (compressionLevel < levels.min || compressionLevel > levels.max)) {
+        throw new InputError(`compression-level ${compressionLevel} is out of range for ${compression} (${levels.min}-${levels.max})`);
+    }
+    const dryRun = bool(raw, 'dry-run');
+    const images = lines(raw.image);
+    if (images.length === 0 && !dryRun && !opts.pre && mode !== 'pull')
+        throw new InputError('image is required (or set dry-run to write a layout instead)');
+    let targets;
+    try {
+        targets = images.length ? parseTargets(images) : [];
+    }
+    catch (err) {
+        throw new InputError(err.message);
+    }
+    const output = external_node_path_default().resolve(raw.output.trim() || 'snapshot-layout');
+    const writesLayout = mode === 'pull' || (mode === 'snapshot' && dryRun);
+    if (writesLayout)
+        checkParents(output, 'output');
+    return {
+        targets,
+        root: external_node_path_default().resolve(raw.root.trim() || '/'),
+        dryRun,
+        output,
+        exclude: pathPatterns(raw, 'exclude'),
+        include: pathPatterns(raw, 'include'),
+        compression,
+        compressionLevel,
+        mode,
+        ...(from ? { from } : {}),
+        ...(fromLayout ? { fromLayout } : {}),
+        metadataFile: metadataFileInput(raw['metadata-file'].trim(), writesLayout ? output : ''),
+        baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
+        changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full']),
+        baseline: baselineInput(raw.baseline.trim()
+            ? external_node_path_default().resolve(raw.baseline.trim())
+            : env.RUNNER_TEMP
+                ? external_node_path_default().join(env.RUNNER_TEMP, 'depot-snapshot-baseline.gz')
+                : ''),
+        baselineGiven: raw.baseline.trim() !== '',
+        upper: raw.upper.trim() ? external_node_path_default().resolve(raw.upper.trim()) : '',
+        layerSize: parseSize(raw['layer-size'], 'layer-size'),
+        token: raw.token.trim(),
+        username: raw.username.trim(),
+        password: raw.password,
+        insecureRegistry: bool(raw, 'insecure-registry'),
+        concurrency: rangedInteger(raw, 'concurrency', 1, 16),
+        maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
+        persistEnv: bool(raw, 'persist-env'),
+        envMask: globs(raw, 'env-mask'),
+        quiet: bool(raw, 'quiet'),
+    };
+}
+/** Values of the secret inputs, to mask before the first log line. */
+function secretValues(argv, env = process.env) {
+    const raw = readRaw(argv, env, false);
+    return SECRET_INPUTS.map((n) => raw[n]).filter(Boolean);
+}
+function wantsHelp(argv) {
+    return argv.includes('--help') || argv.includes('-h');
+}
+function helpText() {
+    const rows = INPUT_SPECS.map((s) => {
+        const flag = s.boolean ? `--[no-]${s.name}` : `--${s.name} <value>`;
+        const def = s.default ? ` (default: ${s.default})` : '';
+        return `  ${flag.padEnd(30)} ${s.description}${def}`;
+    });
+    return [
+        'Usage: node dist/index.js [options]',
+        '       node dist/index.js promote --from REF[@DIGEST] --to REF [--to REF ...]',
+        '       node dist/index.js pull --from REF --output DIR',
+        '',
+        'Captures a directory tree as an OCI image. Every option can also be given as the',
+        'environment variable INPUT_<NAME> (e.g. INPUT_DRY-RUN=true), as the Actions runner does.',
+        '',
+        ...rows,
+        `  ${'--help'.padEnd(30)} Show this help`,
+    ].join('\n');
+}
+function readRaw(argv, env, strict = true) {
+    const options = {};
+    for (const s of INPUT_SPECS)
+        options[s.name] = { type: s.boolean ? 'boolean' : 'string', multiple: !!s.list };
+    let values;
+    try {
+        // `--no-persist-env` turns a boolean off (`--persist-env false` would read `false` as a stray word).
+        ({ values } = (0,external_node_util_.parseArgs)({ args: argv, options, strict, allowPositionals: !strict, allowNegative: true }));
+    }
+    catch (err) {
+        throw new InputError(`${err.message.split('\n')[0]}; see --help`);
+    }
+    const raw = {};
+    for (const s of INPUT_SPECS) {
+        const flag = values[s.name];
+        const fromEnv = env[`INPUT_${s.name.replace(/ /g, '_').toUpperCase()}`];
+        if (Array.isArray(flag))
+            raw[s.name] = flag.join('\n');
+        else if (typeof flag === 'boolean')
+            raw[s.name] = String(flag);
+        else if (typeof flag === 'string')
+            raw[s.name] = flag;
+        else
+            raw[s.name] = fromEnv?.trim() ? fromEnv : s.default;
+    }
+    return raw;
+}
+function lines(value) {
+    return (value ?? '')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'));
+}
+function bool(raw, name) {
+    const v = raw[name].trim();
+    if (['true', 'True', 'TRUE'].includes(v))
+        return true;
+    if (['false', 'False', 'FALSE', ''].includes(v))
+        return false;
+    throw new InputError(`${name} must be true or false, got "${v}"`);
+}
+function integer(raw, name) {
+    const v = raw[name].trim();
+    if (!/^-?\d+$/.test(v))
+        throw new InputError(`${name} must be a whole number, got "${v}"`);
+    return Number(v);
+}
+/**
+ * `promote --from REF --to REF…` and `pull --from REF --output DIR` are the CLI's spelling of
+ * `--mode promote|pull`, with `--to` for `--image`.
+ */
+function subcommandArgs(argv) {
+    const [first, ...rest] = argv;
+    if (first !== 'promote' && first !== 'pull')
+        return argv;
+    return [
+        '--mode',
+        first,
+        ...rest.map((a) => (a === '--to' ? '--image' : a.startsWith('--to=') ? `--image=${a.slice(5)}` : a)),
+    ];
+}
+function referenceInput(ref, name) {
+    try {
+        const r = parseReference(ref);
+        if (!r.tag && !r.digest)
+            r.tag = 'latest';
+        return r;
+    }
+    catch (err) {
+        throw new InputError(`${name}: ${err.message}`);
+    }
+}
+function checkedReference(ref) {
+    if (!ref)
+        return '';
+    try {
+        parseReference(ref);
+    }
+    catch (err) {
+        throw new InputError(`base-image: ${err.message}`);
+    }
+    return ref;
+}
+function rangedInteger(raw, name, min, max) {
+    const n = integer(raw, name);
+    if (n < min || n > max)
+        throw new InputError(`${name} must be between ${min} and ${max}, got ${n}`);
+    return n;
+}
+const DURATION_UNITS = {
+    s: 1000,
+    m: 60_000,
+    h: 3_600_000,
+    d: 86_400_000,
+    w: 604_800_000,
+};
+/** `45m`, `1h30m`, `5d`, `90s`: milliseconds. */
+function parseDuration(value, name) {
+    const v = value.trim();
+    if (!/^(\d+[smhdw])+$/.test(v))
+        throw new InputError(`${name} must be a duration like 45m, 1h30m or 5d, got "${value}"`);
+    let ms = 0;
+    for (const m of v.matchAll(/(\d+)([smhdw])/g))
+        ms += Number(m[1]) * DURATION_UNITS[m[2]];
+    if (ms <= 0)
+        throw new InputError(`${name} must be longer than zero, got "${value}"`);
+    if (!Number.isSafeInteger(ms))
+        throw new InputError(`${name} is too long, got "${value}"`);
+    return ms;
+}
+function oneOf(raw, name, allowed) {
+    const v = raw[name].trim().toLowerCase();
+    if (!allowed.includes(v))
+        throw new InputError(`${name} must be one of ${allowed.join(', ')}, got "${raw[name]}"`);
+    return v;
+}
+const UNITS = {
+    '': 1,
+    b: 1,
+    k: 1024,
+    kb: 1000,
+    kib: 1024,
+    m: 1024 ** 2,
+    mb: 1000 ** 2,
+    mib: 1024 ** 2,
+    g: 1024 ** 3,
+    gb: 1000 ** 3,
+    gib: 1024 ** 3,
+    t: 1024 ** 4,
+    tb: 1000 ** 4,
+    tib: 1024 ** 4,
+};
+/** `512MiB`, `1.5GB`, `1048576`: bytes, at least 1 MiB so a tree never shatters into tiny layers. */
+function parseSize(value, name) {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+    const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
+    if (!m || unit === undefined)
+        throw new InputError(`${name} must be a size like 512MiB or 1GB, got "${value}"`);
+    const bytes = Math.floor(Number(m[1]) * unit);
+    if (bytes < 1024 ** 2)
+        throw new InputError(`${name} must be at least 1MiB, got "${value}"`);
+    if (!Number.isSafeInteger(bytes))
+        throw new InputError(`${name} is too large, got "${value}"`);
+    return bytes;
+}
+/**
+ * `exclude`/`include` lines, checked here so that no glob reaches the walk that would fail there or
+ * silently match nothing: `/` alone (the whole root), a leading `!` (picomatch would negate it),
+ * `.`/`..` components (never in a walked path), and globs picomatch cannot compile.
+ */
+function pathPatterns(raw, name) {
+    const patterns = lines(raw[name]);
+    for (const p of patterns) {
+        const rel = relativePattern(p).replace(/^(\.\/+)+/, '');
+        if (rel === '' || rel === '.') {
+            throw new InputError(name === 'exclude'
+                ? `exclude "${p}" would leave out the whole root; name what to leave out below it (e.g. /var/cache)`
+                : `include "${p}" would keep everything, credentials and /proc too; name what to keep (e.g. /root/.docker/config.json)`);
+        }
+        if (rel.split('/').some((c) => c === '..' || c === '.'))
+            throw new InputError(`${name} "${p}": "." and ".." never match a captured path; write the path without them`);
+        checkGlob(rel, name, p);
+    }
+    return patterns;
+}
+/** `env-mask` lines: variable names or globs. */
+function globs(raw, name) {
+    const patterns = lines(raw[name]);
+    for (const p of patterns)
+        checkGlob(p, name, p);
+    return patterns;
+}
+function checkGlob(glob, name, asWritten) {
+    if (picomatch_default().scan(glob).negated) {
+        throw new InputError(`${name} "${asWritten}": a leading "!" would match everything else; ${name === 'exclude' ? 'use include to keep paths, or ' : ''}write "\\!" for a name that starts with "!"`);
+    }
+    try {
+        // `debug` makes picomatch throw instead of quietly compiling the glob to match nothing.
+        picomatch_default().makeRe(glob, { dot: true, debug: true });
+    }
+    catch {
+        throw new InputError(`${name} "${asWritten}" is not a valid glob (an unclosed brace or bracket, a range out of order, a trailing backslash, or too long); fix it or escape the character with a backslash`);
+    }
+}
+/** `from: oci:DIR[:TAG]`: an OCI layout that must be there to be read. */
+function layoutInput(from) {
+    if (!from.startsWith('oci:'))
+        return undefined;
+    const match = /^oci:([^:]+)(?::(.+))?$/.exec(from);
+    if (!match)
+        throw new InputError(`from "${from}" must be oci:DIR or oci:DIR:TAG`);
+    const dir = external_node_path_default().resolve(match[1]);
+    if (!statOf(external_node_path_default().join(dir, 'index.json'), 'from')?.isFile())
+        throw new InputError(`from ${from}: ${dir} is not an OCI image layout (no index.json); name the output directory of a dry run or a pull`);
+    return { dir, tag: match[2] ?? 'latest' };
+}
+/**
+ * `metadata-file`: written at the end, so checked now: not a directory, in a directory that exists
+ * (it is not made, like docker buildx's `--metadata-file`) and can be written, not inside the layout
+ * that replaces `output` whole.
+ */
+function metadataFileInput(value, layoutOutput) {
+    if (!value)
+        return '';
+    const file = external_node_path_default().resolve(value);
+    const name = 'metadata-file';
+    const st = statOf(file, name);
+    if (st?.isDirectory())
+        throw new InputError(`${name} ${file} is a directory; name a file (e.g. ${external_node_path_default().join(file, 'metadata.json')})`);
+    if (st && !st.isFile())
+        throw new InputError(`${name} ${file} exists and is not a regular file; choose another path`);
+    if (layoutOutput && (file === layoutOutput || file.startsWith(layoutOutput + (external_node_path_default()).sep)))
+        throw new InputError(`${name} ${file} is inside output ${layoutOutput}, which is replaced whole; put it elsewhere`);
+    const dir = external_node_path_default().dirname(file);
+    const parent = statOf(dir, name);
+    if (!parent)
+        throw new InputError(`${name} ${file}: directory ${dir} does not exist; create it first (it is not made for you) or choose another path`);
+    if (!parent.isDirectory())
+        throw new InputError(`${name} ${file}: ${dir} is not a directory`);
+    try {
+        (0,external_node_fs_namespaceObject.accessSync)(dir, external_node_fs_namespaceObject.constants.W_OK);
+    }
+    catch (err) {
+        throw new InputError(`${name} ${file}: directory ${dir} cannot be written (${err.code}); choose one this step can write to`);
+    }
+    return file;
+}
+/** The baseline file: made by the pre step (with its directory), so only what is in the way counts. */
+function baselineInput(file) {
+    if (!file)
+        return '';
+    const st = statOf(file, 'baseline');
+    if (st && !st.isFile())
+        throw new InputError(`baseline ${file} exists and is not a regular file; name a file`);
+    checkParents(file, 'baseline');
+    return file;
+}
+/** The nearest existing directory above `p` must be a directory (the rest can be made). */
+function checkParents(p, name) {
+    for (let dir = external_node_path_default().dirname(p);; dir = external_node_path_default().dirname(dir)) {
+        const st = statOf(dir, name);
+        if (st?.isDirectory())
+            return;
+        if (st)
+            throw new InputError(`${name} ${p}: ${dir} is not a directory; choose another path`);
+        if (dir === external_node_path_default().dirname(dir))
+            return;
+    }
+}
+/** lstat-free stat (a symlink to a directory is one): undefined when nothing is there. */
+function statOf(p, name) {
+    try {
+        return (0,external_node_fs_namespaceObject.statSync)(p);
+    }
+    catch (err) {
+        const code = err.code;
+        if (code === 'ENOENT' || code === 'ENOTDIR')
+            return undefined;
+        throw new InputError(`${name} ${p} cannot be checked (${code}); choose another path`);
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/log.ts
 const silentLogger = { info() { }, warn() { }, debug() { } };
 /**
@@ -34402,6 +35445,25 @@ class entries_EntryTable {
         delete extra.linkGroup;
         this.extras.set(i, extra);
     }
+    /** A copy without the entries at `drop`, none of which may be the parent of an entry that stays. */
+    without(drop) {
+        const out = new entries_EntryTable(this.keepsIdentity);
+        const newIndex = new Int32Array(this.length);
+        for (let i = 0; i < this.length; i++) {
+            newIndex[i] = out.length;
+            if (drop.has(i))
+                continue;
+            const parent = this.chunks[i >>> CHUNK_BITS].parent[i & SLOT];
+            if (parent !== NO_PARENT && drop.has(parent))
+                throw new Error('internal: a parent left out alone');
+            const e = this.get(i);
+            // Into the copy's own slabs: a view into this table's would keep all of them alive.
+            if (e.linkTarget)
+                e.linkTarget = out.keep(e.linkTarget);
+            out.push(e, parent === NO_PARENT ? NO_PARENT : newIndex[parent]);
+        }
+        return out;
+    }
     setXattrs(i, xattrs) {
         this.extras.set(i, { ...this.extras.get(i), xattrs });
     }
@@ -34473,14 +35535,24 @@ const VANISHED_ERRNO = new Set([2 /* ENOENT */, 20 /* ENOTDIR */]);
 class VanishedError extends Error {
 }
 /**
+ * The binding returns names as JS strings and refuses a name that is not UTF-8 ("Invalid attribute"):
+ * such a path is read again with getfattr, which gives the raw bytes.
+ */
+const NOT_UTF8_NAME = /Invalid attribute/;
+class NotUtf8NameError extends Error {
+}
+/**
  * The native xattr binding (@napi-rs/xattr, Rust's `xattr` crate: llistxattr/lgetxattr, so symlinks
- * are never followed). The bundle carries the glibc builds for x64 and arm64 runners in dist/native/;
- * from source, the npm package resolves its own. Loaded by hand because the package's loader cannot
- * find its `.node` file once bundled.
+ * are never followed). The bundle carries the glibc builds for x64 and arm64 runners in dist/native/,
+ * shared by both entry points: `./native/` from dist/index.js, `../native/` from dist/pre/index.js
+ * (resolved against the running file, so it works wherever dist/ is). From source, the npm package
+ * resolves its own. Loaded by hand because the package's loader cannot find its `.node` file once
+ * bundled. scripts/build.sh runs both entry points from a copy of dist/ to check they find it.
  */
 function loadBinding() {
     const require = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
-    const candidates = [`./native/xattr.linux-${process.arch}-gnu.node`, '@napi-rs/xattr'];
+    const shipped = `native/xattr.linux-${process.arch}-gnu.node`;
+    const candidates = [`./${shipped}`, `../${shipped}`, '@napi-rs/xattr'];
     for (const candidate of candidates) {
         try {
             const file = require.resolve(candidate);
@@ -34510,16 +35582,30 @@ function getBinding(log) {
  */
 function xattrs_readXattrs(path, log) {
     if (!isUtf8(path))
-        return readXattrsWithGetfattr(path);
-    const text = path.toString('utf8');
+        return tidy(readXattrsWithGetfattr(path), path, log);
     const binding = getBinding(log)?.binding;
-    return binding && readUtf8Xattrs(binding, text);
+    return binding && readUtf8Xattrs(binding, path, log);
 }
-/** The xattrs of a path the binding can take (valid UTF-8), tidied; failures as `tolerate` says. */
-function readUtf8Xattrs(binding, path) {
-    return tidy(listAndGet(binding, path, tolerate));
+/**
+ * The xattrs of a path the binding can take (valid UTF-8), tidied; failures as `tolerate` says. A
+ * name the binding cannot return (not UTF-8) sends the whole path to getfattr.
+ */
+function readUtf8Xattrs(binding, path, log) {
+    let found;
+    try {
+        found = listAndGet(binding, path.toString('utf8'), tolerate);
+    }
+    catch (err) {
+        if (!(err instanceof NotUtf8NameError))
+            throw err;
+        found = readXattrsWithGetfattr(path) ?? [];
+    }
+    return tidy(found, path, log);
 }
-/** Every name and value of `path`'s xattrs; `onError` decides about a failed call (throw, or skip). */
+/**
+ * Every name (as a latin1 string of its bytes) and value of `path`'s xattrs; `onError` decides about a
+ * failed call (throw, or skip). Runs on the worker too, from its source text: self-contained.
+ */
 function listAndGet(binding, path, onError) {
     let names;
     try {
@@ -34540,15 +35626,33 @@ function listAndGet(binding, path, onError) {
             continue; // removed between list and get
         }
         if (value)
-            out.push([name, Buffer.from(value)]);
+            out.push([Buffer.from(name, 'utf8').toString('latin1'), Buffer.from(value)]);
     }
     return out;
 }
-/** Host-only labels dropped, sorted by name (the fingerprint and the tar must not depend on the kernel's order). */
-function tidy(xattrs) {
-    const out = xattrs.filter(([name]) => !SKIPPED.has(name));
+/**
+ * What an image can carry, sorted by name (the fingerprint and the tar must not depend on the kernel's
+ * order). Host-only labels are dropped. So is a name holding `=`, with a warning: a PAX record is
+ * `key=value` and every reader (Go's archive/tar: umoci, containerd, docker) splits at the first `=`,
+ * so `user.a=b` = `v` would come back as `user.a` = `b=v`. Names that are not UTF-8 are carried: Go
+ * reads and sets their bytes verbatim. Every mode reads xattrs through here, so the tar, the layer
+ * fingerprint and the baseline's xattr digest all see the same list.
+ */
+function tidy(xattrs, path, log) {
+    const out = (xattrs ?? []).filter(([name]) => {
+        if (SKIPPED.has(name))
+            return false;
+        if (!name.includes('='))
+            return true;
+        log.warn(`${log_show(path)}: extended attribute ${showName(name)} left out: its name holds "=", which a tar (PAX) record cannot carry`);
+        return false;
+    });
     out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return out.length ? out : undefined;
+}
+/** An xattr name (latin1 string of its bytes) fit for a log line. */
+function showName(name) {
+    return `"${log_show(Buffer.from(name, 'latin1'))}"`;
 }
 /** Paths per message to the xattr worker; a walk smaller than one batch reads them itself. */
 const BATCH = 2048;
@@ -34572,13 +35676,11 @@ class XattrReader {
     }
     add(index, path) {
         if (!(0,external_node_buffer_.isUtf8)(path)) {
-            const xattrs = ignoreVanished(() => readXattrsWithGetfattr(path));
-            if (xattrs)
-                this.found.set(index, xattrs);
+            this.keep(index, path, () => readXattrsWithGetfattr(path));
             return;
         }
         this.indices.push(index);
-        this.paths.push(path.toString('utf8'));
+        this.paths.push(path);
         if (this.paths.length >= BATCH)
             this.send();
     }
@@ -34589,7 +35691,7 @@ class XattrReader {
             if (loadedBinding && this.paths.length && !this.worker) {
                 // A small walk: not worth a thread.
                 this.paths.forEach((p, k) => {
-                    const xattrs = ignoreVanished(() => readUtf8Xattrs(loadedBinding.binding, p));
+                    const xattrs = ignoreVanished(() => readUtf8Xattrs(loadedBinding.binding, p, this.log));
                     if (xattrs)
                         this.found.set(this.indices[k], xattrs);
                 });
@@ -34605,6 +35707,12 @@ class XattrReader {
             await this.worker?.terminate();
         }
     }
+    /** Keeps what `read` finds for entry `index`, as an image can carry it. */
+    keep(index, path, read) {
+        const xattrs = tidy(ignoreVanished(() => read()), path, this.log);
+        if (xattrs)
+            this.found.set(index, xattrs);
+    }
     send() {
         const paths = this.paths;
         const indices = this.indices;
@@ -34614,16 +35722,17 @@ class XattrReader {
         if (!worker)
             return;
         const id = this.sent.length;
-        const reply = new Promise((resolve, reject) => this.waiting.set(id, { indices, resolve, reject }));
+        const reply = new Promise((resolve, reject) => this.waiting.set(id, { indices, paths, resolve, reject }));
         reply.catch(() => { }); // heard in finish(); a walk that failed before it must not crash on it
         this.sent.push(reply);
-        worker.postMessage({ id, paths });
+        worker.postMessage({ id, paths: paths.map((p) => p.toString('utf8')) });
     }
     start() {
         const file = getBinding(this.log)?.file;
         if (!file)
             return null;
         // The worker runs listAndGet itself (its compiled source): one definition of how xattrs are read.
+        // A path with a name the binding cannot return comes back in `notUtf8`, for getfattr.
         const code = `
       const { parentPort, workerData } = require('node:worker_threads');
       const binding = require(workerData.file);
@@ -34631,28 +35740,49 @@ class XattrReader {
       parentPort.on('message', ({ id, paths }) => {
         const found = [];
         const failures = [];
+        const notUtf8 = [];
         paths.forEach((path, k) => {
+          let failed = false;
           const xattrs = listAndGet(binding, path, (err) => {
-            const errno = Number(/os error (\\d+)/.exec(String(err && err.message))?.[1]);
-            if (!workerData.ignored.includes(errno)) failures.push(path + ': ' + String(err && err.message));
+            const message = String(err && err.message);
+            if (new RegExp(workerData.notUtf8).test(message)) {
+              if (!failed) notUtf8.push(k);
+              failed = true;
+              return;
+            }
+            const errno = Number(/os error (\\d+)/.exec(message)?.[1]);
+            if (!workerData.ignored.includes(errno)) failures.push(path + ': ' + message);
           });
-          if (xattrs.length) found.push([k, xattrs]);
+          if (xattrs.length && !failed) found.push([k, xattrs]);
         });
-        parentPort.postMessage({ id, found, failures });
+        parentPort.postMessage({ id, found, failures, notUtf8 });
       });`;
         const worker = new external_node_worker_threads_.Worker(code, {
             eval: true,
-            workerData: { file, ignored: [...TOLERATED_ERRNO, ...VANISHED_ERRNO] },
+            workerData: {
+                file,
+                ignored: [...TOLERATED_ERRNO, ...VANISHED_ERRNO],
+                notUtf8: NOT_UTF8_NAME.source,
+            },
         });
         // Never what keeps the process alive: a failed walk ends without waiting on it.
         worker.unref();
         worker.on('message', (m) => {
             const job = this.waiting.get(m.id);
             this.waiting.delete(m.id);
-            for (const [k, xattrs] of m.found) {
-                const tidied = tidy(xattrs.map(([n, v]) => [n, Buffer.from(v.buffer, v.byteOffset, v.byteLength)]));
-                if (tidied)
-                    this.found.set(job.indices[k], tidied);
+            try {
+                for (const [k, xattrs] of m.found) {
+                    const read = xattrs.map(([n, v]) => [
+                        n,
+                        Buffer.from(v.buffer, v.byteOffset, v.byteLength),
+                    ]);
+                    this.keep(job.indices[k], job.paths[k], () => read);
+                }
+                for (const k of m.notUtf8)
+                    this.keep(job.indices[k], job.paths[k], () => readXattrsWithGetfattr(job.paths[k]));
+            }
+            catch (err) {
+                this.failure ??= err;
             }
             if (m.failures.length)
                 this.failure ??= new Error(`cannot read extended attributes: ${m.failures[0]}`);
@@ -34678,6 +35808,8 @@ function ignoreVanished(read) {
     }
 }
 function tolerate(err) {
+    if (NOT_UTF8_NAME.test(String(err?.message)))
+        throw new NotUtf8NameError(String(err));
     const errno = Number(/os error (\d+)/.exec(String(err?.message))?.[1]);
     if (VANISHED_ERRNO.has(errno))
         throw new VanishedError(String(err));
@@ -34696,15 +35828,17 @@ function readXattrsWithGetfattr(path) {
             throw new VanishedError(why);
         if (/Operation not supported/.test(why))
             return undefined;
-        throw new Error(`cannot read the extended attributes of ${log_show(path)} (a non-UTF-8 path needs getfattr, package "attr"): ${why.trim() || res.error?.message}`);
+        throw new Error(`cannot read the extended attributes of ${log_show(path)} (non-UTF-8 paths and names are read with getfattr, package "attr"): ${why.trim() || res.error?.message}`);
     }
+    // getfattr prints a name's bytes as they are, except backslash, `=`, newline and CR, written as
+    // `\ooo` (octal): unescaped, the name is a latin1 string of its bytes again.
     const out = [];
     for (const line of res.stdout.split('\n')) {
-        const m = /^([^#=][^=]*)=0s(.*)$/.exec(line);
-        if (m && !SKIPPED.has(m[1]))
-            out.push([m[1], Buffer.from(m[2], 'base64')]);
-        else if (/^[^#=][^=]*=$/.test(line))
-            out.push([line.slice(0, -1), Buffer.alloc(0)]);
+        const m = /^([^#=][^=]*)=(?:0s(.*))?$/.exec(line);
+        if (!m)
+            continue;
+        const name = m[1].replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
+        out.push([name, Buffer.from(m[2] ?? '', 'base64')]);
     }
     return out.length ? out : undefined;
 }
@@ -34716,8 +35850,9 @@ function readXattrsWithGetfattr(path) {
 
 
 
+
 const WHITEOUT_PREFIX = '.wh.';
-class WhiteoutNameError extends Error {
+class WhiteoutNameError extends failure_UserError {
 }
 /** Entries between two yields to the event loop (timers, progress lines) during the walk. */
 const YIELD_EVERY = 4096;
@@ -34740,6 +35875,7 @@ async function walk_walk(opts) {
     const mayRead = readPermission();
     const { filter, log } = opts;
     const xattrs = new XattrReader(log);
+    const credentials = new CredentialInodes();
     // Each entry's absolute path is made once; its root-relative path is the tail of it.
     const relStart = rootBuf.length === 1 ? 1 : rootBuf.length + 1;
     /**
@@ -34788,11 +35924,19 @@ async function walk_walk(opts) {
         if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key))
             return;
         const rel = abs.subarray(relStart);
+        if (rel.length + 1 > MAX_IMAGE_PATH) {
+            leaveOutLong(rel);
+            return;
+        }
         let st;
         try {
             st = (0,external_node_fs_namespaceObject.lstatSync)(abs, { bigint: true });
         }
         catch (err) {
+            if (isTooLong(err)) {
+                leaveOutLong(rel); // a long root: the host path is over PATH_MAX before the image path is
+                return;
+            }
             if (!isGone(err))
                 throw err;
             log.warn(`${log_show(abs)} vanished while it was walked; left out`);
@@ -34802,6 +35946,8 @@ async function walk_walk(opts) {
         let childMode = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
         if (rule) {
             const reaches = isDir && filter.leadsToInclude(key);
+            if (rule.action === 'drop' && rule.credential)
+                credentials.add(abs, rel, st, rule.reason);
             if (rule.action === 'drop' && !reaches) {
                 excluded.push({ path: rel, reason: rule.reason, ...(rule.warn ? { warn: true } : {}) });
                 return;
@@ -34843,6 +35989,11 @@ async function walk_walk(opts) {
         if (isDir && childMode)
             await visitDir(abs, key, childMode, index);
     }
+    /** An entry whose path no extractor could create, left out with whatever is below it. */
+    function leaveOutLong(rel) {
+        log.warn(`left out /${walk_showShortened(rel)} and anything below it: its path is ${rel.length + 1} bytes, longer than image tools can unpack (${MAX_IMAGE_PATH}; see README, "Limits")`);
+        excluded.push({ path: rel, reason: `path over ${MAX_IMAGE_PATH} bytes` });
+    }
     function toEntry(rel, abs, st) {
         const { sec, nsec } = splitNs(st.mtimeNs);
         const ctime = splitNs(st.ctimeNs);
@@ -34875,7 +36026,76 @@ async function walk_walk(opts) {
     await visitDir(rootBuf, '/', 'normal', NO_PARENT);
     for (const [i, found] of await xattrs.finish())
         entries.setXattrs(i, found);
-    return { entries, excluded, sockets, unreadable };
+    const kept = credentials.size ? withoutCredentialLinks(entries, credentials, excluded, log) : entries;
+    return { entries: kept, excluded, sockets, unreadable };
+}
+/**
+ * The inodes of files left out as credentials that have other names (hardlinks): `dev:ino`, as an
+ * entry's `linkGroup`, to the credential's path and what it holds. A credential directory
+ * (`~/.config/gcloud`) gives the inodes of every file below it.
+ */
+class CredentialInodes extends Map {
+    add(abs, rel, st, reason) {
+        const what = reason.replace(/^credentials: /, '');
+        if (!st.isDirectory()) {
+            if (st.nlink > 1n)
+                this.set(`${st.dev}:${st.ino}`, { path: Buffer.from(rel), what });
+            return this;
+        }
+        let names;
+        try {
+            names = (0,external_node_fs_namespaceObject.readdirSync)(abs, { encoding: 'latin1' });
+        }
+        catch {
+            return this; // unreadable: nothing of it is captured under another name either
+        }
+        for (const name of names) {
+            const child = paths_joinPath(abs, name);
+            try {
+                this.add(child, paths_joinPath(rel, name), (0,external_node_fs_namespaceObject.lstatSync)(child, { bigint: true }), reason);
+            }
+            catch {
+                // gone, or a path too long to look at: not captured elsewhere through this name
+            }
+        }
+        return this;
+    }
+}
+/**
+ * A credential is left out under every name: the entries that are hardlinks of one (same device and
+ * inode), wherever the walk met them, before or after the credential's own path, are taken out of the
+ * table, each with a warning. Directories are never hardlinks, so every parent stays.
+ */
+function withoutCredentialLinks(entries, credentials, excluded, log) {
+    const drop = new Set();
+    for (let i = 0; i < entries.length; i++) {
+        const group = entries.linkGroup(i);
+        const credential = group === undefined ? undefined : credentials.get(group);
+        if (!credential)
+            continue;
+        const path = entries.path(i);
+        drop.add(i);
+        excluded.push({ path, reason: `same file as /${log_show(credential.path)} (credentials)` });
+        log.warn(`left out /${log_show(path)}: the same file (a hardlink) as /${log_show(credential.path)}, left out as ${credential.what}; add /${log_show(credential.path)} to include to keep both`);
+    }
+    return drop.size ? entries.without(drop) : entries;
+}
+/**
+ * The longest path (with its leading `/`) an entry of the image may have. Extractors create entries
+ * by their whole path (umoci, containerd and docker in Go; tar too, without openat), so one past the
+ * kernel's PATH_MAX (4096 bytes with its NUL) fails every unpack, and the path is prefixed by the
+ * directory the runtime unpacks into (containerd's and docker's are 80 to 100 bytes): 256 bytes are
+ * left for it. Deeper entries are left out, with a warning, rather than make an image none can use.
+ */
+const MAX_IMAGE_PATH = 4096 - 256;
+/** A path of any length for one log line: its start and end, with the middle left out. */
+function walk_showShortened(p, keep = 60) {
+    if (p.length <= 2 * keep + 3)
+        return log_show(p);
+    return `${log_show(p.subarray(0, keep))}…${log_show(p.subarray(p.length - keep))}`;
+}
+function isTooLong(err) {
+    return err.code === 'ENAMETOOLONG';
 }
 const READS_ALL = () => true;
 /** Whether this process may read a file, by its mode bits (root reads everything). */
@@ -34997,28 +36217,65 @@ function whiteouts_groupWhiteouts(entries, deletions, opaque) {
 
 
 
-class OverlayError extends (/* unused pure expression or super */ null && (Error)) {
+
+class OverlayError extends (/* unused pure expression or super */ null && (UserError)) {
 }
 /** overlayfs's own bookkeeping xattrs, in the trusted (root) and user (unprivileged) namespaces. */
 const OVERLAY_XATTR = /^(trusted|user)\.overlay\./;
-/** The overlay mounted exactly at `root`, when its upper dir can be read. */
-async function findOverlay(root, mounts) {
+/**
+ * The overlay of `root`: the one mountinfo shows mounted exactly there, with its upper dir read at
+ * `given` (the `upper` input) when set, else at the path mountinfo names when this process can read it.
+ * `given` alone is enough: mountinfo may not show the overlay at all (a root that was pivoted into).
+ */
+async function findOverlay(root, mounts, given = '') {
     const resolved = external_node_path_default().resolve(root);
     // The last mount at a path is the one in effect.
     const mount = [...mounts].reverse().find((m) => m.mountPoint.toString() === resolved);
-    if (!mount || mount.fsType !== 'overlay')
-        return null;
-    const options = splitOptions(mount.superOptions);
-    const upper = options.get('upperdir');
-    if (!upper)
-        return null;
+    const options = mount?.fsType === 'overlay' ? splitOptions(mount.superOptions) : null;
+    const mounted = options !== null;
+    const upper = options?.get('upperdir');
+    const work = options?.get('workdir');
+    if (given) {
+        // mountinfo's paths are from the mounter's view; the work dir usually sits beside the upper dir.
+        const beside = upper && work && external_node_path_default().dirname(upper) === external_node_path_default().dirname(work)
+            ? external_node_path_default().join(external_node_path_default().dirname(given), external_node_path_default().basename(work))
+            : undefined;
+        const found = [beside, work].find((d) => d !== undefined && isReadableDir(d));
+        return { upper: given, ...(found ? { work: found } : {}), mounted, given: true };
+    }
+    if (!upper || !isReadableDir(upper))
+        return null; // not visible from here: set upper, or use the baseline
+    return { upper, ...(work && isReadableDir(work) ? { work } : {}), mounted, given: false };
+}
+/**
+ * The overlay's own storage (upper and work dirs) when it lies inside root, as with `/rw/.snap/upper`
+ * under `/`: never part of the capture, which would otherwise hold every change twice.
+ */
+function overlayStorage(overlay) {
+    return overlay ? [overlay.upper, overlay.work ?? ''].filter(Boolean) : [];
+}
+/** Refuses an `upper` input that cannot be the upper dir of root, with one line saying why. */
+async function checkUpper(upper, root) {
+    const st = await (0,promises_namespaceObject.stat)(upper).catch((err) => {
+        const why = err.code === 'ENOENT' ? 'does not exist' : `cannot be read: ${err.code ?? err.message}`;
+        throw new InputError(`upper ${upper} ${why}; give the overlay's upper dir as this job sees it (e.g. /rw/.snap/upper)`);
+    });
+    if (!st.isDirectory())
+        throw new InputError(`upper ${upper} is not a directory; give the overlay's upper dir as this job sees it`);
+    if (external_node_path_default().resolve(upper) === external_node_path_default().resolve(root))
+        throw new InputError(`upper ${upper} is root itself; give the overlay's upper dir, not its merged view`);
+    await (0,promises_namespaceObject.access)(upper, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.X_OK).catch(() => {
+        throw new InputError(`upper ${upper} cannot be read: permission denied; run the step as root or with sudo`);
+    });
+}
+function isReadableDir(dir) {
     try {
-        await (0,promises_namespaceObject.access)(upper, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.X_OK);
+        (0,external_node_fs_namespaceObject.accessSync)(dir, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.X_OK);
+        return (0,external_node_fs_namespaceObject.statSync)(dir).isDirectory();
     }
     catch {
-        return null; // not visible from here (another mount namespace): fall back to the baseline
+        return false;
     }
-    return { upper, work: options.get('workdir') };
 }
 /** Mount options are comma-separated; a comma inside a value is escaped with a backslash. */
 function splitOptions(s) {
@@ -35096,749 +36353,8 @@ async function mergedEntry(rootBuf, upperEntry, log) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/walk/mountinfo.ts
-
-/** Filesystem types whose contents are made up by the kernel or live in memory: never part of an image. */
-const VIRTUAL_FS_TYPES = new Set([
-    'proc',
-    'sysfs',
-    'devtmpfs',
-    'devpts',
-    'tmpfs',
-    'cgroup',
-    'cgroup2',
-    'mqueue',
-    'debugfs',
-    'tracefs',
-    'securityfs',
-    'bpf',
-    'pstore',
-    'configfs',
-    'fusectl',
-    'hugetlbfs',
-    'binfmt_misc',
-    'autofs',
-    'nsfs',
-    'efivarfs',
-    'ramfs',
-    'rpc_pipefs',
-]);
-/**
- * Parses /proc/self/mountinfo (proc(5)): field 5 is the mount point, the fields after the lone `-` are
- * the filesystem type, the source and the super options. Mount points escape space, tab, newline and
- * backslash as `\040`, `\011`, `\012`, `\134`.
- */
-function parseMountInfo(text) {
-    const mounts = [];
-    for (const line of text.toString('latin1').split('\n')) {
-        if (!line)
-            continue;
-        const fields = line.split(' ');
-        const dash = fields.indexOf('-', 6);
-        if (fields.length < 7 || dash < 0)
-            continue;
-        mounts.push({
-            mountPoint: Buffer.from(decodeOctalEscapes(fields[4]), 'latin1'),
-            fsType: fields[dash + 1] ?? '',
-            superOptions: decodeOctalEscapes(fields[dash + 3] ?? ''),
-        });
-    }
-    return mounts;
-}
-function decodeOctalEscapes(s) {
-    return s.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
-}
-async function readMounts(path = '/proc/self/mountinfo') {
-    try {
-        return parseMountInfo(await (0,promises_namespaceObject.readFile)(path));
-    }
-    catch {
-        return []; // not Linux, or /proc not mounted: nothing to leave out on that account
-    }
-}
-/** Swap files listed in /proc/swaps (swap partitions are devices, not files in the tree). */
-async function readSwapFiles(path = '/proc/swaps') {
-    try {
-        const lines = (await (0,promises_namespaceObject.readFile)(path)).toString('latin1').split('\n').slice(1);
-        return lines
-            .map((l) => l.split(/\s+/))
-            .filter((f) => f[1] === 'file')
-            .map((f) => Buffer.from(decodeOctalEscapes(f[0]), 'latin1'));
-    }
-    catch {
-        return [];
-    }
-}
-
-// EXTERNAL MODULE: external "node:util"
-var external_node_util_ = __nccwpck_require__(7975);
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
-var external_node_zlib_default = /*#__PURE__*/__nccwpck_require__.n(external_node_zlib_);
-;// CONCATENATED MODULE: ./src/image/oci.ts
-/** OCI image-spec v1.1 types and media types: plain data, no IO. */
-const MediaType = {
-    manifest: 'application/vnd.oci.image.manifest.v1+json',
-    index: 'application/vnd.oci.image.index.v1+json',
-    config: 'application/vnd.oci.image.config.v1+json',
-    layerTar: 'application/vnd.oci.image.layer.v1.tar',
-    layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-    layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-    dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-    dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-};
-const Annotation = {
-    created: 'org.opencontainers.image.created',
-    source: 'org.opencontainers.image.source',
-    revision: 'org.opencontainers.image.revision',
-    refName: 'org.opencontainers.image.ref.name',
-    baseName: 'org.opencontainers.image.base.name',
-    baseDigest: 'org.opencontainers.image.base.digest',
-};
-
-;// CONCATENATED MODULE: ./src/util/limit.ts
-/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
-function limiter(n) {
-    let active = 0;
-    // A queue read from `head`: Array#shift copies the array, which is quadratic over a long queue.
-    let queue = [];
-    let head = 0;
-    const next = () => {
-        if (active >= n || head >= queue.length)
-            return;
-        const start = queue[head];
-        // Let go of it now: a started job's closure holds what the job works on (a 1 MiB block, say).
-        queue[head++] = null;
-        if (head > 1024 && head * 2 > queue.length) {
-            queue = queue.slice(head);
-            head = 0;
-        }
-        active++;
-        start();
-    };
-    return (job) => new Promise((resolve, reject) => {
-        queue.push(() => {
-            job()
-                .then(resolve, reject)
-                .finally(() => {
-                active--;
-                next();
-            });
-        });
-        next();
-    });
-}
-
-;// CONCATENATED MODULE: ./src/layer/compress.ts
-
-
-
-
-
-
-const LEVELS = {
-    // gzip level 1: compression bounds a full capture. Measured on a 1.7 GB rootfs (bench/RESULTS.md):
-    // level 6 took 1.7x as long for layers only 7 % smaller; every later pull reads either quickly.
-    gzip: { min: 1, max: 9, default: 1 },
-    zstd: { min: 1, max: 19, default: 3 },
-    none: { min: 0, max: 0, default: 0 },
-};
-const LAYER_MEDIA_TYPE = {
-    gzip: MediaType.layerGzip,
-    zstd: MediaType.layerZstd,
-    none: MediaType.layerTar,
-};
-/** Zstandard needs Node's zlib with zstd (Node 22.15+/24): the action's own runtime has it. */
-function zstdAvailable() {
-    return typeof (external_node_zlib_default()).zstdCompress === 'function';
-}
-/**
- * A compressing stream. gzip and zstd cut the stream into blocks compressed side by side on the libuv
- * pool (two per core at most, across every layer), so a single layer keeps every core busy.
- */
-function compressor(kind, level) {
-    switch (kind) {
-        case 'gzip':
-            return new BlockCompressor(gzipBlocks(level));
-        case 'zstd':
-            if (!zstdAvailable())
-                throw new Error('zstd compression needs Node.js 22.15 or newer (the action runs on node24)');
-            return new BlockCompressor(zstdFrames(level));
-        case 'none':
-            return new PassThrough({ highWaterMark: 1024 * 1024 });
-    }
-}
-const deflateRaw = (0,external_node_util_.promisify)((external_node_zlib_default()).deflateRaw);
-/** Deflate looks back at most 32 KiB: each block is primed with that much of the one before it. */
-const WINDOW = (/* unused pure expression or super */ null && (32 * 1024));
-/**
- * gzip as pigz writes it: 2 MiB blocks, each deflated with the 32 KiB before it as its dictionary
- * and ended by a sync flush, so the raw deflate outputs concatenate into one stream that the last
- * block finishes; one ordinary gzip member that every reader reads. On a 0.7 GB tar: 9.1 s against
- * 15.2 s for one zlib stream and 9.5 s for `pigz -p2`, at the same size and less CPU than either.
- */
-function gzipBlocks(level) {
-    // 2 MiB: each block also hashes the 32 KiB before it, 1.5 % more input (3 % at 1 MiB).
-    const blockSize = 2 * 1024 * 1024;
-    let crc = 0;
-    let length = 0;
-    return {
-        blockSize,
-        // RFC 1952 header as zlib writes it: no name, no mtime; XFL says "fastest" or "best"; OS Unix.
-        header: Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level === 1 ? 4 : level === 9 ? 2 : 0, 3]),
-        observe(block) {
-            crc = zlib.crc32(block, crc);
-            length += block.length;
-        },
-        window: WINDOW,
-        compress: (block, before, last) => deflateRaw(block, {
-            level,
-            ...(before.length ? { dictionary: before } : {}),
-            finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-            // Room for the whole output even when nothing compresses: one pool round trip per block
-            // (16 KiB outputs made 30 of them, and cost a fifth more CPU).
-            chunkSize: blockSize + 64 * 1024,
-        }),
-        trailer() {
-            const t = Buffer.alloc(8);
-            t.writeUInt32LE(crc >>> 0, 0);
-            t.writeUInt32LE(length % 2 ** 32, 4);
-            return t;
-        },
-    };
-}
-/**
- * zstd as independent 4 MiB frames, one after another: a stream of several frames is a valid zstd
- * stream (RFC 8878, 3.1) that every decoder reads, containerd's and `zstd -d` alike. On 300 MB of a
- * rootfs tar (Node 24): 2.6 s against 4.8 s for one stream, 0.3 % larger.
- */
-function zstdFrames(level) {
-    const z = zlib;
-    const zstdCompress = promisify(z.zstdCompress);
-    const blockSize = 4 * 1024 * 1024;
-    return {
-        blockSize,
-        header: Buffer.alloc(0),
-        window: 0,
-        compress: (block) => zstdCompress(block, {
-            params: { [z.constants.ZSTD_c_compressionLevel]: level },
-            chunkSize: blockSize + 64 * 1024,
-        }),
-        trailer: () => Buffer.alloc(0),
-    };
-}
-/**
- * Blocks compressed at once across every layer: two per core. With one per core, a core idled
- * whenever the main thread was busy (reading small files, hashing) as a block finished, since only
- * the main thread starts the next one: a 4.1 GB capture took 55.8 s instead of 52.0.
- */
-const compressing = limiter(2 * external_node_os_default().availableParallelism());
-/** Blocks of one stream queued or in flight at once. */
-const PER_STREAM = external_node_os_default().availableParallelism() + 1;
-/**
- * Cuts a stream into the codec's blocks, compresses several at a time, and passes the
- * results on in order. The bytes depend only on the input, the codec and the level (never on how the
- * input arrived or which block finished first), so layers stay reproducible.
- */
-class BlockCompressor extends external_node_stream_.Transform {
-    codec;
-    held = [];
-    heldBytes = 0;
-    before = Buffer.alloc(0);
-    inFlight = [];
-    constructor(codec) {
-        super({ readableHighWaterMark: codec.blockSize });
-        this.codec = codec;
-        if (codec.header.length)
-            this.push(codec.header);
-    }
-    _transform(chunk, _enc, done) {
-        this.held.push(chunk);
-        this.heldBytes += chunk.length;
-        this.drain(false).then(() => done(), done);
-    }
-    _flush(done) {
-        this.drain(true).then(() => {
-            this.push(this.codec.trailer());
-            done();
-        }, done);
-    }
-    /** Starts every whole block held (at the end: the rest, as the last block, even if empty). */
-    async drain(end) {
-        const size = this.codec.blockSize;
-        while (this.heldBytes > size || (!end && this.heldBytes === size)) {
-            const all = this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes);
-            const rest = all.subarray(size);
-            this.held = rest.length ? [rest] : [];
-            this.heldBytes = rest.length;
-            await this.start(all.subarray(0, size), false);
-        }
-        if (!end)
-            return;
-        await this.start(Buffer.concat(this.held, this.heldBytes), true);
-        this.held = [];
-        this.heldBytes = 0;
-        while (this.inFlight.length)
-            this.push(await this.inFlight.shift());
-    }
-    /** Queues a block; once PER_STREAM are in flight, waits for the oldest and passes it on. */
-    async start(block, last) {
-        this.codec.observe?.(block);
-        const before = this.before;
-        // A copy: a view would keep the whole input buffer it came from alive.
-        if (this.codec.window)
-            this.before = Buffer.from(block.subarray(-this.codec.window));
-        const job = compressing(() => this.codec.compress(block, before, last));
-        job.catch(() => { }); // awaited in order below; a rejection is reported there
-        this.inFlight.push(job);
-        if (this.inFlight.length >= PER_STREAM)
-            this.push(await this.inFlight.shift());
-    }
-}
-
-;// CONCATENATED MODULE: ./src/registry/reference.ts
-/**
- * Image references, by the grammar of distribution's `reference` package, with Docker Hub's
- * normalisation (`ubuntu` → `docker.io/library/ubuntu`).
- */
-class ReferenceError extends Error {
-}
-const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
-const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
-const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$/;
-const DOCKER_HUB = 'docker.io';
-function parseReference(input) {
-    const ref = input.trim();
-    const bad = (why) => new ReferenceError(`invalid image reference "${ref}": ${why}`);
-    if (!ref)
-        throw bad('it is empty');
-    if (ref.length > 255 + 128 + 80)
-        throw bad('it is too long');
-    let rest = ref;
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest))
-            throw bad(`"${digest}" is not a digest (algorithm:hex)`);
-    }
-    let tag;
-    const lastSlash = rest.lastIndexOf('/');
-    const colon = rest.indexOf(':', lastSlash + 1);
-    if (colon >= 0) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-        if (!TAG.test(tag))
-            throw bad(`tag "${tag}" must match [A-Za-z0-9_][A-Za-z0-9._-]{0,127}`);
-    }
-    let registry = DOCKER_HUB;
-    let path = rest;
-    const slash = rest.indexOf('/');
-    const first = slash >= 0 ? rest.slice(0, slash) : '';
-    // Like docker: the first component is a registry when it looks like a host (a dot, a port) or is localhost.
-    if (slash >= 0 &&
-        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
-        registry = first;
-        path = rest.slice(slash + 1);
-        if (!HOST.test(registry))
-            throw bad(`"${registry}" is not a registry host`);
-    }
-    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
-        registry = DOCKER_HUB;
-    if (!path)
-        throw bad('the repository name is missing');
-    if (path !== path.toLowerCase())
-        throw bad('repository names must be lowercase');
-    for (const c of path.split('/')) {
-        if (!COMPONENT.test(c))
-            throw bad(`"${c}" is not a valid repository path component`);
-    }
-    if (registry === DOCKER_HUB && !path.includes('/'))
-        path = `library/${path}`;
-    if (registry.length + 1 + path.length > 255)
-        throw bad('the repository name is longer than 255 characters');
-    return { registry, repository: path, tag, digest };
-}
-/** The references a snapshot is pushed to: at least one, each with a tag, all in one repository. */
-function parseTargets(lines) {
-    const refs = lines.map(parseReference);
-    for (const r of refs) {
-        if (r.digest)
-            throw new ReferenceError(`image "${format(r)}" names a digest; name a tag to push to (digests are computed)`);
-        r.tag ??= 'latest';
-    }
-    const repos = new Set(refs.map((r) => `${r.registry}/${r.repository}`));
-    if (repos.size > 1) {
-        throw new ReferenceError(`all images must be in one repository, got ${[...repos].join(' and ')}; push twice to reach two`);
-    }
-    return refs;
-}
-function format(r) {
-    return `${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
-}
-
-;// CONCATENATED MODULE: ./src/inputs.ts
-
-
-
-
-/** Bad input: reported as one line, exit 1, before anything is written. */
-class InputError extends Error {
-}
-/** Every input, for the action (`INPUT_<NAME>`) and the CLI (`--<name>`). action.yml says the same. */
-const INPUT_SPECS = [
-    {
-        name: 'image',
-        description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest',
-        default: '',
-        list: true,
-    },
-    { name: 'root', description: 'Root of the filesystem to capture', default: '/' },
-    {
-        name: 'dry-run',
-        description: 'Write an OCI image layout to `output` instead of pushing',
-        default: 'false',
-        boolean: true,
-    },
-    {
-        name: 'output',
-        description: 'Directory of the OCI image layout written by a dry run',
-        default: 'snapshot-layout',
-    },
-    {
-        name: 'exclude',
-        description: 'Paths or globs to leave out, one per line, as if root were /',
-        default: '',
-        list: true,
-    },
-    {
-        name: 'include',
-        description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out',
-        default: '',
-        list: true,
-    },
-    { name: 'compression', description: 'Layer compression: gzip, zstd or none', default: 'gzip' },
-    {
-        name: 'compression-level',
-        description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)',
-        default: '',
-    },
-    {
-        name: 'layer-size',
-        description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree',
-        default: '512MiB',
-    },
-    {
-        name: 'base-image',
-        description: 'The image the sandbox started from (optionally @digest): its layers are reused and only changes captured. Default: SNAPSHOT_BASE_IMAGE',
-        default: '',
-    },
-    {
-        name: 'changes',
-        description: 'How changes are found: auto (overlay upper dir, else the baseline when one was recorded, else full), overlay, baseline, or full',
-        default: 'auto',
-    },
-    {
-        name: 'baseline',
-        description: 'Baseline index written by the pre step and read by the main step (default: in RUNNER_TEMP)',
-        default: '',
-    },
-    {
-        name: 'metadata-file',
-        description: 'Write a JSON file describing the result (schema: metadata.schema.json)',
-        default: '',
-    },
-    {
-        name: 'mode',
-        description: 'snapshot (capture root), promote (copy `from` to `image` without recapturing) or pull (fetch `from` into `output`)',
-        default: 'snapshot',
-    },
-    {
-        name: 'from',
-        description: 'The source image (tag or @digest) of promote and pull; for promote also oci:DIR[:TAG], an OCI layout',
-        default: '',
-    },
-    {
-        name: 'token',
-        description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
-        default: '',
-    },
-    { name: 'username', description: 'Registry username (with password)', default: '' },
-    { name: 'password', description: 'Registry password (with username)', default: '' },
-    {
-        name: 'insecure-registry',
-        description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)',
-        default: 'false',
-        boolean: true,
-    },
-    { name: 'concurrency', description: 'Layers compressed and uploaded at once (1-16)', default: '4' },
-    {
-        name: 'max-age',
-        description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
-        default: '',
-    },
-    {
-        name: 'persist-env',
-        description: "Keep the job's PATH and the variables its steps set in the image's Env (never runner variables or secret-looking names)",
-        default: 'true',
-        boolean: true,
-    },
-    {
-        name: 'env-mask',
-        description: 'Variable names or globs never to keep in the image, one per line (e.g. MY_*)',
-        default: '',
-        list: true,
-    },
-    {
-        name: 'quiet',
-        description: 'Log only warnings, errors and the result (no progress, no report)',
-        default: 'false',
-        boolean: true,
-    },
-];
-/** Inputs whose values are secrets: masked before anything is logged. */
-const SECRET_INPUTS = (/* unused pure expression or super */ null && (['token', 'password']));
-/** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
-function getInputs(argv, env = process.env, opts = {}) {
-    const raw = readRaw(subcommandArgs(argv), env);
-    const mode = oneOf(raw, 'mode', ['snapshot', 'promote', 'pull']);
-    const layoutMatch = /^oci:([^:]+)(?::(.+))?$/.exec(raw.from.trim());
-    const fromLayout = layoutMatch
-        ? { dir: external_node_path_default().resolve(layoutMatch[1]), tag: layoutMatch[2] ?? 'latest' }
-        : undefined;
-    const from = raw.from.trim() && !fromLayout ? referenceInput(raw.from, 'from') : undefined;
-    if (mode !== 'snapshot' && !from && !fromLayout)
-        throw new InputError(`${mode} needs from: the image to ${mode}`);
-    if (mode === 'pull' && fromLayout)
-        throw new InputError('pull reads from a registry; from: oci:… is already a layout');
-    const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none']);
-    if (compression === 'zstd' && !zstdAvailable()) {
-        throw new InputError(`compression zstd needs Node.js 22.15 or newer (this is ${process.version}); use gzip`);
-    }
-    const levels = LEVELS[compression];
-    const compressionLevel = raw['compression-level'] ? integer(raw, 'compression-level') : levels.default;
-    if (compression !== 'none' && (compressionLevel < levels.min || compressionLevel > levels.max)) {
-        throw new InputError(`compression-level ${compressionLevel} is out of range for ${compression} (${levels.min}-${levels.max})`);
-    }
-    const dryRun = bool(raw, 'dry-run');
-    const images = lines(raw.image);
-    if (images.length === 0 && !dryRun && !opts.pre && mode !== 'pull')
-        throw new InputError('image is required (or set dry-run to write a layout instead)');
-    let targets;
-    try {
-        targets = images.length ? parseTargets(images) : [];
-    }
-    catch (err) {
-        throw new InputError(err.message);
-    }
-    return {
-        targets,
-        root: external_node_path_default().resolve(raw.root || '/'),
-        dryRun,
-        output: external_node_path_default().resolve(raw.output),
-        exclude: lines(raw.exclude),
-        include: lines(raw.include),
-        compression,
-        compressionLevel,
-        mode,
-        ...(from ? { from } : {}),
-        ...(fromLayout ? { fromLayout } : {}),
-        metadataFile: raw['metadata-file'].trim() ? external_node_path_default().resolve(raw['metadata-file'].trim()) : '',
-        baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
-        changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full']),
-        baseline: raw.baseline.trim()
-            ? external_node_path_default().resolve(raw.baseline.trim())
-            : env.RUNNER_TEMP
-                ? external_node_path_default().join(env.RUNNER_TEMP, 'depot-snapshot-baseline.gz')
-                : '',
-        layerSize: parseSize(raw['layer-size'], 'layer-size'),
-        token: raw.token.trim(),
-        username: raw.username.trim(),
-        password: raw.password,
-        insecureRegistry: bool(raw, 'insecure-registry'),
-        concurrency: rangedInteger(raw, 'concurrency', 1, 16),
-        maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
-        persistEnv: bool(raw, 'persist-env'),
-        envMask: lines(raw['env-mask']),
-        quiet: bool(raw, 'quiet'),
-    };
-}
-/** Values of the secret inputs, to mask before the first log line. */
-function secretValues(argv, env = process.env) {
-    const raw = readRaw(argv, env, false);
-    return SECRET_INPUTS.map((n) => raw[n]).filter(Boolean);
-}
-function wantsHelp(argv) {
-    return argv.includes('--help') || argv.includes('-h');
-}
-function helpText() {
-    const rows = INPUT_SPECS.map((s) => {
-        const flag = s.boolean ? `--[no-]${s.name}` : `--${s.name} <value>`;
-        const def = s.default ? ` (default: ${s.default})` : '';
-        return `  ${flag.padEnd(30)} ${s.description}${def}`;
-    });
-    return [
-        'Usage: node dist/index.js [options]',
-        '       node dist/index.js promote --from REF[@DIGEST] --to REF [--to REF ...]',
-        '       node dist/index.js pull --from REF --output DIR',
-        '',
-        'Captures a directory tree as an OCI image. Every option can also be given as the',
-        'environment variable INPUT_<NAME> (e.g. INPUT_DRY-RUN=true), as the Actions runner does.',
-        '',
-        ...rows,
-        `  ${'--help'.padEnd(30)} Show this help`,
-    ].join('\n');
-}
-function readRaw(argv, env, strict = true) {
-    const options = {};
-    for (const s of INPUT_SPECS)
-        options[s.name] = { type: s.boolean ? 'boolean' : 'string', multiple: !!s.list };
-    let values;
-    try {
-        // `--no-persist-env` turns a boolean off (`--persist-env false` would read `false` as a stray word).
-        ({ values } = (0,external_node_util_.parseArgs)({ args: argv, options, strict, allowPositionals: !strict, allowNegative: true }));
-    }
-    catch (err) {
-        throw new InputError(`${err.message.split('\n')[0]}; see --help`);
-    }
-    const raw = {};
-    for (const s of INPUT_SPECS) {
-        const flag = values[s.name];
-        const fromEnv = env[`INPUT_${s.name.replace(/ /g, '_').toUpperCase()}`];
-        if (Array.isArray(flag))
-            raw[s.name] = flag.join('\n');
-        else if (typeof flag === 'boolean')
-            raw[s.name] = String(flag);
-        else if (typeof flag === 'string')
-            raw[s.name] = flag;
-        else
-            raw[s.name] = fromEnv?.trim() ? fromEnv : s.default;
-    }
-    return raw;
-}
-function lines(value) {
-    return (value ?? '')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l && !l.startsWith('#'));
-}
-function bool(raw, name) {
-    const v = raw[name].trim();
-    if (['true', 'True', 'TRUE'].includes(v))
-        return true;
-    if (['false', 'False', 'FALSE', ''].includes(v))
-        return false;
-    throw new InputError(`${name} must be true or false, got "${v}"`);
-}
-function integer(raw, name) {
-    const v = raw[name].trim();
-    if (!/^-?\d+$/.test(v))
-        throw new InputError(`${name} must be a whole number, got "${v}"`);
-    return Number(v);
-}
-/**
- * `promote --from REF --to REF…` and `pull --from REF --output DIR` are the CLI's spelling of
- * `--mode promote|pull`, with `--to` for `--image`.
- */
-function subcommandArgs(argv) {
-    const [first, ...rest] = argv;
-    if (first !== 'promote' && first !== 'pull')
-        return argv;
-    return [
-        '--mode',
-        first,
-        ...rest.map((a) => (a === '--to' ? '--image' : a.startsWith('--to=') ? `--image=${a.slice(5)}` : a)),
-    ];
-}
-function referenceInput(ref, name) {
-    try {
-        const r = parseReference(ref);
-        if (!r.tag && !r.digest)
-            r.tag = 'latest';
-        return r;
-    }
-    catch (err) {
-        throw new InputError(`${name}: ${err.message}`);
-    }
-}
-function checkedReference(ref) {
-    if (!ref)
-        return '';
-    try {
-        parseReference(ref);
-    }
-    catch (err) {
-        throw new InputError(`base-image: ${err.message}`);
-    }
-    return ref;
-}
-function rangedInteger(raw, name, min, max) {
-    const n = integer(raw, name);
-    if (n < min || n > max)
-        throw new InputError(`${name} must be between ${min} and ${max}, got ${n}`);
-    return n;
-}
-const DURATION_UNITS = {
-    s: 1000,
-    m: 60_000,
-    h: 3_600_000,
-    d: 86_400_000,
-    w: 604_800_000,
-};
-/** `45m`, `1h30m`, `5d`, `90s`: milliseconds. */
-function parseDuration(value, name) {
-    const v = value.trim();
-    if (!/^(\d+[smhdw])+$/.test(v))
-        throw new InputError(`${name} must be a duration like 45m, 1h30m or 5d, got "${value}"`);
-    let ms = 0;
-    for (const m of v.matchAll(/(\d+)([smhdw])/g))
-        ms += Number(m[1]) * DURATION_UNITS[m[2]];
-    if (ms <= 0)
-        throw new InputError(`${name} must be longer than zero, got "${value}"`);
-    return ms;
-}
-function oneOf(raw, name, allowed) {
-    const v = raw[name].trim().toLowerCase();
-    if (!allowed.includes(v))
-        throw new InputError(`${name} must be one of ${allowed.join(', ')}, got "${raw[name]}"`);
-    return v;
-}
-const UNITS = {
-    '': 1,
-    b: 1,
-    k: 1024,
-    kb: 1000,
-    kib: 1024,
-    m: 1024 ** 2,
-    mb: 1000 ** 2,
-    mib: 1024 ** 2,
-    g: 1024 ** 3,
-    gb: 1000 ** 3,
-    gib: 1024 ** 3,
-    t: 1024 ** 4,
-    tb: 1000 ** 4,
-    tib: 1024 ** 4,
-};
-/** `512MiB`, `1.5GB`, `1048576`: bytes, at least 1 MiB so a tree never shatters into tiny layers. */
-function parseSize(value, name) {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
-    const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
-    if (!m || unit === undefined)
-        throw new InputError(`${name} must be a size like 512MiB or 1GB, got "${value}"`);
-    const bytes = Math.floor(Number(m[1]) * unit);
-    if (bytes < 1024 ** 2)
-        throw new InputError(`${name} must be at least 1MiB, got "${value}"`);
-    return bytes;
-}
-
 ;// CONCATENATED MODULE: ./src/report.ts
+
 
 
 const inActions = () => process.env.GITHUB_ACTIONS === 'true';
@@ -35858,8 +36374,9 @@ function makeLogger(opts) {
         debug: (m) => {
             if (inActions())
                 core_debug(m);
+            // Every line of a multi-line message (a stack trace) marked, so none passes for a log line.
             else if (debugOn)
-                process.stdout.write(`debug: ${m}\n`);
+                process.stdout.write(m.replace(/^/gm, 'debug: ') + '\n');
         },
     };
 }
@@ -35879,7 +36396,8 @@ function describeExclusions(excluded, sockets) {
     const byReason = new Map();
     for (const e of excluded) {
         const list = byReason.get(e.reason) ?? [];
-        list.push(show(Buffer.concat([Buffer.from('/'), e.path])));
+        // Shortened: a path left out for its length is thousands of bytes.
+        list.push(showShortened(Buffer.concat([Buffer.from('/'), e.path])));
         byReason.set(e.reason, list);
     }
     if (sockets.length)
@@ -35899,124 +36417,6 @@ function formatBytes(n) {
         i++;
     }
     return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
-
-// EXTERNAL MODULE: ./node_modules/picomatch/index.js
-var picomatch = __nccwpck_require__(4006);
-var picomatch_default = /*#__PURE__*/__nccwpck_require__.n(picomatch);
-;// CONCATENATED MODULE: ./src/walk/filter.ts
-
-
-
-
-/** Directories whose contents are volatile in any running system: kept empty. */
-const VOLATILE_DIRS = ['/proc', '/sys', '/dev', '/run', '/tmp'];
-/** Files a container runtime bind-mounts into a sandbox: they describe the host, not the image. */
-const RUNTIME_FILES = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'];
-class Filter {
-    /** Exact paths (as latin1 strings of their bytes, `/`-rooted) with a default rule. */
-    exact = new Map();
-    excludeMatchers;
-    includeTest;
-    /** Static directory parts of the include globs: the walk must reach them through excluded parents. */
-    includeGlobs;
-    secrets;
-    constructor(opts) {
-        const root = Buffer.from(external_node_path_default().resolve(opts.root));
-        const rel = (abs) => relativeKey(root, abs);
-        for (const dir of VOLATILE_DIRS)
-            this.exact.set(dir, { action: 'empty', reason: 'volatile directory' });
-        const mountPoints = new Set();
-        for (const m of opts.mounts) {
-            const key = rel(m.mountPoint);
-            if (key === null || key === '/')
-                continue;
-            mountPoints.add(key);
-            if (VIRTUAL_FS_TYPES.has(m.fsType)) {
-                this.exact.set(key, { action: 'empty', reason: `${m.fsType} mount` });
-            }
-        }
-        // The marker of the image the sandbox came from: the new image gets a new one, never this one.
-        this.exact.set('/' + MARKER_PATH, {
-            action: 'drop',
-            reason: "the base image's snapshot marker (rewritten)",
-        });
-        for (const file of RUNTIME_FILES) {
-            if (mountPoints.has(file))
-                this.exact.set(file, { action: 'drop', reason: 'bind-mounted by the runtime' });
-        }
-        for (const swap of opts.swapFiles) {
-            const key = rel(swap);
-            if (key !== null)
-                this.exact.set(key, { action: 'drop', reason: 'swap file' });
-        }
-        for (const { path: p, reason, warn } of opts.hostPathsToDrop) {
-            const key = rel(Buffer.from(external_node_path_default().resolve(p)));
-            if (key !== null && key !== '/')
-                this.exact.set(key, { action: 'drop', reason, ...(warn ? { warn } : {}) });
-        }
-        this.secrets = opts.secrets;
-        this.excludeMatchers = opts.exclude.map((pattern) => ({
-            pattern,
-            test: matcher([pattern]),
-        }));
-        this.includeTest = opts.include.length ? matcher(opts.include) : null;
-        this.includeGlobs = opts.include.map((p) => {
-            const scan = picomatch_default().scan(relativePattern(p));
-            return { base: scan.base ? '/' + scan.base : '/', isGlob: scan.isGlob };
-        });
-    }
-    /** The rule for one entry, `key` being its `/`-rooted path as a latin1 string of its bytes. */
-    classify(key) {
-        const rule = this.exact.get(key);
-        if (rule)
-            return rule;
-        if (this.excludeMatchers.length) {
-            const text = latin1KeyToText(key);
-            for (const m of this.excludeMatchers) {
-                if (m.test(text))
-                    return { action: 'drop', reason: `exclude: ${m.pattern}` };
-            }
-        }
-        const secret = this.secrets?.match(key);
-        return secret ? { action: 'drop', reason: `credentials: ${secret}`, warn: true } : null;
-    }
-    included(key) {
-        return this.includeTest !== null && this.includeTest(latin1KeyToText(key));
-    }
-    /**
-     * True when some include glob may match below this directory, so it must be walked after all: the
-     * directory lies on the way to the glob's fixed part, or inside it when the rest has wildcards.
-     */
-    leadsToInclude(key) {
-        const text = latin1KeyToText(key);
-        return this.includeGlobs.some(({ base, isGlob }) => base === text ||
-            base.startsWith(text === '/' ? '/' : text + '/') ||
-            (isGlob && (base === '/' || text.startsWith(base + '/'))));
-    }
-}
-/** `/`-rooted key of `abs` inside `root`, or null when it lies outside. */
-function relativeKey(root, abs) {
-    const r = root.toString('latin1').replace(/\/+$/, '');
-    const a = abs.toString('latin1');
-    if (a === r || (r === '' && a === '/'))
-        return '/';
-    if (!a.startsWith(r + '/'))
-        return null;
-    return a.slice(r.length);
-}
-/** Patterns are relative to the root (`/var/cache` and `var/cache` alike), so `**` also matches at the top. */
-function relativePattern(p) {
-    return p.trim().replace(/\/+$/, '').replace(/^\/+/, '');
-}
-/** Matches `/`-rooted paths against root-relative patterns. */
-function matcher(patterns) {
-    const test = picomatch_default()(patterns.map(relativePattern), { dot: true });
-    return (text) => test(text.slice(1));
-}
-/** Globs are text: match against the UTF-8 reading of the name (invalid bytes become U+FFFD). */
-function latin1KeyToText(key) {
-    return Buffer.from(key, 'latin1').toString('utf8');
 }
 
 ;// CONCATENATED MODULE: ./src/walk/secrets.ts
@@ -36219,13 +36619,14 @@ const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createR
 
 
 
+
 /**
  * The baseline: what the tree looked like when the job started, recorded by the `pre` step and
  * compared by the main step. One gzipped text line per entry, in walk order (depth first, children by
  * raw name bytes), so both sides are read as streams and merged without holding the index in memory.
  */
 const MAGIC = 'depot-snapshot-baseline 1';
-class BaselineError extends (/* unused pure expression or super */ null && (Error)) {
+class BaselineError extends (/* unused pure expression or super */ null && (UserError)) {
 }
 /** What to do about a baseline that cannot be used. */
 const RECORD_AGAIN = 'record it again (the pre step, with the same inputs) or set changes: full';
@@ -36243,8 +36644,9 @@ function xattrDigest(e) {
     if (!e.xattrs?.length)
         return '-';
     const h = (0,external_node_crypto_.createHash)('sha256');
+    // Names are latin1 strings of their bytes: hashed as those bytes.
     for (const [name, value] of e.xattrs)
-        h.update(`${name}=${value.length}:`).update(value);
+        h.update(`${name}=${value.length}:`, 'latin1').update(value);
     return h.digest('base64url').slice(0, 22);
 }
 /** Writes the baseline of `entries` atomically (a half-written file never passes for a baseline). */
@@ -36436,6 +36838,44 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
 
 
 
+
+const CACHE_DIR = 'depot-snapshot-action';
+/**
+ * Every directory this machine's layer cache may be in for the users at hand, for the walk to leave
+ * out: the one this run uses (`XDG_CACHE_HOME` or `HOME`), the effective user's by its passwd home
+ * (root's, when sudo or a runner set HOME elsewhere), and under sudo the calling user's (sudo may
+ * reset HOME to root's). It lists the registries and repositories this machine pushed to.
+ */
+function layerCacheDirs(env = process.env, passwd = '/etc/passwd') {
+    const homes = [effectiveHome(), env.SUDO_UID ? homeOf(env.SUDO_UID, passwd) : undefined];
+    const dirs = [
+        external_node_path_default().dirname(LayerCache.defaultPath(env)),
+        ...homes.filter((h) => !!h).map((h) => external_node_path_default().join(h, '.cache', CACHE_DIR)),
+    ];
+    return [...new Set(dirs.map((d) => external_node_path_default().resolve(d)))];
+}
+function effectiveHome() {
+    try {
+        return external_node_os_default().userInfo().homedir; // from passwd, unlike os.homedir(), which prefers HOME
+    }
+    catch {
+        return undefined; // a uid without a passwd entry
+    }
+}
+/** The home directory of `uid` in the passwd file (`name:x:uid:gid:gecos:home:shell`). */
+function homeOf(uid, passwd) {
+    try {
+        for (const line of (0,external_node_fs_namespaceObject.readFileSync)(passwd, 'utf8').split('\n')) {
+            const f = line.split(':');
+            if (f.length >= 7 && f[2] === uid && f[5])
+                return f[5];
+        }
+    }
+    catch {
+        // no passwd file: nothing more to leave out
+    }
+    return undefined;
+}
 /** Entries kept; the oldest go first. A few thousand layers cover many images. */
 const MAX_ENTRIES = 5000;
 /**
@@ -36452,7 +36892,7 @@ class LayerCache {
     }
     static defaultPath(env = process.env) {
         const base = env.XDG_CACHE_HOME || external_node_path_default().join(env.HOME || external_node_os_default().homedir(), '.cache');
-        return external_node_path_default().join(base, 'depot-snapshot-action', 'layers.json');
+        return external_node_path_default().join(base, CACHE_DIR, 'layers.json');
     }
     static async load(file = LayerCache.defaultPath()) {
         try {
@@ -36497,6 +36937,7 @@ class LayerCache {
 
 
 
+
 /**
  * Capturing `/` needs root: `/root`, `/etc/shadow` and friends are unreadable to anyone else. When the
  * step runs as a normal user with passwordless sudo (GitHub-hosted runners), it runs itself again
@@ -36505,7 +36946,7 @@ class LayerCache {
 /** Set in the environment of the run under sudo, so it never tries again. */
 const UNDER_SUDO = 'SNAPSHOT_UNDER_SUDO';
 /** Some of the tree cannot be read by this user: the capture would not be faithful. */
-class NeedsRootError extends Error {
+class NeedsRootError extends failure_UserError {
     paths;
     constructor(paths) {
         const first = paths.slice(0, 3).map((p) => '/' + log_show(p));
@@ -36584,6 +37025,7 @@ async function chownTree(p, uid, gid) {
 
 
 
+
 /**
  * The pre step, run by the runner before the job's steps: fails early on bad inputs, and records the
  * baseline (the tree as the base image left it) that the main step compares against. From the command
@@ -36595,14 +37037,27 @@ async function pre() {
         const inputs = getInputs(argv, process.env, { pre: true });
         if (inputs.changes === 'full')
             return;
-        const hasMarker = (0,external_node_fs_namespaceObject.existsSync)(external_node_path_default().join(inputs.root, MARKER_PATH));
-        if (!inputs.baseImage && !hasMarker && inputs.changes === 'auto') {
-            info(`no base image known (base-image, SNAPSHOT_BASE_IMAGE, /${MARKER_PATH}): no baseline recorded, the snapshot will capture the whole tree`);
+        if (inputs.upper)
+            await checkUpper(inputs.upper, inputs.root);
+        const overlay = await findOverlay(inputs.root, await readMounts(), inputs.upper);
+        if (inputs.changes === 'overlay' || (inputs.changes === 'auto' && overlay)) {
+            info(!overlay
+                ? 'changes: overlay: no baseline recorded'
+                : overlay.given
+                    ? `upper ${overlay.upper} is the overlay upper dir of ${inputs.root}: it will give the changes, no baseline needed`
+                    : `${inputs.root} is an overlay mount: its upper dir will give the changes, no baseline needed`);
             return;
         }
-        if (inputs.changes === 'auto' && (await findOverlay(inputs.root, await readMounts()))) {
-            info(`${inputs.root} is an overlay mount: its upper dir will give the changes, no baseline needed`);
-            return;
+        const hasMarker = (0,external_node_fs_namespaceObject.existsSync)(external_node_path_default().join(inputs.root, MARKER_PATH));
+        if (!inputs.baseImage && !hasMarker && inputs.changes === 'auto') {
+            const unknown = `no base image known yet (base-image, SNAPSHOT_BASE_IMAGE, /${MARKER_PATH})`;
+            // Only the default path may be skipped: a path the user gave is one they mean to pass to main,
+            // with the base image named there.
+            if (!inputs.baselineGiven) {
+                info(`${unknown} and no baseline path given: no baseline recorded, the snapshot will capture the whole tree`);
+                return;
+            }
+            info(`${unknown}: recording the baseline anyway, because its path was given (baseline: ${inputs.baseline}); the main step uses it when it is given a base image`);
         }
         if (!inputs.baseline)
             throw new InputError('baseline: no path given and no RUNNER_TEMP to put it in');
@@ -36611,14 +37066,16 @@ async function pre() {
             root: inputs.root,
             exclude: inputs.exclude,
             include: inputs.include,
-            ownPaths: [inputs.baseline, LayerCache.defaultPath()],
+            ownPaths: [inputs.baseline, ...layerCacheDirs(), ...overlayStorage(overlay)],
             log: coreLogger,
         });
         if (scan.unreadable.length && !isRoot())
             throw new NeedsRootError(scan.unreadable);
         await writeBaseline(inputs.baseline, inputs.root, scan.entries);
         await returnToCaller([inputs.baseline], coreLogger);
-        saveState('baseline', inputs.baseline);
+        // For the main step the runner starts; on the command line, main is given --baseline instead.
+        if (inActions())
+            saveState('baseline', inputs.baseline);
         info(`baseline of ${inputs.root}: ${scan.entries.length} entries in ${((Date.now() - started) / 1000).toFixed(1)} s, written to ${inputs.baseline}`);
     }
     catch (err) {
@@ -36629,9 +37086,7 @@ async function pre() {
                 return;
             }
         }
-        setFailed(err instanceof InputError || err instanceof NeedsRootError
-            ? err.message
-            : `recording the baseline failed: ${err.message}`);
+        reportFailure(err, coreLogger.debug);
     }
 }
 void pre();

@@ -36,13 +36,16 @@ interface Binding {
 
 /**
  * The native xattr binding (@napi-rs/xattr, Rust's `xattr` crate: llistxattr/lgetxattr, so symlinks
- * are never followed). The bundle carries the glibc builds for x64 and arm64 runners in dist/native/;
- * from source, the npm package resolves its own. Loaded by hand because the package's loader cannot
- * find its `.node` file once bundled.
+ * are never followed). The bundle carries the glibc builds for x64 and arm64 runners in dist/native/,
+ * shared by both entry points: `./native/` from dist/index.js, `../native/` from dist/pre/index.js
+ * (resolved against the running file, so it works wherever dist/ is). From source, the npm package
+ * resolves its own. Loaded by hand because the package's loader cannot find its `.node` file once
+ * bundled. scripts/build.sh runs both entry points from a copy of dist/ to check they find it.
  */
 function loadBinding(): { binding: Binding; file: string } | null {
   const require = createRequire(import.meta.url);
-  const candidates = [`./native/xattr.linux-${process.arch}-gnu.node`, '@napi-rs/xattr'];
+  const shipped = `native/xattr.linux-${process.arch}-gnu.node`;
+  const candidates = [`./${shipped}`, `../${shipped}`, '@napi-rs/xattr'];
   for (const candidate of candidates) {
     try {
       const file = require.resolve(candidate);

@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { debianMirror } from './debian-mirror.mjs';
 import { check, tmpDir } from './tools.js';
 
 /** `umoci unpack` of LAYOUT:TAG; returns the unpacked root filesystem. */
@@ -51,13 +52,16 @@ export async function inspect(
   return JSON.parse(r.stdout);
 }
 
-/** A Debian bookworm minbase rootfs, built once by debootstrap and kept for later runs. */
+/**
+ * A Debian bookworm minbase rootfs, built once by debootstrap (from the mirror apt uses here) and kept
+ * for later runs.
+ */
 export async function debianRootfs(): Promise<string> {
   const dir = process.env.SNAPSHOT_TEST_ROOTFS ?? '/var/cache/snapshot-action-tests/bookworm-minbase';
   if (existsSync(path.join(dir, '.complete'))) return dir;
   await mkdir(path.dirname(dir), { recursive: true });
   await check('rm', ['-rf', dir]);
-  await check('debootstrap', ['--variant=minbase', 'bookworm', dir, 'http://deb.debian.org/debian']);
+  await check('debootstrap', ['--variant=minbase', 'bookworm', dir, debianMirror()]);
   await check('touch', [path.join(dir, '.complete')]);
   return dir;
 }

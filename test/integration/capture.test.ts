@@ -60,7 +60,7 @@ describe('determinism', () => {
 
   it('gives the same digest on Node 20 and Node 24 for uncompressed layers', async () => {
     expect((await run(NODE24, ['--version'])).stdout).toMatch(/^v24\./);
-    const a = await dryRun(tree, { compression: 'none' });
+    const a = await dryRun(tree, { compression: 'none' }, SYSTEM_NODE);
     const b = await dryRun(tree, { compression: 'none' }, NODE24);
     expect(b.digest).toBe(a.digest);
   });
@@ -117,12 +117,10 @@ describe('runtimes', () => {
 
   it('explains that zstd needs a newer Node on Node 20', async () => {
     expect((await run(SYSTEM_NODE, ['--version'])).stdout).toMatch(/^v20\./);
-    const r = await runAction({
-      root: tree,
-      'dry-run': 'true',
-      output: path.join(await tmpDir('o'), 'o'),
-      compression: 'zstd',
-    });
+    const r = await runAction(
+      { root: tree, 'dry-run': 'true', output: path.join(await tmpDir('o'), 'o'), compression: 'zstd' },
+      { node: SYSTEM_NODE },
+    );
     expect(r.code).toBe(1);
     expect(r.errors).toHaveLength(1);
     expect(r.errors[0]).toMatch(/zstd.*Node/);

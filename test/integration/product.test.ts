@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { ACTION, SYSTEM_NODE, runAction, type ActionResult } from '../helpers/action.js';
+import { runAction, runCli, type ActionResult } from '../helpers/action.js';
 import { pushLayout, unpack } from '../helpers/image.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
 import { check, cleanupAll, onCleanup, run, tmpDir } from '../helpers/tools.js';
@@ -113,7 +113,7 @@ describe('credentials', () => {
   const credentials = {
     'root/.docker/config.json': '{"auths":{"r.example":{"auth":"dXNlcjpwYXNz"}}}',
     'root/.git-credentials': 'https://x:secret@github.com\n',
-    'home/runner/.npmrc': '//registry.npmjs.org/:_authToken=npm_secret\n',
+    'home/runner/.npmrc': '//npm.example.com/:_authToken=npm_secret\n',
     'home/runner/.config/gh/hosts.yml': 'github.com:\n  oauth_token: gho_secret\n',
     'home/runner/.aws/credentials': '[default]\naws_secret_access_key = s\n',
     'home/runner/.config/gcloud/credentials.db': 'sqlite',
@@ -123,7 +123,7 @@ describe('credentials', () => {
     'home/runner/actions-runner/.runner': '{"agentId":1}',
   };
   const harmless = {
-    'home/other/.npmrc': 'registry=https://registry.npmjs.org/\n',
+    'home/other/.npmrc': 'registry=https://npm.example.com/\n',
     'home/runner/.ssh/id_ed25519.pub': 'ssh-ed25519 AAAA\n',
     'home/runner/.ssh/known_hosts': 'github.com ssh-ed25519 AAAA\n',
     'etc/ssh/sshd_config': 'Port 22\n',
@@ -300,7 +300,8 @@ describe('privileges', () => {
   let out: string;
 
   const asUser = (user: string, output: string) =>
-    run('runuser', ['-u', user, '--', SYSTEM_NODE, ACTION, '--root', tree, '--dry-run', '--output', output], {
+    runCli(['--root', tree, '--dry-run', '--output', output], {
+      prefix: ['runuser', '-u', user, '--'],
       env: { PATH: process.env.PATH, HOME: `/home/${user}` },
     });
 

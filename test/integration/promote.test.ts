@@ -145,14 +145,10 @@ describe('promote and pull', () => {
   it('runs as a CLI subcommand: promote --from … --to …', async () => {
     const r = await runAction({ root: tree, image: `${staging.host}/cli/app:v1` });
     expectOk(r);
-    const { run } = await import('../helpers/tools.js');
-    const { SYSTEM_NODE, ACTION } = await import('../helpers/action.js');
-    const res = await run(
-      SYSTEM_NODE,
-      [ACTION, 'promote', '--from', `${staging.host}/cli/app:v1`, '--to', `${staging.host}/cli/app:v2`],
-      {
-        env: { PATH: process.env.PATH ?? '', HOME: home },
-      },
+    const { runCli } = await import('../helpers/action.js');
+    const res = await runCli(
+      ['promote', '--from', `${staging.host}/cli/app:v1`, '--to', `${staging.host}/cli/app:v2`],
+      { env: { PATH: process.env.PATH ?? '', HOME: home } },
     );
     expect(res.code, res.stdout + res.stderr).toBe(0);
     expect(res.stdout).toContain(`digest=${r.outputs.digest}`);

@@ -8,8 +8,8 @@ let root: string;
 const files: Record<string, string> = {
   'root/.docker/config.json': '{"auths":{"r":{"auth":"eDp5"}}}',
   'home/runner/.git-credentials': 'https://x:tok@github.com',
-  'home/runner/.npmrc': '//registry.npmjs.org/:_authToken=npm_abc',
-  'home/other/.npmrc': 'registry=https://registry.npmjs.org/',
+  'home/runner/.npmrc': '//npm.example.com/:_authToken=npm_abc',
+  'home/other/.npmrc': 'registry=https://npm.example.com/',
   'home/runner/.yarnrc.yml': 'npmAuthToken: abc',
   'home/runner/.config/gh/hosts.yml': 'github.com:\n  oauth_token: gho_x',
   'home/runner/.aws/credentials': '[default]',
