@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runAction, startAction } from '../helpers/action.js';
 import { unpack } from '../helpers/image.js';
@@ -222,5 +222,35 @@ process.on = function (event, ...rest) {
     // Only `f`: the layout and every staging directory next to it are left out of the capture.
     const source = await sourceTree(root, { ignore: (p) => !['.', 'f'].includes(p.toString()) });
     expect(diffTrees(source, await unpacked(output), { ignoreDirMtime: true })).toEqual([]);
+  });
+  it('a SIGTERM while the pre step writes its baseline exits 143 with one line and leaves no partial file', async () => {
+    // Enough entries that the baseline takes a while to write: the signal lands while its file is open.
+    const root = await tmpDir('interrupt-pre');
+    for (let d = 0; d < 40; d++) {
+      const dir = path.join(root, `d${d}`);
+      await mkdir(dir);
+      await Promise.all(Array.from({ length: 1000 }, (_, f) => writeFile(path.join(dir, `f${f}`), '')));
+    }
+    const dir = await tmpDir('interrupt-pre-baseline');
+    const baseline = path.join(dir, 'baseline.gz');
+    for (let tries = 0; ; tries++) {
+      expect(tries, 'the pre step never was caught writing its baseline').toBeLessThan(10);
+      const running = await startAction({ root, baseline }, { pre: true });
+      const tmp = `${baseline}.${running.child.pid}.tmp`;
+      while (running.child.exitCode === null && !existsSync(tmp)) await new Promise((r) => setTimeout(r, 2));
+      if (running.child.exitCode !== null) {
+        await running.result;
+        await rm(baseline, { force: true });
+        continue; // finished first: try again
+      }
+      running.child.kill('SIGTERM');
+      const r = await running.result;
+      expect(r.code).toBe(143);
+      expect(r.errors).toEqual([
+        `::error::interrupted by SIGTERM before the run finished; no new baseline was written at ${baseline}; run it again`,
+      ]);
+      expect(await readdir(dir)).toEqual([]);
+      return;
+    }
   });
 });
