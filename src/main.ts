@@ -1,7 +1,7 @@
 import * as core from '@actions/core';
 import { access, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { getInputs, helpText, InputError, secretValues, wantsHelp, type Inputs } from './inputs.js';
+import { getInputs, helpText, InputError, secretValues, wantsHelp, type Inputs } from './inputs/index.js';
 import { reportFailure } from './failure.js';
 import { interruptedRunWrites } from './interrupt.js';
 import { describeExclusions, formatBytes, inActions, makeLogger, setOutputs } from './report.js';

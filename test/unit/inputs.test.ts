@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { zstdAvailable } from '../../src/layer/compress.js';
-import { getInputs, INPUT_SPECS, InputError, parseDuration, parseSize } from '../../src/inputs.js';
+import { getInputs, INPUT_SPECS, InputError, parseDuration, parseSize } from '../../src/inputs/index.js';
 
 const IMAGE = 'ghcr.io/org/app:ci';
 
