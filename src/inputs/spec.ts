@@ -34,7 +34,8 @@ export interface InputSpec {
 export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'image',
-    description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest',
+    description:
+      'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest (e.g. <org-id>.registry.depot.dev/my-ci-image:latest)',
     default: '',
     kind: 'list',
   },
