@@ -4,7 +4,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { zstdAvailable } from '../../src/layer/compress.js';
-import { getInputs, INPUT_SPECS, InputError, parseDuration, parseSize } from '../../src/inputs/index.js';
+import {
+  getInputs,
+  INPUT_SPECS,
+  InputError,
+  parseDuration,
+  parseSize,
+  secretValues,
+} from '../../src/inputs/index.js';
 
 const IMAGE = 'ghcr.io/org/app:ci';
 
@@ -175,6 +182,15 @@ describe('getInputs', () => {
       compression: 'none',
       compressionLevel: 7,
     });
+  });
+});
+
+describe('secretValues', () => {
+  it('gives the token and the password, from flags or variables, to mask before the first line', () => {
+    expect(
+      secretValues(['--password', 'p4ss', 'promote'], { INPUT_TOKEN: 't0ken', INPUT_USERNAME: 'u' }),
+    ).toEqual(['t0ken', 'p4ss']);
+    expect(secretValues([], {})).toEqual([]);
   });
 });
 
