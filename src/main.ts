@@ -1,4 +1,4 @@
-import { getInputs, helpText, secretValues, wantsHelp } from './inputs.js';
+import { getInputs, helpText, secretValues, wantsHelp } from './inputs/index.js';
 import { interruptedRunWrites } from './interrupt.js';
 import { makeLogger, maskSecret } from './runner.js';
 import { failOrRerunAsRoot } from './privileges.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { MARKER_PATH } from './image/marker.js';
 import { checkUpper, findOverlay, overlayStorage } from './diff/overlay.js';
 import { readMounts } from './walk/mountinfo.js';
-import { getInputs, InputError } from './inputs.js';
+import { getInputs, InputError } from './inputs/index.js';
 import { coreLogger, inActions } from './runner.js';
 import { scanRoot } from './walk/scan.js';
 import { writeBaseline } from './diff/baseline.js';

@@ -1,7 +1,7 @@
 import { access, lstat, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
-import { InputError, type Inputs } from '../inputs.js';
+import { InputError, type Inputs } from '../inputs/index.js';
 import type { Logger } from '../log.js';
 import { show } from '../log.js';
 import { Progress } from '../progress.js';

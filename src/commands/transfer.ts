@@ -1,4 +1,4 @@
-import { InputError, type Inputs } from '../inputs.js';
+import { InputError, type Inputs } from '../inputs/index.js';
 import type { Logger } from '../log.js';
 import { LayoutWriter } from '../layout/layout.js';
 import { layoutSource } from '../layout/reader.js';

@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import type { Inputs } from '../inputs.js';
+import type { Inputs } from '../inputs/index.js';
 import type { CredentialInputs } from '../registry/credentials.js';
 import { RegistryDestination } from '../registry/push.js';
 import type { Destination } from './destination.js';

@@ -8,7 +8,12 @@ import { BaselineError, diffAgainstBaseline } from './baseline.js';
 import { readMounts } from '../walk/mountinfo.js';
 import { findOverlay, overlayChanges, OverlayError, overlayStorage, type Overlay } from './overlay.js';
 
-export type ChangeMethod = 'overlay' | 'baseline' | 'full';
+/** How changes can be found. */
+export const CHANGE_METHODS = ['overlay', 'baseline', 'full'] as const;
+export type ChangeMethod = (typeof CHANGE_METHODS)[number];
+/** What the `changes` input may ask for: one method, or `auto` to pick one. */
+export const CHANGE_MODES = ['auto', ...CHANGE_METHODS] as const;
+export type ChangeMode = (typeof CHANGE_MODES)[number];
 
 export interface Changes {
   entries: EntryTable;
@@ -26,7 +31,7 @@ export interface Changes {
 }
 
 export interface ChangeOptions {
-  mode: 'auto' | 'overlay' | 'baseline' | 'full';
+  mode: ChangeMode;
   baseline: string;
   /** The `upper` input: root's overlay upper dir as this process sees it ('' when not given). */
   upper: string;

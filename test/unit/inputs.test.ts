@@ -4,7 +4,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { zstdAvailable } from '../../src/layer/compress.js';
-import { getInputs, INPUT_SPECS, InputError, parseDuration, parseSize } from '../../src/inputs.js';
+import {
+  getInputs,
+  INPUT_SPECS,
+  InputError,
+  parseDuration,
+  parseSize,
+  secretValues,
+} from '../../src/inputs/index.js';
 
 const IMAGE = 'ghcr.io/org/app:ci';
 
@@ -23,16 +30,50 @@ function inputError(fn: () => unknown): string {
   throw new Error('no InputError');
 }
 
-describe('action.yml', () => {
-  const action = parse(readFileSync(path.join(import.meta.dirname, '../../action.yml'), 'utf8')) as {
-    inputs: Record<string, { default?: string }>;
+describe('INPUT_SPECS is what action.yml and the README say', () => {
+  const root = path.join(import.meta.dirname, '../..');
+  const action = parse(readFileSync(path.join(root, 'action.yml'), 'utf8')) as {
+    inputs: Record<string, Record<string, unknown>>;
   };
 
-  it('declares the same inputs as INPUT_SPECS, with the same defaults', () => {
-    const fromYaml = Object.entries(action.inputs).map(([name, i]) => [name, i.default ?? '']);
-    const fromSpecs = INPUT_SPECS.map((s) => [s.name, s.default]);
-    expect(Object.fromEntries(fromYaml)).toEqual(Object.fromEntries(fromSpecs));
-    expect(fromYaml).toHaveLength(fromSpecs.length);
+  it('action.yml declares every input, in order, with its description and default, none required', () => {
+    const fromYaml = Object.entries(action.inputs).map(([name, fields]) => ({ name, ...fields }));
+    const fromSpecs = INPUT_SPECS.map((s) => ({
+      name: s.name,
+      description: s.description,
+      required: false,
+      default: s.default,
+    }));
+    expect(fromYaml).toEqual(fromSpecs);
+  });
+
+  it('a choice names each of its values in its description, and defaults to one of them', () => {
+    const choices = INPUT_SPECS.filter((s) => s.kind === 'choice');
+    expect(choices.map((s) => s.name)).toEqual(['compression', 'changes', 'mode']);
+    for (const s of choices) {
+      expect(s.values, s.name).toContain(s.default);
+      for (const v of s.values ?? []) expect(s.description, s.name).toMatch(new RegExp(`\\b${v}\\b`));
+    }
+  });
+
+  it("the README's Inputs table lists exactly these inputs, with their defaults", () => {
+    const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+    const section = readme.split('\n## Inputs\n')[1].split('\n## ')[0];
+    // Rows after the header and its rule; the first cell names one input or more, in backticks.
+    const rows = section
+      .split('\n')
+      .filter((l) => l.startsWith('|'))
+      .slice(2)
+      .map((l) => l.split(' | '));
+    const documented = rows.flatMap(([first, def]) =>
+      [...first.matchAll(/`([^`]+)`/g)].map((m) => ({ name: m[1], def: def.trim() })),
+    );
+    expect(documented.map((d) => d.name).sort()).toEqual(INPUT_SPECS.map((s) => s.name).sort());
+    for (const { name, def } of documented) {
+      const spec = INPUT_SPECS.find((s) => s.name === name);
+      // A default is shown as it is; an empty one may be described in words.
+      if (spec?.default) expect(def, name).toBe(`\`${spec.default}\``);
+    }
   });
 });
 
@@ -141,6 +182,15 @@ describe('getInputs', () => {
       compression: 'none',
       compressionLevel: 7,
     });
+  });
+});
+
+describe('secretValues', () => {
+  it('gives the token and the password, from flags or variables, to mask before the first line', () => {
+    expect(
+      secretValues(['--password', 'p4ss', 'promote'], { INPUT_TOKEN: 't0ken', INPUT_USERNAME: 'u' }),
+    ).toEqual(['t0ken', 'p4ss']);
+    expect(secretValues([], {})).toEqual([]);
   });
 });
 

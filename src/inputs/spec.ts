@@ -1,0 +1,189 @@
+import { CHANGE_MODES } from '../diff/changes.js';
+import { COMPRESSIONS, LEVELS } from '../layer/compress.js';
+
+/** What a run does; `promote` and `pull` are also subcommands on the command line. */
+export const MODES = ['snapshot', 'promote', 'pull'] as const;
+export type Mode = (typeof MODES)[number];
+
+/** Layers compressed and uploaded at once. */
+export const CONCURRENCY = { min: 1, max: 16 };
+
+const { gzip, zstd } = LEVELS;
+
+export interface InputSpec {
+  name: string;
+  /** What the Marketplace page (action.yml) and `--help` say: action.yml must say exactly this. */
+  description: string;
+  /** As the runner passes an input left unset: a string, '' for none. */
+  default: string;
+  /**
+   * How the value is read: `text` as given; `boolean` true or false (`--x`, `--no-x` on the command
+   * line); `list` one item a line (a flag that may repeat); `choice` one of `values`.
+   */
+  kind: 'text' | 'boolean' | 'list' | 'choice';
+  /** The allowed values of a `choice`, from where they are defined. */
+  values?: readonly string[];
+  /** Masked before anything is logged. */
+  secret?: boolean;
+}
+
+/**
+ * Every input, in action.yml's order: an action input (`INPUT_<NAME>`) and a `--<name>` flag. None is
+ * required by the runner (action.yml says `required: false`): what a mode needs is checked by getInputs.
+ */
+export const INPUT_SPECS: readonly InputSpec[] = [
+  {
+    name: 'image',
+    description:
+      'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest (e.g. <org-id>.registry.depot.dev/my-ci-image:latest)',
+    default: '',
+    kind: 'list',
+  },
+  { name: 'root', description: 'Root of the filesystem to capture', default: '/', kind: 'text' },
+  {
+    name: 'dry-run',
+    description: 'Write an OCI image layout to `output` instead of pushing',
+    default: 'false',
+    kind: 'boolean',
+  },
+  {
+    name: 'output',
+    description: 'Directory of the OCI image layout written by a dry run',
+    default: 'snapshot-layout',
+    kind: 'text',
+  },
+  {
+    name: 'exclude',
+    description: 'Paths or globs to leave out, one per line, as if root were /',
+    default: '',
+    kind: 'list',
+  },
+  {
+    name: 'include',
+    description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out',
+    default: '',
+    kind: 'list',
+  },
+  {
+    name: 'compression',
+    description: 'Layer compression: gzip, zstd or none',
+    default: 'gzip',
+    kind: 'choice',
+    values: COMPRESSIONS,
+  },
+  {
+    name: 'compression-level',
+    description: `Compression level (gzip ${gzip.min}-${gzip.max}, default ${gzip.default}; zstd ${zstd.min}-${zstd.max}, default ${zstd.default})`,
+    default: '',
+    kind: 'text',
+  },
+  {
+    name: 'layer-size',
+    description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree',
+    default: '512MiB',
+    kind: 'text',
+  },
+  {
+    name: 'base-image',
+    description:
+      'The image the sandbox started from (optionally @digest): its layers are reused and only changes captured. Default: SNAPSHOT_BASE_IMAGE',
+    default: '',
+    kind: 'text',
+  },
+  {
+    name: 'changes',
+    description:
+      'How changes are found: auto (overlay upper dir, else the baseline when one was recorded, else full), overlay, baseline, or full',
+    default: 'auto',
+    kind: 'choice',
+    values: CHANGE_MODES,
+  },
+  {
+    name: 'baseline',
+    description: 'Baseline index written by the pre step and read by the main step (default: in RUNNER_TEMP)',
+    default: '',
+    kind: 'text',
+  },
+  {
+    name: 'upper',
+    description:
+      "The overlay upper dir of root as this job sees it, when mountinfo's upperdir is not reachable (e.g. /rw/.snap/upper after a pivot_root): changes are read from it",
+    default: '',
+    kind: 'text',
+  },
+  {
+    name: 'metadata-file',
+    description: 'Write a JSON file describing the result (schema: metadata.schema.json)',
+    default: '',
+    kind: 'text',
+  },
+  {
+    name: 'mode',
+    description:
+      'snapshot (capture root), promote (copy `from` to `image` without recapturing) or pull (fetch `from` into `output`)',
+    default: 'snapshot',
+    kind: 'choice',
+    values: MODES,
+  },
+  {
+    name: 'from',
+    description:
+      'The source image (tag or @digest) of promote and pull; for promote also oci:DIR[:TAG], an OCI layout',
+    default: '',
+    kind: 'text',
+  },
+  {
+    name: 'token',
+    description:
+      'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
+    default: '',
+    kind: 'text',
+    secret: true,
+  },
+  { name: 'username', description: 'Registry username (with password)', default: '', kind: 'text' },
+  {
+    name: 'password',
+    description: 'Registry password (with username)',
+    default: '',
+    kind: 'text',
+    secret: true,
+  },
+  {
+    name: 'insecure-registry',
+    description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)',
+    default: 'false',
+    kind: 'boolean',
+  },
+  {
+    name: 'concurrency',
+    description: `Layers compressed and uploaded at once (${CONCURRENCY.min}-${CONCURRENCY.max})`,
+    default: '4',
+    kind: 'text',
+  },
+  {
+    name: 'max-age',
+    description:
+      'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
+    default: '',
+    kind: 'text',
+  },
+  {
+    name: 'persist-env',
+    description:
+      "Keep the job's PATH and the variables its steps set in the image's Env (never runner variables or secret-looking names)",
+    default: 'true',
+    kind: 'boolean',
+  },
+  {
+    name: 'env-mask',
+    description: 'Variable names or globs never to keep in the image, one per line (e.g. MY_*)',
+    default: '',
+    kind: 'list',
+  },
+  {
+    name: 'quiet',
+    description: 'Log only warnings, errors and the result (no progress, no report)',
+    default: 'false',
+    kind: 'boolean',
+  },
+];
