@@ -2,7 +2,7 @@
 // examples must work. Every fenced block carries an `<!-- example: … -->` marker saying who runs it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -114,6 +114,15 @@ describe('README and action.yml agree', () => {
         /^(needs a Depot account|run by .+|checked against .+|the test command itself)$/,
       );
     }
+    // What CI runs is what the README says: every command of those blocks is a line of .ci/run.
+    const ci = readFileSync('.ci/run', 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
+    const byCi = blocks.filter((b) => /^(run by \.ci\/run|the test command itself)$/.test(b.marker));
+    expect(byCi.length).toBe(2);
+    for (const b of byCi)
+      for (const command of b.text.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()))
+        if (command) expect(ci, `README.md:${b.line}`).toContain(command);
     for (const b of blocks.filter((x) => x.lang === 'yaml')) {
       const steps = Object.values(YAML.parse(b.text).jobs ?? {}).flatMap(
         (job) => (job as { steps?: Array<{ uses?: string; with?: Record<string, unknown> }> }).steps ?? [],
