@@ -12,7 +12,7 @@ import { findChanges } from './diff/changes.js';
 import { checkUpper } from './diff/overlay.js';
 import { baseFromMarker, resolveBase, type BaseImage } from './registry/base.js';
 import { MARKER_PATH, markerFor, parseMarker } from './image/marker.js';
-import { writeMarkerLayer } from './layer/marker.js';
+import { writeMarkerLayer } from './layer/marker-layer.js';
 import type { Manifest } from './image/oci.js';
 import { lstat, readFile } from 'node:fs/promises';
 import path from 'node:path';

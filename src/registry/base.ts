@@ -1,7 +1,7 @@
 import type { Logger } from '../log.js';
 import { runtimePlatform } from '../image/build.js';
 import { MediaType, type Descriptor, type ImageConfig, type Index, type Manifest } from '../image/oci.js';
-import type { Repository } from './blobs.js';
+import type { Repository } from './repository.js';
 import type { CredentialInputs } from './credentials.js';
 import { connect } from './connect.js';
 import { RegistryError } from './errors.js';

@@ -2,7 +2,7 @@ import type { Logger } from '../log.js';
 import type { Descriptor, Index, Manifest } from '../image/oci.js';
 import type { LayoutWriter } from '../layout/layout.js';
 import { limiter } from '../util/limit.js';
-import type { Repository } from './blobs.js';
+import type { Repository } from './repository.js';
 import { RegistryError } from './errors.js';
 import { getManifest, parseJson, putManifest, type FetchedManifest } from './manifests.js';
 import type { Readable } from 'node:stream';

@@ -1,6 +1,6 @@
 import { sha256 } from '../image/build.js';
 import { MediaType, type ImageConfig, type Manifest } from '../image/oci.js';
-import type { Repository } from './blobs.js';
+import type { Repository } from './repository.js';
 import { NOT_A_REGISTRY, RegistryError } from './errors.js';
 
 /** The registry's manifest size limit (distribution: 4 MiB); larger bodies are not read. */

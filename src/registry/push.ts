@@ -3,7 +3,7 @@ import type { BuiltImage, NewLayer } from '../image/build.js';
 import type { Manifest } from '../image/oci.js';
 import { FINGERPRINT_ANNOTATION } from '../layer/fingerprint.js';
 import type { BlobSink } from '../layer/write.js';
-import type { Repository } from './blobs.js';
+import type { Repository } from './repository.js';
 import { connect } from './connect.js';
 import type { CredentialInputs } from './credentials.js';
 import { getImageConfig, getManifest, parseJson, putManifest } from './manifests.js';
