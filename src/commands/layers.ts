@@ -1,6 +1,7 @@
 import type { Compression } from '../layer/compress.js';
 import type { LayerPlan } from '../layer/partition.js';
-import { DISCARD, writeLayer } from '../layer/write.js';
+import { writeLayer } from '../layer/write.js';
+import { DISCARD } from '../content/blob.js';
 import { fingerprint, FINGERPRINT_ANNOTATION } from '../layer/fingerprint.js';
 import type { NewLayer } from '../image/build.js';
 import type { EntryTable } from '../walk/entries.js';

@@ -14,7 +14,7 @@ import { scrubGitConfigs } from '../walk/secrets.js';
 import { findChanges, type Changes } from '../diff/changes.js';
 import { checkUpper } from '../diff/overlay.js';
 import { partition } from '../layer/partition.js';
-import { writeMarkerLayer } from '../layer/marker.js';
+import { writeMarkerLayer } from '../layer/marker-layer.js';
 import { buildImage, type BuiltImage, type NewLayer } from '../image/build.js';
 import type { Manifest } from '../image/oci.js';
 import { createdTime } from '../image/created.js';

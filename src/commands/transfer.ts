@@ -3,7 +3,11 @@ import type { Logger } from '../log.js';
 import { LayoutWriter } from '../layout/layout.js';
 import { layoutSource } from '../layout/reader.js';
 import { connect } from '../registry/connect.js';
-import { copyImage, pullToLayout, registrySource, type ImageSource } from '../registry/copy.js';
+import { copyImage } from '../content/copy.js';
+import type { ImageSource } from '../content/storage.js';
+import { pullToLayout } from '../layout/pull.js';
+import { registrySource } from '../registry/repository.js';
+import { credentialsFor } from '../registry/credentials.js';
 import { RegistryError } from '../registry/errors.js';
 import { format } from '../registry/reference.js';
 import { credentialInputs } from '../destinations/registry.js';
@@ -90,10 +94,9 @@ async function openSource(
   }
   const from = inputs.from!;
   // A pull's only registry is its source; a promote's inputs are for its target.
-  const forSource = inputs.mode === 'pull' || from.registry === inputs.targets[0]?.registry;
+  const targetRegistry = inputs.mode === 'pull' ? from.registry : inputs.targets[0]?.registry;
   const repo = await connect(from, {
-    credentials: forSource ? { ...credentialInputs(inputs), isTarget: true } : {},
-    insecureRegistry: forSource && inputs.insecureRegistry,
+    ...credentialsFor(from, { inputs, targetRegistry }),
     access: 'pull',
     log,
   });

@@ -1,5 +1,5 @@
 import type { BuiltImage, NewLayer } from '../image/build.js';
-import type { BlobSink } from '../layer/write.js';
+import type { BlobSink } from '../content/blob.js';
 import type { BaseImage } from '../registry/base.js';
 
 /**

@@ -15,8 +15,11 @@ function baseName(p: Buffer): Buffer {
   return p.subarray(p.lastIndexOf(0x2f) + 1);
 }
 
-/** An empty regular file, every field fixed, so the same deletion always gives the same bytes. */
-function marker(p: Buffer): Entry {
+/**
+ * The entry of a whiteout named `p`: an empty regular file, every field fixed, so the same deletion
+ * always gives the same bytes.
+ */
+function whiteoutEntry(p: Buffer): Entry {
   return {
     path: p,
     kind: 'whiteout',
@@ -46,9 +49,10 @@ export function groupWhiteouts(entries: Iterable<Entry>, deletions: Buffer[], op
     if (siblings) siblings.push(e);
     else byParent.set(key, [e]);
   };
-  for (const dir of opaque) add(dir, marker(joinPath(dir, OPAQUE)));
+  for (const dir of opaque) add(dir, whiteoutEntry(joinPath(dir, OPAQUE)));
   const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
-  for (const d of sorted) add(parentOf(d), marker(joinPath(parentOf(d), Buffer.concat([WH, baseName(d)]))));
+  for (const d of sorted)
+    add(parentOf(d), whiteoutEntry(joinPath(parentOf(d), Buffer.concat([WH, baseName(d)]))));
 
   const out = EntryTable.from(byParent.get('') ?? []);
   for (const e of entries) {

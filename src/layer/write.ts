@@ -1,4 +1,3 @@
-import { createHash, type Hash } from 'node:crypto';
 import {
   closeSync,
   constants,
@@ -9,7 +8,7 @@ import {
   type promises as fsp,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Readable, Transform, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { show, type Logger } from '../log.js';
 import type { Entry, EntryTable } from '../walk/entries.js';
@@ -17,30 +16,7 @@ import { compressor, LAYER_MEDIA_TYPE, type Compression } from './compress.js';
 import { encodeHeader, END_OF_ARCHIVE, zeroPad, type TarHeader } from './tar.js';
 import type { Descriptor } from '../image/oci.js';
 import { UserError } from '../failure.js';
-
-/** Where the compressed bytes of a blob go; the digest is known only once they have all passed. */
-export interface BlobSink {
-  /** `expected` is given when the sink asked for the digest first (see below). */
-  create(expected?: { digest: string; size: number }): Promise<PendingBlob>;
-  /** True when this sink must know the digest before the first byte (monolithic uploads). */
-  needsDigestFirst?(): boolean;
-}
-
-/** A sink that keeps nothing: a pass that only computes a layer's digests. */
-export const DISCARD: BlobSink = {
-  create: async () => ({
-    stream: new Writable({ write: (_c, _e, done) => done() }),
-    commit: async () => {},
-    abort: async () => {},
-  }),
-};
-
-export interface PendingBlob {
-  stream: Writable;
-  /** Called once the stream has finished, with the digest and size computed on the way. */
-  commit(digest: string, size: number): Promise<void>;
-  abort(): Promise<void>;
-}
+import { HashTap, type BlobSink } from '../content/blob.js';
 
 export interface LayerResult {
   descriptor: Descriptor;
@@ -102,33 +78,6 @@ export async function writeLayer(
 /** A file the process may not read: the capture cannot be faithful, so it stops with one line. */
 export class PermissionError extends UserError {
   override readonly rootMayHelp = true;
-}
-
-/** Passes bytes through unchanged while hashing and counting them. */
-export class HashTap extends Transform {
-  bytes = 0;
-  private readonly hash: Hash = createHash('sha256');
-  private hex?: string;
-
-  constructor(private readonly onBytes?: (n: number) => void) {
-    super();
-  }
-
-  override _transform(
-    chunk: Buffer,
-    _enc: BufferEncoding,
-    done: (err?: Error | null, data?: Buffer) => void,
-  ) {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    this.onBytes?.(chunk.length);
-    done(null, chunk);
-  }
-
-  digest(): string {
-    this.hex ??= this.hash.digest('hex');
-    return `sha256:${this.hex}`;
-  }
 }
 
 const SLASH = Buffer.from('/');

@@ -3,9 +3,10 @@ import { lstat, mkdir, readdir, readFile, rm, rename, writeFile } from 'node:fs/
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
-import { HashTap, type BlobSink, type PendingBlob } from '../layer/write.js';
 import { finished, Writable, type Readable } from 'node:stream';
-import { limiter } from '../util/limit.js';
+import { HashTap, type BlobSink, type PendingBlob } from '../content/blob.js';
+import { copyBlobs } from '../content/copy.js';
+import type { BlobCounts, BlobSource, FetchedManifest, ImageTarget } from '../content/storage.js';
 import { jsonBlob, type JsonBlob } from '../image/build.js';
 import { Annotation, MediaType, type Descriptor, type Index } from '../image/oci.js';
 import { UserError } from '../failure.js';
@@ -35,12 +36,14 @@ const OWNED = /^(\d+)-([0-9a-f]{8})-[0-9a-f]{8}(\.old)?$/;
 /**
  * An OCI image layout (image-spec `image-layout.md`) written atomically: everything goes to a sibling
  * staging directory that replaces `output` only once complete, so a failed or interrupted run leaves
- * whatever was at `output` untouched.
+ * whatever was at `output` untouched. A new layout holds nothing to skip or mount from: every blob
+ * given is written.
  */
-export class LayoutWriter implements BlobSink {
+export class LayoutWriter implements BlobSink, ImageTarget {
   /** `writing` into staging; `replaced` once the new layout is at `output` (the old one going). */
   private state: 'writing' | 'replaced' | 'aborted' = 'writing';
   private digest = '';
+  private readonly written = { sent: 0, bytes: 0 };
   private readonly forgetInterrupt: () => void;
 
   private constructor(
@@ -82,6 +85,15 @@ export class LayoutWriter implements BlobSink {
     return new LayoutWriter(target, staging, earlier, madeParent, others);
   }
 
+  get name(): string {
+    return `oci:${this.output}`;
+  }
+
+  /** Blobs written, and their bytes, so far. */
+  get counts(): BlobCounts {
+    return { present: 0, mounted: 0, ...this.written };
+  }
+
   /** Paths the walk must leave out: `output`, this run's staging directories, and other runs'. */
   get ownPaths(): string[] {
     return [this.output, this.staging, `${this.staging}.old`, ...this.othersStaging];
@@ -106,7 +118,11 @@ export class LayoutWriter implements BlobSink {
     file.on('error', () => {}); // reported through the callbacks above
     return {
       stream,
-      commit: async (digest) => rename(tmp, this.blobPath(digest)),
+      commit: async (digest, size) => {
+        await rename(tmp, this.blobPath(digest));
+        this.written.sent++;
+        this.written.bytes += size;
+      },
       abort: async () => rm(tmp, { force: true }),
     };
   }
@@ -120,25 +136,31 @@ export class LayoutWriter implements BlobSink {
     blobs: Descriptor[],
     concurrency: number,
   ): Promise<void> {
-    const parallel = limiter(concurrency);
-    await Promise.all(
-      blobs.map((d) =>
-        parallel(async () => {
-          const pending = await this.create();
-          const tap = new HashTap();
-          try {
-            await pipeline(await open(d.digest), tap, pending.stream);
-            if (tap.digest() !== d.digest || tap.bytes !== d.size) {
-              throw new LayoutError(`blob ${d.digest} does not match its digest or size`);
-            }
-            await pending.commit(d.digest, d.size);
-          } catch (err) {
-            await pending.abort();
-            throw err;
-          }
-        }),
-      ),
-    );
+    await copyBlobs({ name: 'the base image', openBlob: open }, blobs, this, { concurrency });
+  }
+
+  /** Writes one blob read from `source`, checked against its digest and size. */
+  async copyFrom(source: BlobSource, d: Descriptor): Promise<void> {
+    const pending = await this.create();
+    const tap = new HashTap();
+    try {
+      await pipeline(await source.openBlob(d.digest), tap, pending.stream);
+      if (tap.digest() !== d.digest || tap.bytes !== d.size) {
+        throw new LayoutError(`blob ${d.digest} does not match its digest or size`);
+      }
+      await pending.commit(d.digest, d.size);
+    } catch (err) {
+      await pending.abort();
+      throw err;
+    }
+  }
+
+  /** Writes a manifest's bytes as a blob; tags go into `index.json`, written whole by finish. */
+  async putManifest(manifest: FetchedManifest): Promise<void> {
+    await this.putJson({
+      descriptor: { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length },
+      bytes: manifest.bytes,
+    });
   }
 
   async putJson(blob: JsonBlob): Promise<void> {

@@ -4,8 +4,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { sha256 } from '../image/build.js';
 import { Annotation, type Index } from '../image/oci.js';
-import type { FetchedManifest } from '../registry/manifests.js';
-import type { ImageSource } from '../registry/copy.js';
+import type { FetchedManifest, ImageSource } from '../content/storage.js';
 import { LayoutError } from './layout.js';
 
 /**

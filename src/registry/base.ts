@@ -1,8 +1,8 @@
 import type { Logger } from '../log.js';
 import { runtimePlatform } from '../image/build.js';
 import { MediaType, type Descriptor, type ImageConfig, type Index, type Manifest } from '../image/oci.js';
-import type { Repository } from './blobs.js';
-import type { CredentialInputs } from './credentials.js';
+import type { Repository } from './repository.js';
+import { credentialsFor, type CredentialInputs } from './credentials.js';
 import { connect } from './connect.js';
 import { RegistryError } from './errors.js';
 import { getImageConfig, getManifest, parseJson } from './manifests.js';
@@ -44,12 +44,11 @@ export async function baseFromMarker(marker: Marker, opts: Omit<BaseOptions, 're
   };
 }
 
-/** The base's repository, read-only; the credential inputs count only when it is the target's registry. */
+/** The base's repository, read-only, with the credentials credentialsFor gives its registry. */
 function openBase(reference: Reference, opts: Omit<BaseOptions, 'ref'>): Promise<Repository> {
-  const sameRegistry = reference.registry === opts.targetRegistry;
+  const inputs = { ...opts.credentials, insecureRegistry: opts.insecureRegistry };
   return connect(reference, {
-    credentials: sameRegistry ? { ...opts.credentials, isTarget: true } : {},
-    insecureRegistry: sameRegistry && opts.insecureRegistry,
+    ...credentialsFor(reference, { inputs, targetRegistry: opts.targetRegistry }),
     access: 'pull',
     log: opts.log,
   });

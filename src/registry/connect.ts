@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { Repository } from './blobs.js';
+import { Repository } from './repository.js';
 import { RegistryClient, isLoopback } from './client.js';
 import { resolveCredentials, type CredentialInputs } from './credentials.js';
 import type { Reference } from './reference.js';

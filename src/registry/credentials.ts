@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
-import { DOCKER_HUB } from './reference.js';
+import { DOCKER_HUB, type Reference } from './reference.js';
 
 export interface Credentials {
   username?: string;
@@ -22,6 +22,28 @@ export interface CredentialInputs {
    * Depot's registries): they are never sent to another registry, such as a base image's on Docker Hub.
    */
   isTarget?: boolean;
+}
+
+/** The inputs a run is given for the registry it pushes to. */
+export interface RegistryInputs {
+  username?: string;
+  password?: string;
+  token?: string;
+  insecureRegistry: boolean;
+}
+
+/**
+ * What a registry other than the one pushed to is given (a base image's, the source of a promote or
+ * a pull): the credential inputs and insecure-registry only when it is `targetRegistry`, the registry
+ * those inputs are for; any other registry gets its own credentials (see resolveCredentials) and TLS.
+ */
+export function credentialsFor(
+  ref: Reference,
+  opts: { inputs: RegistryInputs; targetRegistry?: string },
+): { credentials: CredentialInputs; insecureRegistry: boolean } {
+  if (ref.registry !== opts.targetRegistry) return { credentials: {}, insecureRegistry: false };
+  const { username, password, token, insecureRegistry } = opts.inputs;
+  return { credentials: { username, password, token, isTarget: true }, insecureRegistry };
 }
 
 /**

@@ -1,7 +1,17 @@
 import { sha256 } from '../image/build.js';
 import { MediaType, type ImageConfig, type Manifest } from '../image/oci.js';
-import type { Repository } from './blobs.js';
+import type { FetchedManifest } from '../content/storage.js';
+import type { RegistryClient } from './client.js';
 import { NOT_A_REGISTRY, RegistryError } from './errors.js';
+
+/** What a manifest request needs of a repository (a Repository is one). */
+export interface RepositoryEndpoint {
+  readonly client: RegistryClient;
+  /** The repository's path. */
+  readonly name: string;
+  /** Its token scope. */
+  readonly scope: string;
+}
 
 /** The registry's manifest size limit (distribution: 4 MiB); larger bodies are not read. */
 const MANIFEST_LIMIT = 4 * 1024 * 1024;
@@ -14,14 +24,11 @@ const ACCEPT = [
   MediaType.dockerManifestList,
 ].join(', ');
 
-export interface FetchedManifest {
-  digest: string;
-  mediaType: string;
-  bytes: Buffer;
-}
-
 /** GET a manifest by tag or digest; null when the tag does not exist. */
-export async function getManifest(repo: Repository, reference: string): Promise<FetchedManifest | null> {
+export async function getManifest(
+  repo: RepositoryEndpoint,
+  reference: string,
+): Promise<FetchedManifest | null> {
   const what = `reading ${repo.name}:${reference}`;
   const { res, bytes } = await repo.client.requestBytes(
     {
@@ -54,7 +61,7 @@ export async function getManifest(repo: Repository, reference: string): Promise<
 }
 
 /** A small JSON blob (an image config), verified against its digest. */
-export async function getJsonBlob<T>(repo: Repository, digest: string): Promise<T> {
+export async function getJsonBlob<T>(repo: RepositoryEndpoint, digest: string): Promise<T> {
   const { bytes } = await repo.client.requestBytes(
     {
       method: 'GET',
@@ -76,7 +83,7 @@ export async function getJsonBlob<T>(repo: Repository, digest: string): Promise<
  * registries name no digest) is checked by reading the tag back.
  */
 export async function putManifest(
-  repo: Repository,
+  repo: RepositoryEndpoint,
   tag: string,
   bytes: Buffer,
   mediaType: string,
@@ -111,7 +118,11 @@ export async function putManifest(
 }
 
 /** The digest a tag (or digest) resolves to now: a HEAD, or a GET when the HEAD names none. */
-async function storedDigest(repo: Repository, reference: string, mediaType: string): Promise<string | null> {
+async function storedDigest(
+  repo: RepositoryEndpoint,
+  reference: string,
+  mediaType: string,
+): Promise<string | null> {
   const res = await repo.client.request({
     method: 'HEAD',
     url: `/v2/${repo.name}/manifests/${reference}`,
@@ -127,7 +138,7 @@ async function storedDigest(repo: Repository, reference: string, mediaType: stri
   return (await getManifest(repo, reference))?.digest ?? null;
 }
 
-export async function getImageConfig(repo: Repository, manifest: Manifest): Promise<ImageConfig> {
+export async function getImageConfig(repo: RepositoryEndpoint, manifest: Manifest): Promise<ImageConfig> {
   return getJsonBlob<ImageConfig>(repo, manifest.config.digest);
 }
 

@@ -2,15 +2,15 @@ import type { Logger } from '../log.js';
 import type { BuiltImage, NewLayer } from '../image/build.js';
 import type { Manifest } from '../image/oci.js';
 import { FINGERPRINT_ANNOTATION } from '../layer/fingerprint.js';
-import type { BlobSink } from '../layer/write.js';
-import type { Repository } from './blobs.js';
+import type { BlobSink } from '../content/blob.js';
+import { copyBlobs } from '../content/copy.js';
+import type { Repository } from './repository.js';
 import { connect } from './connect.js';
 import type { CredentialInputs } from './credentials.js';
 import { getImageConfig, getManifest, parseJson, putManifest } from './manifests.js';
 import { format, type Reference } from './reference.js';
 import { LayerCache } from './layer-cache.js';
 import type { BaseImage } from './base.js';
-import { limiter } from '../util/limit.js';
 
 export interface PushOptions {
   targets: Reference[];
@@ -113,9 +113,7 @@ export class RegistryDestination {
     if (!layer) return undefined;
     const digest = layer.descriptor.digest;
     let how: 'already there' | 'mounted' = 'already there';
-    if (await this.repo.exists(digest)) {
-      this.repo.counts.present++;
-    } else {
+    if (!(await this.repo.exists(digest))) {
       const registry = this.targets[0].registry;
       const sources = (cached?.repositories ?? [])
         .filter((r) => r.startsWith(registry + '/') && r !== this.image)
@@ -130,7 +128,6 @@ export class RegistryDestination {
         );
         return undefined;
       }
-      this.repo.counts.mounted++;
       how = 'mounted';
     }
     this.written.set(fingerprint, layer);
@@ -143,23 +140,7 @@ export class RegistryDestination {
    * blob to blob from the base's registry.
    */
   async addBase(base: BaseImage, concurrency: number): Promise<void> {
-    const sameRegistry = base.reference.registry === this.targets[0].registry;
-    const parallel = limiter(concurrency);
-    const how = { present: 0, mounted: 0, copied: 0 };
-    await Promise.all(
-      base.layers.map((layer) =>
-        parallel(async () => {
-          if (await this.repo.exists(layer.digest)) how.present++;
-          else if (sameRegistry && (await this.repo.mount(layer.digest, base.repository.name))) how.mounted++;
-          else {
-            await this.repo.copyFrom(base.repository, layer);
-            how.copied++;
-          }
-        }),
-      ),
-    );
-    this.repo.counts.present += how.present;
-    this.repo.counts.mounted += how.mounted;
+    const how = await copyBlobs(base.repository, base.layers, this.repo, { concurrency });
     this.log.info(
       `base layers: ${how.present} already there, ${how.mounted} mounted from ${base.repository.name}, ${how.copied} copied`,
     );

@@ -14,7 +14,8 @@ export interface Reference {
   digest?: string;
 }
 
-export class ReferenceError extends UserError {}
+/** An image reference that does not parse, or names what it may not (not the built-in ReferenceError). */
+export class BadReferenceError extends UserError {}
 
 const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
@@ -26,7 +27,7 @@ export const DOCKER_HUB = 'docker.io';
 
 export function parseReference(input: string): Reference {
   const ref = input.trim();
-  const bad = (why: string) => new ReferenceError(`invalid image reference "${ref}": ${why}`);
+  const bad = (why: string) => new BadReferenceError(`invalid image reference "${ref}": ${why}`);
   if (!ref) throw bad('it is empty');
   if (ref.length > 255 + 128 + 80) throw bad('it is too long');
 
@@ -77,7 +78,7 @@ export function parseReference(input: string): Reference {
  * an IPv4-looking host that does not parse. Found here, so the registry client's `new URL` never
  * throws its bare "Invalid URL".
  */
-function checkHost(registry: string, bad: (why: string) => ReferenceError): void {
+function checkHost(registry: string, bad: (why: string) => BadReferenceError): void {
   const port = /:(\d+)$/.exec(registry.replace(/^\[.*\]/, ''))?.[1];
   if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535))
     throw bad(`port ${port} is out of range (1-65535)`);
@@ -93,14 +94,14 @@ export function parseTargets(lines: string[]): Reference[] {
   const refs = lines.map(parseReference);
   for (const r of refs) {
     if (r.digest)
-      throw new ReferenceError(
+      throw new BadReferenceError(
         `image "${format(r)}" names a digest; name a tag to push to (digests are computed)`,
       );
     r.tag ??= 'latest';
   }
   const repos = new Set(refs.map((r) => `${r.registry}/${r.repository}`));
   if (repos.size > 1) {
-    throw new ReferenceError(
+    throw new BadReferenceError(
       `all images must be in one repository, got ${[...repos].join(' and ')}; push twice to reach two`,
     );
   }

@@ -28,3 +28,11 @@ export function parentOf(p: Buffer): Buffer {
   const i = p.lastIndexOf(0x2f);
   return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
 }
+
+/**
+ * A path key (a latin1 string of the path's bytes, as the walk keeps them) as text, for globs: the
+ * UTF-8 reading of the bytes (invalid bytes become U+FFFD).
+ */
+export function latin1KeyToText(key: string): string {
+  return Buffer.from(key, 'latin1').toString('utf8');
+}

@@ -2,6 +2,7 @@ import path from 'node:path';
 import picomatch from 'picomatch';
 import { VIRTUAL_FS_TYPES, type Mount } from './mountinfo.js';
 import { MARKER_PATH } from '../image/marker.js';
+import { latin1KeyToText } from '../util/paths.js';
 import type { SecretFiles } from './secrets.js';
 
 /**
@@ -146,9 +147,4 @@ export function relativePattern(p: string): string {
 function matcher(patterns: string[]): (text: string) => boolean {
   const test = picomatch(patterns.map(relativePattern), { dot: true });
   return (text) => test(text.slice(1));
-}
-
-/** Globs are text: match against the UTF-8 reading of the name (invalid bytes become U+FFFD). */
-export function latin1KeyToText(key: string): string {
-  return Buffer.from(key, 'latin1').toString('utf8');
 }

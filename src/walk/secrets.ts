@@ -4,7 +4,7 @@ import path from 'node:path';
 import picomatch from 'picomatch';
 import { show, type Logger } from '../log.js';
 import type { EntryTable } from './entries.js';
-import { latin1KeyToText } from './filter.js';
+import { latin1KeyToText } from '../util/paths.js';
 
 /**
  * Credentials a CI sandbox accumulates (logins, tokens, keys) that must not be baked into an image a

@@ -15,7 +15,8 @@ import { runAction } from '../helpers/action.js';
 import { unpack } from '../helpers/image.js';
 import { check, cleanupAll, onCleanup, tmpDir } from '../helpers/tools.js';
 import { scanRoot } from '../../src/walk/scan.js';
-import { writeLayer, type BlobSink } from '../../src/layer/write.js';
+import { writeLayer } from '../../src/layer/write.js';
+import type { BlobSink } from '../../src/content/blob.js';
 import type { Logger } from '../../src/log.js';
 
 interface TarEntry {

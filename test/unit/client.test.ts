@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { Repository } from '../../src/registry/blobs.js';
+import { Repository } from '../../src/registry/repository.js';
 import { isLoopback, parseChallenge, RegistryClient } from '../../src/registry/client.js';
 import { describeFailure, RegistryError } from '../../src/registry/errors.js';
 import { putManifest } from '../../src/registry/manifests.js';

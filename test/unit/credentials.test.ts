@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { resolveCredentials } from '../../src/registry/credentials.js';
+import { credentialsFor, resolveCredentials } from '../../src/registry/credentials.js';
+import { parseReference } from '../../src/registry/reference.js';
 import { show } from '../../src/log.js';
 
 const noHome = { HOME: '/nonexistent-home' };
@@ -60,5 +61,30 @@ describe('show', () => {
     expect(show('a\nb')).toBe('a\\x0ab');
     expect(show(Buffer.from([0x66, 0xff, 0x2f, 0x67]))).toBe('f\\xff/g');
     expect(show('café')).toBe('café');
+  });
+});
+
+describe('credentialsFor', () => {
+  const inputs = { username: 'u', password: 'p', token: 't', insecureRegistry: true };
+
+  it("gives the inputs and insecure-registry to the target's registry only", () => {
+    const same = credentialsFor(parseReference('r.example:5000/base:1'), {
+      inputs,
+      targetRegistry: 'r.example:5000',
+    });
+    expect(same).toEqual({
+      credentials: { username: 'u', password: 'p', token: 't', isTarget: true },
+      insecureRegistry: true,
+    });
+    for (const targetRegistry of ['r.example', 'ghcr.io', undefined]) {
+      expect(credentialsFor(parseReference('r.example:5000/base:1'), { inputs, targetRegistry })).toEqual({
+        credentials: {},
+        insecureRegistry: false,
+      });
+    }
+    // Docker Hub's names are one registry: a base named `ubuntu` is not on a target at index.docker.io.
+    expect(
+      credentialsFor(parseReference('ubuntu'), { inputs, targetRegistry: 'ghcr.io' }).credentials,
+    ).toEqual({});
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { format, parseReference, parseTargets, ReferenceError } from '../../src/registry/reference.js';
+import { format, parseReference, parseTargets, BadReferenceError } from '../../src/registry/reference.js';
 
 const DIGEST = 'sha256:' + 'ab'.repeat(32);
 
@@ -51,7 +51,7 @@ describe('parseReference', () => {
     ['ghcr.io/o/a@sha256:short', /digest/],
     ['bad_host.io/app', /registry host/],
   ])('rejects %j', (input, why) => {
-    expect(() => parseReference(input)).toThrow(ReferenceError);
+    expect(() => parseReference(input)).toThrow(BadReferenceError);
     expect(() => parseReference(input)).toThrow(why);
   });
 });
@@ -72,6 +72,6 @@ describe('parseTargets', () => {
 
   it('rejects two repositories', () => {
     expect(() => parseTargets(['ghcr.io/o/a:1', 'ghcr.io/o/b:1'])).toThrow(/one repository/);
-    expect(() => parseTargets(['ghcr.io/o/a:1', 'quay.io/o/a:1'])).toThrow(ReferenceError);
+    expect(() => parseTargets(['ghcr.io/o/a:1', 'quay.io/o/a:1'])).toThrow(BadReferenceError);
   });
 });

@@ -1,20 +1,33 @@
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobSink, PendingBlob } from '../layer/write.js';
+import type { BlobSink, PendingBlob } from '../content/blob.js';
+import type {
+  BlobCounts,
+  BlobSource,
+  FetchedManifest,
+  ImageSource,
+  ImageTarget,
+} from '../content/storage.js';
 import type { Descriptor } from '../image/oci.js';
 import type { RegistryClient } from './client.js';
+import { getManifest, putManifest } from './manifests.js';
 import { RegistryError, RestartBlobError } from './errors.js';
 import { backoff, DeadlineError, DEFAULT_RETRY, RETRY_STATUS } from './retry.js';
 
 /** Chunks of a streamed upload. ≥ 5 MiB, which ECR requires; small enough to hold one per upload. */
 export const CHUNK_SIZE = 8 * 1024 * 1024;
 
-/** Blob operations on one repository (distribution-spec v1.1 "Pushing blobs"). */
-export class Repository {
-  /** Bytes actually sent in blob bodies. */
-  uploaded = 0;
-  /** Blobs skipped because present, mounted from another repository, or sent. */
-  readonly counts = { present: 0, mounted: 0, uploaded: 0 };
+/** What this repository did with blobs; changed only here (and by its uploads below). */
+type Tally = { -readonly [K in keyof BlobCounts]: BlobCounts[K] };
+
+/**
+ * One repository of a registry (distribution-spec v1.1): blobs pulled and pushed, manifests read and
+ * stored. An image source and an image target for content/copy.ts.
+ */
+export class Repository implements ImageSource, ImageTarget {
+  private readonly tally: Tally = { present: 0, mounted: 0, sent: 0, bytes: 0 };
+  /** Set once the registry refused a chunked upload: from then on, digest first, then one PUT. */
+  private monolithic = false;
 
   constructor(
     readonly client: RegistryClient,
@@ -23,13 +36,43 @@ export class Repository {
     readonly access: 'push' | 'pull' = 'push',
   ) {}
 
+  /** The registry's host, as its API is reached. */
+  get registry(): string {
+    return this.client.host;
+  }
+
+  /** Blobs found present, mounted, sent, and the bytes sent, so far. */
+  get counts(): BlobCounts {
+    return { ...this.tally };
+  }
+
+  /** Bytes actually sent in blob bodies. */
+  get uploaded(): number {
+    return this.tally.bytes;
+  }
+
   /** The token scope for this repository, push first (some registries read only the first scope). */
   get scope(): string {
     return `repository:${this.name}:${this.access === 'push' ? 'pull,push' : 'pull'}`;
   }
 
-  /** One `HEAD`: whether the repository holds the blob now (a digest it names must be this one). */
+  /**
+   * Whether the repository holds the blob already, so it need not be sent: one `HEAD`, and the blob
+   * counted as present when it is there.
+   */
   async exists(digest: string): Promise<boolean> {
+    const found = await this.holds(digest);
+    if (found) this.tally.present++;
+    return found;
+  }
+
+  /** After an upload failed or answered oddly: whether the blob is there all the same (it was sent). */
+  landed(digest: string): Promise<boolean> {
+    return this.holds(digest);
+  }
+
+  /** One `HEAD`: whether the repository holds the blob now (a digest it names must be this one). */
+  private async holds(digest: string): Promise<boolean> {
     const res = await this.client.request({
       method: 'HEAD',
       url: `/v2/${this.name}/blobs/${digest}`,
@@ -50,7 +93,7 @@ export class Repository {
     const named = res.headers.get('docker-content-digest');
     await res.body?.cancel();
     if (res.status === 201 && named === digest) return;
-    if (await this.exists(digest)) return;
+    if (await this.landed(digest)) return;
     throw new RegistryError(
       `${what} failed: the registry answered ${res.status}${named && named !== digest ? ` naming ${named}` : ''} but does not have the blob (is a proxy or login page in the way? check the host name and port)`,
     );
@@ -67,17 +110,17 @@ export class Repository {
       headers: { 'Content-Length': '0' },
     });
     await res.body?.cancel();
-    if (res.status === 201) return true;
+    if (res.status === 201) {
+      this.tally.mounted++;
+      return true;
+    }
     await this.cancel(res);
     return false;
   }
 
   /** A small blob (config, manifest-sized) in one monolithic POST+PUT, skipped when present. */
   async putBuffer(descriptor: Descriptor, bytes: Buffer): Promise<void> {
-    if (await this.exists(descriptor.digest)) {
-      this.counts.present++;
-      return;
-    }
+    if (await this.exists(descriptor.digest)) return;
     for (let attempt = 1; ; attempt++) {
       let location: URL | undefined;
       try {
@@ -88,14 +131,24 @@ export class Repository {
         // The answer may be what was lost: a blob that landed is done; else a fresh upload, the
         // abandoned session cancelled (best effort) rather than left open until the registry purges it.
         if (err instanceof DeadlineError) throw err;
-        if (await this.exists(descriptor.digest).catch(unlessDeadline(false))) break;
+        if (await this.landed(descriptor.digest).catch(unlessDeadline(false))) break;
         if (location) await this.cancel(location);
         if (attempt >= BLOB_ATTEMPTS) throw err;
         await this.client.pause(backoff(attempt), `uploading ${short(descriptor.digest)}`);
       }
     }
-    this.uploaded += bytes.length;
-    this.counts.uploaded++;
+    this.tally.bytes += bytes.length;
+    this.tally.sent++;
+  }
+
+  /** A manifest by tag or digest, checked against its digest; null when there is none. */
+  manifest(reference: string): Promise<FetchedManifest | null> {
+    return getManifest(this, reference);
+  }
+
+  /** Tags a manifest (or stores it by digest), confirmed as putManifest says. */
+  putManifest(manifest: FetchedManifest, tag?: string): Promise<void> {
+    return putManifest(this, tag ?? manifest.digest, manifest.bytes, manifest.mediaType);
   }
 
   /** GET a blob as a stream (a base layer to copy or to write into a layout). */
@@ -116,10 +169,7 @@ export class Repository {
    * Copies a blob from another registry, streamed from GET to PUT (never through a temp file); the
    * target checks the digest. Retried from the start when either side fails.
    */
-  async copyFrom(
-    source: { openBlob(digest: string): Promise<Readable> },
-    descriptor: Descriptor,
-  ): Promise<void> {
+  async copyFrom(source: BlobSource, descriptor: Descriptor): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       // The digest and size are known: one streamed PUT, a round trip per blob rather than per chunk.
       const pending = this.monolithicUpload(await this.startUpload(), descriptor);
@@ -137,9 +187,6 @@ export class Repository {
     }
   }
 
-  /** Set once the registry refused a chunked upload: from then on, digest first, then one PUT. */
-  monolithic = false;
-
   /**
    * A sink for a blob whose digest is known only at its end: chunked PATCHes, then PUT ?digest. For a
    * registry that refuses chunks, the caller computes the digest in a first pass and the blob is
@@ -152,7 +199,7 @@ export class Repository {
         const location = await this.startUpload();
         return expected
           ? this.monolithicUpload(location, expected, label)
-          : new ChunkedUpload(this, location, label).pending();
+          : new ChunkedUpload(this, location, label, this.tally, () => (this.monolithic = true)).pending();
       },
     };
   }
@@ -193,8 +240,8 @@ export class Repository {
             ? err
             : new RestartBlobError(`the upload did not complete (${err.message})`);
         });
-        this.uploaded += expected.size;
-        this.counts.uploaded++;
+        this.tally.bytes += expected.size;
+        this.tally.sent++;
       },
       abort: async () => {
         body.destroy();
@@ -275,6 +322,9 @@ class ChunkedUpload {
     start: URL,
     /** What is uploaded, for messages: "layer 2/5 /usr". */
     private readonly label: string,
+    private readonly tally: Tally,
+    /** The registry refuses chunks: later blobs go up whole. */
+    private readonly chunksRefused: () => void,
   ) {
     this.location = start;
   }
@@ -319,7 +369,7 @@ class ChunkedUpload {
     for (let round = 1; ; round++) {
       try {
         await this.repo.finishUpload(this.location, digest, last, false);
-        this.repo.uploaded += last.length;
+        this.tally.bytes += last.length;
         break;
       } catch (err) {
         if (!(err instanceof RegistryError) || err instanceof DeadlineError) throw err;
@@ -328,17 +378,17 @@ class ChunkedUpload {
         }
         if (round >= DEFAULT_RETRY.attempts) throw err;
         await this.repo.client.pause(err.retryAfterMs ?? backoff(round), `uploading ${this.label}`);
-        if (await this.repo.exists(digest).catch(unlessDeadline(false))) break;
+        if (await this.repo.landed(digest).catch(unlessDeadline(false))) break;
         const have = await this.status();
         if (have === null || have < this.offset || have > this.offset + last.length) {
           throw new RestartBlobError(`the upload did not complete (${err.message})`);
         }
-        this.repo.uploaded += have - this.offset;
+        this.tally.bytes += have - this.offset;
         last = last.subarray(have - this.offset);
         this.offset = have;
       }
     }
-    this.repo.counts.uploaded++;
+    this.tally.sent++;
   }
 
   /**
@@ -368,12 +418,12 @@ class ChunkedUpload {
         });
         await res.body?.cancel();
         this.location = locationOf(res, this.location);
-        this.repo.uploaded += body.length;
+        this.tally.bytes += body.length;
         sent = data.length;
       } catch (err) {
         if (err instanceof DeadlineError) throw err;
         if (err instanceof RegistryError && isChunkingRefused(err)) {
-          this.repo.monolithic = true;
+          this.chunksRefused();
           throw new RestartBlobError(
             `the registry refuses chunked uploads (${err.message}); uploading whole blobs instead`,
           );
@@ -448,4 +498,9 @@ function locationOf(res: Response, base: URL): URL {
 
 export function short(digest: string): string {
   return digest.slice(0, 19);
+}
+
+/** A repository read as an image source (promote, pull): it is one. */
+export function registrySource(repo: Repository): ImageSource {
+  return repo;
 }

@@ -7,7 +7,8 @@ import { MARKER_COMMENT, MARKER_PATH, type Marker } from '../image/marker.js';
 import { EntryTable } from '../walk/entries.js';
 import { splitNs } from '../walk/walk.js';
 import type { Compression } from './compress.js';
-import { DISCARD, writeLayer, type BlobSink } from './write.js';
+import { DISCARD, type BlobSink } from '../content/blob.js';
+import { writeLayer } from './write.js';
 
 /**
  * The marker's own layer: the one file, owned by root, mode 0644, dated `created`, so the same image
