@@ -10,6 +10,9 @@ export class UserError extends Error {
   readonly rootMayHelp: boolean = false;
 }
 
+/** Bad input (an input, a flag, a path given): reported as one line, exit 1, before anything is written. */
+export class InputError extends UserError {}
+
 /** The one line a failure ends with: a user error's own message, anything else as a failed snapshot. */
 export function failureMessage(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);

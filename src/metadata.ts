@@ -1,6 +1,6 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Manifest } from './image/oci.js';
+import type { Manifest } from './content/oci.js';
 
 /**
  * The metadata file (`metadata-file`), like `depot build --metadata-file`: what was made, where it

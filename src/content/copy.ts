@@ -1,4 +1,4 @@
-import type { Descriptor, Index, Manifest } from '../image/oci.js';
+import type { Descriptor, Index, Manifest } from './oci.js';
 import { UserError } from '../failure.js';
 import { limiter } from '../util/limit.js';
 import type { BlobSource, BlobTarget, FetchedManifest, ImageSource, ImageTarget } from './storage.js';

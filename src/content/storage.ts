@@ -3,7 +3,7 @@
  * layout (layout/) each implement them, and content/copy.ts moves images between any two.
  */
 import type { Readable } from 'node:stream';
-import type { Descriptor } from '../image/oci.js';
+import type { Descriptor } from './oci.js';
 
 /** A manifest (or index) as stored: its bytes untouched, so its digest stays the same. */
 export interface FetchedManifest {

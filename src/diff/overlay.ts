@@ -1,6 +1,6 @@
 import { access, lstat, stat } from 'node:fs/promises';
 import { accessSync, constants, statSync } from 'node:fs';
-import { InputError } from '../inputs/errors.js';
+import { InputError } from '../failure.js';
 import path from 'node:path';
 import { show, type Logger } from '../log.js';
 import type { Filter } from '../walk/filter.js';

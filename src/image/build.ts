@@ -6,7 +6,7 @@ import {
   type HistoryEntry,
   type ImageConfig,
   type Manifest,
-} from './oci.js';
+} from '../content/oci.js';
 
 /** A blob small enough to hold in memory: config, manifest, index. */
 export interface JsonBlob {

@@ -1,5 +1,5 @@
 import type { BuiltImage } from './build.js';
-import type { Descriptor, HistoryEntry, ImageConfig, Manifest } from './oci.js';
+import type { Descriptor, HistoryEntry, ImageConfig, Manifest } from '../content/oci.js';
 import { UserError } from '../failure.js';
 
 /**

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { InputError } from './errors.js';
+import { InputError } from '../failure.js';
 import { INPUT_SPECS, MODES, type InputSpec } from './spec.js';
 
 /** Every input's value as given, before any check: the flag, else a non-blank variable, else the default. */

@@ -3,7 +3,7 @@ import { CHANGE_MODES, type ChangeMode } from '../diff/changes.js';
 import { COMPRESSIONS, LEVELS, zstdAvailable, type Compression } from '../layer/compress.js';
 import type { Reference } from '../registry/reference.js';
 import { readRawInputs } from './cli.js';
-import { InputError } from './errors.js';
+import { InputError } from '../failure.js';
 import { parseBoolean, parseDuration, parseInteger, parseList, parseOneOf, parseSize } from './parse.js';
 import { CONCURRENCY, MODES, type Mode } from './spec.js';
 import {
@@ -19,7 +19,7 @@ import {
 } from './validate.js';
 
 export { helpText, secretValues, wantsHelp } from './cli.js';
-export { InputError } from './errors.js';
+export { InputError } from '../failure.js';
 export { parseDuration, parseSize } from './parse.js';
 export { INPUT_SPECS, type InputSpec, type Mode } from './spec.js';
 

@@ -1,4 +1,4 @@
-import { InputError } from './errors.js';
+import { InputError } from '../failure.js';
 
 // Generic parsers of one input's value as given (a string); `name` is the input, for the error.
 

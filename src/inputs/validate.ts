@@ -3,7 +3,7 @@ import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import picomatch from 'picomatch';
 import { parseReference, parseTargets, type Reference } from '../registry/reference.js';
 import { relativePattern } from '../walk/filter.js';
-import { InputError } from './errors.js';
+import { InputError } from '../failure.js';
 import { parseList } from './parse.js';
 
 // Checks of inputs that name images, paths and globs: each takes the value as given and returns it

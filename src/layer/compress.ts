@@ -2,7 +2,7 @@ import os from 'node:os';
 import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { MediaType } from '../image/oci.js';
+import { MediaType } from '../content/oci.js';
 import { limiter } from '../util/limit.js';
 
 /** The layer compressions, in the order help and errors list them. */

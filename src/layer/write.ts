@@ -14,7 +14,7 @@ import { show, type Logger } from '../log.js';
 import type { Entry, EntryTable } from '../walk/entries.js';
 import { compressor, LAYER_MEDIA_TYPE, type Compression } from './compress.js';
 import { encodeHeader, END_OF_ARCHIVE, zeroPad, type TarHeader } from './tar.js';
-import type { Descriptor } from '../image/oci.js';
+import type { Descriptor } from '../content/oci.js';
 import { UserError } from '../failure.js';
 import { HashTap, type BlobSink } from '../content/blob.js';
 

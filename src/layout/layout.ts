@@ -8,7 +8,7 @@ import { HashTap, type BlobSink, type PendingBlob } from '../content/blob.js';
 import { copyBlobs } from '../content/copy.js';
 import type { BlobCounts, BlobSource, FetchedManifest, ImageTarget } from '../content/storage.js';
 import { jsonBlob, type JsonBlob } from '../image/build.js';
-import { Annotation, MediaType, type Descriptor, type Index } from '../image/oci.js';
+import { Annotation, MediaType, type Descriptor, type Index } from '../content/oci.js';
 import { UserError } from '../failure.js';
 import { onInterrupt } from '../interrupt.js';
 

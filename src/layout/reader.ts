@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { sha256 } from '../image/build.js';
-import { Annotation, type Index } from '../image/oci.js';
+import { Annotation, type Index } from '../content/oci.js';
 import type { FetchedManifest, ImageSource } from '../content/storage.js';
 import { LayoutError } from './layout.js';
 

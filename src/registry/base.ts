@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import { runtimePlatform } from '../image/build.js';
-import { MediaType, type Descriptor, type ImageConfig, type Index, type Manifest } from '../image/oci.js';
+import { MediaType, type Descriptor, type ImageConfig, type Index, type Manifest } from '../content/oci.js';
 import type { Repository } from './repository.js';
 import { credentialsFor, type CredentialInputs } from './credentials.js';
 import { connect } from './connect.js';

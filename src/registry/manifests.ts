@@ -1,5 +1,5 @@
 import { sha256 } from '../image/build.js';
-import { MediaType, type ImageConfig, type Manifest } from '../image/oci.js';
+import { MediaType, type ImageConfig, type Manifest } from '../content/oci.js';
 import type { FetchedManifest } from '../content/storage.js';
 import type { RegistryClient } from './client.js';
 import { NOT_A_REGISTRY, RegistryError } from './errors.js';

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { BuiltImage, NewLayer } from '../image/build.js';
-import type { Manifest } from '../image/oci.js';
+import type { Manifest } from '../content/oci.js';
 import { FINGERPRINT_ANNOTATION } from '../layer/fingerprint.js';
 import type { BlobSink } from '../content/blob.js';
 import { copyBlobs } from '../content/copy.js';

@@ -8,7 +8,7 @@ import type {
   ImageSource,
   ImageTarget,
 } from '../content/storage.js';
-import type { Descriptor } from '../image/oci.js';
+import type { Descriptor } from '../content/oci.js';
 import type { RegistryClient } from './client.js';
 import { getManifest, putManifest } from './manifests.js';
 import { RegistryError, RestartBlobError } from './errors.js';

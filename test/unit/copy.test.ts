@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { copyBlobs } from '../../src/content/copy.js';
 import type { BlobCounts, BlobSource, BlobTarget } from '../../src/content/storage.js';
-import type { Descriptor } from '../../src/image/oci.js';
+import type { Descriptor } from '../../src/content/oci.js';
 import { silentLogger } from '../../src/log.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { Repository } from '../../src/registry/repository.js';

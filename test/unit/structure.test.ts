@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 /**
  * The shape of `src/`, read from its import lines: no module depends on itself through others,
  * `registry/` and `layout/` stay strangers (both speak `content/`), and `content/` stays plain data
- * and small interfaces that nothing of the transports or the walk leaks into.
+ * and small interfaces that nothing of the transports or the walk leaks into, and every import goes
+ * along the pipeline, never back.
  */
 
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
@@ -119,6 +120,42 @@ const under =
   (f: string) =>
     dirs.some((d) => f.startsWith(d + '/'));
 
+/**
+ * The pipeline, in order: a folder imports only from its own step or earlier ones. `util/` and
+ * `content/` (OCI descriptors, blob sinks, image sources and targets) are spoken by every step.
+ */
+const PIPELINE = [
+  ['util', 'content'],
+  ['walk'],
+  ['diff'],
+  ['layer'],
+  ['image'],
+  ['layout', 'registry'],
+  ['inputs', 'destinations'],
+  ['commands'],
+];
+/** Entry points: nothing imports them (index.ts loads main.ts). */
+const ENTRY_POINTS = ['index.ts', 'main.ts', 'pre.ts'];
+/** The one sanctioned step back: the walk leaves out the old marker file, whose path image/ defines. */
+const EXCEPTIONS = ['walk/filter.ts → image/marker.ts'];
+
+/**
+ * A file's step: its folder's; for a top-level file (log, failure, summary, …), the latest step it
+ * imports from, so a folder may use it only if it could import all of that itself.
+ */
+function step(file: string, graph: Map<string, string[]>, seen = new Set<string>()): number {
+  const folder = file.includes('/') ? file.slice(0, file.indexOf('/')) : null;
+  if (folder) {
+    const index = PIPELINE.findIndex((names) => names.includes(folder));
+    if (index < 0) throw new Error(`src/${folder}/ has no place in the pipeline: add it to PIPELINE`);
+    return index;
+  }
+  if (ENTRY_POINTS.includes(file)) return PIPELINE.length;
+  if (seen.has(file)) return 0;
+  seen.add(file);
+  return Math.max(0, ...(graph.get(file) ?? []).map((to) => step(to, graph, seen)));
+}
+
 describe('the import structure of src/', () => {
   const graph = importGraph();
 
@@ -158,6 +195,19 @@ describe('the import structure of src/', () => {
     const registry = under('registry');
     const layout = under('layout');
     expect([...edges(graph, registry, layout), ...edges(graph, layout, registry)]).toEqual([]);
+  });
+
+  it('imports only along the pipeline walk → diff → layer → image → layout/registry → destinations → commands', () => {
+    const backwards = [...graph].flatMap(([from, targets]) =>
+      targets
+        .filter((to) => step(to, graph) > step(from, graph))
+        .map((to) => `${from} → ${to}`)
+        .filter((edge) => !EXCEPTIONS.includes(edge)),
+    );
+    expect(backwards).toEqual([]);
+    // The rule can fail: a layer importing the registry would be a step back.
+    expect(step('registry/push.ts', graph)).toBeGreaterThan(step('layer/write.ts', graph));
+    expect(step('main.ts', graph)).toBeGreaterThan(step('commands/snapshot.ts', graph));
   });
 
   it('keeps content/ free of the transports, the walk, the diff, the layers and main', () => {

@@ -2,13 +2,13 @@ import { lstat, mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../log.js';
-import type { NewLayer } from '../image/build.js';
-import { MARKER_COMMENT, MARKER_PATH, type Marker } from '../image/marker.js';
+import type { NewLayer } from './build.js';
+import { MARKER_COMMENT, MARKER_PATH, type Marker } from './marker.js';
 import { EntryTable } from '../walk/entries.js';
 import { splitNs } from '../walk/walk.js';
-import type { Compression } from './compress.js';
+import type { Compression } from '../layer/compress.js';
 import { DISCARD, type BlobSink } from '../content/blob.js';
-import { writeLayer } from './write.js';
+import { writeLayer } from '../layer/write.js';
 
 /**
  * The marker's own layer: the one file, owned by root, mode 0644, dated `created`, so the same image
