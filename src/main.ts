@@ -23,8 +23,9 @@ export async function run(argv: string[]): Promise<void> {
     log = makeLogger({ quiet: inputs.quiet });
     const writesLayout = inputs.mode === 'pull' || (inputs.mode === 'snapshot' && inputs.dryRun);
     interruptedRunWrites({ writesLayout, output: inputs.output });
-    const command = { snapshot, promote, pull }[inputs.mode];
-    await command(inputs, log);
+    if (inputs.mode === 'snapshot') await snapshot(inputs, log);
+    else if (inputs.mode === 'promote') await promote(inputs, log);
+    else await pull(inputs, log);
   } catch (err) {
     await failOrRerunAsRoot(err, log);
   }

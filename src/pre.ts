@@ -5,7 +5,7 @@ import path from 'node:path';
 import { MARKER_PATH } from './image/marker.js';
 import { checkUpper, findOverlay, overlayStorage } from './diff/overlay.js';
 import { readMounts } from './walk/mountinfo.js';
-import { getInputs, InputError } from './inputs/index.js';
+import { getPreInputs, InputError } from './inputs/index.js';
 import { coreLogger, inActions } from './runner.js';
 import { scanRoot } from './walk/scan.js';
 import { writeBaseline } from './diff/baseline.js';
@@ -23,7 +23,11 @@ async function pre(): Promise<void> {
   stopCleanlyOnSignals();
   const argv = inActions() ? [] : process.argv.slice(2);
   try {
-    const inputs = getInputs(argv, process.env, { pre: true });
+    const inputs = getPreInputs(argv, process.env);
+    if (!inputs) {
+      core.info('promote and pull capture nothing: no baseline recorded');
+      return;
+    }
     if (inputs.changes === 'full') return;
     if (inputs.upper) await checkUpper(inputs.upper, inputs.root);
     const overlay = await findOverlay(inputs.root, await readMounts(), inputs.upper);

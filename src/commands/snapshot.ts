@@ -1,7 +1,7 @@
 import { access, lstat, readFile, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import path from 'node:path';
-import { InputError, type Inputs } from '../inputs/index.js';
+import { InputError, type SnapshotInputs } from '../inputs/index.js';
 import type { Logger } from '../log.js';
 import { show } from '../log.js';
 import { Progress } from '../progress.js';
@@ -32,7 +32,7 @@ import { Phases, publishResult } from './publish.js';
  * `snapshot`: the tree at `root` (what changed since its base image, or all of it) as an image on top
  * of the base's layers, pushed to `image` or written to the layout at `output`.
  */
-export async function snapshot(inputs: Inputs, log: Logger): Promise<void> {
+export async function snapshot(inputs: SnapshotInputs, log: Logger): Promise<void> {
   await checkRoot(inputs.root);
   if (inputs.upper) await checkUpper(inputs.upper, inputs.root);
   const destination = inputs.dryRun ? await openLayout(inputs) : await openRegistry(inputs, log);
@@ -63,7 +63,7 @@ export async function snapshot(inputs: Inputs, log: Logger): Promise<void> {
 }
 
 /** The phases of a snapshot, each a log group: base image, changes, base layers, layers, push or layout. */
-async function capture(inputs: Inputs, destination: Destination, baseLog: Logger): Promise<void> {
+async function capture(inputs: SnapshotInputs, destination: Destination, baseLog: Logger): Promise<void> {
   const terminal = !inActions() && process.stderr.isTTY ? process.stderr : null;
   const progress = new Progress(baseLog, terminal, !inputs.quiet);
   const log = progress.wrap(baseLog);
@@ -119,7 +119,7 @@ async function capture(inputs: Inputs, destination: Destination, baseLog: Logger
   }
 
   const image = buildImage({ base, layers, created, ...imageEnv, ...sourceAnnotations() });
-  const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag!) : ['latest'];
+  const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag) : ['latest'];
   await phases.run(pushes ? 'push' : 'layout', pushes ? 'Push' : 'Layout', () =>
     destination.finish(image, tags),
   );
@@ -171,7 +171,7 @@ async function capture(inputs: Inputs, destination: Destination, baseLog: Logger
 
 /** The walk and what changed since the base (overlay, baseline or everything), logged. */
 async function changesOf(
-  inputs: Inputs,
+  inputs: SnapshotInputs,
   hasBase: boolean,
   destination: Destination,
   progress: Progress,
@@ -203,7 +203,7 @@ async function changesOf(
 
 /** The marker layer: this image's own layers and config, for the next snapshot of a sandbox started from it. */
 async function addMarker(
-  inputs: Inputs,
+  inputs: SnapshotInputs,
   destination: Destination,
   image: BuiltImage,
   created: string,
@@ -227,7 +227,7 @@ async function addMarker(
 }
 
 /** The base image: named by the user or the platform, else found through the root's marker, else none. */
-async function findBase(inputs: Inputs, log: Logger): Promise<BaseImage | undefined> {
+async function findBase(inputs: SnapshotInputs, log: Logger): Promise<BaseImage | undefined> {
   const options = {
     credentials: credentialInputs(inputs),
     targetRegistry: inputs.targets[0]?.registry,
@@ -246,7 +246,7 @@ async function findBase(inputs: Inputs, log: Logger): Promise<BaseImage | undefi
 }
 
 /** The image's `Env`: the base's, with this job's PATH and the variables its steps set. */
-function environment(inputs: Inputs, base: BaseImage | undefined, log: Logger): PersistedEnv {
+function environment(inputs: SnapshotInputs, base: BaseImage | undefined, log: Logger): PersistedEnv {
   const secrets = [inputs.token, inputs.password].filter(Boolean);
   const env = persistedEnv(process.env, base?.config.config?.Env ?? [], inputs.envMask, secrets);
   log.info(`environment kept in the image: ${env.kept.join(', ') || 'nothing new'}`);

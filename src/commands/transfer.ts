@@ -1,4 +1,4 @@
-import { InputError, type Inputs } from '../inputs/index.js';
+import type { CommonInputs, PromoteInputs, PullInputs, SourceInput } from '../inputs/index.js';
 import type { Logger } from '../log.js';
 import { LayoutWriter } from '../layout/layout.js';
 import { layoutSource } from '../layout/reader.js';
@@ -14,22 +14,22 @@ import { credentialInputs } from '../destinations/registry.js';
 import { Phases, publishResult, type Result } from './publish.js';
 
 /** `promote`: the image at `from` copied to every `image` tag, digest unchanged, nothing recaptured. */
-export async function promote(inputs: Inputs, log: Logger): Promise<void> {
+export async function promote(inputs: PromoteInputs, log: Logger): Promise<void> {
   const phases = new Phases(inputs.quiet);
-  const target = inputs.targets[0];
-  if (!target) throw new InputError('promote needs image (or --to): where to copy the image');
-  const { source, reference, name } = await openSource(inputs, log);
+  const [target] = inputs.targets;
+  const { source, reference, name } = await openSource(inputs.source, inputs, target.registry, log);
   const dest = await connect(target, {
     credentials: credentialInputs(inputs),
     insecureRegistry: inputs.insecureRegistry,
     access: 'push',
     log,
   });
-  const tags = inputs.targets.map((t) => t.tag!);
+  const tags = inputs.targets.map((t) => t.tag);
   const copied = await phases.run('promote', 'Promote', () =>
     copyImage(source, reference, dest, tags, { concurrency: inputs.concurrency, log }),
   );
-  if (inputs.from?.digest && copied.digest !== inputs.from.digest)
+  const wanted = inputs.source.kind === 'registry' ? inputs.source.reference.digest : undefined;
+  if (wanted && copied.digest !== wanted)
     throw new RegistryError(`promote: ${name} resolved to ${copied.digest}`);
   const repository = `${target.registry}/${target.repository}`;
   const images = tags.map((t) => `${repository}:${t}`);
@@ -46,13 +46,15 @@ export async function promote(inputs: Inputs, log: Logger): Promise<void> {
 }
 
 /** `pull`: the image at `from` written to the OCI layout at `output`, every blob verified. */
-export async function pull(inputs: Inputs, log: Logger): Promise<void> {
+export async function pull(inputs: PullInputs, log: Logger): Promise<void> {
   const phases = new Phases(inputs.quiet);
-  const { source, reference, name } = await openSource(inputs, log);
+  const from = inputs.source.reference;
+  // A pull's only registry is its source: the credential inputs are for it.
+  const { source, reference, name } = await openSource(inputs.source, inputs, from.registry, log);
   const layout = await LayoutWriter.create(inputs.output);
   try {
     const pulled = await phases.run('pull', 'Pull', () =>
-      pullToLayout(source, reference, layout, inputs.from?.tag ?? 'latest', {
+      pullToLayout(source, reference, layout, from.tag ?? 'latest', {
         concurrency: inputs.concurrency,
       }),
     );
@@ -73,7 +75,7 @@ export async function pull(inputs: Inputs, log: Logger): Promise<void> {
 }
 
 async function publish(
-  inputs: Inputs,
+  inputs: CommonInputs,
   phases: Phases,
   result: Omit<Result, 'base' | 'changes' | 'durationMs'>,
 ): Promise<void> {
@@ -83,22 +85,25 @@ async function publish(
   );
 }
 
-/** The image promote or pull reads: a repository (credentials as for a push), or an OCI layout. */
+/**
+ * The image promote or pull reads: an OCI layout, or a repository, given the credential inputs only
+ * if it is on `targetRegistry`, the registry they are meant for.
+ */
 async function openSource(
-  inputs: Inputs,
+  from: SourceInput,
+  inputs: CommonInputs,
+  targetRegistry: string,
   log: Logger,
 ): Promise<{ source: ImageSource; reference: string; name: string }> {
-  if (inputs.fromLayout) {
-    const { dir, tag } = inputs.fromLayout;
-    return { source: layoutSource(dir), reference: tag, name: `oci:${dir}:${tag}` };
+  if (from.kind === 'layout') {
+    return { source: layoutSource(from.dir), reference: from.tag, name: `oci:${from.dir}:${from.tag}` };
   }
-  const from = inputs.from!;
-  // A pull's only registry is its source; a promote's inputs are for its target.
-  const targetRegistry = inputs.mode === 'pull' ? from.registry : inputs.targets[0]?.registry;
-  const repo = await connect(from, {
-    ...credentialsFor(from, { inputs, targetRegistry }),
+  const ref = from.reference;
+  const repo = await connect(ref, {
+    ...credentialsFor(ref, { inputs, targetRegistry }),
     access: 'pull',
     log,
   });
-  return { source: registrySource(repo), reference: from.digest ?? from.tag!, name: format(from) };
+  // referenceInput gives a reference without a digest the tag latest.
+  return { source: registrySource(repo), reference: ref.digest ?? ref.tag ?? 'latest', name: format(ref) };
 }

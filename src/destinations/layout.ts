@@ -1,9 +1,9 @@
-import type { Inputs } from '../inputs/index.js';
+import type { CommonInputs } from '../inputs/index.js';
 import { LayoutWriter } from '../layout/layout.js';
 import type { Destination } from './destination.js';
 
 /** The dry run's OCI image layout at `output`: every blob written, base layers included. */
-export async function openLayout(inputs: Inputs): Promise<Destination> {
+export async function openLayout(inputs: CommonInputs): Promise<Destination> {
   const layout = await LayoutWriter.create(inputs.output);
   return {
     name: inputs.output,

@@ -1,18 +1,20 @@
 import type { Logger } from '../log.js';
-import type { Inputs } from '../inputs/index.js';
+import type { CommonInputs, SnapshotInputs } from '../inputs/index.js';
 import type { CredentialInputs } from '../registry/credentials.js';
 import { RegistryDestination } from '../registry/push.js';
 import type { Destination } from './destination.js';
 
 /** The credential inputs (`username`/`password`/`token`), for the registry they are meant for. */
-export function credentialInputs(inputs: Inputs): CredentialInputs {
+export function credentialInputs(inputs: CommonInputs): CredentialInputs {
   return { token: inputs.token, username: inputs.username, password: inputs.password };
 }
 
 /** The repository of the `image` tags: blobs uploaded (or found, or mounted), then the manifest. */
-export async function openRegistry(inputs: Inputs, log: Logger): Promise<Destination> {
+export async function openRegistry(inputs: SnapshotInputs, log: Logger): Promise<Destination> {
+  const [first, ...rest] = inputs.targets;
+  if (!first) throw new Error('a push needs an image to push to'); // getInputs requires one unless dry-run
   const registry = await RegistryDestination.open({
-    targets: inputs.targets,
+    targets: [first, ...rest],
     credentials: credentialInputs(inputs),
     insecureRegistry: inputs.insecureRegistry,
     log,

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { CHANGE_MODES, type ChangeMode } from '../diff/changes.js';
 import { COMPRESSIONS, LEVELS, zstdAvailable, type Compression } from '../layer/compress.js';
-import type { Reference } from '../registry/reference.js';
-import { readRawInputs } from './cli.js';
+import type { Reference, Target } from '../registry/reference.js';
+import { readRawInputs, type RawInputs } from './cli.js';
 import { InputError } from '../failure.js';
 import { parseBoolean, parseDuration, parseInteger, parseList, parseOneOf, parseSize } from './parse.js';
 import { CONCURRENCY, MODES, type Mode } from './spec.js';
@@ -23,8 +23,8 @@ export { InputError } from '../failure.js';
 export { parseDuration, parseSize } from './parse.js';
 export { INPUT_SPECS, type InputSpec, type Mode } from './spec.js';
 
-export interface Inputs {
-  targets: Reference[];
+/** What every mode reads; each mode's own inputs are in its type below. */
+export interface CommonInputs {
   root: string;
   dryRun: boolean;
   output: string;
@@ -32,10 +32,6 @@ export interface Inputs {
   include: string[];
   compression: Compression;
   compressionLevel: number;
-  mode: Mode;
-  from?: Reference;
-  /** `from: oci:DIR[:TAG]`: an OCI layout on disk (a dry run's output) to promote. */
-  fromLayout?: { dir: string; tag: string };
   metadataFile: string;
   baseImage: string;
   changes: ChangeMode;
@@ -58,20 +54,71 @@ export interface Inputs {
   quiet: boolean;
 }
 
+/** `snapshot`: the tree at `root` pushed to `targets` (none for a dry run, which writes `output`). */
+export interface SnapshotInputs extends CommonInputs {
+  mode: 'snapshot';
+  targets: Target[];
+}
+
+/** Where promote and pull read the image: a registry, or an OCI layout on disk (`from: oci:DIR[:TAG]`). */
+export type SourceInput =
+  { kind: 'registry'; reference: Reference } | { kind: 'layout'; dir: string; tag: string };
+
+/** `promote`: the image at `source` copied to every target, digest unchanged. */
+export interface PromoteInputs extends CommonInputs {
+  mode: 'promote';
+  targets: [Target, ...Target[]];
+  source: SourceInput;
+}
+
+/** `pull`: the image in a registry written to the OCI layout at `output`. */
+export interface PullInputs extends CommonInputs {
+  mode: 'pull';
+  source: { kind: 'registry'; reference: Reference };
+}
+
+export type Inputs = SnapshotInputs | PromoteInputs | PullInputs;
+
 /** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
-export function getInputs(
-  argv: string[],
-  env: NodeJS.ProcessEnv = process.env,
-  opts: { pre?: boolean } = {},
-): Inputs {
+export function getInputs(argv: string[], env: NodeJS.ProcessEnv = process.env): Inputs {
   const raw = readRawInputs(argv, env);
   const mode = parseOneOf(raw.mode, 'mode', MODES);
-  const fromLayout = layoutInput(raw.from.trim());
-  const from = raw.from.trim() && !fromLayout ? referenceInput(raw.from, 'from') : undefined;
-  if (mode !== 'snapshot' && !from && !fromLayout)
-    throw new InputError(`${mode} needs from: the image to ${mode}`);
-  if (mode === 'pull' && fromLayout)
-    throw new InputError('pull reads from a registry; from: oci:… is already a layout');
+  const common = commonInputs(raw, env, mode);
+  const targets = targetsInput(parseList(raw.image));
+  if (mode === 'snapshot') {
+    if (targets.length === 0 && !common.dryRun)
+      throw new InputError('image is required (or set dry-run to write a layout instead)');
+    return { mode, targets, ...common };
+  }
+  const source = sourceInput(raw.from, mode);
+  if (mode === 'pull') {
+    if (source.kind === 'layout')
+      throw new InputError('pull reads from a registry; from: oci:… is already a layout');
+    return { mode, source, ...common };
+  }
+  const [first, ...rest] = targets;
+  if (!first) throw new InputError('promote needs image (or --to): where to copy the image');
+  return { mode, targets: [first, ...rest], source, ...common };
+}
+
+/**
+ * The pre step's inputs: those of a snapshot, or null for promote and pull, which record no
+ * baseline. The image and the source are not needed yet: the main step checks them.
+ */
+export function getPreInputs(argv: string[], env: NodeJS.ProcessEnv = process.env): CommonInputs | null {
+  const raw = readRawInputs(argv, env);
+  const mode = parseOneOf(raw.mode, 'mode', MODES);
+  return mode === 'snapshot' ? commonInputs(raw, env, mode) : null;
+}
+
+function sourceInput(from: string, mode: Mode): SourceInput {
+  const layout = layoutInput(from.trim());
+  if (layout) return { kind: 'layout', ...layout };
+  if (!from.trim()) throw new InputError(`${mode} needs from: the image to ${mode}`);
+  return { kind: 'registry', reference: referenceInput(from, 'from') };
+}
+
+function commonInputs(raw: RawInputs, env: NodeJS.ProcessEnv, mode: Mode): CommonInputs {
   const compression = parseOneOf(raw.compression, 'compression', COMPRESSIONS);
   if (compression === 'zstd' && !zstdAvailable()) {
     throw new InputError(
@@ -88,15 +135,10 @@ export function getInputs(
     );
   }
   const dryRun = parseBoolean(raw['dry-run'], 'dry-run');
-  const images = parseList(raw.image);
-  if (images.length === 0 && !dryRun && !opts.pre && mode !== 'pull')
-    throw new InputError('image is required (or set dry-run to write a layout instead)');
-  const targets = targetsInput(images);
   const output = path.resolve(raw.output.trim() || 'snapshot-layout');
   const writesLayout = mode === 'pull' || (mode === 'snapshot' && dryRun);
   if (writesLayout) checkParents(output, 'output');
   return {
-    targets,
     root: path.resolve(raw.root.trim() || '/'),
     dryRun,
     output,
@@ -104,9 +146,6 @@ export function getInputs(
     include: pathPatterns(raw.include, 'include'),
     compression,
     compressionLevel,
-    mode,
-    ...(from ? { from } : {}),
-    ...(fromLayout ? { fromLayout } : {}),
     metadataFile: metadataFileInput(raw['metadata-file'].trim(), writesLayout ? output : ''),
     baseImage: checkedReference(
       raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || '',

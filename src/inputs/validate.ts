@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import picomatch from 'picomatch';
-import { parseReference, parseTargets, type Reference } from '../registry/reference.js';
+import { parseReference, parseTargets, type Reference, type Target } from '../registry/reference.js';
 import { relativePattern } from '../walk/filter.js';
 import { InputError } from '../failure.js';
 import { parseList } from './parse.js';
@@ -10,7 +10,7 @@ import { parseList } from './parse.js';
 // checked (and resolved), or throws an InputError that says what to do, before anything is written.
 
 /** `image` lines: references in one repository, a tag defaulting to latest. */
-export function targetsInput(images: string[]): Reference[] {
+export function targetsInput(images: string[]): Target[] {
   try {
     return images.length ? parseTargets(images) : [];
   } catch (err) {

@@ -8,12 +8,12 @@ import type { Repository } from './repository.js';
 import { connect } from './connect.js';
 import type { CredentialInputs } from './credentials.js';
 import { getImageConfig, getManifest, parseJson, putManifest } from './manifests.js';
-import { format, type Reference } from './reference.js';
+import { format, type Target } from './reference.js';
 import { LayerCache } from './layer-cache.js';
 import type { BaseImage } from './base.js';
 
 export interface PushOptions {
-  targets: Reference[];
+  targets: [Target, ...Target[]];
   credentials: CredentialInputs;
   insecureRegistry: boolean;
   log: Logger;
@@ -43,7 +43,7 @@ export class RegistryDestination {
 
   private constructor(
     readonly repo: Repository,
-    private readonly targets: Reference[],
+    private readonly targets: [Target, ...Target[]],
     private readonly log: Logger,
     private readonly cache: LayerCache,
   ) {}
@@ -73,7 +73,7 @@ export class RegistryDestination {
 
   /** The image at the first tag now, if it was made by this action: how old, and its layers. */
   private async readExisting(): Promise<void> {
-    const tag = this.targets[0].tag!;
+    const tag = this.targets[0].tag;
     const fetched = await getManifest(this.repo, tag);
     if (!fetched) return;
     const manifest = parseJson<Manifest>(fetched.bytes);
@@ -164,7 +164,7 @@ export class RegistryDestination {
   async finish(image: BuiltImage): Promise<void> {
     await this.repo.putBuffer(image.config.descriptor, image.config.bytes); // skipped when present
     for (const t of this.targets) {
-      await putManifest(this.repo, t.tag!, image.manifest.bytes, image.manifest.descriptor.mediaType);
+      await putManifest(this.repo, t.tag, image.manifest.bytes, image.manifest.descriptor.mediaType);
       this.log.info(`pushed ${format(t)}`);
     }
     for (const [fp, layer] of this.written) this.cache.remember(fp, layer, this.image);

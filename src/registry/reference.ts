@@ -89,16 +89,19 @@ function checkHost(registry: string, bad: (why: string) => BadReferenceError): v
   }
 }
 
+/** A reference pushed to: always a tag (the digest is computed). */
+export type Target = Reference & { tag: string };
+
 /** The references a snapshot is pushed to: at least one, each with a tag, all in one repository. */
-export function parseTargets(lines: string[]): Reference[] {
-  const refs = lines.map(parseReference);
-  for (const r of refs) {
+export function parseTargets(lines: string[]): Target[] {
+  const refs = lines.map((line): Target => {
+    const r = parseReference(line);
     if (r.digest)
       throw new BadReferenceError(
         `image "${format(r)}" names a digest; name a tag to push to (digests are computed)`,
       );
-    r.tag ??= 'latest';
-  }
+    return { ...r, tag: r.tag ?? 'latest' };
+  });
   const repos = new Set(refs.map((r) => `${r.registry}/${r.repository}`));
   if (repos.size > 1) {
     throw new BadReferenceError(

@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { zstdAvailable } from '../../src/layer/compress.js';
 import {
   getInputs,
+  getPreInputs,
   INPUT_SPECS,
   InputError,
   parseDuration,
@@ -92,7 +93,9 @@ describe('getInputs', () => {
       concurrency: 4,
       maxAge: 0,
     });
-    expect(i.targets.map((t) => [t.registry, t.repository, t.tag])).toEqual([['ghcr.io', 'org/app', 'ci']]);
+    expect(i.mode === 'snapshot' && i.targets.map((t) => [t.registry, t.repository, t.tag])).toEqual([
+      ['ghcr.io', 'org/app', 'ci'],
+    ]);
   });
 
   it('reads INPUT_* variables, names with dashes kept', () => {
@@ -182,6 +185,44 @@ describe('getInputs', () => {
       compression: 'none',
       compressionLevel: 7,
     });
+  });
+});
+
+describe('each mode reads what it needs', () => {
+  it('promote needs an image and a source; its targets come with tags, its source as given', () => {
+    expect(() => getInputs([], { INPUT_MODE: 'promote', INPUT_FROM: 'ghcr.io/org/app:ci' })).toThrow(
+      /^promote needs image/,
+    );
+    expect(() => getInputs([], { INPUT_MODE: 'promote', INPUT_IMAGE: IMAGE })).toThrow(/^promote needs from/);
+    const i = getInputs([], {
+      INPUT_MODE: 'promote',
+      INPUT_FROM: 'ghcr.io/org/app@sha256:' + 'a'.repeat(64),
+      INPUT_IMAGE: 'ghcr.io/org/prod\nghcr.io/org/prod:v1',
+    });
+    expect(i.mode).toBe('promote');
+    if (i.mode !== 'promote') return;
+    expect(i.targets.map((t) => t.tag)).toEqual(['latest', 'v1']);
+    expect(i.source).toMatchObject({ kind: 'registry', reference: { digest: 'sha256:' + 'a'.repeat(64) } });
+  });
+
+  it('pull reads a registry only, and needs no image', () => {
+    const i = getInputs([], { INPUT_MODE: 'pull', INPUT_FROM: 'ghcr.io/org/app' });
+    expect(i).toMatchObject({ mode: 'pull', source: { kind: 'registry', reference: { tag: 'latest' } } });
+    const layout = mkdtempSync(path.join(os.tmpdir(), 'layout-'));
+    writeFileSync(path.join(layout, 'index.json'), '{}');
+    expect(() => getInputs([], { INPUT_MODE: 'pull', INPUT_FROM: `oci:${layout}` })).toThrow(
+      /^pull reads from a registry/,
+    );
+  });
+
+  it("the pre step reads a snapshot's inputs, and nothing of promote or pull, whose layout may not exist yet", () => {
+    expect(getPreInputs([], { INPUT_MODE: 'promote', INPUT_FROM: 'oci:/nonexistent/layout' })).toBeNull();
+    expect(getPreInputs([], { INPUT_MODE: 'pull' })).toBeNull();
+    expect(getPreInputs([], { INPUT_ROOT: '/srv/tree' })).toMatchObject({
+      root: '/srv/tree',
+      changes: 'auto',
+    });
+    expect(() => getPreInputs([], { INPUT_CHANGES: 'sometimes' })).toThrow(InputError);
   });
 });
 
