@@ -2,7 +2,7 @@ import './heap.js';
 import * as core from '@actions/core';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { MARKER_PATH } from './image/marker.js';
+import { MARKER_PATH, MARKER_REWRITTEN } from './image/marker.js';
 import { checkUpper, findOverlay, overlayStorage } from './diff/overlay.js';
 import { readMounts } from './walk/mountinfo.js';
 import { getPreInputs, InputError } from './inputs/index.js';
@@ -63,6 +63,7 @@ async function pre(): Promise<void> {
       exclude: inputs.exclude,
       include: inputs.include,
       ownPaths: [inputs.baseline, ...layerCacheDirs(), ...overlayStorage(overlay)],
+      rewritten: [MARKER_REWRITTEN],
       log: coreLogger,
     });
     if (scan.unreadable.length && !isRoot()) throw new NeedsRootError(scan.unreadable);

@@ -19,7 +19,7 @@ import { buildImage, type BuiltImage, type NewLayer } from '../image/build.js';
 import type { Manifest } from '../content/oci.js';
 import { createdTime } from '../image/created.js';
 import { persistedEnv, type PersistedEnv } from '../image/env.js';
-import { MARKER_PATH, markerFor, parseMarker } from '../image/marker.js';
+import { MARKER_PATH, MARKER_REWRITTEN, markerFor, parseMarker } from '../image/marker.js';
 import { baseFromMarker, resolveBase, type BaseImage } from '../registry/base.js';
 import { LayerCache, layerCacheDirs } from '../registry/layer-cache.js';
 import type { Destination } from '../destinations/destination.js';
@@ -187,6 +187,7 @@ async function changesOf(
       exclude: inputs.exclude,
       include: inputs.include,
       ownPaths: [...destination.ownPaths, inputs.baseline, ...layerCacheDirs()].filter(Boolean),
+      rewritten: [MARKER_REWRITTEN],
       log,
       counters: progress.counters,
     },

@@ -10,6 +10,12 @@ import { UserError } from '../failure.js';
  */
 export const MARKER_PATH = 'etc/depot-snapshot.json';
 
+/** The marker of the image the sandbox came from, left out of the walk: the new image gets a new one. */
+export const MARKER_REWRITTEN = {
+  path: '/' + MARKER_PATH,
+  reason: "the base image's snapshot marker (rewritten)",
+};
+
 /** The history comment of the marker layer: how a base made by this action is recognised. */
 export const MARKER_COMMENT = 'snapshot marker';
 

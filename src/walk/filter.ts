@@ -1,7 +1,6 @@
 import path from 'node:path';
 import picomatch from 'picomatch';
 import { VIRTUAL_FS_TYPES, type Mount } from './mountinfo.js';
-import { MARKER_PATH } from '../image/marker.js';
 import { latin1KeyToText } from '../util/paths.js';
 import type { SecretFiles } from './secrets.js';
 
@@ -40,6 +39,8 @@ export interface FilterOptions {
   include: string[];
   /** Credential files to leave out (default: none). */
   secrets?: SecretFiles;
+  /** `/`-rooted paths the action writes anew into every image: the tree's copy is left out. */
+  rewritten?: Array<{ path: string; reason: string }>;
 }
 
 export class Filter {
@@ -65,11 +66,7 @@ export class Filter {
         this.exact.set(key, { action: 'empty', reason: `${m.fsType} mount` });
       }
     }
-    // The marker of the image the sandbox came from: the new image gets a new one, never this one.
-    this.exact.set('/' + MARKER_PATH, {
-      action: 'drop',
-      reason: "the base image's snapshot marker (rewritten)",
-    });
+    for (const { path: key, reason } of opts.rewritten ?? []) this.exact.set(key, { action: 'drop', reason });
     for (const file of RUNTIME_FILES) {
       if (mountPoints.has(file))
         this.exact.set(file, { action: 'drop', reason: 'bind-mounted by the runtime' });

@@ -11,6 +11,8 @@ export interface ScanOptions {
   include: string[];
   /** Host paths this run writes to (layout, caches): never captured. */
   ownPaths: string[];
+  /** `/`-rooted paths the action writes anew (the marker): never captured from the tree. */
+  rewritten: Array<{ path: string; reason: string }>;
   log: Logger;
   /** Bumped once per entry looked at, for progress lines. */
   counters?: { entries: number };
@@ -44,6 +46,7 @@ export async function buildFilter(opts: ScanOptions): Promise<{ filter: Filter; 
     exclude: opts.exclude,
     include: opts.include,
     secrets: new SecretFiles(opts.root, HOME),
+    rewritten: opts.rewritten,
   });
   return { filter, mounts };
 }

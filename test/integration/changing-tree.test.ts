@@ -104,7 +104,7 @@ describe('a change between the walk and the read', () => {
       await writeFile(path.join(root, rel), data);
     }
     const log = collectingLog();
-    const scan = await scanRoot({ root, exclude: [], include: [], ownPaths: [], log });
+    const scan = await scanRoot({ root, exclude: [], include: [], ownPaths: [], rewritten: [], log });
     expect(log.warnings).toEqual([]);
 
     const p = (rel: string) => path.join(root, rel);

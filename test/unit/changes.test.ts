@@ -4,7 +4,7 @@ import type { Overlay } from '../../src/diff/overlay.js';
 import { silentLogger } from '../../src/log.js';
 
 const overlay: Overlay = { upper: '/rw/upper', mounted: true, given: false };
-const scan = { root: '/', exclude: [], include: [], ownPaths: [], log: silentLogger };
+const scan = { root: '/', exclude: [], include: [], ownPaths: [], rewritten: [], log: silentLogger };
 const BASELINE = '/runner/tmp/baseline.gz';
 const baselineThere = (f: string): boolean => f === BASELINE;
 const nothingThere = () => false;
