@@ -8,10 +8,11 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { isInside, parentOf } from '../util/paths.js';
 import type { Entry, EntryTable } from '../walk/entries.js';
-import type { Exclusion } from '../walk/walk.js';
+import { walk, type Exclusion } from '../walk/walk.js';
 import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
 import { UserError } from '../failure.js';
 import { onInterrupt } from '../interrupt.js';
+import type { ChangeSource } from './source.js';
 
 /**
  * The baseline: what the tree looked like when the job started, recorded by the `pre` step and
@@ -160,13 +161,27 @@ export function compareWalkOrder(a: Buffer, b: Buffer): number {
 }
 
 /**
+ * The walk of the root compared with the baseline at `file`: what differs, and whiteouts for what is
+ * gone. The walk keeps ctime and inode, which the baseline's lines hold.
+ */
+export function baselineSource(file: string): ChangeSource {
+  return {
+    async read({ root, filter, log, counters }) {
+      const scan = await walk({ root, filter, log, keepIdentity: true, counters });
+      const set = await diffAgainstBaseline(file, root, scan.entries, scan.excluded, scan.sockets);
+      return { ...set, scan, excluded: scan.excluded, unreadable: scan.unreadable };
+    },
+  };
+}
+
+/**
  * Compares the tree now with its baseline: new or different entries are captured (with their parent
  * directories, so each change lands with the right metadata around it), vanished ones become
  * whiteouts: one per deleted subtree, none under a deleted parent, none for paths left out of the
  * capture, and written right after their parent directory, before its other entries. An entry whose
  * type changed gets a whiteout too, then its new self.
  */
-export async function diffAgainstBaseline(
+async function diffAgainstBaseline(
   file: string,
   root: string,
   entries: EntryTable,

@@ -2,11 +2,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import { buildFilter, type ScanOptions } from '../walk/scan.js';
-import type { EntryTable } from '../walk/entries.js';
-import { walk, type Exclusion, type WalkResult } from '../walk/walk.js';
-import { BaselineError, diffAgainstBaseline } from './baseline.js';
 import { readMounts } from '../walk/mountinfo.js';
-import { findOverlay, overlayChanges, OverlayError, overlayStorage, type Overlay } from './overlay.js';
+import { BaselineError, baselineSource } from './baseline.js';
+import { findOverlay, OverlayError, overlaySource, overlayStorage, type Overlay } from './overlay.js';
+import { wholeTree, type ChangeSource, type FoundChanges } from './source.js';
 
 /** How changes can be found. */
 export const CHANGE_METHODS = ['overlay', 'baseline', 'full'] as const;
@@ -15,19 +14,11 @@ export type ChangeMethod = (typeof CHANGE_METHODS)[number];
 export const CHANGE_MODES = ['auto', ...CHANGE_METHODS] as const;
 export type ChangeMode = (typeof CHANGE_MODES)[number];
 
-export interface Changes {
-  entries: EntryTable;
+/** What changed, with how it was found and why that way. */
+export interface Changes extends FoundChanges {
   method: ChangeMethod;
   /** Why this method, for the log and summary. */
   reason: string;
-  /** The walk of the whole root (not made for an overlay, whose upper dir is all that is read). */
-  scan?: WalkResult;
-  changed?: number;
-  deleted?: number;
-  /** What the walk left out, with why. */
-  excluded: Exclusion[];
-  /** What this process could not read (see WalkResult). */
-  unreadable: Buffer[];
 }
 
 export interface ChangeOptions {
@@ -62,27 +53,19 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
     ownPaths: [...opts.scan.ownPaths, ...storage],
   });
   const choice = chooseMethod(opts, overlay, existsSync);
+  const found = await sourceOf(choice).read({ root, filter, log: opts.log, counters: opts.scan.counters });
+  return { ...found, method: choice.method, reason: choice.reason };
+}
 
-  if (choice.method === 'overlay') {
-    if (choice.overlay.given && !choice.overlay.mounted)
-      opts.log.warn(
-        `mountinfo shows no overlay mounted at ${root}: taking upper ${choice.overlay.upper} as its upper dir, as given`,
-      );
-    const set = await overlayChanges(root, choice.overlay, filter, opts.log);
-    return { ...set, method: 'overlay', reason: choice.reason };
+function sourceOf(choice: Choice): ChangeSource {
+  switch (choice.method) {
+    case 'overlay':
+      return overlaySource(choice.overlay);
+    case 'baseline':
+      return baselineSource(choice.baseline);
+    case 'full':
+      return wholeTree;
   }
-  const scan = await walk({
-    root,
-    filter,
-    log: opts.log,
-    keepIdentity: choice.method === 'baseline',
-    counters: opts.scan.counters,
-  });
-  const walked = { scan, excluded: scan.excluded, unreadable: scan.unreadable };
-  if (choice.method === 'full')
-    return { entries: scan.entries, method: 'full', reason: choice.reason, ...walked };
-  const set = await diffAgainstBaseline(choice.baseline, root, scan.entries, scan.excluded, scan.sockets);
-  return { ...set, method: 'baseline', reason: choice.reason, ...walked };
 }
 
 /**

@@ -10,6 +10,7 @@ import { walk, type Exclusion } from '../walk/walk.js';
 import { readXattrs } from '../walk/xattrs.js';
 import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
 import { UserError } from '../failure.js';
+import type { ChangeSource } from './source.js';
 
 export class OverlayError extends UserError {}
 
@@ -100,6 +101,19 @@ function splitOptions(s: string): Map<string, string> {
   return out;
 }
 
+/** The overlay's upper dir as the change set (see overlayChanges). */
+export function overlaySource(overlay: Overlay): ChangeSource {
+  return {
+    read({ root, filter, log }) {
+      if (overlay.given && !overlay.mounted)
+        log.warn(
+          `mountinfo shows no overlay mounted at ${root}: taking upper ${overlay.upper} as its upper dir, as given`,
+        );
+      return overlayChanges(root, overlay, filter, log);
+    },
+  };
+}
+
 /**
  * The overlay's upper dir *is* the change set: an entry there was added or changed (its metadata is
  * read through the merged `root`, which is what the sandbox sees), a character device 0/0 is a
@@ -107,7 +121,7 @@ function splitOptions(s: string): Map<string, string> {
  * (`.wh..wh..opq`). Renamed directories (`redirect_dir`) are refused: their merged content lives
  * elsewhere in the lower layers.
  */
-export async function overlayChanges(
+async function overlayChanges(
   root: string,
   overlay: Overlay,
   filter: Filter,
