@@ -1,11 +1,12 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 1633:
+/***/ 5747:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   Kg: () => (/* binding */ writeErrorLine),
+/* harmony export */   dz: () => (/* binding */ InputError),
 /* harmony export */   xV: () => (/* binding */ reportFailure),
 /* harmony export */   yo: () => (/* binding */ UserError)
 /* harmony export */ });
@@ -17,6 +18,11 @@ import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
  */
 /** An error whose message is the whole story: what is wrong and what to do. Shown alone, no stack. */
 class UserError extends Error {
+    /** Something this user may not read: the same run as root (under sudo) may succeed. */
+    rootMayHelp = false;
+}
+/** Bad input (an input, a flag, a path given): reported as one line, exit 1, before anything is written. */
+class InputError extends UserError {
 }
 /** The one line a failure ends with: a user error's own message, anything else as a failed snapshot. */
 function failureMessage(err) {
@@ -44,7 +50,7 @@ function oneLine(text) {
 
 /***/ }),
 
-/***/ 8476:
+/***/ 6066:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -54,7 +60,7 @@ function oneLine(text) {
 /* harmony export */ });
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8161);
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _failure_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1633);
+/* harmony import */ var _failure_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5747);
 
 
 const cleanups = new Set();
@@ -586,9 +592,9 @@ var external_node_v8_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 external_node_v8_default().setFlagsFromString('--semi-space-growth-factor=1');
 
 // EXTERNAL MODULE: ./src/interrupt.ts
-var interrupt = __nccwpck_require__(8476);
+var interrupt = __nccwpck_require__(6066);
 // EXTERNAL MODULE: ./src/failure.ts
-var failure = __nccwpck_require__(1633);
+var failure = __nccwpck_require__(5747);
 ;// CONCATENATED MODULE: ./src/index.ts
 
 
@@ -604,5 +610,5 @@ process.stdout.on('error', (err) => {
     if (err.code !== 'EPIPE')
         throw err;
 });
-Promise.all(/* import() */[__nccwpck_require__.e(926), __nccwpck_require__.e(772)]).then(__nccwpck_require__.bind(__nccwpck_require__, 3772)).then(({ run }) => run(process.argv.slice(2)), (err) => (0,failure/* reportFailure */.xV)(err, () => { }));
+Promise.all(/* import() */[__nccwpck_require__.e(278), __nccwpck_require__.e(196)]).then(__nccwpck_require__.bind(__nccwpck_require__, 8196)).then(({ run }) => run(process.argv.slice(2)), (err) => (0,failure/* reportFailure */.xV)(err, () => { }));
 

@@ -1,13 +1,13 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 4006:
+/***/ 6310:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const pico = __nccwpck_require__(8016);
-const utils = __nccwpck_require__(4059);
+const pico = __nccwpck_require__(3936);
+const utils = __nccwpck_require__(3211);
 
 function picomatch(glob, options, returnState = false) {
   // default to os.platform()
@@ -25,7 +25,7 @@ module.exports = picomatch;
 
 /***/ }),
 
-/***/ 5595:
+/***/ 667:
 /***/ ((module) => {
 
 
@@ -216,13 +216,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8265:
+/***/ 3721:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const constants = __nccwpck_require__(5595);
-const utils = __nccwpck_require__(4059);
+const constants = __nccwpck_require__(667);
+const utils = __nccwpck_require__(3211);
 
 /**
  * Constants
@@ -1648,15 +1648,15 @@ module.exports = parse;
 
 /***/ }),
 
-/***/ 8016:
+/***/ 3936:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const scan = __nccwpck_require__(1781);
-const parse = __nccwpck_require__(8265);
-const utils = __nccwpck_require__(4059);
-const constants = __nccwpck_require__(5595);
+const scan = __nccwpck_require__(117);
+const parse = __nccwpck_require__(3721);
+const utils = __nccwpck_require__(3211);
+const constants = __nccwpck_require__(667);
 const isObject = val => val && typeof val === 'object' && !Array.isArray(val);
 
 /**
@@ -2016,12 +2016,12 @@ module.exports = picomatch;
 
 /***/ }),
 
-/***/ 1781:
+/***/ 117:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const utils = __nccwpck_require__(4059);
+const utils = __nccwpck_require__(3211);
 const {
   CHAR_ASTERISK,             /* * */
   CHAR_AT,                   /* @ */
@@ -2038,7 +2038,7 @@ const {
   CHAR_RIGHT_CURLY_BRACE,    /* } */
   CHAR_RIGHT_PARENTHESES,    /* ) */
   CHAR_RIGHT_SQUARE_BRACKET  /* ] */
-} = __nccwpck_require__(5595);
+} = __nccwpck_require__(667);
 
 const isPathSeparator = code => {
   return code === CHAR_FORWARD_SLASH || code === CHAR_BACKWARD_SLASH;
@@ -2426,7 +2426,7 @@ module.exports = scan;
 
 /***/ }),
 
-/***/ 4059:
+/***/ 3211:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 /*global navigator*/
@@ -2437,7 +2437,7 @@ const {
   REGEX_REMOVE_BACKSLASH,
   REGEX_SPECIAL_CHARS,
   REGEX_SPECIAL_CHARS_GLOBAL
-} = __nccwpck_require__(5595);
+} = __nccwpck_require__(667);
 
 exports.isObject = val => val !== null && typeof val === 'object' && !Array.isArray(val);
 exports.hasRegexChars = str => REGEX_SPECIAL_CHARS.test(str);
@@ -2505,15 +2505,15 @@ exports.basename = (path, { windows } = {}) => {
 
 /***/ }),
 
-/***/ 770:
+/***/ 8482:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-/* unused reexport */ __nccwpck_require__(218);
+/* unused reexport */ __nccwpck_require__(9290);
 
 
 /***/ }),
 
-/***/ 218:
+/***/ 9290:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
@@ -2785,34 +2785,34 @@ __webpack_unused_export__ = debug; // for test
 
 /***/ }),
 
-/***/ 6752:
+/***/ 2480:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 
-const Client = __nccwpck_require__(3701)
-const Dispatcher = __nccwpck_require__(883)
-const Pool = __nccwpck_require__(628)
-const BalancedPool = __nccwpck_require__(837)
-const Agent = __nccwpck_require__(7405)
-const ProxyAgent = __nccwpck_require__(6672)
-const EnvHttpProxyAgent = __nccwpck_require__(3137)
-const RetryAgent = __nccwpck_require__(50)
-const errors = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+const Client = __nccwpck_require__(1285)
+const Dispatcher = __nccwpck_require__(7939)
+const Pool = __nccwpck_require__(2244)
+const BalancedPool = __nccwpck_require__(2549)
+const Agent = __nccwpck_require__(8285)
+const ProxyAgent = __nccwpck_require__(9920)
+const EnvHttpProxyAgent = __nccwpck_require__(929)
+const RetryAgent = __nccwpck_require__(1346)
+const errors = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { InvalidArgumentError } = errors
-const api = __nccwpck_require__(6615)
-const buildConnector = __nccwpck_require__(9136)
-const MockClient = __nccwpck_require__(7365)
-const MockAgent = __nccwpck_require__(7501)
-const MockPool = __nccwpck_require__(4004)
-const mockErrors = __nccwpck_require__(2429)
-const RetryHandler = __nccwpck_require__(7816)
-const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(2581)
-const DecoratorHandler = __nccwpck_require__(8155)
-const RedirectHandler = __nccwpck_require__(8754)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const api = __nccwpck_require__(8567)
+const buildConnector = __nccwpck_require__(2784)
+const MockClient = __nccwpck_require__(9493)
+const MockAgent = __nccwpck_require__(1437)
+const MockPool = __nccwpck_require__(5220)
+const mockErrors = __nccwpck_require__(9917)
+const RetryHandler = __nccwpck_require__(5640)
+const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(8421)
+const DecoratorHandler = __nccwpck_require__(91)
+const RedirectHandler = __nccwpck_require__(7970)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 Object.assign(Dispatcher.prototype, api)
 
@@ -2830,10 +2830,10 @@ __webpack_unused_export__ = DecoratorHandler
 __webpack_unused_export__ = RedirectHandler
 __webpack_unused_export__ = createRedirectInterceptor
 __webpack_unused_export__ = {
-  redirect: __nccwpck_require__(1514),
-  retry: __nccwpck_require__(2026),
-  dump: __nccwpck_require__(8060),
-  dns: __nccwpck_require__(379)
+  redirect: __nccwpck_require__(730),
+  retry: __nccwpck_require__(4346),
+  dump: __nccwpck_require__(8412),
+  dns: __nccwpck_require__(8731)
 }
 
 __webpack_unused_export__ = buildConnector
@@ -2895,7 +2895,7 @@ function makeDispatcher (fn) {
 __webpack_unused_export__ = setGlobalDispatcher
 __webpack_unused_export__ = getGlobalDispatcher
 
-const fetchImpl = (__nccwpck_require__(4398).fetch)
+const fetchImpl = (__nccwpck_require__(8702).fetch)
 __webpack_unused_export__ = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
@@ -2907,39 +2907,39 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(660).Headers
-/* unused reexport */ __nccwpck_require__(9051).Response
-/* unused reexport */ __nccwpck_require__(9967).Request
-/* unused reexport */ __nccwpck_require__(5910).FormData
+/* unused reexport */ __nccwpck_require__(5524).Headers
+/* unused reexport */ __nccwpck_require__(715).Response
+/* unused reexport */ __nccwpck_require__(175).Request
+/* unused reexport */ __nccwpck_require__(1142).FormData
 __webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(8355).FileReader
+/* unused reexport */ __nccwpck_require__(4848).FileReader
 
-const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(1059)
+const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(179)
 
 __webpack_unused_export__ = setGlobalOrigin
 __webpack_unused_export__ = getGlobalOrigin
 
-const { CacheStorage } = __nccwpck_require__(3245)
-const { kConstruct } = __nccwpck_require__(109)
+const { CacheStorage } = __nccwpck_require__(5965)
+const { kConstruct } = __nccwpck_require__(61)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
 __webpack_unused_export__ = new CacheStorage(kConstruct)
 
-const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(9061)
+const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(6933)
 
 __webpack_unused_export__ = deleteCookie
 __webpack_unused_export__ = getCookies
 __webpack_unused_export__ = getSetCookies
 __webpack_unused_export__ = setCookie
 
-const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(1900)
+const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(7708)
 
 __webpack_unused_export__ = parseMIMEType
 __webpack_unused_export__ = serializeAMimeType
 
-const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(5188)
-/* unused reexport */ __nccwpck_require__(3726).WebSocket
+const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(7316)
+/* unused reexport */ __nccwpck_require__(1886).WebSocket
 __webpack_unused_export__ = CloseEvent
 __webpack_unused_export__ = ErrorEvent
 __webpack_unused_export__ = MessageEvent
@@ -2955,18 +2955,18 @@ __webpack_unused_export__ = MockPool
 __webpack_unused_export__ = MockAgent
 __webpack_unused_export__ = mockErrors
 
-const { EventSource } = __nccwpck_require__(1238)
+const { EventSource } = __nccwpck_require__(1670)
 
 __webpack_unused_export__ = EventSource
 
 
 /***/ }),
 
-/***/ 158:
+/***/ 670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { addAbortListener } = __nccwpck_require__(3440)
-const { RequestAbortedError } = __nccwpck_require__(8707)
+const { addAbortListener } = __nccwpck_require__(4640)
+const { RequestAbortedError } = __nccwpck_require__(4627)
 
 const kListener = Symbol('kListener')
 const kSignal = Symbol('kSignal')
@@ -3026,16 +3026,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2279:
+/***/ 2004:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class ConnectHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -3141,7 +3141,7 @@ module.exports = connect
 
 /***/ }),
 
-/***/ 6862:
+/***/ 5646:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3155,10 +3155,10 @@ const {
   InvalidArgumentError,
   InvalidReturnValueError,
   RequestAbortedError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 const kResume = Symbol('resume')
@@ -3399,16 +3399,16 @@ module.exports = pipeline
 
 /***/ }),
 
-/***/ 4043:
+/***/ 4203:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { Readable } = __nccwpck_require__(9927)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { Readable } = __nccwpck_require__(471)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
 
 class RequestHandler extends AsyncResource {
@@ -3620,18 +3620,18 @@ module.exports.RequestHandler = RequestHandler
 
 /***/ }),
 
-/***/ 3560:
+/***/ 9656:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { finished, PassThrough } = __nccwpck_require__(7075)
-const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(7655)
+const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(2247)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 
 class StreamHandler extends AsyncResource {
   constructor (opts, factory, callback) {
@@ -3847,15 +3847,15 @@ module.exports = stream
 
 /***/ }),
 
-/***/ 1882:
+/***/ 6730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(8707)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(4627)
 const { AsyncResource } = __nccwpck_require__(6698)
-const util = __nccwpck_require__(3440)
-const { addSignal, removeSignal } = __nccwpck_require__(158)
+const util = __nccwpck_require__(4640)
+const { addSignal, removeSignal } = __nccwpck_require__(670)
 const assert = __nccwpck_require__(4589)
 
 class UpgradeHandler extends AsyncResource {
@@ -3962,21 +3962,21 @@ module.exports = upgrade
 
 /***/ }),
 
-/***/ 6615:
+/***/ 8567:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-module.exports.request = __nccwpck_require__(4043)
-module.exports.stream = __nccwpck_require__(3560)
-module.exports.pipeline = __nccwpck_require__(6862)
-module.exports.upgrade = __nccwpck_require__(1882)
-module.exports.connect = __nccwpck_require__(2279)
+module.exports.request = __nccwpck_require__(4203)
+module.exports.stream = __nccwpck_require__(9656)
+module.exports.pipeline = __nccwpck_require__(5646)
+module.exports.upgrade = __nccwpck_require__(6730)
+module.exports.connect = __nccwpck_require__(2004)
 
 
 /***/ }),
 
-/***/ 9927:
+/***/ 471:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Ported from https://github.com/nodejs/undici/pull/907
@@ -3985,9 +3985,9 @@ module.exports.connect = __nccwpck_require__(2279)
 
 const assert = __nccwpck_require__(4589)
 const { Readable } = __nccwpck_require__(7075)
-const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { ReadableStreamFrom } = __nccwpck_require__(3440)
+const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { ReadableStreamFrom } = __nccwpck_require__(4640)
 
 const kConsume = Symbol('kConsume')
 const kReading = Symbol('kReading')
@@ -4368,15 +4368,15 @@ module.exports = { Readable: BodyReadable, chunksDecode }
 
 /***/ }),
 
-/***/ 7655:
+/***/ 2247:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const assert = __nccwpck_require__(4589)
 const {
   ResponseStatusCodeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 
-const { chunksDecode } = __nccwpck_require__(9927)
+const { chunksDecode } = __nccwpck_require__(471)
 const CHUNK_LIMIT = 128 * 1024
 
 async function getResolveErrorBodyCallback ({ callback, body, contentType, statusCode, statusMessage, headers }) {
@@ -4468,16 +4468,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9136:
+/***/ 2784:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const net = __nccwpck_require__(7030)
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(8707)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(4627)
+const timers = __nccwpck_require__(1275)
 
 function noop () {}
 
@@ -4715,7 +4715,7 @@ module.exports = buildConnector
 
 /***/ }),
 
-/***/ 735:
+/***/ 2303:
 /***/ ((module) => {
 
 
@@ -4840,7 +4840,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2414:
+/***/ 3374:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -5049,7 +5049,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8707:
+/***/ 4627:
 /***/ ((module) => {
 
 
@@ -5481,7 +5481,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4655:
+/***/ 7311:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -5489,7 +5489,7 @@ module.exports = {
 const {
   InvalidArgumentError,
   NotSupportedError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const assert = __nccwpck_require__(4589)
 const {
   isValidHTTPToken,
@@ -5504,9 +5504,9 @@ const {
   validateHandler,
   getServerName,
   normalizedMethodRecords
-} = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
+} = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
 
 // Verifies that a given path is valid does not contain control chars \x00 to \x20
 const invalidPathRegex = /[^\u0021-\u00ff]/
@@ -5970,7 +5970,7 @@ module.exports = Request
 
 /***/ }),
 
-/***/ 6443:
+/***/ 4043:
 /***/ ((module) => {
 
 module.exports = {
@@ -6044,7 +6044,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7752:
+/***/ 4152:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -6052,7 +6052,7 @@ module.exports = {
 const {
   wellknownHeaderNames,
   headerNameLowerCasedRecord
-} = __nccwpck_require__(735)
+} = __nccwpck_require__(2303)
 
 class TstNode {
   /** @type {any} */
@@ -6203,13 +6203,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3440:
+/***/ 4640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(6443)
+const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(4043)
 const { IncomingMessage } = __nccwpck_require__(7067)
 const stream = __nccwpck_require__(7075)
 const net = __nccwpck_require__(7030)
@@ -6217,9 +6217,9 @@ const { Blob } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 const { stringify } = __nccwpck_require__(1792)
 const { EventEmitter: EE } = __nccwpck_require__(8474)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(735)
-const { tree } = __nccwpck_require__(7752)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2303)
+const { tree } = __nccwpck_require__(4152)
 
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(v => Number(v))
 
@@ -6929,18 +6929,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7405:
+/***/ 8285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
-const DispatcherBase = __nccwpck_require__(1841)
-const Pool = __nccwpck_require__(628)
-const Client = __nccwpck_require__(3701)
-const util = __nccwpck_require__(3440)
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
+const DispatcherBase = __nccwpck_require__(9265)
+const Pool = __nccwpck_require__(2244)
+const Client = __nccwpck_require__(1285)
+const util = __nccwpck_require__(4640)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 const kOnConnect = Symbol('onConnect')
 const kOnDisconnect = Symbol('onDisconnect')
@@ -7069,7 +7069,7 @@ module.exports = Agent
 
 /***/ }),
 
-/***/ 837:
+/***/ 2549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -7077,7 +7077,7 @@ module.exports = Agent
 const {
   BalancedPoolMissingUpstreamError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   PoolBase,
   kClients,
@@ -7085,10 +7085,10 @@ const {
   kAddClient,
   kRemoveClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Pool = __nccwpck_require__(628)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const { parseOrigin } = __nccwpck_require__(3440)
+} = __nccwpck_require__(3856)
+const Pool = __nccwpck_require__(2244)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const { parseOrigin } = __nccwpck_require__(4640)
 const kFactory = Symbol('factory')
 
 const kOptions = Symbol('options')
@@ -7285,7 +7285,7 @@ module.exports = BalancedPool
 
 /***/ }),
 
-/***/ 637:
+/***/ 9133:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -7293,9 +7293,9 @@ module.exports = BalancedPool
 /* global WebAssembly */
 
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const timers = __nccwpck_require__(6603)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const timers = __nccwpck_require__(1275)
 const {
   RequestContentLengthMismatchError,
   ResponseContentLengthMismatchError,
@@ -7308,7 +7308,7 @@ const {
   BodyTimeoutError,
   HTTPParserError,
   ResponseExceededMaxSizeError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -7341,9 +7341,9 @@ const {
   kOnError,
   kResume,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
-const constants = __nccwpck_require__(2824)
+const constants = __nccwpck_require__(776)
 const EMPTY_BUF = Buffer.alloc(0)
 const FastBuffer = Buffer[Symbol.species]
 const addListener = util.addListener
@@ -7355,11 +7355,11 @@ const kSocketUsed = Symbol('kSocketUsed')
 let extractBody
 
 async function lazyllhttp () {
-  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(3870) : undefined
+  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(7630) : undefined
 
   let mod
   try {
-    mod = await WebAssembly.compile(__nccwpck_require__(3434))
+    mod = await WebAssembly.compile(__nccwpck_require__(8586))
   } catch (e) {
     /* istanbul ignore next */
 
@@ -7367,7 +7367,7 @@ async function lazyllhttp () {
     // being enabled, but the occurring of this other error
     // * https://github.com/emscripten-core/emscripten/issues/11495
     // got me to remove that check to avoid breaking Node 12.
-    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(3870))
+    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(7630))
   }
 
   return await WebAssembly.instantiate(mod, {
@@ -8282,7 +8282,7 @@ function writeH1 (client, request) {
 
   if (util.isFormDataLike(body)) {
     if (!extractBody) {
-      extractBody = (__nccwpck_require__(4492).extractBody)
+      extractBody = (__nccwpck_require__(6396).extractBody)
     }
 
     const [bodyStream, contentType] = extractBody(body)
@@ -8805,7 +8805,7 @@ module.exports = connectH1
 
 /***/ }),
 
-/***/ 8788:
+/***/ 4548:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8813,13 +8813,13 @@ module.exports = connectH1
 const assert = __nccwpck_require__(4589)
 const { errorMonitor } = __nccwpck_require__(8474)
 const { pipeline } = __nccwpck_require__(7075)
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   RequestContentLengthMismatchError,
   RequestAbortedError,
   SocketError,
   InformationalError
-} = __nccwpck_require__(8707)
+} = __nccwpck_require__(4627)
 const {
   kUrl,
   kReset,
@@ -8838,7 +8838,7 @@ const {
   kResume,
   kSize,
   kHTTPContext
-} = __nccwpck_require__(6443)
+} = __nccwpck_require__(4043)
 
 const kOpenStreams = Symbol('open streams')
 
@@ -9244,7 +9244,7 @@ function writeH2 (client, request) {
   let contentLength = util.bodyLength(body)
 
   if (util.isFormDataLike(body)) {
-    extractBody ??= (__nccwpck_require__(4492).extractBody)
+    extractBody ??= (__nccwpck_require__(6396).extractBody)
 
     const [bodyStream, contentType] = extractBody(body)
     headers['content-type'] = contentType
@@ -9604,7 +9604,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 3701:
+/***/ 1285:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -9614,16 +9614,16 @@ module.exports = connectH2
 const assert = __nccwpck_require__(4589)
 const net = __nccwpck_require__(7030)
 const http = __nccwpck_require__(7067)
-const util = __nccwpck_require__(3440)
-const { channels } = __nccwpck_require__(2414)
-const Request = __nccwpck_require__(4655)
-const DispatcherBase = __nccwpck_require__(1841)
+const util = __nccwpck_require__(4640)
+const { channels } = __nccwpck_require__(3374)
+const Request = __nccwpck_require__(7311)
+const DispatcherBase = __nccwpck_require__(9265)
 const {
   InvalidArgumentError,
   InformationalError,
   ClientDestroyedError
-} = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
 const {
   kUrl,
   kServerName,
@@ -9665,9 +9665,9 @@ const {
   kHTTPContext,
   kMaxConcurrentStreams,
   kResume
-} = __nccwpck_require__(6443)
-const connectH1 = __nccwpck_require__(637)
-const connectH2 = __nccwpck_require__(8788)
+} = __nccwpck_require__(4043)
+const connectH1 = __nccwpck_require__(9133)
+const connectH2 = __nccwpck_require__(4548)
 let deprecatedInterceptorWarned = false
 
 const kClosedResolve = Symbol('kClosedResolve')
@@ -9975,7 +9975,7 @@ class Client extends DispatcherBase {
   }
 }
 
-const createRedirectInterceptor = __nccwpck_require__(5092)
+const createRedirectInterceptor = __nccwpck_require__(6036)
 
 function onError (client, err) {
   if (
@@ -10235,19 +10235,19 @@ module.exports = Client
 
 /***/ }),
 
-/***/ 1841:
+/***/ 9265:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const buffer = __nccwpck_require__(4573)
-const Dispatcher = __nccwpck_require__(883)
+const Dispatcher = __nccwpck_require__(7939)
 const {
   ClientDestroyedError,
   ClientClosedError,
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+} = __nccwpck_require__(4627)
+const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 
 const kOnDestroyed = Symbol('onDestroyed')
 const kOnClosed = Symbol('onClosed')
@@ -10450,7 +10450,7 @@ module.exports = DispatcherBase
 
 /***/ }),
 
-/***/ 883:
+/***/ 7939:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -10522,15 +10522,15 @@ module.exports = Dispatcher
 
 /***/ }),
 
-/***/ 3137:
+/***/ 929:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(6443)
-const ProxyAgent = __nccwpck_require__(6672)
-const Agent = __nccwpck_require__(7405)
+const DispatcherBase = __nccwpck_require__(9265)
+const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(4043)
+const ProxyAgent = __nccwpck_require__(9920)
+const Agent = __nccwpck_require__(8285)
 
 const DEFAULT_PORTS = {
   'http:': 80,
@@ -10689,7 +10689,7 @@ module.exports = EnvHttpProxyAgent
 
 /***/ }),
 
-/***/ 4660:
+/***/ 5844:
 /***/ ((module) => {
 
 /* eslint-disable */
@@ -10813,15 +10813,15 @@ module.exports = class FixedQueue {
 
 /***/ }),
 
-/***/ 2128:
+/***/ 3856:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1841)
-const FixedQueue = __nccwpck_require__(4660)
-const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(6443)
-const PoolStats = __nccwpck_require__(3246)
+const DispatcherBase = __nccwpck_require__(9265)
+const FixedQueue = __nccwpck_require__(5844)
+const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(4043)
+const PoolStats = __nccwpck_require__(5710)
 
 const kClients = Symbol('clients')
 const kNeedDrain = Symbol('needDrain')
@@ -11014,10 +11014,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3246:
+/***/ 5710:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(6443)
+const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(4043)
 const kPool = Symbol('pool')
 
 class PoolStats {
@@ -11055,7 +11055,7 @@ module.exports = PoolStats
 
 /***/ }),
 
-/***/ 628:
+/***/ 2244:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11066,14 +11066,14 @@ const {
   kNeedDrain,
   kAddClient,
   kGetDispatcher
-} = __nccwpck_require__(2128)
-const Client = __nccwpck_require__(3701)
+} = __nccwpck_require__(3856)
+const Client = __nccwpck_require__(1285)
 const {
   InvalidArgumentError
-} = __nccwpck_require__(8707)
-const util = __nccwpck_require__(3440)
-const { kUrl, kInterceptors } = __nccwpck_require__(6443)
-const buildConnector = __nccwpck_require__(9136)
+} = __nccwpck_require__(4627)
+const util = __nccwpck_require__(4640)
+const { kUrl, kInterceptors } = __nccwpck_require__(4043)
+const buildConnector = __nccwpck_require__(2784)
 
 const kOptions = Symbol('options')
 const kConnections = Symbol('connections')
@@ -11169,19 +11169,19 @@ module.exports = Pool
 
 /***/ }),
 
-/***/ 6672:
+/***/ 9920:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(6443)
+const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(4043)
 const { URL } = __nccwpck_require__(3136)
-const Agent = __nccwpck_require__(7405)
-const Pool = __nccwpck_require__(628)
-const DispatcherBase = __nccwpck_require__(1841)
-const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(8707)
-const buildConnector = __nccwpck_require__(9136)
-const Client = __nccwpck_require__(3701)
+const Agent = __nccwpck_require__(8285)
+const Pool = __nccwpck_require__(2244)
+const DispatcherBase = __nccwpck_require__(9265)
+const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(4627)
+const buildConnector = __nccwpck_require__(2784)
+const Client = __nccwpck_require__(1285)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -11450,13 +11450,13 @@ module.exports = ProxyAgent
 
 /***/ }),
 
-/***/ 50:
+/***/ 1346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Dispatcher = __nccwpck_require__(883)
-const RetryHandler = __nccwpck_require__(7816)
+const Dispatcher = __nccwpck_require__(7939)
+const RetryHandler = __nccwpck_require__(5640)
 
 class RetryAgent extends Dispatcher {
   #agent = null
@@ -11492,7 +11492,7 @@ module.exports = RetryAgent
 
 /***/ }),
 
-/***/ 2581:
+/***/ 8421:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11500,8 +11500,8 @@ module.exports = RetryAgent
 // We include a version number for the Dispatcher API. In case of breaking changes,
 // this version number must be increased to avoid conflicts.
 const globalDispatcher = Symbol.for('undici.globalDispatcher.1')
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const Agent = __nccwpck_require__(7405)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const Agent = __nccwpck_require__(8285)
 
 if (getGlobalDispatcher() === undefined) {
   setGlobalDispatcher(new Agent())
@@ -11531,7 +11531,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8155:
+/***/ 91:
 /***/ ((module) => {
 
 
@@ -11582,15 +11582,15 @@ module.exports = class DecoratorHandler {
 
 /***/ }),
 
-/***/ 8754:
+/***/ 7970:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { kBodyUsed } = __nccwpck_require__(6443)
+const util = __nccwpck_require__(4640)
+const { kBodyUsed } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 const EE = __nccwpck_require__(8474)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
@@ -11821,20 +11821,20 @@ module.exports = RedirectHandler
 
 /***/ }),
 
-/***/ 7816:
+/***/ 5640:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const assert = __nccwpck_require__(4589)
 
-const { kRetryHandlerDefaultRetry } = __nccwpck_require__(6443)
-const { RequestRetryError } = __nccwpck_require__(8707)
+const { kRetryHandlerDefaultRetry } = __nccwpck_require__(4043)
+const { RequestRetryError } = __nccwpck_require__(4627)
 const {
   isDisturbed,
   parseHeaders,
   parseRangeHeader,
   wrapRequestBody
-} = __nccwpck_require__(3440)
+} = __nccwpck_require__(4640)
 
 function calculateRetryAfterHeader (retryAfter) {
   const current = Date.now()
@@ -12265,14 +12265,14 @@ module.exports = RetryHandler
 
 /***/ }),
 
-/***/ 379:
+/***/ 8731:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const { isIP } = __nccwpck_require__(7030)
 const { lookup } = __nccwpck_require__(610)
-const DecoratorHandler = __nccwpck_require__(8155)
-const { InvalidArgumentError, InformationalError } = __nccwpck_require__(8707)
+const DecoratorHandler = __nccwpck_require__(91)
+const { InvalidArgumentError, InformationalError } = __nccwpck_require__(4627)
 const maxInt = Math.pow(2, 31) - 1
 
 class DNSInstance {
@@ -12647,14 +12647,14 @@ module.exports = interceptorOpts => {
 
 /***/ }),
 
-/***/ 8060:
+/***/ 8412:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(8707)
-const DecoratorHandler = __nccwpck_require__(8155)
+const util = __nccwpck_require__(4640)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(4627)
+const DecoratorHandler = __nccwpck_require__(91)
 
 class DumpHandler extends DecoratorHandler {
   #maxSize = 1024 * 1024
@@ -12777,12 +12777,12 @@ module.exports = createDumpInterceptor
 
 /***/ }),
 
-/***/ 5092:
+/***/ 6036:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 function createRedirectInterceptor ({ maxRedirections: defaultMaxRedirections }) {
   return (dispatch) => {
@@ -12805,11 +12805,11 @@ module.exports = createRedirectInterceptor
 
 /***/ }),
 
-/***/ 1514:
+/***/ 730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RedirectHandler = __nccwpck_require__(8754)
+const RedirectHandler = __nccwpck_require__(7970)
 
 module.exports = opts => {
   const globalMaxRedirections = opts?.maxRedirections
@@ -12836,11 +12836,11 @@ module.exports = opts => {
 
 /***/ }),
 
-/***/ 2026:
+/***/ 4346:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RetryHandler = __nccwpck_require__(7816)
+const RetryHandler = __nccwpck_require__(5640)
 
 module.exports = globalOpts => {
   return dispatch => {
@@ -12862,13 +12862,13 @@ module.exports = globalOpts => {
 
 /***/ }),
 
-/***/ 2824:
+/***/ 776:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SPECIAL_HEADERS = exports.HEADER_STATE = exports.MINOR = exports.MAJOR = exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS = exports.TOKEN = exports.STRICT_TOKEN = exports.HEX = exports.URL_CHAR = exports.STRICT_URL_CHAR = exports.USERINFO_CHARS = exports.MARK = exports.ALPHANUM = exports.NUM = exports.HEX_MAP = exports.NUM_MAP = exports.ALPHA = exports.FINISH = exports.H_METHOD_MAP = exports.METHOD_MAP = exports.METHODS_RTSP = exports.METHODS_ICE = exports.METHODS_HTTP = exports.METHODS = exports.LENIENT_FLAGS = exports.FLAGS = exports.TYPE = exports.ERROR = void 0;
-const utils_1 = __nccwpck_require__(172);
+const utils_1 = __nccwpck_require__(1308);
 // C headers
 var ERROR;
 (function (ERROR) {
@@ -13146,7 +13146,7 @@ exports.SPECIAL_HEADERS = {
 
 /***/ }),
 
-/***/ 3870:
+/***/ 7630:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -13158,7 +13158,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 3434:
+/***/ 8586:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -13170,7 +13170,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 172:
+/***/ 1308:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -13191,13 +13191,13 @@ exports.enumToMap = enumToMap;
 
 /***/ }),
 
-/***/ 7501:
+/***/ 1437:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kClients } = __nccwpck_require__(6443)
-const Agent = __nccwpck_require__(7405)
+const { kClients } = __nccwpck_require__(4043)
+const Agent = __nccwpck_require__(8285)
 const {
   kAgent,
   kMockAgentSet,
@@ -13208,14 +13208,14 @@ const {
   kGetNetConnect,
   kOptions,
   kFactory
-} = __nccwpck_require__(1117)
-const MockClient = __nccwpck_require__(7365)
-const MockPool = __nccwpck_require__(4004)
-const { matchValue, buildMockOptions } = __nccwpck_require__(3397)
-const { InvalidArgumentError, UndiciError } = __nccwpck_require__(8707)
-const Dispatcher = __nccwpck_require__(883)
-const Pluralizer = __nccwpck_require__(1529)
-const PendingInterceptorsFormatter = __nccwpck_require__(6142)
+} = __nccwpck_require__(941)
+const MockClient = __nccwpck_require__(9493)
+const MockPool = __nccwpck_require__(5220)
+const { matchValue, buildMockOptions } = __nccwpck_require__(8981)
+const { InvalidArgumentError, UndiciError } = __nccwpck_require__(4627)
+const Dispatcher = __nccwpck_require__(7939)
+const Pluralizer = __nccwpck_require__(3289)
+const PendingInterceptorsFormatter = __nccwpck_require__(1726)
 
 class MockAgent extends Dispatcher {
   constructor (opts) {
@@ -13358,14 +13358,14 @@ module.exports = MockAgent
 
 /***/ }),
 
-/***/ 7365:
+/***/ 9493:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(3701)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Client = __nccwpck_require__(1285)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -13374,10 +13374,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockClient provides an API that extends the Client to influence the mockDispatches.
@@ -13424,12 +13424,12 @@ module.exports = MockClient
 
 /***/ }),
 
-/***/ 2429:
+/***/ 9917:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { UndiciError } = __nccwpck_require__(8707)
+const { UndiciError } = __nccwpck_require__(4627)
 
 const kMockNotMatchedError = Symbol.for('undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED')
 
@@ -13459,12 +13459,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1511:
+/***/ 5015:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(3397)
+const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kDispatchKey,
@@ -13472,9 +13472,9 @@ const {
   kDefaultTrailers,
   kContentLength,
   kMockDispatch
-} = __nccwpck_require__(1117)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
+const { buildURL } = __nccwpck_require__(4640)
 
 /**
  * Defines the scope API for an interceptor reply
@@ -13673,14 +13673,14 @@ module.exports.MockScope = MockScope
 
 /***/ }),
 
-/***/ 4004:
+/***/ 5220:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Pool = __nccwpck_require__(628)
-const { buildMockDispatch } = __nccwpck_require__(3397)
+const Pool = __nccwpck_require__(2244)
+const { buildMockDispatch } = __nccwpck_require__(8981)
 const {
   kDispatches,
   kMockAgent,
@@ -13689,10 +13689,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(1117)
-const { MockInterceptor } = __nccwpck_require__(1511)
-const Symbols = __nccwpck_require__(6443)
-const { InvalidArgumentError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(941)
+const { MockInterceptor } = __nccwpck_require__(5015)
+const Symbols = __nccwpck_require__(4043)
+const { InvalidArgumentError } = __nccwpck_require__(4627)
 
 /**
  * MockPool provides an API that extends the Pool to influence the mockDispatches.
@@ -13739,7 +13739,7 @@ module.exports = MockPool
 
 /***/ }),
 
-/***/ 1117:
+/***/ 941:
 /***/ ((module) => {
 
 
@@ -13769,20 +13769,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3397:
+/***/ 8981:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { MockNotMatchedError } = __nccwpck_require__(2429)
+const { MockNotMatchedError } = __nccwpck_require__(9917)
 const {
   kDispatches,
   kMockAgent,
   kOriginalDispatch,
   kOrigin,
   kGetNetConnect
-} = __nccwpck_require__(1117)
-const { buildURL } = __nccwpck_require__(3440)
+} = __nccwpck_require__(941)
+const { buildURL } = __nccwpck_require__(4640)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const {
   types: {
@@ -14143,7 +14143,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6142:
+/***/ 1726:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -14193,7 +14193,7 @@ module.exports = class PendingInterceptorsFormatter {
 
 /***/ }),
 
-/***/ 1529:
+/***/ 3289:
 /***/ ((module) => {
 
 
@@ -14229,7 +14229,7 @@ module.exports = class Pluralizer {
 
 /***/ }),
 
-/***/ 6603:
+/***/ 1275:
 /***/ ((module) => {
 
 
@@ -14659,20 +14659,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9634:
+/***/ 8514:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { urlEquals, getFieldValues } = __nccwpck_require__(6798)
-const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(3440)
-const { webidl } = __nccwpck_require__(5893)
-const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(9051)
-const { Request, fromInnerRequest } = __nccwpck_require__(9967)
-const { kState } = __nccwpck_require__(3627)
-const { fetching } = __nccwpck_require__(4398)
-const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(3168)
+const { kConstruct } = __nccwpck_require__(61)
+const { urlEquals, getFieldValues } = __nccwpck_require__(6814)
+const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(4640)
+const { webidl } = __nccwpck_require__(5701)
+const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(715)
+const { Request, fromInnerRequest } = __nccwpck_require__(175)
+const { kState } = __nccwpck_require__(1995)
+const { fetching } = __nccwpck_require__(8702)
+const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(9520)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -15525,15 +15525,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3245:
+/***/ 5965:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(109)
-const { Cache } = __nccwpck_require__(9634)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(61)
+const { Cache } = __nccwpck_require__(8514)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class CacheStorage {
   /**
@@ -15684,26 +15684,26 @@ module.exports = {
 
 /***/ }),
 
-/***/ 109:
+/***/ 61:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 module.exports = {
-  kConstruct: (__nccwpck_require__(6443).kConstruct)
+  kConstruct: (__nccwpck_require__(4043).kConstruct)
 }
 
 
 /***/ }),
 
-/***/ 6798:
+/***/ 6814:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { isValidHeaderName } = __nccwpck_require__(3168)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { isValidHeaderName } = __nccwpck_require__(9520)
 
 /**
  * @see https://url.spec.whatwg.org/#concept-url-equals
@@ -15748,7 +15748,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1276:
+/***/ 3404:
 /***/ ((module) => {
 
 
@@ -15767,15 +15767,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9061:
+/***/ 6933:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { parseSetCookie } = __nccwpck_require__(1978)
-const { stringify } = __nccwpck_require__(7797)
-const { webidl } = __nccwpck_require__(5893)
-const { Headers } = __nccwpck_require__(660)
+const { parseSetCookie } = __nccwpck_require__(8906)
+const { stringify } = __nccwpck_require__(1077)
+const { webidl } = __nccwpck_require__(5701)
+const { Headers } = __nccwpck_require__(5524)
 
 /**
  * @typedef {Object} Cookie
@@ -15958,14 +15958,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1978:
+/***/ 8906:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(1276)
-const { isCTLExcludingHtab } = __nccwpck_require__(7797)
-const { collectASequenceOfCodePointsFast } = __nccwpck_require__(1900)
+const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(3404)
+const { isCTLExcludingHtab } = __nccwpck_require__(1077)
+const { collectASequenceOfCodePointsFast } = __nccwpck_require__(7708)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -16275,7 +16275,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7797:
+/***/ 1077:
 /***/ ((module) => {
 
 
@@ -16634,13 +16634,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4031:
+/***/ 335:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const buffer = __nccwpck_require__(4573)
 const { Transform } = __nccwpck_require__(7075)
-const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(4811)
+const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(3691)
 
 /**
  * @type {number[]} BOM
@@ -17215,23 +17215,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1238:
+/***/ 1670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { pipeline } = __nccwpck_require__(7075)
-const { fetching } = __nccwpck_require__(4398)
-const { makeRequest } = __nccwpck_require__(9967)
-const { webidl } = __nccwpck_require__(5893)
-const { EventSourceStream } = __nccwpck_require__(4031)
-const { parseMIMEType } = __nccwpck_require__(1900)
-const { createFastMessageEvent } = __nccwpck_require__(5188)
-const { isNetworkError } = __nccwpck_require__(9051)
-const { delay } = __nccwpck_require__(4811)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+const { fetching } = __nccwpck_require__(8702)
+const { makeRequest } = __nccwpck_require__(175)
+const { webidl } = __nccwpck_require__(5701)
+const { EventSourceStream } = __nccwpck_require__(335)
+const { parseMIMEType } = __nccwpck_require__(7708)
+const { createFastMessageEvent } = __nccwpck_require__(7316)
+const { isNetworkError } = __nccwpck_require__(715)
+const { delay } = __nccwpck_require__(3691)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 
 let experimentalWarned = false
 
@@ -17705,7 +17705,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4811:
+/***/ 3691:
 /***/ ((module) => {
 
 
@@ -17749,12 +17749,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4492:
+/***/ 6396:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(3440)
+const util = __nccwpck_require__(4640)
 const {
   ReadableStreamFrom,
   isBlobLike,
@@ -17764,16 +17764,16 @@ const {
   fullyReadBody,
   extractMimeType,
   utf8DecodeBytes
-} = __nccwpck_require__(3168)
-const { FormData } = __nccwpck_require__(5910)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { FormData } = __nccwpck_require__(1142)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 const { Blob } = __nccwpck_require__(4573)
 const assert = __nccwpck_require__(4589)
 const { isErrored, isDisturbed } = __nccwpck_require__(7075)
 const { isArrayBuffer } = __nccwpck_require__(3429)
-const { serializeAMimeType } = __nccwpck_require__(1900)
-const { multipartFormDataParser } = __nccwpck_require__(116)
+const { serializeAMimeType } = __nccwpck_require__(7708)
+const { multipartFormDataParser } = __nccwpck_require__(3028)
 let random
 
 try {
@@ -18285,7 +18285,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4495:
+/***/ 7775:
 /***/ ((module) => {
 
 
@@ -18416,7 +18416,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1900:
+/***/ 7708:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -19167,12 +19167,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6653:
+/***/ 9197:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConnected, kSize } = __nccwpck_require__(6443)
+const { kConnected, kSize } = __nccwpck_require__(4043)
 
 class CompatWeakRef {
   constructor (value) {
@@ -19220,14 +19220,14 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 7114:
+/***/ 2538:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Blob, File } = __nccwpck_require__(4573)
-const { kState } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
+const { kState } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
 
 // TODO(@KhafraDev): remove
 class FileLike {
@@ -19353,16 +19353,16 @@ module.exports = { FileLike, isFileLike }
 
 /***/ }),
 
-/***/ 116:
+/***/ 3028:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { utf8DecodeBytes } = __nccwpck_require__(3168)
-const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(1900)
-const { isFileLike } = __nccwpck_require__(7114)
-const { makeEntry } = __nccwpck_require__(5910)
+const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { utf8DecodeBytes } = __nccwpck_require__(9520)
+const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(7708)
+const { isFileLike } = __nccwpck_require__(2538)
+const { makeEntry } = __nccwpck_require__(1142)
 const assert = __nccwpck_require__(4589)
 const { File: NodeFile } = __nccwpck_require__(4573)
 
@@ -19834,16 +19834,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5910:
+/***/ 1142:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isBlobLike, iteratorMixin } = __nccwpck_require__(3168)
-const { kState } = __nccwpck_require__(3627)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { FileLike, isFileLike } = __nccwpck_require__(7114)
-const { webidl } = __nccwpck_require__(5893)
+const { isBlobLike, iteratorMixin } = __nccwpck_require__(9520)
+const { kState } = __nccwpck_require__(1995)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { FileLike, isFileLike } = __nccwpck_require__(2538)
+const { webidl } = __nccwpck_require__(5701)
 const { File: NativeFile } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 
@@ -20093,7 +20093,7 @@ module.exports = { FormData, makeEntry }
 
 /***/ }),
 
-/***/ 1059:
+/***/ 179:
 /***/ ((module) => {
 
 
@@ -20140,21 +20140,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 660:
+/***/ 5524:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
 
 
 
-const { kConstruct } = __nccwpck_require__(6443)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+const { kConstruct } = __nccwpck_require__(4043)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 const {
   iteratorMixin,
   isValidHeaderName,
   isValidHeaderValue
-} = __nccwpck_require__(3168)
-const { webidl } = __nccwpck_require__(5893)
+} = __nccwpck_require__(9520)
+const { webidl } = __nccwpck_require__(5701)
 const assert = __nccwpck_require__(4589)
 const util = __nccwpck_require__(7975)
 
@@ -20834,7 +20834,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4398:
+/***/ 8702:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
@@ -20847,9 +20847,9 @@ const {
   filterResponse,
   makeResponse,
   fromInnerResponse
-} = __nccwpck_require__(9051)
-const { HeadersList } = __nccwpck_require__(660)
-const { Request, cloneRequest } = __nccwpck_require__(9967)
+} = __nccwpck_require__(715)
+const { HeadersList } = __nccwpck_require__(5524)
+const { Request, cloneRequest } = __nccwpck_require__(175)
 const zlib = __nccwpck_require__(8522)
 const {
   bytesMatch,
@@ -20885,23 +20885,23 @@ const {
   buildContentRange,
   createInflate,
   extractMimeType
-} = __nccwpck_require__(3168)
-const { kState, kDispatcher } = __nccwpck_require__(3627)
+} = __nccwpck_require__(9520)
+const { kState, kDispatcher } = __nccwpck_require__(1995)
 const assert = __nccwpck_require__(4589)
-const { safelyExtractBody, extractBody } = __nccwpck_require__(4492)
+const { safelyExtractBody, extractBody } = __nccwpck_require__(6396)
 const {
   redirectStatusSet,
   nullBodyStatus,
   safeMethodsSet,
   requestBodyHeader,
   subresourceSet
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const EE = __nccwpck_require__(8474)
 const { Readable, pipeline, finished } = __nccwpck_require__(7075)
-const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(3440)
-const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(1900)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
-const { webidl } = __nccwpck_require__(5893)
+const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(4640)
+const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(7708)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
+const { webidl } = __nccwpck_require__(5701)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const GET_OR_HEAD = ['GET', 'HEAD']
 
@@ -23111,23 +23111,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9967:
+/***/ 175:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* globals AbortController */
 
 
 
-const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(4492)
-const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(660)
-const { FinalizationRegistry } = __nccwpck_require__(6653)()
-const util = __nccwpck_require__(3440)
+const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(6396)
+const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(5524)
+const { FinalizationRegistry } = __nccwpck_require__(9197)()
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const {
   isValidHTTPToken,
   sameOrigin,
   environmentSettingsObject
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   forbiddenMethodsSet,
   corsSafeListedMethodsSet,
@@ -23137,12 +23137,12 @@ const {
   requestCredentials,
   requestCache,
   requestDuplex
-} = __nccwpck_require__(4495)
+} = __nccwpck_require__(7775)
 const { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util
-const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(8474)
 
@@ -24155,14 +24155,14 @@ module.exports = { Request, makeRequest, fromInnerRequest, cloneRequest }
 
 /***/ }),
 
-/***/ 9051:
+/***/ 715:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(660)
-const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(4492)
-const util = __nccwpck_require__(3440)
+const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(5524)
+const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(6396)
+const util = __nccwpck_require__(4640)
 const nodeUtil = __nccwpck_require__(7975)
 const { kEnumerableProperty } = util
 const {
@@ -24174,16 +24174,16 @@ const {
   isErrorLike,
   isomorphicEncode,
   environmentSettingsObject: relevantRealm
-} = __nccwpck_require__(3168)
+} = __nccwpck_require__(9520)
 const {
   redirectStatusSet,
   nullBodyStatus
-} = __nccwpck_require__(4495)
-const { kState, kHeaders } = __nccwpck_require__(3627)
-const { webidl } = __nccwpck_require__(5893)
-const { FormData } = __nccwpck_require__(5910)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { kConstruct } = __nccwpck_require__(6443)
+} = __nccwpck_require__(7775)
+const { kState, kHeaders } = __nccwpck_require__(1995)
+const { webidl } = __nccwpck_require__(5701)
+const { FormData } = __nccwpck_require__(1142)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { kConstruct } = __nccwpck_require__(4043)
 const assert = __nccwpck_require__(4589)
 const { types } = __nccwpck_require__(7975)
 
@@ -24772,7 +24772,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3627:
+/***/ 1995:
 /***/ ((module) => {
 
 
@@ -24788,21 +24788,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3168:
+/***/ 9520:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Transform } = __nccwpck_require__(7075)
 const zlib = __nccwpck_require__(8522)
-const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(4495)
-const { getGlobalOrigin } = __nccwpck_require__(1059)
-const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(1900)
+const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(7775)
+const { getGlobalOrigin } = __nccwpck_require__(179)
+const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(7708)
 const { performance } = __nccwpck_require__(643)
-const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(3440)
+const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(4640)
 const assert = __nccwpck_require__(4589)
 const { isUint8Array } = __nccwpck_require__(3429)
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 let supportedHashes = []
 
@@ -26427,14 +26427,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5893:
+/***/ 5701:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { types, inspect } = __nccwpck_require__(7975)
 const { markAsUncloneable } = __nccwpck_require__(5919)
-const { toUSVString } = __nccwpck_require__(3440)
+const { toUSVString } = __nccwpck_require__(4640)
 
 /** @type {import('../../../types/webidl').Webidl} */
 const webidl = {}
@@ -27129,7 +27129,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2607:
+/***/ 2927:
 /***/ ((module) => {
 
 
@@ -27426,7 +27426,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8355:
+/***/ 4848:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -27435,16 +27435,16 @@ const {
   staticPropertyDescriptors,
   readOperation,
   fireAProgressEvent
-} = __nccwpck_require__(3610)
+} = __nccwpck_require__(410)
 const {
   kState,
   kError,
   kResult,
   kEvents,
   kAborted
-} = __nccwpck_require__(961)
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
+} = __nccwpck_require__(4929)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
 
 class FileReader extends EventTarget {
   constructor () {
@@ -27777,12 +27777,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8573:
+/***/ 5549:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
+const { webidl } = __nccwpck_require__(5701)
 
 const kState = Symbol('ProgressEvent state')
 
@@ -27862,7 +27862,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 961:
+/***/ 4929:
 /***/ ((module) => {
 
 
@@ -27879,7 +27879,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3610:
+/***/ 410:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -27890,10 +27890,10 @@ const {
   kResult,
   kAborted,
   kLastProgressEventFired
-} = __nccwpck_require__(961)
-const { ProgressEvent } = __nccwpck_require__(8573)
-const { getEncoding } = __nccwpck_require__(2607)
-const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(1900)
+} = __nccwpck_require__(4929)
+const { ProgressEvent } = __nccwpck_require__(5549)
+const { getEncoding } = __nccwpck_require__(2927)
+const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(7708)
 const { types } = __nccwpck_require__(7975)
 const { StringDecoder } = __nccwpck_require__(3193)
 const { btoa } = __nccwpck_require__(4573)
@@ -28277,27 +28277,27 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6897:
+/***/ 7905:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(736)
+const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(6096)
 const {
   kReadyState,
   kSentClose,
   kByteParser,
   kReceivedClose,
   kResponse
-} = __nccwpck_require__(1216)
-const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(8625)
-const { channels } = __nccwpck_require__(2414)
-const { CloseEvent } = __nccwpck_require__(5188)
-const { makeRequest } = __nccwpck_require__(9967)
-const { fetching } = __nccwpck_require__(4398)
-const { Headers, getHeadersList } = __nccwpck_require__(660)
-const { getDecodeSplit } = __nccwpck_require__(3168)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
+} = __nccwpck_require__(32)
+const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(1025)
+const { channels } = __nccwpck_require__(3374)
+const { CloseEvent } = __nccwpck_require__(7316)
+const { makeRequest } = __nccwpck_require__(175)
+const { fetching } = __nccwpck_require__(8702)
+const { Headers, getHeadersList } = __nccwpck_require__(5524)
+const { getDecodeSplit } = __nccwpck_require__(9520)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
 
 /** @type {import('crypto')} */
 let crypto
@@ -28655,7 +28655,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 736:
+/***/ 6096:
 /***/ ((module) => {
 
 
@@ -28728,14 +28728,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5188:
+/***/ 7316:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { kEnumerableProperty } = __nccwpck_require__(3440)
-const { kConstruct } = __nccwpck_require__(6443)
+const { webidl } = __nccwpck_require__(5701)
+const { kEnumerableProperty } = __nccwpck_require__(4640)
+const { kConstruct } = __nccwpck_require__(4043)
 const { MessagePort } = __nccwpck_require__(5919)
 
 /**
@@ -29064,12 +29064,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3264:
+/***/ 9104:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxUnsigned16Bit } = __nccwpck_require__(736)
+const { maxUnsigned16Bit } = __nccwpck_require__(6096)
 
 const BUFFER_SIZE = 16386
 
@@ -29167,14 +29167,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9469:
+/***/ 1869:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __nccwpck_require__(8522)
-const { isValidClientWindowBits } = __nccwpck_require__(8625)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+const { isValidClientWindowBits } = __nccwpck_require__(1025)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 const tail = Buffer.from([0x00, 0x00, 0xff, 0xff])
 const kBuffer = Symbol('kBuffer')
@@ -29279,16 +29279,16 @@ module.exports = { PerMessageDeflate }
 
 /***/ }),
 
-/***/ 1652:
+/***/ 9332:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Writable } = __nccwpck_require__(7075)
 const assert = __nccwpck_require__(4589)
-const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(736)
-const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(1216)
-const { channels } = __nccwpck_require__(2414)
+const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(6096)
+const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(32)
+const { channels } = __nccwpck_require__(3374)
 const {
   isValidStatusCode,
   isValidOpcode,
@@ -29298,11 +29298,11 @@ const {
   isControlFrame,
   isTextBinaryFrame,
   isContinuationFrame
-} = __nccwpck_require__(8625)
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { closeWebSocketConnection } = __nccwpck_require__(6897)
-const { PerMessageDeflate } = __nccwpck_require__(9469)
-const { MessageSizeExceededError } = __nccwpck_require__(8707)
+} = __nccwpck_require__(1025)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { closeWebSocketConnection } = __nccwpck_require__(7905)
+const { PerMessageDeflate } = __nccwpck_require__(1869)
+const { MessageSizeExceededError } = __nccwpck_require__(4627)
 
 function failWebsocketConnectionWithCode (ws, code, reason) {
   closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason))
@@ -29813,14 +29813,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3900:
+/***/ 9388:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { WebsocketFrameSend } = __nccwpck_require__(3264)
-const { opcodes, sendHints } = __nccwpck_require__(736)
-const FixedQueue = __nccwpck_require__(4660)
+const { WebsocketFrameSend } = __nccwpck_require__(9104)
+const { opcodes, sendHints } = __nccwpck_require__(6096)
+const FixedQueue = __nccwpck_require__(5844)
 
 /** @type {typeof Uint8Array} */
 const FastBuffer = Buffer[Symbol.species]
@@ -29924,7 +29924,7 @@ module.exports = { SendQueue }
 
 /***/ }),
 
-/***/ 1216:
+/***/ 32:
 /***/ ((module) => {
 
 
@@ -29943,16 +29943,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8625:
+/***/ 1025:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(1216)
-const { states, opcodes } = __nccwpck_require__(736)
-const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(5188)
+const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(32)
+const { states, opcodes } = __nccwpck_require__(6096)
+const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(7316)
 const { isUtf8 } = __nccwpck_require__(4573)
-const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(1900)
+const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(7708)
 
 /* globals Blob */
 
@@ -30272,15 +30272,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3726:
+/***/ 1886:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(5893)
-const { URLSerializer } = __nccwpck_require__(1900)
-const { environmentSettingsObject } = __nccwpck_require__(3168)
-const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(736)
+const { webidl } = __nccwpck_require__(5701)
+const { URLSerializer } = __nccwpck_require__(7708)
+const { environmentSettingsObject } = __nccwpck_require__(9520)
+const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(6096)
 const {
   kWebSocketURL,
   kReadyState,
@@ -30289,21 +30289,21 @@ const {
   kResponse,
   kSentClose,
   kByteParser
-} = __nccwpck_require__(1216)
+} = __nccwpck_require__(32)
 const {
   isConnecting,
   isEstablished,
   isClosing,
   isValidSubprotocol,
   fireEvent
-} = __nccwpck_require__(8625)
-const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(6897)
-const { ByteParser } = __nccwpck_require__(1652)
-const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(3440)
-const { getGlobalDispatcher } = __nccwpck_require__(2581)
+} = __nccwpck_require__(1025)
+const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(7905)
+const { ByteParser } = __nccwpck_require__(9332)
+const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(4640)
+const { getGlobalDispatcher } = __nccwpck_require__(8421)
 const { types } = __nccwpck_require__(7975)
-const { ErrorEvent, CloseEvent } = __nccwpck_require__(5188)
-const { SendQueue } = __nccwpck_require__(3900)
+const { ErrorEvent, CloseEvent } = __nccwpck_require__(7316)
+const { SendQueue } = __nccwpck_require__(9388)
 
 // https://websockets.spec.whatwg.org/#interface-definition
 class WebSocket extends EventTarget {
@@ -31156,7 +31156,7 @@ external_node_v8_default().setFlagsFromString('--semi-space-growth-factor=1');
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
 /**
@@ -31192,7 +31192,7 @@ function utils_toCommandProperties(annotationProperties) {
     };
 }
 //# sourceMappingURL=utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/command.js
 
 
 /**
@@ -31288,7 +31288,7 @@ function escapeProperty(s) {
 const external_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("crypto");
 ;// CONCATENATED MODULE: external "fs"
 const external_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/file-command.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/file-command.js
 // For internal use, subject to change.
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -31329,7 +31329,7 @@ const external_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.me
 var external_http_ = __nccwpck_require__(8611);
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(5692);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/proxy.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
     if (checkBypass(reqUrl)) {
@@ -31420,11 +31420,11 @@ class DecodedURL extends URL {
     }
 }
 //# sourceMappingURL=proxy.js.map
-// EXTERNAL MODULE: ./node_modules/tunnel/index.js
-var node_modules_tunnel = __nccwpck_require__(770);
-// EXTERNAL MODULE: ./node_modules/undici/index.js
-var undici = __nccwpck_require__(6752);
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/index.js
+// EXTERNAL MODULE: ../main/node_modules/tunnel/index.js
+var node_modules_tunnel = __nccwpck_require__(8482);
+// EXTERNAL MODULE: ../main/node_modules/undici/index.js
+var undici = __nccwpck_require__(2480);
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/index.js
 /* eslint-disable @typescript-eslint/no-explicit-any */
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
@@ -32121,7 +32121,7 @@ class lib_HttpClient {
 }
 const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCase()] = obj[k]), c), {});
 //# sourceMappingURL=index.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/http-client/lib/auth.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/http-client/lib/auth.js
 var auth_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -32197,7 +32197,7 @@ class PersonalAccessTokenCredentialHandler {
     }
 }
 //# sourceMappingURL=auth.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/oidc-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/oidc-utils.js
 var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -32271,7 +32271,7 @@ class oidc_utils_OidcClient {
     }
 }
 //# sourceMappingURL=oidc-utils.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/summary.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/summary.js
 var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -32552,7 +32552,7 @@ const _summary = new Summary();
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
 const summary = (/* unused pure expression or super */ null && (_summary));
 //# sourceMappingURL=summary.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/path-utils.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/path-utils.js
 
 /**
  * toPosixPath converts the given path to the posix form. On Windows, \\ will be
@@ -32594,7 +32594,7 @@ var external_events_ = __nccwpck_require__(4434);
 const external_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("child_process");
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
-;// CONCATENATED MODULE: ./node_modules/@actions/io/lib/io-util.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/io/lib/io-util.js
 var io_util_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -32774,7 +32774,7 @@ function getCmdPath() {
     return (_a = process.env['COMSPEC']) !== null && _a !== void 0 ? _a : `cmd.exe`;
 }
 //# sourceMappingURL=io-util.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/io/lib/io.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/io/lib/io.js
 var io_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -33048,7 +33048,7 @@ function io_copyFile(srcFile, destFile, force) {
 //# sourceMappingURL=io.js.map
 ;// CONCATENATED MODULE: external "timers"
 const external_timers_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/toolrunner.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/toolrunner.js
 var toolrunner_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -33636,7 +33636,7 @@ class ExecState extends external_events_.EventEmitter {
     }
 }
 //# sourceMappingURL=toolrunner.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/exec/lib/exec.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/exec/lib/exec.js
 var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -33716,7 +33716,7 @@ function getExecOutput(commandLine, args, options) {
     });
 }
 //# sourceMappingURL=exec.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/platform.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/platform.js
 var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -33781,7 +33781,7 @@ function getDetails() {
     });
 }
 //# sourceMappingURL=platform.js.map
-;// CONCATENATED MODULE: ./node_modules/@actions/core/lib/core.js
+;// CONCATENATED MODULE: ../main/node_modules/@actions/core/lib/core.js
 var core_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -34113,6 +34113,11 @@ var external_node_path_default = /*#__PURE__*/__nccwpck_require__.n(external_nod
  * this one (it is never stacked).
  */
 const MARKER_PATH = 'etc/depot-snapshot.json';
+/** The marker of the image the sandbox came from, left out of the walk: the new image gets a new one. */
+const MARKER_REWRITTEN = {
+    path: '/' + MARKER_PATH,
+    reason: "the base image's snapshot marker (rewritten)",
+};
 /** The history comment of the marker layer: how a base made by this action is recognised. */
 const MARKER_COMMENT = 'snapshot marker';
 class MarkerError extends (/* unused pure expression or super */ null && (UserError)) {
@@ -34151,240 +34156,6 @@ function markerFor(draft, repository, tag, created) {
 
 ;// CONCATENATED MODULE: external "node:fs/promises"
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:fs/promises");
-// EXTERNAL MODULE: external "node:util"
-var external_node_util_ = __nccwpck_require__(7975);
-// EXTERNAL MODULE: ./node_modules/picomatch/index.js
-var picomatch = __nccwpck_require__(4006);
-var picomatch_default = /*#__PURE__*/__nccwpck_require__.n(picomatch);
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
-// EXTERNAL MODULE: external "node:stream"
-var external_node_stream_ = __nccwpck_require__(7075);
-// EXTERNAL MODULE: external "node:zlib"
-var external_node_zlib_ = __nccwpck_require__(8522);
-var external_node_zlib_default = /*#__PURE__*/__nccwpck_require__.n(external_node_zlib_);
-;// CONCATENATED MODULE: ./src/image/oci.ts
-/** OCI image-spec v1.1 types and media types: plain data, no IO. */
-const MediaType = {
-    manifest: 'application/vnd.oci.image.manifest.v1+json',
-    index: 'application/vnd.oci.image.index.v1+json',
-    config: 'application/vnd.oci.image.config.v1+json',
-    layerTar: 'application/vnd.oci.image.layer.v1.tar',
-    layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
-    layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
-    dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-    dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-};
-const Annotation = {
-    created: 'org.opencontainers.image.created',
-    source: 'org.opencontainers.image.source',
-    revision: 'org.opencontainers.image.revision',
-    refName: 'org.opencontainers.image.ref.name',
-    baseName: 'org.opencontainers.image.base.name',
-    baseDigest: 'org.opencontainers.image.base.digest',
-};
-
-;// CONCATENATED MODULE: ./src/util/limit.ts
-/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
-function limiter(n) {
-    let active = 0;
-    // A queue read from `head`: Array#shift copies the array, which is quadratic over a long queue.
-    let queue = [];
-    let head = 0;
-    const next = () => {
-        if (active >= n || head >= queue.length)
-            return;
-        const start = queue[head];
-        // Let go of it now: a started job's closure holds what the job works on (a 1 MiB block, say).
-        queue[head++] = null;
-        if (head > 1024 && head * 2 > queue.length) {
-            queue = queue.slice(head);
-            head = 0;
-        }
-        active++;
-        start();
-    };
-    return (job) => new Promise((resolve, reject) => {
-        queue.push(() => {
-            job()
-                .then(resolve, reject)
-                .finally(() => {
-                active--;
-                next();
-            });
-        });
-        next();
-    });
-}
-
-;// CONCATENATED MODULE: ./src/layer/compress.ts
-
-
-
-
-
-
-const LEVELS = {
-    // gzip level 1: compression bounds a full capture. Measured on a 1.7 GB rootfs (bench/RESULTS.md):
-    // level 6 took 1.7x as long for layers only 7 % smaller; every later pull reads either quickly.
-    gzip: { min: 1, max: 9, default: 1 },
-    zstd: { min: 1, max: 19, default: 3 },
-    none: { min: 0, max: 0, default: 0 },
-};
-const LAYER_MEDIA_TYPE = {
-    gzip: MediaType.layerGzip,
-    zstd: MediaType.layerZstd,
-    none: MediaType.layerTar,
-};
-/** Zstandard needs Node's zlib with zstd (Node 22.15+/24): the action's own runtime has it. */
-function zstdAvailable() {
-    return typeof (external_node_zlib_default()).zstdCompress === 'function';
-}
-/**
- * A compressing stream. gzip and zstd cut the stream into blocks compressed side by side on the libuv
- * pool (two per core at most, across every layer), so a single layer keeps every core busy.
- */
-function compressor(kind, level) {
-    switch (kind) {
-        case 'gzip':
-            return new BlockCompressor(gzipBlocks(level));
-        case 'zstd':
-            if (!zstdAvailable())
-                throw new Error('zstd compression needs Node.js 22.15 or newer (the action runs on node24)');
-            return new BlockCompressor(zstdFrames(level));
-        case 'none':
-            return new PassThrough({ highWaterMark: 1024 * 1024 });
-    }
-}
-const deflateRaw = (0,external_node_util_.promisify)((external_node_zlib_default()).deflateRaw);
-/** Deflate looks back at most 32 KiB: each block is primed with that much of the one before it. */
-const WINDOW = (/* unused pure expression or super */ null && (32 * 1024));
-/**
- * gzip as pigz writes it: 2 MiB blocks, each deflated with the 32 KiB before it as its dictionary
- * and ended by a sync flush, so the raw deflate outputs concatenate into one stream that the last
- * block finishes; one ordinary gzip member that every reader reads. On a 0.7 GB tar: 9.1 s against
- * 15.2 s for one zlib stream and 9.5 s for `pigz -p2`, at the same size and less CPU than either.
- */
-function gzipBlocks(level) {
-    // 2 MiB: each block also hashes the 32 KiB before it, 1.5 % more input (3 % at 1 MiB).
-    const blockSize = 2 * 1024 * 1024;
-    let crc = 0;
-    let length = 0;
-    return {
-        blockSize,
-        // RFC 1952 header as zlib writes it: no name, no mtime; XFL says "fastest" or "best"; OS Unix.
-        header: Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level === 1 ? 4 : level === 9 ? 2 : 0, 3]),
-        observe(block) {
-            crc = zlib.crc32(block, crc);
-            length += block.length;
-        },
-        window: WINDOW,
-        compress: (block, before, last) => deflateRaw(block, {
-            level,
-            ...(before.length ? { dictionary: before } : {}),
-            finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-            // Room for the whole output even when nothing compresses: one pool round trip per block
-            // (16 KiB outputs made 30 of them, and cost a fifth more CPU).
-            chunkSize: blockSize + 64 * 1024,
-        }),
-        trailer() {
-            const t = Buffer.alloc(8);
-            t.writeUInt32LE(crc >>> 0, 0);
-            t.writeUInt32LE(length % 2 ** 32, 4);
-            return t;
-        },
-    };
-}
-/**
- * zstd as independent 4 MiB frames, one after another: a stream of several frames is a valid zstd
- * stream (RFC 8878, 3.1) that every decoder reads, containerd's and `zstd -d` alike. On 300 MB of a
- * rootfs tar (Node 24): 2.6 s against 4.8 s for one stream, 0.3 % larger.
- */
-function zstdFrames(level) {
-    const z = zlib;
-    const zstdCompress = promisify(z.zstdCompress);
-    const blockSize = 4 * 1024 * 1024;
-    return {
-        blockSize,
-        header: Buffer.alloc(0),
-        window: 0,
-        compress: (block) => zstdCompress(block, {
-            params: { [z.constants.ZSTD_c_compressionLevel]: level },
-            chunkSize: blockSize + 64 * 1024,
-        }),
-        trailer: () => Buffer.alloc(0),
-    };
-}
-/**
- * Blocks compressed at once across every layer: two per core. With one per core, a core idled
- * whenever the main thread was busy (reading small files, hashing) as a block finished, since only
- * the main thread starts the next one: a 4.1 GB capture took 55.8 s instead of 52.0.
- */
-const compressing = limiter(2 * external_node_os_default().availableParallelism());
-/** Blocks of one stream queued or in flight at once. */
-const PER_STREAM = external_node_os_default().availableParallelism() + 1;
-/**
- * Cuts a stream into the codec's blocks, compresses several at a time, and passes the
- * results on in order. The bytes depend only on the input, the codec and the level (never on how the
- * input arrived or which block finished first), so layers stay reproducible.
- */
-class BlockCompressor extends external_node_stream_.Transform {
-    codec;
-    held = [];
-    heldBytes = 0;
-    before = Buffer.alloc(0);
-    inFlight = [];
-    constructor(codec) {
-        super({ readableHighWaterMark: codec.blockSize });
-        this.codec = codec;
-        if (codec.header.length)
-            this.push(codec.header);
-    }
-    _transform(chunk, _enc, done) {
-        this.held.push(chunk);
-        this.heldBytes += chunk.length;
-        this.drain(false).then(() => done(), done);
-    }
-    _flush(done) {
-        this.drain(true).then(() => {
-            this.push(this.codec.trailer());
-            done();
-        }, done);
-    }
-    /** Starts every whole block held (at the end: the rest, as the last block, even if empty). */
-    async drain(end) {
-        const size = this.codec.blockSize;
-        while (this.heldBytes > size || (!end && this.heldBytes === size)) {
-            const all = this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes);
-            const rest = all.subarray(size);
-            this.held = rest.length ? [rest] : [];
-            this.heldBytes = rest.length;
-            await this.start(all.subarray(0, size), false);
-        }
-        if (!end)
-            return;
-        await this.start(Buffer.concat(this.held, this.heldBytes), true);
-        this.held = [];
-        this.heldBytes = 0;
-        while (this.inFlight.length)
-            this.push(await this.inFlight.shift());
-    }
-    /** Queues a block; once PER_STREAM are in flight, waits for the oldest and passes it on. */
-    async start(block, last) {
-        this.codec.observe?.(block);
-        const before = this.before;
-        // A copy: a view would keep the whole input buffer it came from alive.
-        if (this.codec.window)
-            this.before = Buffer.from(block.subarray(-this.codec.window));
-        const job = compressing(() => this.codec.compress(block, before, last));
-        job.catch(() => { }); // awaited in order below; a rejection is reported there
-        this.inFlight.push(job);
-        if (this.inFlight.length >= PER_STREAM)
-            this.push(await this.inFlight.shift());
-    }
-}
-
 ;// CONCATENATED MODULE: ./src/failure.ts
 /**
  * How a run ends when it fails, the same for the main step, the pre step and an interrupt: one
@@ -34393,6 +34164,11 @@ class BlockCompressor extends external_node_stream_.Transform {
  */
 /** An error whose message is the whole story: what is wrong and what to do. Shown alone, no stack. */
 class failure_UserError extends Error {
+    /** Something this user may not read: the same run as root (under sudo) may succeed. */
+    rootMayHelp = false;
+}
+/** Bad input (an input, a flag, a path given): reported as one line, exit 1, before anything is written. */
+class failure_InputError extends failure_UserError {
 }
 /** The one line a failure ends with: a user error's own message, anything else as a failed snapshot. */
 function failureMessage(err) {
@@ -34415,782 +34191,6 @@ function writeErrorLine(message) {
 }
 function oneLine(text) {
     return text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
-}
-
-;// CONCATENATED MODULE: ./src/registry/reference.ts
-/**
- * Image references, by the grammar of distribution's `reference` package, with Docker Hub's
- * normalisation (`ubuntu` → `docker.io/library/ubuntu`).
- */
-
-class ReferenceError extends failure_UserError {
-}
-const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
-const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
-const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$/;
-const DOCKER_HUB = 'docker.io';
-function parseReference(input) {
-    const ref = input.trim();
-    const bad = (why) => new ReferenceError(`invalid image reference "${ref}": ${why}`);
-    if (!ref)
-        throw bad('it is empty');
-    if (ref.length > 255 + 128 + 80)
-        throw bad('it is too long');
-    let rest = ref;
-    let digest;
-    const at = rest.indexOf('@');
-    if (at >= 0) {
-        digest = rest.slice(at + 1);
-        rest = rest.slice(0, at);
-        if (!DIGEST.test(digest))
-            throw bad(`"${digest}" is not a digest (algorithm:hex)`);
-    }
-    let tag;
-    const lastSlash = rest.lastIndexOf('/');
-    const colon = rest.indexOf(':', lastSlash + 1);
-    if (colon >= 0) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-        if (!TAG.test(tag))
-            throw bad(`tag "${tag}" must match [A-Za-z0-9_][A-Za-z0-9._-]{0,127}`);
-    }
-    let registry = DOCKER_HUB;
-    let path = rest;
-    const slash = rest.indexOf('/');
-    const first = slash >= 0 ? rest.slice(0, slash) : '';
-    // Like docker: the first component is a registry when it looks like a host (a dot, a port) or is localhost.
-    if (slash >= 0 &&
-        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
-        registry = first;
-        path = rest.slice(slash + 1);
-        if (!HOST.test(registry))
-            throw bad(`"${registry}" is not a registry host`);
-        checkHost(registry, bad);
-    }
-    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
-        registry = DOCKER_HUB;
-    if (!path)
-        throw bad('the repository name is missing');
-    if (path !== path.toLowerCase())
-        throw bad('repository names must be lowercase');
-    for (const c of path.split('/')) {
-        if (!COMPONENT.test(c))
-            throw bad(`"${c}" is not a valid repository path component`);
-    }
-    if (registry === DOCKER_HUB && !path.includes('/'))
-        path = `library/${path}`;
-    if (registry.length + 1 + path.length > 255)
-        throw bad('the repository name is longer than 255 characters');
-    return { registry, repository: path, tag, digest };
-}
-/**
- * What the grammar lets through but a URL cannot hold: a port outside 1-65535, an IPv6 address or
- * an IPv4-looking host that does not parse. Found here, so the registry client's `new URL` never
- * throws its bare "Invalid URL".
- */
-function checkHost(registry, bad) {
-    const port = /:(\d+)$/.exec(registry.replace(/^\[.*\]/, ''))?.[1];
-    if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535))
-        throw bad(`port ${port} is out of range (1-65535)`);
-    try {
-        new URL(`https://${registry}/`);
-    }
-    catch {
-        throw bad(`"${registry}" is not a valid host name or address`);
-    }
-}
-/** The references a snapshot is pushed to: at least one, each with a tag, all in one repository. */
-function parseTargets(lines) {
-    const refs = lines.map(parseReference);
-    for (const r of refs) {
-        if (r.digest)
-            throw new ReferenceError(`image "${format(r)}" names a digest; name a tag to push to (digests are computed)`);
-        r.tag ??= 'latest';
-    }
-    const repos = new Set(refs.map((r) => `${r.registry}/${r.repository}`));
-    if (repos.size > 1) {
-        throw new ReferenceError(`all images must be in one repository, got ${[...repos].join(' and ')}; push twice to reach two`);
-    }
-    return refs;
-}
-function format(r) {
-    return `${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
-}
-
-;// CONCATENATED MODULE: ./src/walk/mountinfo.ts
-
-/** Filesystem types whose contents are made up by the kernel or live in memory: never part of an image. */
-const VIRTUAL_FS_TYPES = new Set([
-    'proc',
-    'sysfs',
-    'devtmpfs',
-    'devpts',
-    'tmpfs',
-    'cgroup',
-    'cgroup2',
-    'mqueue',
-    'debugfs',
-    'tracefs',
-    'securityfs',
-    'bpf',
-    'pstore',
-    'configfs',
-    'fusectl',
-    'hugetlbfs',
-    'binfmt_misc',
-    'autofs',
-    'nsfs',
-    'efivarfs',
-    'ramfs',
-    'rpc_pipefs',
-]);
-/**
- * Parses /proc/self/mountinfo (proc(5)): field 5 is the mount point, the fields after the lone `-` are
- * the filesystem type, the source and the super options. Mount points escape space, tab, newline and
- * backslash as `\040`, `\011`, `\012`, `\134`.
- */
-function parseMountInfo(text) {
-    const mounts = [];
-    for (const line of text.toString('latin1').split('\n')) {
-        if (!line)
-            continue;
-        const fields = line.split(' ');
-        const dash = fields.indexOf('-', 6);
-        if (fields.length < 7 || dash < 0)
-            continue;
-        mounts.push({
-            mountPoint: Buffer.from(decodeOctalEscapes(fields[4]), 'latin1'),
-            fsType: fields[dash + 1] ?? '',
-            superOptions: decodeOctalEscapes(fields[dash + 3] ?? ''),
-        });
-    }
-    return mounts;
-}
-function decodeOctalEscapes(s) {
-    return s.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
-}
-async function readMounts(path = '/proc/self/mountinfo') {
-    try {
-        return parseMountInfo(await (0,promises_namespaceObject.readFile)(path));
-    }
-    catch {
-        return []; // not Linux, or /proc not mounted: nothing to leave out on that account
-    }
-}
-/** Swap files listed in /proc/swaps (swap partitions are devices, not files in the tree). */
-async function readSwapFiles(path = '/proc/swaps') {
-    try {
-        const lines = (await (0,promises_namespaceObject.readFile)(path)).toString('latin1').split('\n').slice(1);
-        return lines
-            .map((l) => l.split(/\s+/))
-            .filter((f) => f[1] === 'file')
-            .map((f) => Buffer.from(decodeOctalEscapes(f[0]), 'latin1'));
-    }
-    catch {
-        return [];
-    }
-}
-
-;// CONCATENATED MODULE: ./src/walk/filter.ts
-
-
-
-
-/** Directories whose contents are volatile in any running system: kept empty. */
-const VOLATILE_DIRS = ['/proc', '/sys', '/dev', '/run', '/tmp'];
-/** Files a container runtime bind-mounts into a sandbox: they describe the host, not the image. */
-const RUNTIME_FILES = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'];
-class Filter {
-    /** Exact paths (as latin1 strings of their bytes, `/`-rooted) with a default rule. */
-    exact = new Map();
-    excludeMatchers;
-    includeTest;
-    /** Static directory parts of the include globs: the walk must reach them through excluded parents. */
-    includeGlobs;
-    secrets;
-    constructor(opts) {
-        const root = Buffer.from(external_node_path_default().resolve(opts.root));
-        const rel = (abs) => relativeKey(root, abs);
-        for (const dir of VOLATILE_DIRS)
-            this.exact.set(dir, { action: 'empty', reason: 'volatile directory' });
-        const mountPoints = new Set();
-        for (const m of opts.mounts) {
-            const key = rel(m.mountPoint);
-            if (key === null || key === '/')
-                continue;
-            mountPoints.add(key);
-            if (VIRTUAL_FS_TYPES.has(m.fsType)) {
-                this.exact.set(key, { action: 'empty', reason: `${m.fsType} mount` });
-            }
-        }
-        // The marker of the image the sandbox came from: the new image gets a new one, never this one.
-        this.exact.set('/' + MARKER_PATH, {
-            action: 'drop',
-            reason: "the base image's snapshot marker (rewritten)",
-        });
-        for (const file of RUNTIME_FILES) {
-            if (mountPoints.has(file))
-                this.exact.set(file, { action: 'drop', reason: 'bind-mounted by the runtime' });
-        }
-        for (const swap of opts.swapFiles) {
-            const key = rel(swap);
-            if (key !== null)
-                this.exact.set(key, { action: 'drop', reason: 'swap file' });
-        }
-        for (const { path: p, reason, warn } of opts.hostPathsToDrop) {
-            const key = rel(Buffer.from(external_node_path_default().resolve(p)));
-            if (key !== null && key !== '/')
-                this.exact.set(key, { action: 'drop', reason, ...(warn ? { warn } : {}) });
-        }
-        this.secrets = opts.secrets;
-        this.excludeMatchers = opts.exclude.map((pattern) => ({
-            pattern,
-            test: matcher([pattern]),
-        }));
-        this.includeTest = opts.include.length ? matcher(opts.include) : null;
-        this.includeGlobs = opts.include.map((p) => {
-            const scan = picomatch_default().scan(relativePattern(p));
-            return { base: scan.base ? '/' + scan.base : '/', isGlob: scan.isGlob };
-        });
-    }
-    /** The rule for one entry, `key` being its `/`-rooted path as a latin1 string of its bytes. */
-    classify(key) {
-        const rule = this.exact.get(key);
-        if (rule)
-            return rule;
-        if (this.excludeMatchers.length) {
-            const text = latin1KeyToText(key);
-            for (const m of this.excludeMatchers) {
-                if (m.test(text))
-                    return { action: 'drop', reason: `exclude: ${m.pattern}` };
-            }
-        }
-        const secret = this.secrets?.match(key);
-        return secret ? { action: 'drop', reason: `credentials: ${secret}`, warn: true, credential: true } : null;
-    }
-    included(key) {
-        return this.includeTest !== null && this.includeTest(latin1KeyToText(key));
-    }
-    /**
-     * True when some include glob may match below this directory, so it must be walked after all: the
-     * directory lies on the way to the glob's fixed part, or inside it when the rest has wildcards.
-     */
-    leadsToInclude(key) {
-        const text = latin1KeyToText(key);
-        return this.includeGlobs.some(({ base, isGlob }) => base === text ||
-            base.startsWith(text === '/' ? '/' : text + '/') ||
-            (isGlob && (base === '/' || text.startsWith(base + '/'))));
-    }
-}
-/** `/`-rooted key of `abs` inside `root`, or null when it lies outside. */
-function relativeKey(root, abs) {
-    const r = root.toString('latin1').replace(/\/+$/, '');
-    const a = abs.toString('latin1');
-    if (a === r || (r === '' && a === '/'))
-        return '/';
-    if (!a.startsWith(r + '/'))
-        return null;
-    return a.slice(r.length);
-}
-/** Patterns are relative to the root (`/var/cache` and `var/cache` alike), so `**` also matches at the top. */
-function relativePattern(p) {
-    return p.trim().replace(/\/+$/, '').replace(/^\/+/, '');
-}
-/** Matches `/`-rooted paths against root-relative patterns. */
-function matcher(patterns) {
-    const test = picomatch_default()(patterns.map(relativePattern), { dot: true });
-    return (text) => test(text.slice(1));
-}
-/** Globs are text: match against the UTF-8 reading of the name (invalid bytes become U+FFFD). */
-function latin1KeyToText(key) {
-    return Buffer.from(key, 'latin1').toString('utf8');
-}
-
-;// CONCATENATED MODULE: ./src/inputs.ts
-
-
-
-
-
-
-
-
-/** Bad input: reported as one line, exit 1, before anything is written. */
-class InputError extends failure_UserError {
-}
-/** Every input, for the action (`INPUT_<NAME>`) and the CLI (`--<name>`). action.yml says the same. */
-const INPUT_SPECS = [
-    {
-        name: 'image',
-        description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest',
-        default: '',
-        list: true,
-    },
-    { name: 'root', description: 'Root of the filesystem to capture', default: '/' },
-    {
-        name: 'dry-run',
-        description: 'Write an OCI image layout to `output` instead of pushing',
-        default: 'false',
-        boolean: true,
-    },
-    {
-        name: 'output',
-        description: 'Directory of the OCI image layout written by a dry run',
-        default: 'snapshot-layout',
-    },
-    {
-        name: 'exclude',
-        description: 'Paths or globs to leave out, one per line, as if root were /',
-        default: '',
-        list: true,
-    },
-    {
-        name: 'include',
-        description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out',
-        default: '',
-        list: true,
-    },
-    { name: 'compression', description: 'Layer compression: gzip, zstd or none', default: 'gzip' },
-    {
-        name: 'compression-level',
-        description: 'Compression level (gzip 1-9, default 1; zstd 1-19, default 3)',
-        default: '',
-    },
-    {
-        name: 'layer-size',
-        description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree',
-        default: '512MiB',
-    },
-    {
-        name: 'base-image',
-        description: 'The image the sandbox started from (optionally @digest): its layers are reused and only changes captured. Default: SNAPSHOT_BASE_IMAGE',
-        default: '',
-    },
-    {
-        name: 'changes',
-        description: 'How changes are found: auto (overlay upper dir, else the baseline when one was recorded, else full), overlay, baseline, or full',
-        default: 'auto',
-    },
-    {
-        name: 'baseline',
-        description: 'Baseline index written by the pre step and read by the main step (default: in RUNNER_TEMP)',
-        default: '',
-    },
-    {
-        name: 'upper',
-        description: "The overlay upper dir of root as this job sees it, when mountinfo's upperdir is not reachable (e.g. /rw/.snap/upper after a pivot_root): changes are read from it",
-        default: '',
-    },
-    {
-        name: 'metadata-file',
-        description: 'Write a JSON file describing the result (schema: metadata.schema.json)',
-        default: '',
-    },
-    {
-        name: 'mode',
-        description: 'snapshot (capture root), promote (copy `from` to `image` without recapturing) or pull (fetch `from` into `output`)',
-        default: 'snapshot',
-    },
-    {
-        name: 'from',
-        description: 'The source image (tag or @digest) of promote and pull; for promote also oci:DIR[:TAG], an OCI layout',
-        default: '',
-    },
-    {
-        name: 'token',
-        description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
-        default: '',
-    },
-    { name: 'username', description: 'Registry username (with password)', default: '' },
-    { name: 'password', description: 'Registry password (with username)', default: '' },
-    {
-        name: 'insecure-registry',
-        description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)',
-        default: 'false',
-        boolean: true,
-    },
-    { name: 'concurrency', description: 'Layers compressed and uploaded at once (1-16)', default: '4' },
-    {
-        name: 'max-age',
-        description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
-        default: '',
-    },
-    {
-        name: 'persist-env',
-        description: "Keep the job's PATH and the variables its steps set in the image's Env (never runner variables or secret-looking names)",
-        default: 'true',
-        boolean: true,
-    },
-    {
-        name: 'env-mask',
-        description: 'Variable names or globs never to keep in the image, one per line (e.g. MY_*)',
-        default: '',
-        list: true,
-    },
-    {
-        name: 'quiet',
-        description: 'Log only warnings, errors and the result (no progress, no report)',
-        default: 'false',
-        boolean: true,
-    },
-];
-/** Inputs whose values are secrets: masked before anything is logged. */
-const SECRET_INPUTS = (/* unused pure expression or super */ null && (['token', 'password']));
-/** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
-function getInputs(argv, env = process.env, opts = {}) {
-    const raw = readRaw(subcommandArgs(argv), env);
-    const mode = oneOf(raw, 'mode', ['snapshot', 'promote', 'pull']);
-    const fromLayout = layoutInput(raw.from.trim());
-    const from = raw.from.trim() && !fromLayout ? referenceInput(raw.from, 'from') : undefined;
-    if (mode !== 'snapshot' && !from && !fromLayout)
-        throw new InputError(`${mode} needs from: the image to ${mode}`);
-    if (mode === 'pull' && fromLayout)
-        throw new InputError('pull reads from a registry; from: oci:… is already a layout');
-    const compression = oneOf(raw, 'compression', ['gzip', 'zstd', 'none']);
-    if (compression === 'zstd' && !zstdAvailable()) {
-        throw new InputError(`compression zstd needs Node.js 22.15 or newer (this is ${process.version}); use gzip`);
-    }
-    const levels = LEVELS[compression];
-    const compressionLevel = raw['compression-level'] ? integer(raw, 'compression-level') : levels.default;
-    if (compression !== 'none' && (compressionLevel < levels.min || compressionLevel > levels.max)) {
-        throw new InputError(`compression-level ${compressionLevel} is out of range for ${compression} (${levels.min}-${levels.max})`);
-    }
-    const dryRun = bool(raw, 'dry-run');
-    const images = lines(raw.image);
-    if (images.length === 0 && !dryRun && !opts.pre && mode !== 'pull')
-        throw new InputError('image is required (or set dry-run to write a layout instead)');
-    let targets;
-    try {
-        targets = images.length ? parseTargets(images) : [];
-    }
-    catch (err) {
-        throw new InputError(err.message);
-    }
-    const output = external_node_path_default().resolve(raw.output.trim() || 'snapshot-layout');
-    const writesLayout = mode === 'pull' || (mode === 'snapshot' && dryRun);
-    if (writesLayout)
-        checkParents(output, 'output');
-    return {
-        targets,
-        root: external_node_path_default().resolve(raw.root.trim() || '/'),
-        dryRun,
-        output,
-        exclude: pathPatterns(raw, 'exclude'),
-        include: pathPatterns(raw, 'include'),
-        compression,
-        compressionLevel,
-        mode,
-        ...(from ? { from } : {}),
-        ...(fromLayout ? { fromLayout } : {}),
-        metadataFile: metadataFileInput(raw['metadata-file'].trim(), writesLayout ? output : ''),
-        baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || ''),
-        changes: oneOf(raw, 'changes', ['auto', 'overlay', 'baseline', 'full']),
-        baseline: baselineInput(raw.baseline.trim()
-            ? external_node_path_default().resolve(raw.baseline.trim())
-            : env.RUNNER_TEMP
-                ? external_node_path_default().join(env.RUNNER_TEMP, 'depot-snapshot-baseline.gz')
-                : ''),
-        baselineGiven: raw.baseline.trim() !== '',
-        upper: raw.upper.trim() ? external_node_path_default().resolve(raw.upper.trim()) : '',
-        layerSize: parseSize(raw['layer-size'], 'layer-size'),
-        token: raw.token.trim(),
-        username: raw.username.trim(),
-        password: raw.password,
-        insecureRegistry: bool(raw, 'insecure-registry'),
-        concurrency: rangedInteger(raw, 'concurrency', 1, 16),
-        maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
-        persistEnv: bool(raw, 'persist-env'),
-        envMask: globs(raw, 'env-mask'),
-        quiet: bool(raw, 'quiet'),
-    };
-}
-/** Values of the secret inputs, to mask before the first log line. */
-function secretValues(argv, env = process.env) {
-    const raw = readRaw(argv, env, false);
-    return SECRET_INPUTS.map((n) => raw[n]).filter(Boolean);
-}
-function wantsHelp(argv) {
-    return argv.includes('--help') || argv.includes('-h');
-}
-function helpText() {
-    const rows = INPUT_SPECS.map((s) => {
-        const flag = s.boolean ? `--[no-]${s.name}` : `--${s.name} <value>`;
-        const def = s.default ? ` (default: ${s.default})` : '';
-        return `  ${flag.padEnd(30)} ${s.description}${def}`;
-    });
-    return [
-        'Usage: node dist/index.js [options]',
-        '       node dist/index.js promote --from REF[@DIGEST] --to REF [--to REF ...]',
-        '       node dist/index.js pull --from REF --output DIR',
-        '',
-        'Captures a directory tree as an OCI image. Every option can also be given as the',
-        'environment variable INPUT_<NAME> (e.g. INPUT_DRY-RUN=true), as the Actions runner does.',
-        '',
-        ...rows,
-        `  ${'--help'.padEnd(30)} Show this help`,
-    ].join('\n');
-}
-function readRaw(argv, env, strict = true) {
-    const options = {};
-    for (const s of INPUT_SPECS)
-        options[s.name] = { type: s.boolean ? 'boolean' : 'string', multiple: !!s.list };
-    let values;
-    try {
-        // `--no-persist-env` turns a boolean off (`--persist-env false` would read `false` as a stray word).
-        ({ values } = (0,external_node_util_.parseArgs)({ args: argv, options, strict, allowPositionals: !strict, allowNegative: true }));
-    }
-    catch (err) {
-        throw new InputError(`${err.message.split('\n')[0]}; see --help`);
-    }
-    const raw = {};
-    for (const s of INPUT_SPECS) {
-        const flag = values[s.name];
-        const fromEnv = env[`INPUT_${s.name.replace(/ /g, '_').toUpperCase()}`];
-        if (Array.isArray(flag))
-            raw[s.name] = flag.join('\n');
-        else if (typeof flag === 'boolean')
-            raw[s.name] = String(flag);
-        else if (typeof flag === 'string')
-            raw[s.name] = flag;
-        else
-            raw[s.name] = fromEnv?.trim() ? fromEnv : s.default;
-    }
-    return raw;
-}
-function lines(value) {
-    return (value ?? '')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l && !l.startsWith('#'));
-}
-function bool(raw, name) {
-    const v = raw[name].trim();
-    if (['true', 'True', 'TRUE'].includes(v))
-        return true;
-    if (['false', 'False', 'FALSE', ''].includes(v))
-        return false;
-    throw new InputError(`${name} must be true or false, got "${v}"`);
-}
-function integer(raw, name) {
-    const v = raw[name].trim();
-    if (!/^-?\d+$/.test(v))
-        throw new InputError(`${name} must be a whole number, got "${v}"`);
-    return Number(v);
-}
-/**
- * `promote --from REF --to REF…` and `pull --from REF --output DIR` are the CLI's spelling of
- * `--mode promote|pull`, with `--to` for `--image`.
- */
-function subcommandArgs(argv) {
-    const [first, ...rest] = argv;
-    if (first !== 'promote' && first !== 'pull')
-        return argv;
-    return [
-        '--mode',
-        first,
-        ...rest.map((a) => (a === '--to' ? '--image' : a.startsWith('--to=') ? `--image=${a.slice(5)}` : a)),
-    ];
-}
-function referenceInput(ref, name) {
-    try {
-        const r = parseReference(ref);
-        if (!r.tag && !r.digest)
-            r.tag = 'latest';
-        return r;
-    }
-    catch (err) {
-        throw new InputError(`${name}: ${err.message}`);
-    }
-}
-function checkedReference(ref) {
-    if (!ref)
-        return '';
-    try {
-        parseReference(ref);
-    }
-    catch (err) {
-        throw new InputError(`base-image: ${err.message}`);
-    }
-    return ref;
-}
-function rangedInteger(raw, name, min, max) {
-    const n = integer(raw, name);
-    if (n < min || n > max)
-        throw new InputError(`${name} must be between ${min} and ${max}, got ${n}`);
-    return n;
-}
-const DURATION_UNITS = {
-    s: 1000,
-    m: 60_000,
-    h: 3_600_000,
-    d: 86_400_000,
-    w: 604_800_000,
-};
-/** `45m`, `1h30m`, `5d`, `90s`: milliseconds. */
-function parseDuration(value, name) {
-    const v = value.trim();
-    if (!/^(\d+[smhdw])+$/.test(v))
-        throw new InputError(`${name} must be a duration like 45m, 1h30m or 5d, got "${value}"`);
-    let ms = 0;
-    for (const m of v.matchAll(/(\d+)([smhdw])/g))
-        ms += Number(m[1]) * DURATION_UNITS[m[2]];
-    if (ms <= 0)
-        throw new InputError(`${name} must be longer than zero, got "${value}"`);
-    if (!Number.isSafeInteger(ms))
-        throw new InputError(`${name} is too long, got "${value}"`);
-    return ms;
-}
-function oneOf(raw, name, allowed) {
-    const v = raw[name].trim().toLowerCase();
-    if (!allowed.includes(v))
-        throw new InputError(`${name} must be one of ${allowed.join(', ')}, got "${raw[name]}"`);
-    return v;
-}
-const UNITS = {
-    '': 1,
-    b: 1,
-    k: 1024,
-    kb: 1000,
-    kib: 1024,
-    m: 1024 ** 2,
-    mb: 1000 ** 2,
-    mib: 1024 ** 2,
-    g: 1024 ** 3,
-    gb: 1000 ** 3,
-    gib: 1024 ** 3,
-    t: 1024 ** 4,
-    tb: 1000 ** 4,
-    tib: 1024 ** 4,
-};
-/** `512MiB`, `1.5GB`, `1048576`: bytes, at least 1 MiB so a tree never shatters into tiny layers. */
-function parseSize(value, name) {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
-    const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
-    if (!m || unit === undefined)
-        throw new InputError(`${name} must be a size like 512MiB or 1GB, got "${value}"`);
-    const bytes = Math.floor(Number(m[1]) * unit);
-    if (bytes < 1024 ** 2)
-        throw new InputError(`${name} must be at least 1MiB, got "${value}"`);
-    if (!Number.isSafeInteger(bytes))
-        throw new InputError(`${name} is too large, got "${value}"`);
-    return bytes;
-}
-/**
- * `exclude`/`include` lines, checked here so that no glob reaches the walk that would fail there or
- * silently match nothing: `/` alone (the whole root), a leading `!` (picomatch would negate it),
- * `.`/`..` components (never in a walked path), and globs picomatch cannot compile.
- */
-function pathPatterns(raw, name) {
-    const patterns = lines(raw[name]);
-    for (const p of patterns) {
-        const rel = relativePattern(p).replace(/^(\.\/+)+/, '');
-        if (rel === '' || rel === '.') {
-            throw new InputError(name === 'exclude'
-                ? `exclude "${p}" would leave out the whole root; name what to leave out below it (e.g. /var/cache)`
-                : `include "${p}" would keep everything, credentials and /proc too; name what to keep (e.g. /root/.docker/config.json)`);
-        }
-        if (rel.split('/').some((c) => c === '..' || c === '.'))
-            throw new InputError(`${name} "${p}": "." and ".." never match a captured path; write the path without them`);
-        checkGlob(rel, name, p);
-    }
-    return patterns;
-}
-/** `env-mask` lines: variable names or globs. */
-function globs(raw, name) {
-    const patterns = lines(raw[name]);
-    for (const p of patterns)
-        checkGlob(p, name, p);
-    return patterns;
-}
-function checkGlob(glob, name, asWritten) {
-    if (picomatch_default().scan(glob).negated) {
-        throw new InputError(`${name} "${asWritten}": a leading "!" would match everything else; ${name === 'exclude' ? 'use include to keep paths, or ' : ''}write "\\!" for a name that starts with "!"`);
-    }
-    try {
-        // `debug` makes picomatch throw instead of quietly compiling the glob to match nothing.
-        picomatch_default().makeRe(glob, { dot: true, debug: true });
-    }
-    catch {
-        throw new InputError(`${name} "${asWritten}" is not a valid glob (an unclosed brace or bracket, a range out of order, a trailing backslash, or too long); fix it or escape the character with a backslash`);
-    }
-}
-/** `from: oci:DIR[:TAG]`: an OCI layout that must be there to be read. */
-function layoutInput(from) {
-    if (!from.startsWith('oci:'))
-        return undefined;
-    const match = /^oci:([^:]+)(?::(.+))?$/.exec(from);
-    if (!match)
-        throw new InputError(`from "${from}" must be oci:DIR or oci:DIR:TAG`);
-    const dir = external_node_path_default().resolve(match[1]);
-    if (!statOf(external_node_path_default().join(dir, 'index.json'), 'from')?.isFile())
-        throw new InputError(`from ${from}: ${dir} is not an OCI image layout (no index.json); name the output directory of a dry run or a pull`);
-    return { dir, tag: match[2] ?? 'latest' };
-}
-/**
- * `metadata-file`: written at the end, so checked now: not a directory, in a directory that exists
- * (it is not made, like docker buildx's `--metadata-file`) and can be written, not inside the layout
- * that replaces `output` whole.
- */
-function metadataFileInput(value, layoutOutput) {
-    if (!value)
-        return '';
-    const file = external_node_path_default().resolve(value);
-    const name = 'metadata-file';
-    const st = statOf(file, name);
-    if (st?.isDirectory())
-        throw new InputError(`${name} ${file} is a directory; name a file (e.g. ${external_node_path_default().join(file, 'metadata.json')})`);
-    if (st && !st.isFile())
-        throw new InputError(`${name} ${file} exists and is not a regular file; choose another path`);
-    if (layoutOutput && (file === layoutOutput || file.startsWith(layoutOutput + (external_node_path_default()).sep)))
-        throw new InputError(`${name} ${file} is inside output ${layoutOutput}, which is replaced whole; put it elsewhere`);
-    const dir = external_node_path_default().dirname(file);
-    const parent = statOf(dir, name);
-    if (!parent)
-        throw new InputError(`${name} ${file}: directory ${dir} does not exist; create it first (it is not made for you) or choose another path`);
-    if (!parent.isDirectory())
-        throw new InputError(`${name} ${file}: ${dir} is not a directory`);
-    try {
-        (0,external_node_fs_namespaceObject.accessSync)(dir, external_node_fs_namespaceObject.constants.W_OK);
-    }
-    catch (err) {
-        throw new InputError(`${name} ${file}: directory ${dir} cannot be written (${err.code}); choose one this step can write to`);
-    }
-    return file;
-}
-/** The baseline file: made by the pre step (with its directory), so only what is in the way counts. */
-function baselineInput(file) {
-    if (!file)
-        return '';
-    const st = statOf(file, 'baseline');
-    if (st && !st.isFile())
-        throw new InputError(`baseline ${file} exists and is not a regular file; name a file`);
-    checkParents(file, 'baseline');
-    return file;
-}
-/** The nearest existing directory above `p` must be a directory (the rest can be made). */
-function checkParents(p, name) {
-    for (let dir = external_node_path_default().dirname(p);; dir = external_node_path_default().dirname(dir)) {
-        const st = statOf(dir, name);
-        if (st?.isDirectory())
-            return;
-        if (st)
-            throw new InputError(`${name} ${p}: ${dir} is not a directory; choose another path`);
-        if (dir === external_node_path_default().dirname(dir))
-            return;
-    }
-}
-/** lstat-free stat (a symlink to a directory is one): undefined when nothing is there. */
-function statOf(p, name) {
-    try {
-        return (0,external_node_fs_namespaceObject.statSync)(p);
-    }
-    catch (err) {
-        const code = err.code;
-        if (code === 'ENOENT' || code === 'ENOTDIR')
-            return undefined;
-        throw new InputError(`${name} ${p} cannot be checked (${code}); choose another path`);
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/log.ts
@@ -35238,6 +34238,13 @@ function paths_joinPath(dir, name) {
 function paths_parentOf(p) {
     const i = p.lastIndexOf(0x2f);
     return i < 0 ? Buffer.alloc(0) : p.subarray(0, i);
+}
+/**
+ * A path key (a latin1 string of the path's bytes, as the walk keeps them) as text, for globs: the
+ * UTF-8 reading of the bytes (invalid bytes become U+FFFD).
+ */
+function latin1KeyToText(key) {
+    return Buffer.from(key, 'latin1').toString('utf8');
 }
 
 ;// CONCATENATED MODULE: ./src/walk/entries.ts
@@ -35991,7 +34998,7 @@ async function walk_walk(opts) {
     }
     /** An entry whose path no extractor could create, left out with whatever is below it. */
     function leaveOutLong(rel) {
-        log.warn(`left out /${walk_showShortened(rel)} and anything below it: its path is ${rel.length + 1} bytes, longer than image tools can unpack (${MAX_IMAGE_PATH}; see README, "Limits")`);
+        log.warn(`left out /${showShortened(rel)} and anything below it: its path is ${rel.length + 1} bytes, longer than image tools can unpack (${MAX_IMAGE_PATH}; see README, "Limits")`);
         excluded.push({ path: rel, reason: `path over ${MAX_IMAGE_PATH} bytes` });
     }
     function toEntry(rel, abs, st) {
@@ -36089,7 +35096,7 @@ function withoutCredentialLinks(entries, credentials, excluded, log) {
  */
 const MAX_IMAGE_PATH = 4096 - 256;
 /** A path of any length for one log line: its start and end, with the middle left out. */
-function walk_showShortened(p, keep = 60) {
+function showShortened(p, keep = 60) {
     if (p.length <= 2 * keep + 3)
         return log_show(p);
     return `${log_show(p.subarray(0, keep))}…${log_show(p.subarray(p.length - keep))}`;
@@ -36161,8 +35168,11 @@ const OPAQUE = Buffer.from('.wh..wh..opq');
 function baseName(p) {
     return p.subarray(p.lastIndexOf(0x2f) + 1);
 }
-/** An empty regular file, every field fixed, so the same deletion always gives the same bytes. */
-function marker(p) {
+/**
+ * The entry of a whiteout named `p`: an empty regular file, every field fixed, so the same deletion
+ * always gives the same bytes.
+ */
+function whiteoutEntry(p) {
     return {
         path: p,
         kind: 'whiteout',
@@ -36194,10 +35204,10 @@ function whiteouts_groupWhiteouts(entries, deletions, opaque) {
             byParent.set(key, [e]);
     };
     for (const dir of opaque)
-        add(dir, marker(joinPath(dir, OPAQUE)));
+        add(dir, whiteoutEntry(joinPath(dir, OPAQUE)));
     const sorted = [...deletions].sort((a, b) => Buffer.compare(baseName(a), baseName(b)));
     for (const d of sorted)
-        add(parentOf(d), marker(joinPath(parentOf(d), Buffer.concat([WH, baseName(d)]))));
+        add(parentOf(d), whiteoutEntry(joinPath(parentOf(d), Buffer.concat([WH, baseName(d)]))));
     const out = EntryTable.from(byParent.get('') ?? []);
     for (const e of entries) {
         out.push(e);
@@ -36218,7 +35228,7 @@ function whiteouts_groupWhiteouts(entries, deletions, opaque) {
 
 
 
-class OverlayError extends (/* unused pure expression or super */ null && (UserError)) {
+class overlay_OverlayError extends (/* unused pure expression or super */ null && (UserError)) {
 }
 /** overlayfs's own bookkeeping xattrs, in the trusted (root) and user (unprivileged) namespaces. */
 const OVERLAY_XATTR = /^(trusted|user)\.overlay\./;
@@ -36227,7 +35237,7 @@ const OVERLAY_XATTR = /^(trusted|user)\.overlay\./;
  * `given` (the `upper` input) when set, else at the path mountinfo names when this process can read it.
  * `given` alone is enough: mountinfo may not show the overlay at all (a root that was pivoted into).
  */
-async function findOverlay(root, mounts, given = '') {
+async function overlay_findOverlay(root, mounts, given = '') {
     const resolved = external_node_path_default().resolve(root);
     // The last mount at a path is the one in effect.
     const mount = [...mounts].reverse().find((m) => m.mountPoint.toString() === resolved);
@@ -36251,21 +35261,21 @@ async function findOverlay(root, mounts, given = '') {
  * The overlay's own storage (upper and work dirs) when it lies inside root, as with `/rw/.snap/upper`
  * under `/`: never part of the capture, which would otherwise hold every change twice.
  */
-function overlayStorage(overlay) {
+function overlay_overlayStorage(overlay) {
     return overlay ? [overlay.upper, overlay.work ?? ''].filter(Boolean) : [];
 }
 /** Refuses an `upper` input that cannot be the upper dir of root, with one line saying why. */
 async function checkUpper(upper, root) {
     const st = await (0,promises_namespaceObject.stat)(upper).catch((err) => {
         const why = err.code === 'ENOENT' ? 'does not exist' : `cannot be read: ${err.code ?? err.message}`;
-        throw new InputError(`upper ${upper} ${why}; give the overlay's upper dir as this job sees it (e.g. /rw/.snap/upper)`);
+        throw new failure_InputError(`upper ${upper} ${why}; give the overlay's upper dir as this job sees it (e.g. /rw/.snap/upper)`);
     });
     if (!st.isDirectory())
-        throw new InputError(`upper ${upper} is not a directory; give the overlay's upper dir as this job sees it`);
+        throw new failure_InputError(`upper ${upper} is not a directory; give the overlay's upper dir as this job sees it`);
     if (external_node_path_default().resolve(upper) === external_node_path_default().resolve(root))
-        throw new InputError(`upper ${upper} is root itself; give the overlay's upper dir, not its merged view`);
+        throw new failure_InputError(`upper ${upper} is root itself; give the overlay's upper dir, not its merged view`);
     await (0,promises_namespaceObject.access)(upper, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.X_OK).catch(() => {
-        throw new InputError(`upper ${upper} cannot be read: permission denied; run the step as root or with sudo`);
+        throw new failure_InputError(`upper ${upper} cannot be read: permission denied; run the step as root or with sudo`);
     });
 }
 function isReadableDir(dir) {
@@ -36287,6 +35297,16 @@ function splitOptions(s) {
     }
     return out;
 }
+/** The overlay's upper dir as the change set (see overlayChanges). */
+function overlay_overlaySource(overlay) {
+    return {
+        read({ root, filter, log }) {
+            if (overlay.given && !overlay.mounted)
+                log.warn(`mountinfo shows no overlay mounted at ${root}: taking upper ${overlay.upper} as its upper dir, as given`);
+            return overlayChanges(root, overlay, filter, log);
+        },
+    };
+}
 /**
  * The overlay's upper dir *is* the change set: an entry there was added or changed (its metadata is
  * read through the merged `root`, which is what the sandbox sees), a character device 0/0 is a
@@ -36304,7 +35324,7 @@ async function overlayChanges(root, overlay, filter, log) {
     for (const e of upper.entries) {
         const names = e.xattrs?.map(([n]) => n) ?? [];
         if (names.some((n) => /^(trusted|user)\.overlay\.redirect$/.test(n))) {
-            throw new OverlayError(`overlay: /${show(e.path)} was renamed (redirect_dir); use changes: baseline or full`);
+            throw new overlay_OverlayError(`overlay: /${show(e.path)} was renamed (redirect_dir); use changes: baseline or full`);
         }
         if (e.kind === 'char' && e.devMajor === 0 && e.devMinor === 0) {
             deletions.push(e.path);
@@ -36353,70 +35373,189 @@ async function mergedEntry(rootBuf, upperEntry, log) {
     }
 }
 
-;// CONCATENATED MODULE: ./src/report.ts
+;// CONCATENATED MODULE: ./src/walk/mountinfo.ts
 
-
-
-const inActions = () => process.env.GITHUB_ACTIONS === 'true';
-const coreLogger = makeLogger({ quiet: false });
+/** Filesystem types whose contents are made up by the kernel or live in memory: never part of an image. */
+const VIRTUAL_FS_TYPES = new Set([
+    'proc',
+    'sysfs',
+    'devtmpfs',
+    'devpts',
+    'tmpfs',
+    'cgroup',
+    'cgroup2',
+    'mqueue',
+    'debugfs',
+    'tracefs',
+    'securityfs',
+    'bpf',
+    'pstore',
+    'configfs',
+    'fusectl',
+    'hugetlbfs',
+    'binfmt_misc',
+    'autofs',
+    'nsfs',
+    'efivarfs',
+    'ramfs',
+    'rpc_pipefs',
+]);
 /**
- * The run's log: info lines unless `quiet`; debug lines as the runner shows them (only with debug
- * logging on), and outside Actions only when RUNNER_DEBUG=1, as `debug: …`.
+ * Parses /proc/self/mountinfo (proc(5)): field 5 is the mount point, the fields after the lone `-` are
+ * the filesystem type, the source and the super options. Mount points escape space, tab, newline and
+ * backslash as `\040`, `\011`, `\012`, `\134`.
  */
-function makeLogger(opts) {
-    const debugOn = process.env.RUNNER_DEBUG === '1';
-    return {
-        info: (m) => {
-            if (!opts.quiet)
-                info(m);
-        },
-        warn: (m) => warning(m),
-        debug: (m) => {
-            if (inActions())
-                core_debug(m);
-            // Every line of a multi-line message (a stack trace) marked, so none passes for a log line.
-            else if (debugOn)
-                process.stdout.write(m.replace(/^/gm, 'debug: ') + '\n');
-        },
-    };
+function parseMountInfo(text) {
+    const mounts = [];
+    for (const line of text.toString('latin1').split('\n')) {
+        if (!line)
+            continue;
+        const fields = line.split(' ');
+        const dash = fields.indexOf('-', 6);
+        if (fields.length < 7 || dash < 0)
+            continue;
+        mounts.push({
+            mountPoint: Buffer.from(decodeOctalEscapes(fields[4]), 'latin1'),
+            fsType: fields[dash + 1] ?? '',
+            superOptions: decodeOctalEscapes(fields[dash + 3] ?? ''),
+        });
+    }
+    return mounts;
 }
-/** Sets outputs; outside Actions also prints them as `name=value` lines for scripts. */
-function setOutputs(outputs) {
-    for (const [name, value] of Object.entries(outputs)) {
-        if (process.env.GITHUB_OUTPUT)
-            core.setOutput(name, value);
+function decodeOctalEscapes(s) {
+    return s.replace(/\\([0-7]{3})/g, (_, oct) => String.fromCharCode(parseInt(oct, 8)));
+}
+async function mountinfo_readMounts(path = '/proc/self/mountinfo') {
+    try {
+        return parseMountInfo(await (0,promises_namespaceObject.readFile)(path));
     }
-    if (!inActions()) {
-        for (const [name, value] of Object.entries(outputs))
-            process.stdout.write(`${name}=${value}\n`);
+    catch {
+        return []; // not Linux, or /proc not mounted: nothing to leave out on that account
     }
 }
-/** What the walk left out, grouped by reason, with the first few paths of each. */
-function describeExclusions(excluded, sockets) {
-    const byReason = new Map();
-    for (const e of excluded) {
-        const list = byReason.get(e.reason) ?? [];
-        // Shortened: a path left out for its length is thousands of bytes.
-        list.push(showShortened(Buffer.concat([Buffer.from('/'), e.path])));
-        byReason.set(e.reason, list);
+/** Swap files listed in /proc/swaps (swap partitions are devices, not files in the tree). */
+async function readSwapFiles(path = '/proc/swaps') {
+    try {
+        const lines = (await (0,promises_namespaceObject.readFile)(path)).toString('latin1').split('\n').slice(1);
+        return lines
+            .map((l) => l.split(/\s+/))
+            .filter((f) => f[1] === 'file')
+            .map((f) => Buffer.from(decodeOctalEscapes(f[0]), 'latin1'));
     }
-    if (sockets.length)
-        byReason.set('socket (cannot be stored in an image)', sockets.map((s) => show(Buffer.concat([Buffer.from('/'), s]))));
-    const lines = [];
-    for (const [reason, paths] of byReason) {
-        const shown = paths.slice(0, 5).join(', ');
-        lines.push(`${reason}: ${paths.length} (${shown}${paths.length > 5 ? ', …' : ''})`);
+    catch {
+        return [];
     }
-    return lines;
 }
-function formatBytes(n) {
-    const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-    let i = 0;
-    while (n >= 1024 && i < units.length - 1) {
-        n /= 1024;
-        i++;
+
+// EXTERNAL MODULE: ../main/node_modules/picomatch/index.js
+var picomatch = __nccwpck_require__(6310);
+var picomatch_default = /*#__PURE__*/__nccwpck_require__.n(picomatch);
+;// CONCATENATED MODULE: ./src/walk/filter.ts
+
+
+
+
+/** Directories whose contents are volatile in any running system: kept empty. */
+const VOLATILE_DIRS = ['/proc', '/sys', '/dev', '/run', '/tmp'];
+/** Files a container runtime bind-mounts into a sandbox: they describe the host, not the image. */
+const RUNTIME_FILES = ['/etc/hosts', '/etc/hostname', '/etc/resolv.conf'];
+class Filter {
+    /** Exact paths (as latin1 strings of their bytes, `/`-rooted) with a default rule. */
+    exact = new Map();
+    excludeMatchers;
+    includeTest;
+    /** Static directory parts of the include globs: the walk must reach them through excluded parents. */
+    includeGlobs;
+    secrets;
+    constructor(opts) {
+        const root = Buffer.from(external_node_path_default().resolve(opts.root));
+        const rel = (abs) => relativeKey(root, abs);
+        for (const dir of VOLATILE_DIRS)
+            this.exact.set(dir, { action: 'empty', reason: 'volatile directory' });
+        const mountPoints = new Set();
+        for (const m of opts.mounts) {
+            const key = rel(m.mountPoint);
+            if (key === null || key === '/')
+                continue;
+            mountPoints.add(key);
+            if (VIRTUAL_FS_TYPES.has(m.fsType)) {
+                this.exact.set(key, { action: 'empty', reason: `${m.fsType} mount` });
+            }
+        }
+        for (const { path: key, reason } of opts.rewritten ?? [])
+            this.exact.set(key, { action: 'drop', reason });
+        for (const file of RUNTIME_FILES) {
+            if (mountPoints.has(file))
+                this.exact.set(file, { action: 'drop', reason: 'bind-mounted by the runtime' });
+        }
+        for (const swap of opts.swapFiles) {
+            const key = rel(swap);
+            if (key !== null)
+                this.exact.set(key, { action: 'drop', reason: 'swap file' });
+        }
+        for (const { path: p, reason, warn } of opts.hostPathsToDrop) {
+            const key = rel(Buffer.from(external_node_path_default().resolve(p)));
+            if (key !== null && key !== '/')
+                this.exact.set(key, { action: 'drop', reason, ...(warn ? { warn } : {}) });
+        }
+        this.secrets = opts.secrets;
+        this.excludeMatchers = opts.exclude.map((pattern) => ({
+            pattern,
+            test: matcher([pattern]),
+        }));
+        this.includeTest = opts.include.length ? matcher(opts.include) : null;
+        this.includeGlobs = opts.include.map((p) => {
+            const scan = picomatch_default().scan(relativePattern(p));
+            return { base: scan.base ? '/' + scan.base : '/', isGlob: scan.isGlob };
+        });
     }
-    return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+    /** The rule for one entry, `key` being its `/`-rooted path as a latin1 string of its bytes. */
+    classify(key) {
+        const rule = this.exact.get(key);
+        if (rule)
+            return rule;
+        if (this.excludeMatchers.length) {
+            const text = latin1KeyToText(key);
+            for (const m of this.excludeMatchers) {
+                if (m.test(text))
+                    return { action: 'drop', reason: `exclude: ${m.pattern}` };
+            }
+        }
+        const secret = this.secrets?.match(key);
+        return secret ? { action: 'drop', reason: `credentials: ${secret}`, warn: true, credential: true } : null;
+    }
+    included(key) {
+        return this.includeTest !== null && this.includeTest(latin1KeyToText(key));
+    }
+    /**
+     * True when some include glob may match below this directory, so it must be walked after all: the
+     * directory lies on the way to the glob's fixed part, or inside it when the rest has wildcards.
+     */
+    leadsToInclude(key) {
+        const text = latin1KeyToText(key);
+        return this.includeGlobs.some(({ base, isGlob }) => base === text ||
+            base.startsWith(text === '/' ? '/' : text + '/') ||
+            (isGlob && (base === '/' || text.startsWith(base + '/'))));
+    }
+}
+/** `/`-rooted key of `abs` inside `root`, or null when it lies outside. */
+function relativeKey(root, abs) {
+    const r = root.toString('latin1').replace(/\/+$/, '');
+    const a = abs.toString('latin1');
+    if (a === r || (r === '' && a === '/'))
+        return '/';
+    if (!a.startsWith(r + '/'))
+        return null;
+    return a.slice(r.length);
+}
+/** Patterns are relative to the root (`/var/cache` and `var/cache` alike), so `**` also matches at the top. */
+function relativePattern(p) {
+    return p.trim().replace(/\/+$/, '').replace(/^\/+/, '');
+}
+/** Matches `/`-rooted paths against root-relative patterns. */
+function matcher(patterns) {
+    const test = picomatch_default()(patterns.map(relativePattern), { dot: true });
+    return (text) => test(text.slice(1));
 }
 
 ;// CONCATENATED MODULE: ./src/walk/secrets.ts
@@ -36569,8 +35708,8 @@ async function scrubGitConfigs(entries, root, log, onSecret) {
  * The default exclusions (virtual mounts, swap, the runner's own directories, credentials) plus the
  * user's.
  */
-async function buildFilter(opts) {
-    const mounts = await readMounts();
+async function scan_buildFilter(opts) {
+    const mounts = await mountinfo_readMounts();
     const { RUNNER_TEMP, RUNNER_WORKSPACE, HOME } = process.env;
     const filter = new Filter({
         root: opts.root,
@@ -36593,12 +35732,13 @@ async function buildFilter(opts) {
         exclude: opts.exclude,
         include: opts.include,
         secrets: new SecretFiles(opts.root, HOME),
+        rewritten: opts.rewritten,
     });
     return { filter, mounts };
 }
 /** Walks the whole root with those exclusions, keeping what a baseline records. */
 async function scanRoot(opts) {
-    const { filter } = await buildFilter(opts);
+    const { filter } = await scan_buildFilter(opts);
     return walk_walk({ root: opts.root, filter, log: opts.log, keepIdentity: true, counters: opts.counters });
 }
 
@@ -36606,9 +35746,56 @@ async function scanRoot(opts) {
 var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: external "node:readline"
 const external_node_readline_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline");
+// EXTERNAL MODULE: external "node:stream"
+var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: external "node:stream/promises"
 const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
+// EXTERNAL MODULE: external "node:zlib"
+var external_node_zlib_ = __nccwpck_require__(8522);
+var external_node_zlib_default = /*#__PURE__*/__nccwpck_require__.n(external_node_zlib_);
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+;// CONCATENATED MODULE: ./src/interrupt.ts
+
+
+const cleanups = new Set();
+/** What the run leaves when nothing registered says more: set once the inputs are known. */
+let untouched = 'nothing was written';
+/** Registers a cleanup for an interrupt; the returned function unregisters it. */
+function onInterrupt(cleanup) {
+    cleanups.add(cleanup);
+    return () => cleanups.delete(cleanup);
+}
+/** What an interrupted run leaves before it writes anything: its output untouched, tags unmoved. */
+function interruptedRunWrites(run) {
+    untouched = run.writesLayout
+        ? `${run.output} was not touched`
+        : 'a tag moves only to a complete image (its manifest is put last), so every tag holds its earlier image or this one';
+}
+function stopCleanlyOnSignals() {
+    for (const signal of ['SIGTERM', 'SIGINT']) {
+        process.on(signal, () => {
+            // All synchronous: nothing else runs (no write, no second error line) before the exit.
+            const left = [];
+            for (const cleanup of cleanups) {
+                try {
+                    left.push(cleanup());
+                }
+                catch (err) {
+                    left.push(`cleaning up failed: ${err.message}`); // the process is going away
+                }
+            }
+            cleanups.clear();
+            writeErrorLine(`interrupted by ${signal} before the run finished; ${(left.length ? left : [untouched]).join('; ')}; run it again`);
+            process.exit(128 + external_node_os_namespaceObject.constants.signals[signal]);
+        });
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/diff/baseline.ts
+
+
 
 
 
@@ -36626,7 +35813,7 @@ const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createR
  * raw name bytes), so both sides are read as streams and merged without holding the index in memory.
  */
 const MAGIC = 'depot-snapshot-baseline 1';
-class BaselineError extends (/* unused pure expression or super */ null && (UserError)) {
+class baseline_BaselineError extends (/* unused pure expression or super */ null && (UserError)) {
 }
 /** What to do about a baseline that cannot be used. */
 const RECORD_AGAIN = 'record it again (the pre step, with the same inputs) or set changes: full';
@@ -36667,6 +35854,11 @@ async function writeBaseline(file, root, entries) {
         }
         yield batch + 'end\n';
     }
+    // Interrupted while writing: the partial file goes, whatever baseline was there stays.
+    const forget = onInterrupt(() => {
+        (0,external_node_fs_namespaceObject.rmSync)(tmp, { force: true });
+        return `no new baseline was written at ${file}`;
+    });
     try {
         await (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(lines()), external_node_zlib_default().createGzip({ level: 1 }), (0,external_node_fs_namespaceObject.createWriteStream)(tmp, { mode: 0o600 }));
         await (0,promises_namespaceObject.rename)(tmp, file);
@@ -36674,6 +35866,9 @@ async function writeBaseline(file, root, entries) {
     catch (err) {
         await (0,promises_namespaceObject.rm)(tmp, { force: true });
         throw err;
+    }
+    finally {
+        forget();
     }
 }
 /** Reads a baseline back as a stream of records, refusing a corrupt, truncated or foreign file. */
@@ -36693,10 +35888,10 @@ async function* readBaseline(file, root) {
             if (header) {
                 const [magic, rootB64] = [line.slice(0, MAGIC.length), line.slice(MAGIC.length + 1)];
                 if (magic !== MAGIC)
-                    throw new BaselineError(`${file} is not a baseline written by this action; ${RECORD_AGAIN}`);
+                    throw new baseline_BaselineError(`${file} is not a baseline written by this action; ${RECORD_AGAIN}`);
                 const recorded = Buffer.from(rootB64, 'base64').toString();
                 if (recorded !== root)
-                    throw new BaselineError(`${file} records ${recorded}, not ${root}; record the baseline of the same root`);
+                    throw new baseline_BaselineError(`${file} records ${recorded}, not ${root}; record the baseline of the same root`);
                 header = false;
                 continue;
             }
@@ -36707,7 +35902,7 @@ async function* readBaseline(file, root) {
             const space1 = line.indexOf(' ');
             const space2 = line.indexOf(' ', space1 + 1);
             if (ended || space1 <= 0 || space2 < 0)
-                throw new BaselineError(`${file} is corrupt (a malformed line); ${RECORD_AGAIN}`);
+                throw new baseline_BaselineError(`${file} is corrupt (a malformed line); ${RECORD_AGAIN}`);
             yield {
                 path: Buffer.from(line.slice(0, space1), 'base64'),
                 kind: line.slice(space1 + 1, space2),
@@ -36716,7 +35911,7 @@ async function* readBaseline(file, root) {
         }
     }
     catch (err) {
-        throw err instanceof BaselineError ? err : baselineReadError(file, streamError ?? err);
+        throw err instanceof baseline_BaselineError ? err : baselineReadError(file, streamError ?? err);
     }
     finally {
         source.destroy();
@@ -36725,13 +35920,13 @@ async function* readBaseline(file, root) {
     if (streamError)
         throw baselineReadError(file, streamError);
     if (header || !ended)
-        throw new BaselineError(`${file} is truncated: the baseline was not written completely; ${RECORD_AGAIN}`);
+        throw new baseline_BaselineError(`${file} is truncated: the baseline was not written completely; ${RECORD_AGAIN}`);
 }
 function baselineReadError(file, err) {
     const code = err.code;
     if (code === 'ENOENT')
-        return new BaselineError(`no baseline at ${file}: the pre step did not record one`);
-    return new BaselineError(`${file} is unreadable or corrupt (${code ?? err.message}); ${RECORD_AGAIN}`);
+        return new baseline_BaselineError(`no baseline at ${file}: the pre step did not record one`);
+    return new baseline_BaselineError(`${file} is unreadable or corrupt (${code ?? err.message}); ${RECORD_AGAIN}`);
 }
 /** Walk order: depth first with children sorted by raw bytes, i.e. bytes compared with `/` lowest. */
 function compareWalkOrder(a, b) {
@@ -36744,6 +35939,19 @@ function compareWalkOrder(a, b) {
         return x - y;
     }
     return a.length - b.length;
+}
+/**
+ * The walk of the root compared with the baseline at `file`: what differs, and whiteouts for what is
+ * gone. The walk keeps ctime and inode, which the baseline's lines hold.
+ */
+function baseline_baselineSource(file) {
+    return {
+        async read({ root, filter, log, counters }) {
+            const scan = await walk({ root, filter, log, keepIdentity: true, counters });
+            const set = await diffAgainstBaseline(file, root, scan.entries, scan.excluded, scan.sockets);
+            return { ...set, scan, excluded: scan.excluded, unreadable: scan.unreadable };
+        },
+    };
 }
 /**
  * Compares the tree now with its baseline: new or different entries are captured (with their parent
@@ -36832,6 +36040,1130 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets) {
                 yield entries.get(idx);
     }
     return { entries: groupWhiteouts(selected(), deletions, []), changed, deleted: deletions.length };
+}
+
+;// CONCATENATED MODULE: ./src/diff/source.ts
+
+/** Everything under the root: what a snapshot takes without a base image, or with `changes: full`. */
+const source_wholeTree = {
+    async read({ root, filter, log, counters }) {
+        const scan = await walk_walk({ root, filter, log, keepIdentity: false, counters });
+        return { entries: scan.entries, scan, excluded: scan.excluded, unreadable: scan.unreadable };
+    },
+};
+
+;// CONCATENATED MODULE: ./src/diff/changes.ts
+
+
+
+
+
+
+
+/** How changes can be found. */
+const CHANGE_METHODS = ['overlay', 'baseline', 'full'];
+/** What the `changes` input may ask for: one method, or `auto` to pick one. */
+const CHANGE_MODES = ['auto', ...CHANGE_METHODS];
+/**
+ * Finds what changed under `root`: the overlay's upper dir, else the walk compared with the baseline
+ * the pre step recorded, else the whole walk (see `chooseMethod`).
+ */
+async function findChanges(opts) {
+    const { root } = opts.scan;
+    const overlay = await findOverlay(root, await readMounts(), opts.upper);
+    const storage = overlayStorage(overlay).filter((d) => !path.relative(root, d).startsWith('..'));
+    if (storage.length)
+        opts.log.info(`left out: the overlay's own storage inside ${root} (${storage.join(', ')})`);
+    const { filter } = await buildFilter({
+        ...opts.scan,
+        ownPaths: [...opts.scan.ownPaths, ...storage],
+    });
+    const choice = chooseMethod(opts, overlay, existsSync);
+    const found = await sourceOf(choice).read({ root, filter, log: opts.log, counters: opts.scan.counters });
+    return { ...found, method: choice.method, reason: choice.reason };
+}
+function sourceOf(choice) {
+    switch (choice.method) {
+        case 'overlay':
+            return overlaySource(choice.overlay);
+        case 'baseline':
+            return baselineSource(choice.baseline);
+        case 'full':
+            return wholeTree;
+    }
+}
+/**
+ * The one place that decides how changes are found: an overlay's upper dir when `root` is an overlay
+ * mount (or `upper` names its upper dir), else the baseline the pre step recorded, else the whole
+ * tree. A change set needs a base image (the layers it applies to): without one, everything is taken.
+ * Throws when the `changes` input asks for a method that cannot be used.
+ */
+function chooseMethod(opts, overlay, exists) {
+    const { root } = opts.scan;
+    const { mode } = opts;
+    if (mode === 'full')
+        return { method: 'full', reason: 'changes: full' };
+    if (!opts.hasBase) {
+        if (mode !== 'auto')
+            throw new BaselineError(`changes: ${mode} needs base-image (or SNAPSHOT_BASE_IMAGE): the image the changes apply to`);
+        return { method: 'full', reason: noBaseReason(opts, overlay, exists) };
+    }
+    if (mode !== 'baseline') {
+        if (overlay)
+            return {
+                method: 'overlay',
+                overlay,
+                reason: overlay.given
+                    ? `the overlay upper dir given as upper (${overlay.upper}) holds the changes to ${root}`
+                    : `${root} is an overlay mount: its upper dir ${overlay.upper} holds the changes`,
+            };
+        if (mode === 'overlay')
+            throw new OverlayError(`changes: overlay, but ${root} is not an overlay mount with a readable upper dir; if its upper dir is elsewhere in this job's view, set upper`);
+    }
+    if (opts.baseline && exists(opts.baseline))
+        return {
+            method: 'baseline',
+            baseline: opts.baseline,
+            reason: `compared with the baseline recorded by the pre step (${opts.baseline})`,
+        };
+    if (mode === 'baseline')
+        throw new BaselineError(`changes: baseline, but no baseline at ${opts.baseline || '(no path: set baseline)'}: did the pre step run?`);
+    return {
+        method: 'full',
+        reason: 'no baseline was recorded (the pre step did not run): the whole tree is captured on top of the base image',
+    };
+}
+/**
+ * Why the whole tree is captured without a base image, naming the change set that went unused: the
+ * changes alone, without the base image's layers below them, would not be a usable image.
+ */
+function noBaseReason(opts, overlay, exists) {
+    const unused = overlay !== null
+        ? `the overlay upper dir ${overlay.upper} is not used`
+        : opts.baseline && exists(opts.baseline)
+            ? `the baseline at ${opts.baseline} is not used`
+            : '';
+    return unused
+        ? `no base image: the whole tree is captured (${unused}: changes need the base image's layers below them; set base-image to push only the changes)`
+        : 'no base image: the whole tree is captured';
+}
+
+// EXTERNAL MODULE: external "node:util"
+var external_node_util_ = __nccwpck_require__(7975);
+;// CONCATENATED MODULE: ./src/content/oci.ts
+/** OCI image-spec v1.1 types and media types: plain data, no IO. */
+const MediaType = {
+    manifest: 'application/vnd.oci.image.manifest.v1+json',
+    index: 'application/vnd.oci.image.index.v1+json',
+    config: 'application/vnd.oci.image.config.v1+json',
+    layerTar: 'application/vnd.oci.image.layer.v1.tar',
+    layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+    layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+    dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+    dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+};
+const Annotation = {
+    created: 'org.opencontainers.image.created',
+    source: 'org.opencontainers.image.source',
+    revision: 'org.opencontainers.image.revision',
+    refName: 'org.opencontainers.image.ref.name',
+    baseName: 'org.opencontainers.image.base.name',
+    baseDigest: 'org.opencontainers.image.base.digest',
+};
+
+;// CONCATENATED MODULE: ./src/util/limit.ts
+/** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
+function limiter(n) {
+    let active = 0;
+    // A queue read from `head`: Array#shift copies the array, which is quadratic over a long queue.
+    let queue = [];
+    let head = 0;
+    const next = () => {
+        if (active >= n || head >= queue.length)
+            return;
+        const start = queue[head];
+        // Let go of it now: a started job's closure holds what the job works on (a 1 MiB block, say).
+        queue[head++] = null;
+        if (head > 1024 && head * 2 > queue.length) {
+            queue = queue.slice(head);
+            head = 0;
+        }
+        active++;
+        start();
+    };
+    return (job) => new Promise((resolve, reject) => {
+        queue.push(() => {
+            job()
+                .then(resolve, reject)
+                .finally(() => {
+                active--;
+                next();
+            });
+        });
+        next();
+    });
+}
+/** A job that did not start because an earlier one failed. */
+const CANCELLED = new Error('cancelled after another job failed');
+/**
+ * Runs `job(i)` for every item, `concurrency` at a time, heaviest first, and returns the results in
+ * item order. Heaviest first (the longest-processing-time rule): the last jobs to start are the small
+ * ones, so every worker stays busy to the end instead of one big job running alone. After a failure no
+ * new job starts, and the ones under way finish before the first error is thrown, so nothing still
+ * writes into what the caller then cleans up.
+ */
+async function allHeaviestFirst(weights, concurrency, job) {
+    const parallel = limiter(concurrency);
+    let failed = false;
+    const order = weights.map((_, i) => i).sort((a, b) => weights[b] - weights[a] || a - b);
+    const started = new Map(order.map((i) => [
+        i,
+        parallel(async () => {
+            if (failed)
+                throw CANCELLED;
+            try {
+                return await job(i);
+            }
+            catch (err) {
+                failed = true;
+                throw err;
+            }
+        }),
+    ]));
+    const outcomes = await Promise.allSettled(weights.map((_, i) => started.get(i)));
+    const failure = outcomes.find((o) => o.status === 'rejected' && o.reason !== CANCELLED);
+    if (failure)
+        throw failure.reason;
+    return outcomes.map((o) => o.value);
+}
+
+;// CONCATENATED MODULE: ./src/layer/compress.ts
+
+
+
+
+
+
+/** The layer compressions, in the order help and errors list them. */
+const COMPRESSIONS = ['gzip', 'zstd', 'none'];
+const LEVELS = {
+    // gzip level 1: compression bounds a full capture. Measured on a 1.7 GB rootfs (bench/RESULTS.md):
+    // level 6 took 1.7x as long for layers only 7 % smaller; every later pull reads either quickly.
+    gzip: { min: 1, max: 9, default: 1 },
+    zstd: { min: 1, max: 19, default: 3 },
+    none: { min: 0, max: 0, default: 0 },
+};
+const LAYER_MEDIA_TYPE = {
+    gzip: MediaType.layerGzip,
+    zstd: MediaType.layerZstd,
+    none: MediaType.layerTar,
+};
+/** Zstandard needs Node's zlib with zstd (Node 22.15+/24): the action's own runtime has it. */
+function zstdAvailable() {
+    return typeof (external_node_zlib_default()).zstdCompress === 'function';
+}
+/**
+ * A compressing stream. gzip and zstd cut the stream into blocks compressed side by side on the libuv
+ * pool (two per core at most, across every layer), so a single layer keeps every core busy.
+ */
+function compressor(kind, level) {
+    switch (kind) {
+        case 'gzip':
+            return new BlockCompressor(gzipBlocks(level));
+        case 'zstd':
+            if (!zstdAvailable())
+                throw new Error('zstd compression needs Node.js 22.15 or newer (the action runs on node24)');
+            return new BlockCompressor(zstdFrames(level));
+        case 'none':
+            return new PassThrough({ highWaterMark: 1024 * 1024 });
+    }
+}
+const deflateRaw = (0,external_node_util_.promisify)((external_node_zlib_default()).deflateRaw);
+/** Deflate looks back at most 32 KiB: each block is primed with that much of the one before it. */
+const WINDOW = (/* unused pure expression or super */ null && (32 * 1024));
+/**
+ * gzip as pigz writes it: 2 MiB blocks, each deflated with the 32 KiB before it as its dictionary
+ * and ended by a sync flush, so the raw deflate outputs concatenate into one stream that the last
+ * block finishes; one ordinary gzip member that every reader reads. On a 0.7 GB tar: 9.1 s against
+ * 15.2 s for one zlib stream and 9.5 s for `pigz -p2`, at the same size and less CPU than either.
+ */
+function gzipBlocks(level) {
+    // 2 MiB: each block also hashes the 32 KiB before it, 1.5 % more input (3 % at 1 MiB).
+    const blockSize = 2 * 1024 * 1024;
+    let crc = 0;
+    let length = 0;
+    return {
+        blockSize,
+        // RFC 1952 header as zlib writes it: no name, no mtime; XFL says "fastest" or "best"; OS Unix.
+        header: Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level === 1 ? 4 : level === 9 ? 2 : 0, 3]),
+        observe(block) {
+            crc = zlib.crc32(block, crc);
+            length += block.length;
+        },
+        window: WINDOW,
+        compress: (block, before, last) => deflateRaw(block, {
+            level,
+            ...(before.length ? { dictionary: before } : {}),
+            finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+            // Room for the whole output even when nothing compresses: one pool round trip per block
+            // (16 KiB outputs made 30 of them, and cost a fifth more CPU).
+            chunkSize: blockSize + 64 * 1024,
+        }),
+        trailer() {
+            const t = Buffer.alloc(8);
+            t.writeUInt32LE(crc >>> 0, 0);
+            t.writeUInt32LE(length % 2 ** 32, 4);
+            return t;
+        },
+    };
+}
+/**
+ * zstd as independent 4 MiB frames, one after another: a stream of several frames is a valid zstd
+ * stream (RFC 8878, 3.1) that every decoder reads, containerd's and `zstd -d` alike. On 300 MB of a
+ * rootfs tar (Node 24): 2.6 s against 4.8 s for one stream, 0.3 % larger.
+ */
+function zstdFrames(level) {
+    const z = zlib;
+    const zstdCompress = promisify(z.zstdCompress);
+    const blockSize = 4 * 1024 * 1024;
+    return {
+        blockSize,
+        header: Buffer.alloc(0),
+        window: 0,
+        compress: (block) => zstdCompress(block, {
+            params: { [z.constants.ZSTD_c_compressionLevel]: level },
+            chunkSize: blockSize + 64 * 1024,
+        }),
+        trailer: () => Buffer.alloc(0),
+    };
+}
+/**
+ * Blocks compressed at once across every layer: two per core. With one per core, a core idled
+ * whenever the main thread was busy (reading small files, hashing) as a block finished, since only
+ * the main thread starts the next one: a 4.1 GB capture took 55.8 s instead of 52.0.
+ */
+const compressing = limiter(2 * external_node_os_default().availableParallelism());
+/** Blocks of one stream queued or in flight at once. */
+const PER_STREAM = external_node_os_default().availableParallelism() + 1;
+/**
+ * Cuts a stream into the codec's blocks, compresses several at a time, and passes the
+ * results on in order. The bytes depend only on the input, the codec and the level (never on how the
+ * input arrived or which block finished first), so layers stay reproducible.
+ */
+class BlockCompressor extends external_node_stream_.Transform {
+    codec;
+    held = [];
+    heldBytes = 0;
+    before = Buffer.alloc(0);
+    inFlight = [];
+    constructor(codec) {
+        super({ readableHighWaterMark: codec.blockSize });
+        this.codec = codec;
+        if (codec.header.length)
+            this.push(codec.header);
+    }
+    _transform(chunk, _enc, done) {
+        this.held.push(chunk);
+        this.heldBytes += chunk.length;
+        this.drain(false).then(() => done(), done);
+    }
+    _flush(done) {
+        this.drain(true).then(() => {
+            this.push(this.codec.trailer());
+            done();
+        }, done);
+    }
+    /** Starts every whole block held (at the end: the rest, as the last block, even if empty). */
+    async drain(end) {
+        const size = this.codec.blockSize;
+        while (this.heldBytes > size || (!end && this.heldBytes === size)) {
+            const all = this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes);
+            const rest = all.subarray(size);
+            this.held = rest.length ? [rest] : [];
+            this.heldBytes = rest.length;
+            await this.start(all.subarray(0, size), false);
+        }
+        if (!end)
+            return;
+        await this.start(Buffer.concat(this.held, this.heldBytes), true);
+        this.held = [];
+        this.heldBytes = 0;
+        while (this.inFlight.length)
+            this.push(await this.inFlight.shift());
+    }
+    /** Queues a block; once PER_STREAM are in flight, waits for the oldest and passes it on. */
+    async start(block, last) {
+        this.codec.observe?.(block);
+        const before = this.before;
+        // A copy: a view would keep the whole input buffer it came from alive.
+        if (this.codec.window)
+            this.before = Buffer.from(block.subarray(-this.codec.window));
+        const job = compressing(() => this.codec.compress(block, before, last));
+        job.catch(() => { }); // awaited in order below; a rejection is reported there
+        this.inFlight.push(job);
+        if (this.inFlight.length >= PER_STREAM)
+            this.push(await this.inFlight.shift());
+    }
+}
+
+;// CONCATENATED MODULE: ./src/inputs/spec.ts
+
+
+/** What a run does; `promote` and `pull` are also subcommands on the command line. */
+const spec_MODES = ['snapshot', 'promote', 'pull'];
+/** Layers compressed and uploaded at once. */
+const CONCURRENCY = { min: 1, max: 16 };
+const { gzip, zstd } = LEVELS;
+/**
+ * Every input, in action.yml's order: an action input (`INPUT_<NAME>`) and a `--<name>` flag. None is
+ * required by the runner (action.yml says `required: false`): what a mode needs is checked by getInputs.
+ */
+const spec_INPUT_SPECS = [
+    {
+        name: 'image',
+        description: 'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest (e.g. <org-id>.registry.depot.dev/my-ci-image:latest)',
+        default: '',
+        kind: 'list',
+    },
+    { name: 'root', description: 'Root of the filesystem to capture', default: '/', kind: 'text' },
+    {
+        name: 'dry-run',
+        description: 'Write an OCI image layout to `output` instead of pushing',
+        default: 'false',
+        kind: 'boolean',
+    },
+    {
+        name: 'output',
+        description: 'Directory of the OCI image layout written by a dry run',
+        default: 'snapshot-layout',
+        kind: 'text',
+    },
+    {
+        name: 'exclude',
+        description: 'Paths or globs to leave out, one per line, as if root were /',
+        default: '',
+        kind: 'list',
+    },
+    {
+        name: 'include',
+        description: 'Paths or globs to keep even where an exclusion (default or yours) would leave them out',
+        default: '',
+        kind: 'list',
+    },
+    {
+        name: 'compression',
+        description: 'Layer compression: gzip, zstd or none',
+        default: 'gzip',
+        kind: 'choice',
+        values: COMPRESSIONS,
+    },
+    {
+        name: 'compression-level',
+        description: `Compression level (gzip ${gzip.min}-${gzip.max}, default ${gzip.default}; zstd ${zstd.min}-${zstd.max}, default ${zstd.default})`,
+        default: '',
+        kind: 'text',
+    },
+    {
+        name: 'layer-size',
+        description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree',
+        default: '512MiB',
+        kind: 'text',
+    },
+    {
+        name: 'base-image',
+        description: 'The image the sandbox started from (optionally @digest): its layers are reused and only changes captured. Default: SNAPSHOT_BASE_IMAGE',
+        default: '',
+        kind: 'text',
+    },
+    {
+        name: 'changes',
+        description: 'How changes are found: auto (overlay upper dir, else the baseline when one was recorded, else full), overlay, baseline, or full',
+        default: 'auto',
+        kind: 'choice',
+        values: CHANGE_MODES,
+    },
+    {
+        name: 'baseline',
+        description: 'Baseline index written by the pre step and read by the main step (default: in RUNNER_TEMP)',
+        default: '',
+        kind: 'text',
+    },
+    {
+        name: 'upper',
+        description: "The overlay upper dir of root as this job sees it, when mountinfo's upperdir is not reachable (e.g. /rw/.snap/upper after a pivot_root): changes are read from it",
+        default: '',
+        kind: 'text',
+    },
+    {
+        name: 'metadata-file',
+        description: 'Write a JSON file describing the result (schema: metadata.schema.json)',
+        default: '',
+        kind: 'text',
+    },
+    {
+        name: 'mode',
+        description: 'snapshot (capture root), promote (copy `from` to `image` without recapturing) or pull (fetch `from` into `output`)',
+        default: 'snapshot',
+        kind: 'choice',
+        values: spec_MODES,
+    },
+    {
+        name: 'from',
+        description: 'The source image (tag or @digest) of promote and pull; for promote also oci:DIR[:TAG], an OCI layout',
+        default: '',
+        kind: 'text',
+    },
+    {
+        name: 'token',
+        description: 'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
+        default: '',
+        kind: 'text',
+        secret: true,
+    },
+    { name: 'username', description: 'Registry username (with password)', default: '', kind: 'text' },
+    {
+        name: 'password',
+        description: 'Registry password (with username)',
+        default: '',
+        kind: 'text',
+        secret: true,
+    },
+    {
+        name: 'insecure-registry',
+        description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)',
+        default: 'false',
+        kind: 'boolean',
+    },
+    {
+        name: 'concurrency',
+        description: `Layers compressed and uploaded at once (${CONCURRENCY.min}-${CONCURRENCY.max})`,
+        default: '4',
+        kind: 'text',
+    },
+    {
+        name: 'max-age',
+        description: 'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
+        default: '',
+        kind: 'text',
+    },
+    {
+        name: 'persist-env',
+        description: "Keep the job's PATH and the variables its steps set in the image's Env (never runner variables or secret-looking names)",
+        default: 'true',
+        kind: 'boolean',
+    },
+    {
+        name: 'env-mask',
+        description: 'Variable names or globs never to keep in the image, one per line (e.g. MY_*)',
+        default: '',
+        kind: 'list',
+    },
+    {
+        name: 'quiet',
+        description: 'Log only warnings, errors and the result (no progress, no report)',
+        default: 'false',
+        kind: 'boolean',
+    },
+];
+
+;// CONCATENATED MODULE: ./src/inputs/cli.ts
+
+
+
+/** The modes that are also subcommands: `promote …` is `--mode promote …`. */
+const SUBCOMMANDS = spec_MODES.filter((m) => m !== 'snapshot');
+/** Reads flags (outside Actions) over `INPUT_*` variables over defaults; an unknown flag is an error. */
+function cli_readRawInputs(argv, env) {
+    return readRaw(subcommandArgs(argv), env, true);
+}
+/** Values of the secret inputs, to mask before the first log line: read leniently, as nothing is checked yet. */
+function secretValues(argv, env = process.env) {
+    const raw = readRaw(argv, env, false);
+    return INPUT_SPECS.filter((s) => s.secret)
+        .map((s) => raw[s.name])
+        .filter(Boolean);
+}
+function wantsHelp(argv) {
+    return argv.includes('--help') || argv.includes('-h');
+}
+function helpText() {
+    const flags = INPUT_SPECS.map(flagSyntax);
+    const width = Math.max(30, ...flags.map((f) => f.length + 1));
+    const rows = INPUT_SPECS.map((s, i) => {
+        const def = s.default ? ` (default: ${s.default})` : '';
+        return `  ${flags[i].padEnd(width)} ${s.description}${def}`;
+    });
+    return [
+        'Usage: node dist/index.js [options]',
+        '       node dist/index.js promote --from REF[@DIGEST] --to REF [--to REF ...]',
+        '       node dist/index.js pull --from REF --output DIR',
+        '',
+        'Captures a directory tree as an OCI image. Every option can also be given as the',
+        'environment variable INPUT_<NAME> (e.g. INPUT_DRY-RUN=true), as the Actions runner does.',
+        '',
+        ...rows,
+        `  ${'--help'.padEnd(width)} Show this help`,
+    ].join('\n');
+}
+function flagSyntax(s) {
+    if (s.kind === 'boolean')
+        return `--[no-]${s.name}`;
+    return `--${s.name} ${s.values ? `<${s.values.join('|')}>` : '<value>'}`;
+}
+/** The variable the runner sets for an input: `INPUT_` and the name in upper case, dashes kept. */
+function variableName(name) {
+    return `INPUT_${name.replace(/ /g, '_').toUpperCase()}`;
+}
+function readRaw(argv, env, strict) {
+    const options = {};
+    for (const s of spec_INPUT_SPECS)
+        options[s.name] = { type: s.kind === 'boolean' ? 'boolean' : 'string', multiple: s.kind === 'list' };
+    let values;
+    try {
+        // `--no-persist-env` turns a boolean off (`--persist-env false` would read `false` as a stray word).
+        ({ values } = (0,external_node_util_.parseArgs)({ args: argv, options, strict, allowPositionals: !strict, allowNegative: true }));
+    }
+    catch (err) {
+        throw new failure_InputError(`${err.message.split('\n')[0]}; see --help`);
+    }
+    const raw = {};
+    for (const s of spec_INPUT_SPECS) {
+        const flag = values[s.name];
+        const fromEnv = env[variableName(s.name)];
+        if (Array.isArray(flag))
+            raw[s.name] = flag.join('\n');
+        else if (typeof flag === 'boolean')
+            raw[s.name] = String(flag);
+        else if (typeof flag === 'string')
+            raw[s.name] = flag;
+        else
+            raw[s.name] = fromEnv?.trim() ? fromEnv : s.default;
+    }
+    return raw;
+}
+/**
+ * `promote --from REF --to REF…` and `pull --from REF --output DIR` are the CLI's spelling of
+ * `--mode promote|pull`, with `--to` for `--image`.
+ */
+function subcommandArgs(argv) {
+    const [first, ...rest] = argv;
+    if (!SUBCOMMANDS.includes(first))
+        return argv;
+    return [
+        '--mode',
+        first,
+        ...rest.map((a) => (a === '--to' ? '--image' : a.startsWith('--to=') ? `--image=${a.slice(5)}` : a)),
+    ];
+}
+
+;// CONCATENATED MODULE: ./src/inputs/parse.ts
+
+// Generic parsers of one input's value as given (a string); `name` is the input, for the error.
+/** One item a line, trimmed; blank lines and `#` comments dropped. */
+function parse_parseList(value) {
+    return value
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'));
+}
+/** The YAML 1.2 core schema's booleans, as the Actions toolkit reads them; blank is false. */
+function parseBoolean(value, name) {
+    const v = value.trim();
+    if (['true', 'True', 'TRUE'].includes(v))
+        return true;
+    if (['false', 'False', 'FALSE', ''].includes(v))
+        return false;
+    throw new failure_InputError(`${name} must be true or false, got "${v}"`);
+}
+/** A whole number, within `range` when given. */
+function parseInteger(value, name, range) {
+    const v = value.trim();
+    if (!/^-?\d+$/.test(v))
+        throw new failure_InputError(`${name} must be a whole number, got "${v}"`);
+    const n = Number(v);
+    if (range && (n < range.min || n > range.max))
+        throw new failure_InputError(`${name} must be between ${range.min} and ${range.max}, got ${n}`);
+    return n;
+}
+/** One of `allowed`, in any case. */
+function parse_parseOneOf(value, name, allowed) {
+    const v = value.trim().toLowerCase();
+    if (!allowed.includes(v))
+        throw new failure_InputError(`${name} must be one of ${allowed.join(', ')}, got "${value}"`);
+    return v;
+}
+const DURATION_UNITS = {
+    s: 1000,
+    m: 60_000,
+    h: 3_600_000,
+    d: 86_400_000,
+    w: 604_800_000,
+};
+/** `45m`, `1h30m`, `5d`, `90s`: milliseconds. */
+function parseDuration(value, name) {
+    const v = value.trim();
+    if (!/^(\d+[smhdw])+$/.test(v))
+        throw new failure_InputError(`${name} must be a duration like 45m, 1h30m or 5d, got "${value}"`);
+    let ms = 0;
+    for (const m of v.matchAll(/(\d+)([smhdw])/g))
+        ms += Number(m[1]) * DURATION_UNITS[m[2]];
+    if (ms <= 0)
+        throw new failure_InputError(`${name} must be longer than zero, got "${value}"`);
+    if (!Number.isSafeInteger(ms))
+        throw new failure_InputError(`${name} is too long, got "${value}"`);
+    return ms;
+}
+const SIZE_UNITS = {
+    '': 1,
+    b: 1,
+    k: 1024,
+    kb: 1000,
+    kib: 1024,
+    m: 1024 ** 2,
+    mb: 1000 ** 2,
+    mib: 1024 ** 2,
+    g: 1024 ** 3,
+    gb: 1000 ** 3,
+    gib: 1024 ** 3,
+    t: 1024 ** 4,
+    tb: 1000 ** 4,
+    tib: 1024 ** 4,
+};
+/** `512MiB`, `1.5GB`, `1048576`: bytes, at least 1 MiB so a tree never shatters into tiny layers. */
+function parseSize(value, name) {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+    const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+    if (!m || unit === undefined)
+        throw new failure_InputError(`${name} must be a size like 512MiB or 1GB, got "${value}"`);
+    const bytes = Math.floor(Number(m[1]) * unit);
+    if (bytes < 1024 ** 2)
+        throw new failure_InputError(`${name} must be at least 1MiB, got "${value}"`);
+    if (!Number.isSafeInteger(bytes))
+        throw new failure_InputError(`${name} is too large, got "${value}"`);
+    return bytes;
+}
+
+;// CONCATENATED MODULE: ./src/registry/reference.ts
+/**
+ * Image references, by the grammar of distribution's `reference` package, with Docker Hub's
+ * normalisation (`ubuntu` → `docker.io/library/ubuntu`).
+ */
+
+/** An image reference that does not parse, or names what it may not (not the built-in ReferenceError). */
+class BadReferenceError extends failure_UserError {
+}
+const COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
+const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?$/;
+const DOCKER_HUB = 'docker.io';
+function reference_parseReference(input) {
+    const ref = input.trim();
+    const bad = (why) => new BadReferenceError(`invalid image reference "${ref}": ${why}`);
+    if (!ref)
+        throw bad('it is empty');
+    if (ref.length > 255 + 128 + 80)
+        throw bad('it is too long');
+    let rest = ref;
+    let digest;
+    const at = rest.indexOf('@');
+    if (at >= 0) {
+        digest = rest.slice(at + 1);
+        rest = rest.slice(0, at);
+        if (!DIGEST.test(digest))
+            throw bad(`"${digest}" is not a digest (algorithm:hex)`);
+    }
+    let tag;
+    const lastSlash = rest.lastIndexOf('/');
+    const colon = rest.indexOf(':', lastSlash + 1);
+    if (colon >= 0) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        if (!TAG.test(tag))
+            throw bad(`tag "${tag}" must match [A-Za-z0-9_][A-Za-z0-9._-]{0,127}`);
+    }
+    let registry = DOCKER_HUB;
+    let path = rest;
+    const slash = rest.indexOf('/');
+    const first = slash >= 0 ? rest.slice(0, slash) : '';
+    // Like docker: the first component is a registry when it looks like a host (a dot, a port) or is localhost.
+    if (slash >= 0 &&
+        (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+        registry = first;
+        path = rest.slice(slash + 1);
+        if (!HOST.test(registry))
+            throw bad(`"${registry}" is not a registry host`);
+        checkHost(registry, bad);
+    }
+    if (registry === 'index.docker.io' || registry === 'registry-1.docker.io')
+        registry = DOCKER_HUB;
+    if (!path)
+        throw bad('the repository name is missing');
+    if (path !== path.toLowerCase())
+        throw bad('repository names must be lowercase');
+    for (const c of path.split('/')) {
+        if (!COMPONENT.test(c))
+            throw bad(`"${c}" is not a valid repository path component`);
+    }
+    if (registry === DOCKER_HUB && !path.includes('/'))
+        path = `library/${path}`;
+    if (registry.length + 1 + path.length > 255)
+        throw bad('the repository name is longer than 255 characters');
+    return { registry, repository: path, tag, digest };
+}
+/**
+ * What the grammar lets through but a URL cannot hold: a port outside 1-65535, an IPv6 address or
+ * an IPv4-looking host that does not parse. Found here, so the registry client's `new URL` never
+ * throws its bare "Invalid URL".
+ */
+function checkHost(registry, bad) {
+    const port = /:(\d+)$/.exec(registry.replace(/^\[.*\]/, ''))?.[1];
+    if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535))
+        throw bad(`port ${port} is out of range (1-65535)`);
+    try {
+        new URL(`https://${registry}/`);
+    }
+    catch {
+        throw bad(`"${registry}" is not a valid host name or address`);
+    }
+}
+/** The references a snapshot is pushed to: at least one, each with a tag, all in one repository. */
+function reference_parseTargets(lines) {
+    const refs = lines.map((line) => {
+        const r = reference_parseReference(line);
+        if (r.digest)
+            throw new BadReferenceError(`image "${format(r)}" names a digest; name a tag to push to (digests are computed)`);
+        return { ...r, tag: r.tag ?? 'latest' };
+    });
+    const repos = new Set(refs.map((r) => `${r.registry}/${r.repository}`));
+    if (repos.size > 1) {
+        throw new BadReferenceError(`all images must be in one repository, got ${[...repos].join(' and ')}; push twice to reach two`);
+    }
+    return refs;
+}
+function format(r) {
+    return `${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : ''}${r.digest ? `@${r.digest}` : ''}`;
+}
+
+;// CONCATENATED MODULE: ./src/inputs/validate.ts
+
+
+
+
+
+
+
+// Checks of inputs that name images, paths and globs: each takes the value as given and returns it
+// checked (and resolved), or throws an InputError that says what to do, before anything is written.
+/** `image` lines: references in one repository, a tag defaulting to latest. */
+function validate_targetsInput(images) {
+    try {
+        return images.length ? parseTargets(images) : [];
+    }
+    catch (err) {
+        throw new InputError(err.message);
+    }
+}
+/** One image reference, a tag defaulting to latest. */
+function validate_referenceInput(ref, name) {
+    try {
+        const r = parseReference(ref);
+        if (!r.tag && !r.digest)
+            r.tag = 'latest';
+        return r;
+    }
+    catch (err) {
+        throw new InputError(`${name}: ${err.message}`);
+    }
+}
+/** A reference kept as written ('' for none), once it is known to parse. */
+function checkedReference(ref, name) {
+    if (!ref)
+        return '';
+    try {
+        reference_parseReference(ref);
+    }
+    catch (err) {
+        throw new failure_InputError(`${name}: ${err.message}`);
+    }
+    return ref;
+}
+/**
+ * `exclude`/`include` lines, checked here so that no glob reaches the walk that would fail there or
+ * silently match nothing: `/` alone (the whole root), a leading `!` (picomatch would negate it),
+ * `.`/`..` components (never in a walked path), and globs picomatch cannot compile.
+ */
+function pathPatterns(value, name) {
+    const patterns = parse_parseList(value);
+    for (const p of patterns) {
+        const rel = relativePattern(p).replace(/^(\.\/+)+/, '');
+        if (rel === '' || rel === '.') {
+            throw new failure_InputError(name === 'exclude'
+                ? `exclude "${p}" would leave out the whole root; name what to leave out below it (e.g. /var/cache)`
+                : `include "${p}" would keep everything, credentials and /proc too; name what to keep (e.g. /root/.docker/config.json)`);
+        }
+        if (rel.split('/').some((c) => c === '..' || c === '.'))
+            throw new failure_InputError(`${name} "${p}": "." and ".." never match a captured path; write the path without them`);
+        checkGlob(rel, name, p);
+    }
+    return patterns;
+}
+/** `env-mask` lines: variable names or globs. */
+function globList(value, name) {
+    const patterns = parse_parseList(value);
+    for (const p of patterns)
+        checkGlob(p, name, p);
+    return patterns;
+}
+function checkGlob(glob, name, asWritten) {
+    if (picomatch_default().scan(glob).negated) {
+        throw new failure_InputError(`${name} "${asWritten}": a leading "!" would match everything else; ${name === 'exclude' ? 'use include to keep paths, or ' : ''}write "\\!" for a name that starts with "!"`);
+    }
+    try {
+        // `debug` makes picomatch throw instead of quietly compiling the glob to match nothing.
+        picomatch_default().makeRe(glob, { dot: true, debug: true });
+    }
+    catch {
+        throw new failure_InputError(`${name} "${asWritten}" is not a valid glob (an unclosed brace or bracket, a range out of order, a trailing backslash, or too long); fix it or escape the character with a backslash`);
+    }
+}
+/** `from: oci:DIR[:TAG]`: an OCI layout that must be there to be read; undefined for any other `from`. */
+function validate_layoutInput(from) {
+    if (!from.startsWith('oci:'))
+        return undefined;
+    const match = /^oci:([^:]+)(?::(.+))?$/.exec(from);
+    if (!match)
+        throw new InputError(`from "${from}" must be oci:DIR or oci:DIR:TAG`);
+    const dir = path.resolve(match[1]);
+    if (!statOf(path.join(dir, 'index.json'), 'from')?.isFile())
+        throw new InputError(`from ${from}: ${dir} is not an OCI image layout (no index.json); name the output directory of a dry run or a pull`);
+    return { dir, tag: match[2] ?? 'latest' };
+}
+/**
+ * `metadata-file`: written at the end, so checked now: not a directory, in a directory that exists
+ * (it is not made, like docker buildx's `--metadata-file`) and can be written, not inside the layout
+ * that replaces `output` whole.
+ */
+function metadataFileInput(value, layoutOutput) {
+    if (!value)
+        return '';
+    const file = external_node_path_default().resolve(value);
+    const name = 'metadata-file';
+    const st = statOf(file, name);
+    if (st?.isDirectory())
+        throw new failure_InputError(`${name} ${file} is a directory; name a file (e.g. ${external_node_path_default().join(file, 'metadata.json')})`);
+    if (st && !st.isFile())
+        throw new failure_InputError(`${name} ${file} exists and is not a regular file; choose another path`);
+    if (layoutOutput && (file === layoutOutput || file.startsWith(layoutOutput + (external_node_path_default()).sep)))
+        throw new failure_InputError(`${name} ${file} is inside output ${layoutOutput}, which is replaced whole; put it elsewhere`);
+    const dir = external_node_path_default().dirname(file);
+    const parent = statOf(dir, name);
+    if (!parent)
+        throw new failure_InputError(`${name} ${file}: directory ${dir} does not exist; create it first (it is not made for you) or choose another path`);
+    if (!parent.isDirectory())
+        throw new failure_InputError(`${name} ${file}: ${dir} is not a directory`);
+    try {
+        (0,external_node_fs_namespaceObject.accessSync)(dir, external_node_fs_namespaceObject.constants.W_OK);
+    }
+    catch (err) {
+        throw new failure_InputError(`${name} ${file}: directory ${dir} cannot be written (${err.code}); choose one this step can write to`);
+    }
+    return file;
+}
+/** The baseline file: made by the pre step (with its directory), so only what is in the way counts. */
+function baselineInput(file) {
+    if (!file)
+        return '';
+    const st = statOf(file, 'baseline');
+    if (st && !st.isFile())
+        throw new failure_InputError(`baseline ${file} exists and is not a regular file; name a file`);
+    checkParents(file, 'baseline');
+    return file;
+}
+/** The nearest existing directory above `p` must be a directory (the rest can be made). */
+function checkParents(p, name) {
+    for (let dir = external_node_path_default().dirname(p);; dir = external_node_path_default().dirname(dir)) {
+        const st = statOf(dir, name);
+        if (st?.isDirectory())
+            return;
+        if (st)
+            throw new failure_InputError(`${name} ${p}: ${dir} is not a directory; choose another path`);
+        if (dir === external_node_path_default().dirname(dir))
+            return;
+    }
+}
+/** lstat-free stat (a symlink to a directory is one): undefined when nothing is there. */
+function statOf(p, name) {
+    try {
+        return (0,external_node_fs_namespaceObject.statSync)(p);
+    }
+    catch (err) {
+        const code = err.code;
+        if (code === 'ENOENT' || code === 'ENOTDIR')
+            return undefined;
+        throw new failure_InputError(`${name} ${p} cannot be checked (${code}); choose another path`);
+    }
+}
+
+;// CONCATENATED MODULE: ./src/inputs/index.ts
+
+
+
+
+
+
+
+
+
+
+
+
+/** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
+function getInputs(argv, env = process.env) {
+    const raw = readRawInputs(argv, env);
+    const mode = parseOneOf(raw.mode, 'mode', MODES);
+    const common = commonInputs(raw, env, mode);
+    const targets = targetsInput(parseList(raw.image));
+    if (mode === 'snapshot') {
+        if (targets.length === 0 && !common.dryRun)
+            throw new InputError('image is required (or set dry-run to write a layout instead)');
+        return { mode, targets, ...common };
+    }
+    const source = sourceInput(raw.from, mode);
+    if (mode === 'pull') {
+        if (source.kind === 'layout')
+            throw new InputError('pull reads from a registry; from: oci:… is already a layout');
+        return { mode, source, ...common };
+    }
+    const [first, ...rest] = targets;
+    if (!first)
+        throw new InputError('promote needs image (or --to): where to copy the image');
+    return { mode, targets: [first, ...rest], source, ...common };
+}
+/**
+ * The pre step's inputs: those of a snapshot, or null for promote and pull, which record no
+ * baseline. The image and the source are not needed yet: the main step checks them.
+ */
+function getPreInputs(argv, env = process.env) {
+    const raw = cli_readRawInputs(argv, env);
+    const mode = parse_parseOneOf(raw.mode, 'mode', spec_MODES);
+    return mode === 'snapshot' ? commonInputs(raw, env, mode) : null;
+}
+function sourceInput(from, mode) {
+    const layout = layoutInput(from.trim());
+    if (layout)
+        return { kind: 'layout', ...layout };
+    if (!from.trim())
+        throw new InputError(`${mode} needs from: the image to ${mode}`);
+    return { kind: 'registry', reference: referenceInput(from, 'from') };
+}
+function commonInputs(raw, env, mode) {
+    const compression = parse_parseOneOf(raw.compression, 'compression', COMPRESSIONS);
+    if (compression === 'zstd' && !zstdAvailable()) {
+        throw new failure_InputError(`compression zstd needs Node.js 22.15 or newer (this is ${process.version}); use gzip`);
+    }
+    const levels = LEVELS[compression];
+    const compressionLevel = raw['compression-level']
+        ? parseInteger(raw['compression-level'], 'compression-level')
+        : levels.default;
+    if (compression !== 'none' && (compressionLevel < levels.min || compressionLevel > levels.max)) {
+        throw new failure_InputError(`compression-level ${compressionLevel} is out of range for ${compression} (${levels.min}-${levels.max})`);
+    }
+    const dryRun = parseBoolean(raw['dry-run'], 'dry-run');
+    const output = external_node_path_default().resolve(raw.output.trim() || 'snapshot-layout');
+    const writesLayout = mode === 'pull' || (mode === 'snapshot' && dryRun);
+    if (writesLayout)
+        checkParents(output, 'output');
+    return {
+        root: external_node_path_default().resolve(raw.root.trim() || '/'),
+        dryRun,
+        output,
+        exclude: pathPatterns(raw.exclude, 'exclude'),
+        include: pathPatterns(raw.include, 'include'),
+        compression,
+        compressionLevel,
+        metadataFile: metadataFileInput(raw['metadata-file'].trim(), writesLayout ? output : ''),
+        baseImage: checkedReference(raw['base-image'].trim() || env.SNAPSHOT_BASE_IMAGE?.trim() || '', 'base-image'),
+        changes: parse_parseOneOf(raw.changes, 'changes', CHANGE_MODES),
+        baseline: baselineInput(raw.baseline.trim()
+            ? external_node_path_default().resolve(raw.baseline.trim())
+            : env.RUNNER_TEMP
+                ? external_node_path_default().join(env.RUNNER_TEMP, 'depot-snapshot-baseline.gz')
+                : ''),
+        baselineGiven: raw.baseline.trim() !== '',
+        upper: raw.upper.trim() ? external_node_path_default().resolve(raw.upper.trim()) : '',
+        layerSize: parseSize(raw['layer-size'], 'layer-size'),
+        token: raw.token.trim(),
+        username: raw.username.trim(),
+        password: raw.password,
+        insecureRegistry: parseBoolean(raw['insecure-registry'], 'insecure-registry'),
+        concurrency: parseInteger(raw.concurrency, 'concurrency', CONCURRENCY),
+        maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
+        persistEnv: parseBoolean(raw['persist-env'], 'persist-env'),
+        envMask: globList(raw['env-mask'], 'env-mask'),
+        quiet: parseBoolean(raw.quiet, 'quiet'),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/runner.ts
+/**
+ * Everything that speaks the Actions runner's protocol: the log (with groups and debug lines), the
+ * outputs, the job summary. Outside Actions the same calls print plain lines.
+ */
+
+const inActions = () => process.env.GITHUB_ACTIONS === 'true';
+const coreLogger = makeLogger({ quiet: false });
+/**
+ * The run's log: info lines unless `quiet`; debug lines as the runner shows them (only with debug
+ * logging on), and outside Actions only when RUNNER_DEBUG=1, as `debug: …`.
+ */
+function makeLogger(opts) {
+    const debugOn = process.env.RUNNER_DEBUG === '1';
+    return {
+        info: (m) => {
+            if (!opts.quiet)
+                info(m);
+        },
+        warn: (m) => warning(m),
+        debug: (m) => {
+            if (inActions())
+                core_debug(m);
+            // Every line of a multi-line message (a stack trace) marked, so none passes for a log line.
+            else if (debugOn)
+                process.stdout.write(m.replace(/^/gm, 'debug: ') + '\n');
+        },
+    };
+}
+/** Sets outputs; outside Actions also prints them as `name=value` lines for scripts. */
+function setOutputs(outputs) {
+    for (const [name, value] of Object.entries(outputs)) {
+        if (process.env.GITHUB_OUTPUT)
+            core.setOutput(name, value);
+    }
+    if (!inActions()) {
+        for (const [name, value] of Object.entries(outputs))
+            process.stdout.write(`${name}=${value}\n`);
+    }
+}
+/** A log group (collapsed in the runner's log; `::group::` lines outside it). */
+function runner_group(title, fn) {
+    return core.group(title, fn);
+}
+/** Tells the runner to mask a secret in every later line (outside Actions that would print it). */
+function maskSecret(secret) {
+    if (inActions())
+        core.setSecret(secret);
+}
+/** What the pre step saved for this step (`core.saveState`), or ''. */
+function savedState(name) {
+    return core.getState(name);
+}
+/** The job summary in Actions (when the runner gives a summary file), else the plain-text report. */
+async function publishSummary(markdown, text, quiet) {
+    if (process.env.GITHUB_STEP_SUMMARY)
+        await core.summary.addRaw(markdown, true).write();
+    if (!inActions() && !quiet)
+        process.stdout.write('\n' + text + '\n\n');
 }
 
 ;// CONCATENATED MODULE: ./src/registry/layer-cache.ts
@@ -36948,6 +37280,7 @@ const UNDER_SUDO = 'SNAPSHOT_UNDER_SUDO';
 /** Some of the tree cannot be read by this user: the capture would not be faithful. */
 class NeedsRootError extends failure_UserError {
     paths;
+    rootMayHelp = true;
     constructor(paths) {
         const first = paths.slice(0, 3).map((p) => '/' + log_show(p));
         super(`${paths.length} path(s) cannot be read as uid ${process.geteuid?.()} (${first.join(', ')}${paths.length > 3 ? ', …' : ''}): capturing this tree needs root; run the step as root or with passwordless sudo`);
@@ -37010,6 +37343,20 @@ async function chownTree(p, uid, gid) {
     for (const name of await (0,promises_namespaceObject.readdir)(p))
         await chownTree(external_node_path_default().join(p, name), uid, gid);
 }
+/**
+ * How the main and the pre step end on an error: run again under sudo when reading as root may help
+ * and sudo allows it (the exit code is then that run's), else one error line and exit 1.
+ */
+async function failOrRerunAsRoot(err, log) {
+    if (err instanceof failure_UserError && err.rootMayHelp && !isRoot()) {
+        const code = await rerunUnderSudo(log);
+        if (code !== null) {
+            process.exitCode = code;
+            return;
+        }
+    }
+    reportFailure(err, log.debug);
+}
 
 ;// CONCATENATED MODULE: ./src/pre.ts
 
@@ -37032,14 +37379,20 @@ async function chownTree(p, uid, gid) {
  * line: `node dist/pre/index.js --root R --baseline FILE`.
  */
 async function pre() {
+    // A job cancelled while the baseline is written ends with one line, and no partial file is left.
+    stopCleanlyOnSignals();
     const argv = inActions() ? [] : process.argv.slice(2);
     try {
-        const inputs = getInputs(argv, process.env, { pre: true });
+        const inputs = getPreInputs(argv, process.env);
+        if (!inputs) {
+            info('promote and pull capture nothing: no baseline recorded');
+            return;
+        }
         if (inputs.changes === 'full')
             return;
         if (inputs.upper)
             await checkUpper(inputs.upper, inputs.root);
-        const overlay = await findOverlay(inputs.root, await readMounts(), inputs.upper);
+        const overlay = await overlay_findOverlay(inputs.root, await mountinfo_readMounts(), inputs.upper);
         if (inputs.changes === 'overlay' || (inputs.changes === 'auto' && overlay)) {
             info(!overlay
                 ? 'changes: overlay: no baseline recorded'
@@ -37060,13 +37413,14 @@ async function pre() {
             info(`${unknown}: recording the baseline anyway, because its path was given (baseline: ${inputs.baseline}); the main step uses it when it is given a base image`);
         }
         if (!inputs.baseline)
-            throw new InputError('baseline: no path given and no RUNNER_TEMP to put it in');
+            throw new failure_InputError('baseline: no path given and no RUNNER_TEMP to put it in');
         const started = Date.now();
         const scan = await scanRoot({
             root: inputs.root,
             exclude: inputs.exclude,
             include: inputs.include,
-            ownPaths: [inputs.baseline, ...layerCacheDirs(), ...overlayStorage(overlay)],
+            ownPaths: [inputs.baseline, ...layerCacheDirs(), ...overlay_overlayStorage(overlay)],
+            rewritten: [MARKER_REWRITTEN],
             log: coreLogger,
         });
         if (scan.unreadable.length && !isRoot())
@@ -37079,14 +37433,7 @@ async function pre() {
         info(`baseline of ${inputs.root}: ${scan.entries.length} entries in ${((Date.now() - started) / 1000).toFixed(1)} s, written to ${inputs.baseline}`);
     }
     catch (err) {
-        if (err instanceof NeedsRootError) {
-            const code = await rerunUnderSudo(coreLogger);
-            if (code !== null) {
-                process.exitCode = code;
-                return;
-            }
-        }
-        reportFailure(err, coreLogger.debug);
+        await failOrRerunAsRoot(err, coreLogger);
     }
 }
 void pre();
