@@ -10,8 +10,8 @@ die() {
 }
 
 # Commands the tests run, and the Debian packages that provide them.
-commands=(docker-registry skopeo umoci htpasswd getfattr setcap debootstrap openssl pigz zstd sudo git)
-packages=(docker-registry skopeo umoci apache2-utils attr libcap2-bin debootstrap openssl pigz zstd sudo git)
+commands=(docker-registry skopeo umoci htpasswd getfattr setcap debootstrap openssl pigz zstd sudo git dockerd podman runc)
+packages=(docker-registry skopeo umoci apache2-utils attr libcap2-bin debootstrap openssl pigz zstd sudo git docker.io podman runc)
 
 # setcap and debootstrap live in /usr/sbin, which a non-login root shell may lack in PATH.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

@@ -35,6 +35,25 @@ export interface SnapshotReport {
   /** Null when `persist-env` is off. */
   env: { kept: string[]; masked: Array<{ name: string; reason: string }> } | null;
   phases: Array<{ name: string; ms: number }>;
+  /** When layers were merged. */
+  compaction?: Compaction;
+}
+
+/** Layers of earlier snapshots merged into this one's, to keep the image within max-layers. */
+export interface Compaction {
+  /** How many of the base's top layers were merged, and their compressed bytes. */
+  merged: number;
+  bytes: number;
+  /** The base's layers below them, kept as they were. */
+  kept: number;
+  /** Paths those layers and this run's changes touched, captured again from the tree. */
+  paths: number;
+  maxLayers: number;
+}
+
+/** One line for the log and the summary: what was merged and why. */
+export function describeCompaction(c: Compaction): string {
+  return `compacted: the top ${c.merged} layers of the base (made by earlier snapshots, ${formatBytes(c.bytes)}) merged into this snapshot's, their ${c.paths} paths captured again from the tree, to stay within max-layers ${c.maxLayers}; the ${c.kept} layers below are kept as they are`;
 }
 
 /** How many directories the "where the bytes are" table lists, and how deep it looks. */
@@ -198,6 +217,7 @@ function overview(r: SnapshotReport, code: (s: string) => string): Array<[string
       ? `${r.captured.entries} entries`
       : `${r.changes.changed ?? 0} new or changed, ${r.changes.deleted ?? 0} deleted`;
   rows.push(['changes', `${r.changes.method} (${counts}): ${r.changes.reason}`]);
+  if (r.compaction) rows.push(['compaction', describeCompaction(r.compaction)]);
   rows.push([
     'size',
     `${formatBytes(r.size)} in ${(r.base?.layers ?? 0) + r.layers.length} layers; ${formatBytes(r.uploaded)} ${r.pushed ? 'uploaded' : 'written'}`,

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import { show } from '../log.js';
 import { Progress } from '../progress.js';
 import { inActions, maskSecret, savedState, setOutputs } from '../runner.js';
-import { describeExclusions, whereTheBytesAre, type SnapshotReport } from '../summary.js';
+import { describeExclusions, whereTheBytesAre, type Compaction, type SnapshotReport } from '../summary.js';
 import { formatBytes } from '../util/format.js';
 import { isRoot, NeedsRootError, returnToCaller } from '../privileges.js';
 import type { Exclusion, WalkResult } from '../walk/walk.js';
@@ -18,6 +18,7 @@ import { writeMarkerLayer } from '../image/marker-layer.js';
 import { buildImage, type BuiltImage, type NewLayer } from '../image/build.js';
 import type { Manifest } from '../content/oci.js';
 import { createdTime } from '../image/created.js';
+import { LAYER_LIMIT, layersMadeBySnapshots, planBudget, type BudgetPlan } from '../image/budget.js';
 import { persistedEnv, type PersistedEnv } from '../image/env.js';
 import { MARKER_PATH, MARKER_REWRITTEN, markerFor, parseMarker } from '../image/marker.js';
 import { baseFromMarker, resolveBase, type BaseImage } from '../registry/base.js';
@@ -25,6 +26,7 @@ import { LayerCache, layerCacheDirs } from '../registry/layer-cache.js';
 import type { Destination } from '../destinations/destination.js';
 import { openLayout } from '../destinations/layout.js';
 import { credentialInputs, openRegistry } from '../destinations/registry.js';
+import { compact } from './compact.js';
 import { writeLayers } from './layers.js';
 import { Phases, publishResult } from './publish.js';
 
@@ -70,10 +72,11 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
   const phases = new Phases(inputs.quiet, () => progress.stop());
   const pushes = destination.kind === 'registry';
 
-  const base = await phases.run('base image', 'Base image', () => findBase(inputs, log));
-  const changes = await phases.run('walk and changes', 'Changes', () => {
+  const found = await phases.run('base image', 'Base image', () => findBase(inputs, log));
+  const budget = layerBudget(found, inputs.maxLayers, log);
+  const { base, changes, compaction } = await phases.run('walk and changes', 'Changes', () => {
     progress.start('walk');
-    return changesOf(inputs, !!base, destination, progress, log);
+    return changesOf(inputs, found, budget, destination, progress, log);
   });
   const env = inputs.persistEnv ? environment(inputs, base, log) : null;
 
@@ -87,7 +90,7 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
       return writeLayers({
         root: inputs.root,
         entries: changes.entries,
-        plans: partition(changes.entries, inputs.layerSize),
+        plans: partition(changes.entries, inputs.layerSize, budget.newLayers),
         compression: inputs.compression,
         level: inputs.compressionLevel,
         concurrency: inputs.concurrency,
@@ -151,6 +154,7 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
     excluded: describeExclusions(changes.excluded, changes.scan?.sockets ?? []),
     env: env ? { kept: env.kept, masked: env.masked } : null,
     phases: phases.timings,
+    ...(compaction ? { compaction } : {}),
   };
   await publishResult(
     {
@@ -169,19 +173,41 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
   );
 }
 
-/** The walk and what changed since the base (overlay, baseline or everything), logged. */
+/**
+ * How many layers this snapshot may add, and how many of the base's to merge first (see planBudget);
+ * a warning when the base alone leaves no room.
+ */
+function layerBudget(base: BaseImage | undefined, maxLayers: number, log: Logger): BudgetPlan {
+  const baseLayers = base?.layers.length ?? 0;
+  const made = base ? layersMadeBySnapshots(baseLayers, base.config.history ?? []) : 0;
+  const plan = planBudget({ baseLayers, madeBySnapshots: made, maxLayers });
+  const total = baseLayers - plan.merge + 2;
+  if (total > maxLayers)
+    log.warn(
+      `base image ${base!.name} has ${baseLayers - made} layers of its own: with a new layer and the marker the image has ${total}, over max-layers ${maxLayers}${total > LAYER_LIMIT - 2 ? ', and Docker and podman refuse to run images of more than about 125 layers' : ''}; use a base image with fewer layers`,
+    );
+  return plan;
+}
+
+/**
+ * The walk and what changed since the base (overlay, baseline or everything), logged; when the budget
+ * says so, the base's top layers merged into the changes (see compact).
+ */
 async function changesOf(
   inputs: SnapshotInputs,
-  hasBase: boolean,
+  base: BaseImage | undefined,
+  budget: BudgetPlan,
   destination: Destination,
   progress: Progress,
   log: Logger,
-): Promise<Changes> {
-  const found = await findChanges({
+): Promise<{ base: BaseImage | undefined; changes: Changes; compaction?: Compaction }> {
+  const merge = base && budget.merge > 0 ? budget.merge : 0;
+  let found = await findChanges({
     mode: inputs.changes,
     baseline: savedState('baseline') || inputs.baseline,
     upper: inputs.upper,
-    hasBase,
+    hasBase: !!base,
+    wholeWalk: merge > 0,
     scan: {
       root: inputs.root,
       exclude: inputs.exclude,
@@ -198,8 +224,12 @@ async function changesOf(
   warnLeftOut(found.excluded, log);
   log.info(`changes: ${found.method}: ${found.reason}`);
   if (found.method !== 'full') log.info(`${found.changed} entries new or changed, ${found.deleted} deleted`);
+  let compaction: Compaction | undefined;
+  if (base && merge > 0) {
+    ({ base, changes: found, compaction } = await compact(base, merge, found, inputs.maxLayers, log));
+  }
   await scrubGitConfigs(found.entries, inputs.root, log, maskSecret);
-  return found;
+  return { base, changes: found, compaction };
 }
 
 /** The marker layer: this image's own layers and config, for the next snapshot of a sandbox started from it. */

@@ -29,6 +29,8 @@ export interface ChangeOptions {
   /** Whether a base image is known: a change set means nothing without the layers it applies to. */
   hasBase: boolean;
   scan: ScanOptions;
+  /** Walk the whole tree even when the source needs no walk (an overlay): for a recapture. */
+  wholeWalk?: boolean;
   log: Logger;
 }
 
@@ -53,7 +55,9 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
     ownPaths: [...opts.scan.ownPaths, ...storage],
   });
   const choice = chooseMethod(opts, overlay, existsSync);
-  const found = await sourceOf(choice).read({ root, filter, log: opts.log, counters: opts.scan.counters });
+  const ctx = { root, filter, log: opts.log, counters: opts.scan.counters };
+  const found = await sourceOf(choice).read(ctx);
+  if (opts.wholeWalk && !found.scan) found.scan = (await wholeTree.read(ctx)).scan;
   return { ...found, method: choice.method, reason: choice.reason };
 }
 

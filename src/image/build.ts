@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { CREATED_BY } from './budget.js';
 import {
   Annotation,
   MediaType,
@@ -81,7 +82,7 @@ export function buildImage(input: ImageInput): BuiltImage {
     ...(base?.config.history ?? []),
     ...input.layers.map((l) => ({
       created: input.created,
-      created_by: 'snapshot-action',
+      created_by: CREATED_BY,
       comment: l.comment,
     })),
   ];

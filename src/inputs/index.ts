@@ -5,7 +5,7 @@ import type { Reference, Target } from '../registry/reference.js';
 import { readRawInputs, type RawInputs } from './cli.js';
 import { InputError } from '../failure.js';
 import { parseBoolean, parseDuration, parseInteger, parseList, parseOneOf, parseSize } from './parse.js';
-import { CONCURRENCY, MODES, type Mode } from './spec.js';
+import { CONCURRENCY, MAX_LAYERS, MODES, type Mode } from './spec.js';
 import {
   baselineInput,
   checkedReference,
@@ -42,6 +42,7 @@ export interface CommonInputs {
   /** The overlay upper dir of `root` as this process sees it; empty when not given. */
   upper: string;
   layerSize: number;
+  maxLayers: number;
   token: string;
   username: string;
   password: string;
@@ -162,6 +163,7 @@ function commonInputs(raw: RawInputs, env: NodeJS.ProcessEnv, mode: Mode): Commo
     baselineGiven: raw.baseline.trim() !== '',
     upper: raw.upper.trim() ? path.resolve(raw.upper.trim()) : '',
     layerSize: parseSize(raw['layer-size'], 'layer-size'),
+    maxLayers: parseInteger(raw['max-layers'], 'max-layers', MAX_LAYERS),
     token: raw.token.trim(),
     username: raw.username.trim(),
     password: raw.password,

@@ -1,5 +1,6 @@
 import { CHANGE_MODES } from '../diff/changes.js';
 import { COMPRESSIONS, LEVELS } from '../layer/compress.js';
+import { LAYER_LIMIT } from '../image/budget.js';
 
 /** What a run does; `promote` and `pull` are also subcommands on the command line. */
 export const MODES = ['snapshot', 'promote', 'pull'] as const;
@@ -7,6 +8,8 @@ export type Mode = (typeof MODES)[number];
 
 /** Layers compressed and uploaded at once. */
 export const CONCURRENCY = { min: 1, max: 16 };
+/** Docker and podman refuse to run an image of more than about 125 layers: see image/budget.ts. */
+export const MAX_LAYERS = { min: 3, max: LAYER_LIMIT, default: 64 };
 
 const { gzip, zstd } = LEVELS;
 
@@ -81,6 +84,12 @@ export const INPUT_SPECS: readonly InputSpec[] = [
     name: 'layer-size',
     description: 'Target uncompressed size of one layer, e.g. 512MiB; the tree is split by subtree',
     default: '512MiB',
+    kind: 'text',
+  },
+  {
+    name: 'max-layers',
+    description: `Most layers the image may have, base image and marker included (${MAX_LAYERS.min}-${MAX_LAYERS.max}): past it, layers earlier snapshots made are merged`,
+    default: String(MAX_LAYERS.default),
     kind: 'text',
   },
   {

@@ -4,7 +4,7 @@ import type { EntryTable } from '../walk/entries.js';
 
 /** Bytes a tar header costs, counted so a tree of many empty files still splits. */
 const HEADER_COST = 512;
-/** Past this many layers, pulls get slow and old overlayfs stacks fail: raise the target instead. */
+/** The most layers one snapshot's changes take unless told otherwise: past that, the target is raised. */
 export const MAX_LAYERS = 100;
 
 export interface LayerPlan {
@@ -24,11 +24,12 @@ export interface LayerPlan {
  * So layer boundaries depend only on the tree's shape near the change: editing a file inside
  * `usr/lib/python3` changes that subtree's layer, not the others. Every member of a hardlink group
  * is written in the layer of the group's last member, since a hardlink can only point within a layer.
+ * Past `maxLayers` layers, the target doubles until they fit.
  */
-export function partition(entries: EntryTable, target: number): LayerPlan[] {
+export function partition(entries: EntryTable, target: number, maxLayers = MAX_LAYERS): LayerPlan[] {
   const { end, bytes } = subtreeExtents(entries);
   let plans = split(entries, end, bytes, target);
-  for (let t = target * 2; plans.length > MAX_LAYERS; t *= 2) plans = split(entries, end, bytes, t);
+  for (let t = target * 2; plans.length > maxLayers; t *= 2) plans = split(entries, end, bytes, t);
   return keepHardlinksTogether(entries, plans).filter((p) => p.indices.length > 0);
 }
 

@@ -1,0 +1,111 @@
+import { isInside, parentOf } from '../util/paths.js';
+import type { EntryTable } from '../walk/entries.js';
+import type { Exclusion } from '../walk/walk.js';
+import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
+
+const WH = '.wh.';
+const OPAQUE = '.wh..wh..opq';
+
+/**
+ * The paths some layers touched: written (any entry), deleted (a whiteout) or made opaque. Their state
+ * in the live tree is what those layers amount to, on top of the layers below them.
+ */
+export class TouchedPaths {
+  /** latin1 keys of paths written or deleted. */
+  readonly paths = new Set<string>();
+  /** latin1 keys of directories whose lower content was hidden. */
+  readonly opaque = new Set<string>();
+
+  /** One entry name of a layer: a whiteout names the path it deletes, or its opaque directory. */
+  addName(name: Buffer): void {
+    if (!name.length) return; // the root
+    const slash = name.lastIndexOf(0x2f);
+    const base = name.subarray(slash + 1).toString('latin1');
+    const dir = slash < 0 ? Buffer.alloc(0) : name.subarray(0, slash);
+    if (base === OPAQUE) this.opaque.add(dir.toString('latin1'));
+    else if (base.startsWith(WH))
+      this.paths.add((dir.length ? dir.toString('latin1') + '/' : '') + base.slice(WH.length));
+    else this.paths.add(name.toString('latin1'));
+  }
+
+  /** Every entry of a change set (whiteouts included). */
+  addEntries(entries: EntryTable): void {
+    for (let i = 0; i < entries.length; i++) this.addName(entries.path(i));
+  }
+
+  get size(): number {
+    return this.paths.size + this.opaque.size;
+  }
+}
+
+/**
+ * The live state of `touched`, taken from a walk of the whole tree: the entries there (an opaque
+ * directory with everything below it), their parent directories, and a whiteout for each touched
+ * path that is gone. Placed on the layers below the ones that touched these paths, it gives the tree
+ * as it is now. Paths the walk left out (excluded, sockets) get no whiteout: they are not captured,
+ * not deleted.
+ */
+export function recapture(
+  tree: EntryTable,
+  touched: TouchedPaths,
+  leftOut: { excluded: Exclusion[]; sockets: Buffer[] },
+): ChangeSet {
+  const skipped = new Set([
+    ...leftOut.excluded.map((e) => e.path.toString('latin1')),
+    ...leftOut.sockets.map((s) => s.toString('latin1')),
+  ]);
+  const isLeftOut = (key: string) => {
+    for (let q: Buffer = Buffer.from(key, 'latin1'); q.length; q = parentOf(q))
+      if (skipped.has(q.toString('latin1'))) return true;
+    return false;
+  };
+
+  const include = new Uint8Array(tree.length); // 1: touched, 2: a parent of something touched
+  const present = new Map<string, number>();
+  let opaqueDir: Buffer | null = null;
+  const opaque: Buffer[] = [];
+  let changed = 0;
+  for (let i = 0; i < tree.length; i++) {
+    const p = tree.path(i);
+    const key = p.toString('latin1');
+    present.set(key, i);
+    if (opaqueDir && !isInside(p, opaqueDir)) opaqueDir = null;
+    if (!opaqueDir && touched.opaque.has(key) && tree.kind(i) === 'dir') {
+      opaqueDir = p;
+      opaque.push(p);
+    }
+    if (opaqueDir || touched.paths.has(key)) {
+      include[i] = 1;
+      changed++;
+    }
+  }
+  const needParents = (p: Buffer) => {
+    for (let q = parentOf(p); q.length; q = parentOf(q)) {
+      const idx = present.get(q.toString('latin1'));
+      if (idx === undefined || include[idx]) break;
+      include[idx] = 2;
+    }
+  };
+  for (let i = 0; i < tree.length; i++) if (include[i] === 1) needParents(tree.path(i));
+
+  // A gone path gets a whiteout where its parent still stands; below a gone parent, that parent's
+  // own whiteout (it was touched too) hides everything.
+  const deletions: Buffer[] = [];
+  for (const key of [...touched.paths, ...touched.opaque]) {
+    if (present.has(key) || isLeftOut(key)) continue;
+    const p = Buffer.from(key, 'latin1');
+    const parent = parentOf(p);
+    if (parent.length && !present.has(parent.toString('latin1'))) continue;
+    deletions.push(p);
+    if (parent.length) {
+      const idx = present.get(parent.toString('latin1'))!;
+      include[idx] ||= 2;
+      needParents(parent);
+    }
+  }
+  const unique = [...new Map(deletions.map((d) => [d.toString('latin1'), d])).values()];
+  function* selected() {
+    for (let i = 0; i < tree.length; i++) if (include[i]) yield tree.get(i);
+  }
+  return { entries: groupWhiteouts(selected(), unique, opaque), changed, deleted: unique.length };
+}

@@ -1,0 +1,79 @@
+// Container runtimes a user's later job starts the image with: Docker (a private daemon of the test's
+// own, overlay2) and podman (runc, its own storage). Both pull from the loopback registry.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { check, onCleanup, run, tmpDir, type RunResult } from './tools.js';
+
+export interface Runtime {
+  name: string;
+  /** `run --rm IMAGE ARGS…` with no network; the result, whatever the exit code. */
+  run(ref: string, args: string[]): Promise<RunResult>;
+}
+
+/** dockerd with its own data root and socket, stopped at cleanup. */
+export async function startDocker(): Promise<Runtime> {
+  const dir = await tmpDir('docker');
+  const sock = path.join(dir, 'sock');
+  const daemon = spawn(
+    'dockerd',
+    [
+      '--data-root',
+      path.join(dir, 'data'),
+      '--exec-root',
+      path.join(dir, 'exec'),
+      '--pidfile',
+      path.join(dir, 'pid'),
+      '-H',
+      `unix://${sock}`,
+      '--insecure-registry',
+      '127.0.0.0/8',
+      '--iptables=false',
+      '--bridge=none',
+    ],
+    { stdio: 'ignore' },
+  );
+  onCleanup(async () => {
+    daemon.kill('SIGTERM');
+    await new Promise((resolve) => daemon.once('exit', resolve));
+  });
+  const env = { ...process.env, DOCKER_HOST: `unix://${sock}` };
+  for (let i = 0; ; i++) {
+    if (existsSync(sock) && (await run('docker', ['version'], { env })).code === 0) break;
+    if (i === 150 || daemon.exitCode !== null) throw new Error('dockerd did not start');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return {
+    name: 'docker',
+    run: (ref, args) => run('docker', ['run', '--rm', '--network=none', ref, ...args], { env }),
+  };
+}
+
+/** podman as this machine runs it (runc, cgroupfs), with storage of its own. */
+export async function podman(): Promise<Runtime> {
+  const dir = await tmpDir('podman');
+  const storage = ['--root', path.join(dir, 'root'), '--runroot', path.join(dir, 'run')];
+  onCleanup(async () => {
+    await run('podman', [...storage, 'system', 'reset', '--force']);
+  });
+  await check('podman', [...storage, 'info']);
+  return {
+    name: 'podman',
+    run: (ref, args) =>
+      run('podman', [
+        ...storage,
+        'run',
+        '--rm',
+        '--tls-verify=false',
+        '--runtime=runc',
+        '--network=none',
+        '--cgroup-manager=cgroupfs',
+        '--ulimit',
+        'nofile=1024:1024',
+        '--ulimit',
+        'nproc=1024:1024',
+        ref,
+        ...args,
+      ]),
+  };
+}
