@@ -1,5 +1,5 @@
-// Preloaded (`node --import ./bench/memwatch.mjs`) into our CLI by the P4 and SCALE figures of
-// bench/run.mjs: samples process.memoryUsage() every 50 ms while the event loop is free and, at exit,
+// Preloaded (`node --import ./bench/memwatch.mjs`) into our CLI by the P4 and SCALE figures
+// (bench/shared/synth-run.mjs): samples process.memoryUsage() every 50 ms while the event loop is free and, at exit,
 // writes to $BENCH_MEMWATCH_FILE the sample with the highest RSS and the maximum of each field.
 // The peak RSS of record is GNU time's; this only tells what it is made of (JS heap or buffers).
 import { writeFileSync } from 'node:fs';

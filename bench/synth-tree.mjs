@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Writes the synthetic trees of the P4 (memory) and SCALE figures of bench/run.mjs; see bench/README.md.
+// Writes the synthetic trees of the P4 (memory) and SCALE figures (bench/shared/synth-trees.mjs); see bench/README.md.
 //
 //   node bench/synth-tree.mjs small DIR --entries N [--big-files K] [--seed S]
 //       DIR/srv/small/gNNN-…/dNN-…/fNNNN-…: N entries below DIR in all, counting the K + 1 entries of

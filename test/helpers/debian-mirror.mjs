@@ -1,5 +1,5 @@
 // The Debian mirror this machine's apt uses, for debootstrap (the tests' Debian rootfs, the bench's
-// trees): the repository names no package archive of its own. Plain JavaScript so that bench/run.mjs
+// trees): the repository names no package archive of its own. Plain JavaScript so that the bench
 // (run by node without a build) shares it with the TypeScript helpers.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';

@@ -148,6 +148,16 @@ test("token registry with anonymous: 'pull' lets anonymous clients pull, not pus
   }
 });
 
+test('a registry that cannot start rejects with the reason (docker-registry not on PATH)', async () => {
+  const path = process.env.PATH;
+  process.env.PATH = await tmpDir('harness-empty-path');
+  try {
+    await expect(startRegistry()).rejects.toThrow(/could not start: spawn docker-registry ENOENT/);
+  } finally {
+    process.env.PATH = path;
+  }
+});
+
 describe('fixture tree and comparer', () => {
   let fx: FixtureInfo;
   let snap: TreeSnapshot;

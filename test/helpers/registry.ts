@@ -1,6 +1,6 @@
 // A real registry (Debian's docker-registry = distribution v2.8) on loopback, with optional basic
 // (htpasswd) or bearer-token auth. For token auth the token server runs in this process.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import {
   X509Certificate,
   createPrivateKey,
@@ -9,17 +9,12 @@ import {
   sign,
   type KeyObject,
 } from 'node:crypto';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import {
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-  createServer,
-  get as httpGet,
-} from 'node:http';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { join } from 'node:path';
-import { check, freePort, onCleanup, tmpDir } from './tools.js';
+import { freePort, killAndWait, startRegistryProcess } from './registry-process.mjs';
+import { check, onCleanup, tmpDir } from './tools.js';
 
 export type AuthMode = 'none' | 'htpasswd' | 'token';
 
@@ -85,20 +80,6 @@ export interface Registry {
 export const TOKEN_SERVICE = 'test-registry';
 export const TOKEN_ISSUER = 'test-issuer';
 
-// Registries still alive when the test process exits would otherwise outlive it.
-const live = new Set<ChildProcess>();
-let exitHookInstalled = false;
-function track(child: ChildProcess): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.on('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
-  }
-  live.add(child);
-  child.once('exit', () => live.delete(child));
-}
-
 export async function startRegistry(opts: RegistryOptions = {}): Promise<Registry> {
   const auth = opts.auth ?? 'none';
   const users = opts.users ?? [{ user: 'tester', pass: 'secret' }];
@@ -143,46 +124,30 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
     };
   }
 
-  let child: ChildProcess | undefined;
-  let host = '';
-  // freePort() can race with another process grabbing the port: retry on "address already in use".
-  for (let attempt = 1; ; attempt++) {
-    host = `127.0.0.1:${opts.port ?? (await freePort())}`;
-    const config = {
-      version: '0.1',
-      log: { level: 'warn', formatter: 'text', accesslog: { disabled: true } },
-      storage: {
-        filesystem: { rootdirectory: dataDir },
-        delete: { enabled: true },
-        maintenance: { uploadpurging: { enabled: false } },
-      },
-      http: { addr: host, secret: randomBytes(16).toString('hex') },
-      ...(authConfig ? { auth: authConfig } : {}),
-    };
-    // JSON is valid YAML, and spares us quoting rules.
-    const configPath = join(dir, 'config.yml');
-    await writeFile(configPath, JSON.stringify(config, null, 2) + '\n');
-    const logFd = openSync(logFile, 'a');
-    try {
-      // Spawned directly (no shell) so child.pid is the registry itself.
-      child = spawn('docker-registry', ['serve', configPath], { stdio: ['ignore', logFd, logFd] });
-    } finally {
-      closeSync(logFd);
-    }
-    track(child);
-    try {
-      await waitReady(child, `http://${host}/v2/`, logFile);
-      break;
-    } catch (e) {
-      child.kill('SIGKILL');
-      const log = await readFile(logFile, 'utf8').catch(() => '');
-      if (attempt < 3 && !opts.port && /address already in use/.test(log)) continue;
-      tokenServer?.close();
-      throw e;
-    }
+  let proc: ChildProcess;
+  let host: string;
+  try {
+    ({ child: proc, host } = await startRegistryProcess({
+      dir,
+      port: opts.port,
+      logFile,
+      config: (addr) => ({
+        version: '0.1',
+        log: { level: 'warn', formatter: 'text', accesslog: { disabled: true } },
+        storage: {
+          filesystem: { rootdirectory: dataDir },
+          delete: { enabled: true },
+          maintenance: { uploadpurging: { enabled: false } },
+        },
+        http: { addr, secret: randomBytes(16).toString('hex') },
+        ...(authConfig ? { auth: authConfig } : {}),
+      }),
+    }));
+  } catch (e) {
+    tokenServer?.close();
+    throw e;
   }
 
-  const proc = child;
   let stopped: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopped ??= (async () => {
@@ -193,41 +158,6 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
   onCleanup(stop);
 
   return { host, url: `http://${host}`, auth, users, dataDir, dir, logFile, tokenUrl, requests, stop };
-}
-
-async function waitReady(child: ChildProcess, url: string, logFile: string): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  while (Date.now() < deadline) {
-    if (exited) break;
-    try {
-      // node:http, not fetch: fetch refuses the ports on the WHATWG bad-port list (6000, 10080, …).
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = httpGet(url, { timeout: 1000 }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        });
-        req.on('timeout', () => req.destroy(new Error('timeout')));
-        req.on('error', reject);
-      });
-      if (status === 200 || status === 401) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const log = await readFile(logFile, 'utf8').catch(() => '');
-  throw new Error(`registry at ${url} ${exited ? 'exited' : 'not ready after 15 s'}; log:\n${log}`);
-}
-
-async function killAndWait(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 // ---- token server -------------------------------------------------------------------------------

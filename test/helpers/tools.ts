@@ -1,7 +1,6 @@
 // Small process / port / temp-dir helpers shared by the integration tests.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -70,23 +69,8 @@ export async function check(cmd: string, args: readonly string[], opts: RunOptio
   return r;
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === 'string') {
-        srv.close();
-        reject(new Error('no port'));
-        return;
-      }
-      srv.close(() => resolve(addr.port));
-    });
-  });
-}
+// Shared with the bench, which runs without a build.
+export { freePort } from './registry-process.mjs';
 
 // ---- cleanup registry -------------------------------------------------------------------------
 
