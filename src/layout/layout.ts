@@ -1,4 +1,12 @@
-import { createWriteStream, readFileSync, readlinkSync, renameSync, rmdirSync, rmSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+} from 'node:fs';
 import { lstat, mkdir, readdir, readFile, rm, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -247,10 +255,10 @@ export class LayoutWriter implements BlobSink, ImageTarget {
   /** On SIGTERM/SIGINT: undoes the layout, or finishes putting it in place; says what is at output. */
   private interrupted(): string {
     if (this.state === 'replaced') {
-      rmSync(`${this.staging}.old`, { recursive: true, force: true, maxRetries: 5 });
+      removeWhileRemoved(`${this.staging}.old`);
       return `${this.output} holds the new layout (${this.digest}), but the run did not finish`;
     }
-    rmSync(this.staging, { recursive: true, force: true, maxRetries: 5 });
+    removeWhileRemoved(this.staging);
     this.removeMadeParents();
     return {
       layout: `${this.output} still holds the earlier layout`,
@@ -329,4 +337,14 @@ function running(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
   }
+}
+
+/**
+ * Removes a directory that an unfinished asynchronous `rm` may still be removing (an interrupt in the
+ * middle of it): rmSync stops at the first entry that vanished under it and, with `force`, says
+ * nothing, so it is run again until the directory is gone.
+ */
+function removeWhileRemoved(dir: string): void {
+  for (let i = 0; i < 20 && existsSync(dir); i++)
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5 });
 }
