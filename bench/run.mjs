@@ -22,6 +22,7 @@ import { p3Resnapshot } from './figures/p3-resnapshot.mjs';
 import { p4Memory } from './figures/p4-memory.mjs';
 import { p5Push } from './figures/p5-push.mjs';
 import { scale } from './figures/scale.mjs';
+import { chain } from './figures/chain.mjs';
 import { count, du, must, q, sh } from './shared/exec.mjs';
 import { REPO, WORK, log } from './shared/paths.mjs';
 import { appendResults, resultsMarkdown } from './shared/results.mjs';
@@ -41,10 +42,10 @@ const ONLY = process.env.BENCH_ONLY
   : null;
 
 /** What BENCH_ONLY can name, in the order the bench lists them. */
-const FIGURES = ['P1-gzip', 'P1-gzip6', 'P1-zstd', 'P5', 'P2', 'P3', 'P4', 'SCALE'];
+const FIGURES = ['P1-gzip', 'P1-gzip6', 'P1-zstd', 'P5', 'P2', 'P3', 'P4', 'SCALE', 'CHAIN'];
 /** Figures that run only when BENCH_ONLY names them exactly (not in the default run, not by prefix). */
-const OPT_IN = ['P4', 'SCALE'];
-/** Figures that run on the BENCH_TREE tree; P4 and SCALE make their own. */
+const OPT_IN = ['P4', 'SCALE', 'CHAIN'];
+/** Figures that run on the BENCH_TREE tree; P4, SCALE and CHAIN make their own. */
 const ON_MAIN_TREE = ['P1-gzip', 'P1-gzip6', 'P1-zstd', 'P5', 'P2', 'P3'];
 const wanted = (key) =>
   OPT_IN.includes(key.toUpperCase())
@@ -65,6 +66,7 @@ const STEPS = [
   ['P3', ({ main }) => p3Resnapshot(main)],
   ['P4', ({ synth }) => p4Memory(synth)],
   ['SCALE', ({ synth }, done) => scale({ ...synth, p4Low: done.P4?.low })],
+  ['CHAIN', ({ main }) => chain(main)],
 ];
 
 for (const sig of ['SIGINT', 'SIGTERM']) {

@@ -7,19 +7,23 @@ import type { HistoryEntry } from '../content/oci.js';
  */
 export const LAYER_LIMIT = 127;
 
-/** Who made a layer, in its history entry: every layer this action writes says so. */
-export const CREATED_BY = 'snapshot-action';
+/**
+ * Who made a layer, in its history entry. A capture of the whole tree is where a chain starts: its
+ * layers are never merged. Layers of changes on top of a base are what later snapshots may merge.
+ */
+export const CREATED_BY = { wholeTree: 'snapshot-action', changes: 'snapshot-action: changes' };
 
 /**
- * How many of the image's top layers earlier snapshots made (above the image the chain started from),
- * from the history: one entry per layer, `empty_layer` ones aside. 0 when the history does not map
- * onto the layers one to one: then nothing is known to be ours, and nothing is merged.
+ * How many of the image's top layers earlier snapshots made on top of a base (above the image the
+ * chain started from, whoever made it), from the history: one entry per layer, `empty_layer` ones
+ * aside. 0 when the history does not map onto the layers one to one: then nothing is known to be
+ * ours, and nothing is merged.
  */
 export function layersMadeBySnapshots(layerCount: number, history: HistoryEntry[]): number {
   const layered = history.filter((h) => !h.empty_layer);
   if (layered.length !== layerCount) return 0;
   let n = 0;
-  while (n < layered.length && layered[layered.length - 1 - n].created_by === CREATED_BY) n++;
+  while (n < layered.length && layered[layered.length - 1 - n].created_by === CREATED_BY.changes) n++;
   return n;
 }
 

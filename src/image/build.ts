@@ -82,7 +82,7 @@ export function buildImage(input: ImageInput): BuiltImage {
     ...(base?.config.history ?? []),
     ...input.layers.map((l) => ({
       created: input.created,
-      created_by: CREATED_BY,
+      created_by: base ? CREATED_BY.changes : CREATED_BY.wholeTree,
       comment: l.comment,
     })),
   ];

@@ -14,7 +14,8 @@ import { MediaType } from '../../src/content/oci.js';
 import { EntryTable, type Entry } from '../../src/walk/entries.js';
 import { check, tmpDir } from '../helpers/tools.js';
 
-const ours = { created_by: CREATED_BY };
+const ours = { created_by: CREATED_BY.changes };
+const ourWholeTree = { created_by: CREATED_BY.wholeTree };
 const theirs = { created_by: '/bin/sh -c apt-get install -y curl' };
 const empty = { created_by: 'ENV PATH=/x', empty_layer: true };
 
@@ -24,6 +25,8 @@ describe('the layer budget', () => {
     expect(layersMadeBySnapshots(2, [theirs, theirs])).toBe(0);
     expect(layersMadeBySnapshots(3, [theirs, ours])).toBe(0); // one layer without history
     expect(layersMadeBySnapshots(3, [ours, theirs, ours])).toBe(1); // only the top run counts
+    // A chain that started from a whole-tree capture of this action's: those layers are its base.
+    expect(layersMadeBySnapshots(4, [ourWholeTree, ourWholeTree, ours, ours])).toBe(2);
   });
 
   it('keeps the history of the first layers, with the empty entries among them', () => {
