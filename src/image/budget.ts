@@ -50,8 +50,8 @@ export interface BudgetPlan {
  * Keeps base + new layers + the marker within `maxLayers`. While the base leaves room for a new layer
  * and the marker, nothing is merged and the new content takes at most the room left. When it does
  * not, the top layers earlier snapshots made are merged (recaptured from the live tree) so that a
- * quarter of the budget is free again: compaction then comes once every few generations, and each
- * time merges only the most recent, smallest layers, never the base the chain started from.
+ * quarter of the budget is free again: compaction then comes once every `maxLayers / 4` generations
+ * or so, merges the most recent layers, and never the base the chain started from.
  */
 export function planBudget(opts: {
   baseLayers: number;
