@@ -58,10 +58,12 @@ export function checkArchiveName(name: Buffer, what = 'name'): void {
     new Error(`refusing to write the tar ${what} ${JSON.stringify(name.toString('latin1'))}: ${why}`);
   if (name.length === 0) throw bad('it is empty');
   if (name[0] === 0x2f) throw bad('it is absolute');
-  if (name.includes(0)) throw bad('it holds a NUL byte');
   let start = 0;
   for (let i = 0; i <= name.length; i++) {
-    if (i < name.length && name[i] !== 0x2f) continue;
+    if (i < name.length && name[i] !== 0x2f) {
+      if (name[i] === 0) throw bad('it holds a NUL byte');
+      continue;
+    }
     const len = i - start;
     if (len === 0 && i === name.length && i > 1) break; // a directory's trailing slash
     if (len === 0) throw bad('it has an empty component');
@@ -117,53 +119,68 @@ export function encodeHeaderInto(h: TarHeader, out: Buffer, at: number): number 
     }
   }
   // The ustar name and prefix: split at a `/` when the name fits that way, else its first 100 bytes.
-  const [prefixEnd, nameStart, nameEnd] =
-    cut === NO_FIT
-      ? [0, 0, Math.min(name.length, 100)]
-      : cut === NO_PREFIX
-        ? [0, 0, name.length]
-        : [cut, cut + 1, name.length];
+  let prefixEnd = 0;
+  let nameStart = 0;
+  let nameEnd = name.length;
+  if (cut === NO_FIT) nameEnd = Math.min(name.length, 100);
+  else if (cut !== NO_PREFIX) {
+    prefixEnd = cut;
+    nameStart = cut + 1;
+  }
 
   let bodyLength = 0;
-  for (const [key, value] of pax) bodyLength += paxRecordLength(key, value.length);
+  for (let r = 0; r < pax.length; r++) bodyLength += paxRecordLength(pax[r][0], pax[r][1].length);
   const total = (pax.length ? BLOCK + bodyLength + padLength(bodyLength) : 0) + BLOCK;
   if (at + total > out.length) return -1;
 
   if (pax.length) {
     // Like GNU tar and Go: a stable, descriptive name for the extended header itself.
-    out.fill(0, at, at + BLOCK);
-    PAX_NAME_PREFIX.copy(out, at);
-    name.copy(
-      out,
-      at + PAX_NAME_PREFIX.length,
-      nameStart,
-      Math.min(nameEnd, nameStart + 100 - PAX_NAME_PREFIX.length),
-    );
-    finishUstar(out, at, 0o644, 0, 0, bodyLength, 0, PAX_TYPEFLAG, EMPTY, 0, 0);
+    out.set(ZERO_BLOCK, at);
+    const paxNameEnd = Math.min(nameEnd, nameStart + 100 - PAX_NAME_PREFIX.length);
+    const nameSum =
+      put(out, at, PAX_NAME_PREFIX, 0, PAX_NAME_PREFIX.length) +
+      put(out, at + PAX_NAME_PREFIX.length, name, nameStart, paxNameEnd);
+    finishUstar(out, at, nameSum, 0o644, 0, 0, bodyLength, 0, PAX_TYPEFLAG, EMPTY, 0, 0);
     let p = at + BLOCK;
-    for (const [key, value] of pax) p = writePaxRecord(out, p, key, value);
+    for (let r = 0; r < pax.length; r++) p = writePaxRecord(out, p, pax[r][0], pax[r][1]);
     const padEnd = p + padLength(bodyLength);
     out.fill(0, p, padEnd);
     at = padEnd;
   }
-  out.fill(0, at, at + BLOCK);
-  name.copy(out, at, nameStart, nameEnd);
-  name.copy(out, at + 345, 0, prefixEnd);
+  out.set(ZERO_BLOCK, at);
+  const nameSum = put(out, at, name, nameStart, nameEnd) + put(out, at + 345, name, 0, prefixEnd);
   finishUstar(
     out,
     at,
+    nameSum,
     h.mode & 0o7777,
     h.uid,
     h.gid,
     h.type === 'file' ? h.size : 0,
     Math.min(Math.max(h.mtimeSec, 0), MAX_OCTAL_12),
     TYPEFLAG[h.type],
-    link.length > 100 ? link.subarray(0, 100) : link,
+    link,
     h.devMajor ?? 0,
     h.devMinor ?? 0,
   );
   return at + BLOCK;
 }
+
+/**
+ * Copies `src[start, end)` to `out` at `at` and returns the sum of its bytes, for the checksum: names
+ * are short, and one loop costs less than a native copy and a pass over the block to sum it.
+ */
+function put(out: Buffer, at: number, src: Buffer, start: number, end: number): number {
+  let sum = 0;
+  for (let i = start; i < end; i++) {
+    const byte = src[i];
+    out[at++] = byte;
+    sum += byte;
+  }
+  return sum;
+}
+
+const ZERO_BLOCK = new Uint8Array(BLOCK);
 
 /** Zero bytes that pad `size` bytes of data up to a whole block. */
 export function zeroPad(size: number): Buffer {
@@ -214,18 +231,24 @@ function formatPaxTime(sec: number, nsec: number): string {
   // A negative time with a fraction: -1.25 means 1.25 s before the epoch, so (sec, nsec) = (-2, 750e6).
   const negative = sec < 0;
   const whole = negative ? -(sec + 1) : sec;
-  const frac = negative ? 1e9 - nsec : nsec;
-  const digits = String(frac).padStart(9, '0').replace(/0+$/, '');
-  return `${negative ? '-' : ''}${whole}.${digits}`;
+  let frac = negative ? 1e9 - nsec : nsec;
+  let width = 9; // digits of the fraction, without its trailing zeros
+  while (frac % 10 === 0) {
+    frac /= 10;
+    width--;
+  }
+  return `${negative ? '-' : ''}${whole}.${String(frac).padStart(width, '0')}`;
 }
 
 /**
  * Fills the numeric fields, the type, the link name, the magic and the checksum of the ustar block at
- * `at`, whose bytes are zero but for the name and prefix already written there.
+ * `at`, whose bytes are zero but for the name and prefix already written there (their bytes summing
+ * to `nameSum`).
  */
 function finishUstar(
   b: Buffer,
   at: number,
+  nameSum: number,
   mode: number,
   uid: number,
   gid: number,
@@ -236,45 +259,64 @@ function finishUstar(
   devMajor: number,
   devMinor: number,
 ): void {
-  writeNumeric(b, at + 100, 8, mode);
-  writeNumeric(b, at + 108, 8, Math.min(uid, MAX_OCTAL_8));
-  writeNumeric(b, at + 116, 8, Math.min(gid, MAX_OCTAL_8));
-  writeNumeric(b, at + 124, 12, size);
-  writeNumeric(b, at + 136, 12, mtime);
-  b.fill(0x20, at + 148, at + 156); // checksum is computed with its own field as spaces
+  const sum =
+    nameSum +
+    writeNumeric(b, at + 100, 8, mode) +
+    writeNumeric(b, at + 108, 8, Math.min(uid, MAX_OCTAL_8)) +
+    writeNumeric(b, at + 116, 8, Math.min(gid, MAX_OCTAL_8)) +
+    writeNumeric(b, at + 124, 12, size) +
+    writeNumeric(b, at + 136, 12, mtime) +
+    // The checksum is computed with its own field as spaces.
+    8 * 0x20 +
+    typeflag +
+    put(b, at + 157, linkName, 0, Math.min(linkName.length, 100)) +
+    put(b, at + 257, USTAR_MAGIC, 0, USTAR_MAGIC.length) +
+    // uname/gname stay empty: numeric ids are the truth in an image, names would depend on this host.
+    writeNumeric(b, at + 329, 8, devMajor) +
+    writeNumeric(b, at + 337, 8, devMinor);
   b[at + 156] = typeflag;
-  linkName.copy(b, at + 157, 0, 100);
-  USTAR_MAGIC.copy(b, at + 257);
-  // uname/gname stay empty: numeric ids are the truth in an image, names would depend on this host.
-  writeNumeric(b, at + 329, 8, devMajor);
-  writeNumeric(b, at + 337, 8, devMinor);
-  let sum = 0;
-  for (let i = at; i < at + BLOCK; i++) sum += b[i];
-  writeOctal(b, at + 148, 7, sum);
-  b[at + 155] = 0x20; // six digits, NUL, space
+  writeOctal(b, at + 148, 7, sum); // six octal digits, a NUL
+  b[at + 155] = 0x20; // and a space
 }
 
-/** Octal, zero padded, NUL terminated; base-256 (GNU) when it does not fit, as readers expect. */
-function writeNumeric(b: Buffer, offset: number, width: number, value: number): void {
-  if (value >= 0 && value < 8 ** (width - 1)) {
-    writeOctal(b, offset, width, value);
-    return;
-  }
+/**
+ * Octal, zero padded, NUL terminated; base-256 (GNU) when it does not fit, as readers expect. Returns
+ * the sum of the bytes written.
+ */
+function writeNumeric(b: Buffer, offset: number, width: number, value: number): number {
+  if (value >= 0 && value <= (width === 8 ? MAX_OCTAL_8 : MAX_OCTAL_12))
+    return writeOctal(b, offset, width, value);
+  if (width !== 8 && width !== 12) throw new Error(`internal: a numeric field of ${width} bytes`);
   let v = BigInt(value);
+  let sum = 0x80;
   for (let i = offset + width - 1; i > offset; i--) {
     b[i] = Number(v & 0xffn);
+    sum += b[i];
     v >>= 8n;
   }
   b[offset] = 0x80;
+  return sum;
 }
 
-/** `width - 1` octal digits of a value known to fit, then a NUL. */
-function writeOctal(b: Buffer, offset: number, width: number, value: number): void {
+/** `width - 1` octal digits of a value known to fit, then a NUL; returns the sum of those bytes. */
+function writeOctal(b: Buffer, offset: number, width: number, value: number): number {
+  let sum = 0;
   b[offset + width - 1] = 0;
-  for (let i = offset + width - 2; i >= offset; i--) {
-    b[i] = 0x30 + (value % 8);
+  let i = offset + width - 2;
+  for (; value >= 0x80000000; i--) {
+    const digit = 0x30 + (value % 8);
+    b[i] = digit;
+    sum += digit;
     value = Math.floor(value / 8);
   }
+  // Below 2^31 (nearly always): integer operations.
+  for (; i >= offset; i--) {
+    const digit = 0x30 + (value & 7);
+    b[i] = digit;
+    sum += digit;
+    value >>>= 3;
+  }
+  return sum;
 }
 
 /** ustarCut: the name fits the name field alone. */

@@ -286,11 +286,13 @@ function readSmallFile(abs: Buffer, e: Entry, buf: Buffer, at: number, log: Logg
     let got = 0;
     let failure: unknown = null;
     try {
-      while (got < want) {
+      // Done at the size the walk saw: a regular file reads short only at its end, so the common
+      // case is one read, never a second one to see the end.
+      do {
         const n = readSync(fd, buf, at + got, want - got, got);
         if (n === 0) break;
         got += n;
-      }
+      } while (got < e.size);
     } catch (err) {
       failure = err;
     }
