@@ -8,11 +8,12 @@ import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { isInside, parentOf } from '../util/paths.js';
 import type { Entry, EntryTable } from '../walk/entries.js';
-import { walk, type Exclusion } from '../walk/walk.js';
+import { readXattrsOf, walk, type Exclusion } from '../walk/walk.js';
 import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
 import { UserError } from '../failure.js';
 import { onInterrupt } from '../interrupt.js';
 import type { ChangeSource } from './source.js';
+import type { Logger } from '../log.js';
 
 /**
  * The baseline: what the tree looked like when the job started, recorded by the `pre` step and
@@ -35,9 +36,23 @@ interface Record {
 }
 
 function stateOf(e: Entry): string {
+  return `${statusOf(e)} ${xattrDigest(e)}`;
+}
+
+/**
+ * A line's state but its xattr digest: what lstat tells. Any change of an xattr moves ctime (as chmod,
+ * chown and writes do), so an entry whose status is as recorded has its recorded xattrs too, and the
+ * comparison never reads them.
+ */
+function statusOf(e: Entry): string {
   const link = e.linkTarget ? e.linkTarget.toString('base64') : '-';
   const dev = e.devMajor !== undefined ? `${e.devMajor}:${e.devMinor}` : '-';
-  return `${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.ctimeSec}.${e.ctimeNsec} ${e.ino} ${link} ${dev} ${xattrDigest(e)}`;
+  return `${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeSec}.${e.mtimeNsec} ${e.ctimeSec}.${e.ctimeNsec} ${e.ino} ${link} ${dev}`;
+}
+
+/** The status part of a line's state (see statusOf). */
+function recordedStatus(state: string): string {
+  return state.slice(0, state.lastIndexOf(' '));
 }
 
 /** A baseline line holds ctime and inode: a table walked without them would differ everywhere. */
@@ -162,13 +177,14 @@ export function compareWalkOrder(a: Buffer, b: Buffer): number {
 
 /**
  * The walk of the root compared with the baseline at `file`: what differs, and whiteouts for what is
- * gone. The walk keeps ctime and inode, which the baseline's lines hold.
+ * gone. The walk keeps ctime and inode, which the baseline's lines hold, and reads no xattrs: only
+ * those of the entries captured are read, after the comparison (see statusOf).
  */
 export function baselineSource(file: string): ChangeSource {
   return {
     async read({ root, filter, log, counters }) {
-      const scan = await walk({ root, filter, log, keepIdentity: true, counters });
-      const set = await diffAgainstBaseline(file, root, scan.entries, scan.excluded, scan.sockets);
+      const scan = await walk({ root, filter, log, keepIdentity: true, deferXattrs: true, counters });
+      const set = await diffAgainstBaseline(file, root, scan.entries, scan.excluded, scan.sockets, log);
       return { ...set, scan, excluded: scan.excluded, unreadable: scan.unreadable };
     },
   };
@@ -187,6 +203,7 @@ async function diffAgainstBaseline(
   entries: EntryTable,
   excluded: Exclusion[],
   sockets: Buffer[],
+  log: Logger,
 ): Promise<ChangeSet> {
   requireIdentity(entries);
   const leftOut = new Set([
@@ -219,7 +236,7 @@ async function diffAgainstBaseline(
         if (rec.kind === 'dir') gone = rec.path;
         include[i] = 1;
         changed++;
-      } else if (stateOf(e) !== rec.state) {
+      } else if (statusOf(e) !== recordedStatus(rec.state)) {
         include[i] = 1;
         changed++;
       }
@@ -250,8 +267,11 @@ async function diffAgainstBaseline(
     if (idx !== undefined) include[idx] = include[idx] || 2;
     needParents(parent);
   }
+  const kept: number[] = [];
+  for (let idx = 0; idx < entries.length; idx++) if (include[idx]) kept.push(idx);
+  await readXattrsOf(root, entries, kept, log);
   function* selected() {
-    for (let idx = 0; idx < entries.length; idx++) if (include[idx]) yield entries.get(idx);
+    for (const idx of kept) yield entries.get(idx);
   }
   return { entries: groupWhiteouts(selected(), deletions, []), changed, deleted: deletions.length };
 }

@@ -13,7 +13,7 @@ import { pipeline } from 'node:stream/promises';
 import { show, type Logger } from '../log.js';
 import type { Entry, EntryTable } from '../walk/entries.js';
 import { compressor, LAYER_MEDIA_TYPE, type Compression } from './compress.js';
-import { encodeHeader, END_OF_ARCHIVE, zeroPad, type TarHeader } from './tar.js';
+import { BLOCK, encodeHeaderInto, END_OF_ARCHIVE, padLength, type TarHeader } from './tar.js';
 import type { Descriptor } from '../content/oci.js';
 import { UserError } from '../failure.js';
 import { HashTap, type BlobSink } from '../content/blob.js';
@@ -80,68 +80,121 @@ export class PermissionError extends UserError {
   override readonly rootMayHelp = true;
 }
 
-const SLASH = Buffer.from('/');
+/**
+ * The tar bytes being gathered for the next write: headers are encoded and small files read straight
+ * into one buffer, so a small file costs no allocation of its own. Each full batch is handed on and a
+ * new one started (what is handed on may be held downstream, so it is never reused).
+ */
+class TarBatch {
+  buf = Buffer.allocUnsafe(BATCH);
+  used = 0;
+
+  /** Room for `n` more bytes: the batch so far when there is not, to be written first, else null. */
+  reserve(n: number): Buffer | null {
+    if (this.used + n <= this.buf.length) return null;
+    const full = this.take();
+    if (n > this.buf.length) this.buf = Buffer.allocUnsafe(n);
+    return full;
+  }
+
+  /**
+   * Encodes a header at the end of the batch (room reserved), returning where it ends; `keep: false`
+   * leaves it out of the batch until the caller moves `used` past it.
+   */
+  header(h: TarHeader, keep = true): number {
+    const end = encodeHeaderInto(h, this.buf, this.used);
+    if (end < 0) throw new Error('internal: no room reserved for a tar header');
+    if (keep) this.used = end;
+    return end;
+  }
+
+  /** The bytes gathered so far; the batch starts over in a new buffer. */
+  take(): Buffer {
+    const full = this.buf.subarray(0, this.used);
+    this.buf = Buffer.allocUnsafe(BATCH);
+    this.used = 0;
+    return full;
+  }
+}
+
+/** The most a header can take: a PAX header of long paths and every xattr, then the ustar block. */
+function headerRoom(e: Entry): number {
+  let xattrBytes = 0;
+  for (const [name, value] of e.xattrs ?? []) xattrBytes += name.length + value.length + 32;
+  return 4 * BLOCK + 2 * e.path.length + (e.linkTarget?.length ?? 0) + xattrBytes;
+}
 
 /** The tar bytes of a layer, entry by entry, in the order of `indices`. */
 async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
   const { entries, indices, root, log, counters } = input;
-  const rootBuf = Buffer.from(root.replace(/\/+$/, ''));
+  const rootBuf = Buffer.from(root.replace(/\/+$/, '') + '/');
+  // Each file's absolute path is written into one buffer, after the root: no path is allocated per file.
+  let absBuf = Buffer.allocUnsafe(rootBuf.length + 4096);
+  rootBuf.copy(absBuf);
   // Paths as latin1 strings: a Buffer from the table may be a slice of a shared pool, kept whole.
   const firstOfGroup = new Map<string, string>();
-  let batch: Buffer[] = [];
-  let batched = 0;
-  const flush = () => {
-    const out = batch.length === 1 ? batch[0] : Buffer.concat(batch, batched);
-    batch = [];
-    batched = 0;
-    return out;
-  };
-  const add = (b: Buffer) => {
-    batch.push(b);
-    batched += b.length;
-  };
+  const out = new TarBatch();
 
   for (const i of indices) {
     const e = entries.get(i);
     const header = headerOf(e);
+    const small = e.kind === 'file' && e.size <= SMALL_FILE;
+    const full = out.reserve(headerRoom(e) + (small ? e.size + 1 + BLOCK : 0));
+    if (full?.length) yield full;
     if (e.kind !== 'file') {
-      add(encodeHeader({ ...header, size: 0 }));
-    } else if (e.linkGroup && !e.content && firstOfGroup.has(e.linkGroup)) {
+      out.header(header);
+      continue;
+    }
+    if (e.linkGroup && !e.content && firstOfGroup.has(e.linkGroup)) {
       const linkName = Buffer.from(firstOfGroup.get(e.linkGroup)!, 'latin1');
-      add(encodeHeader({ ...header, type: 'hardlink', size: 0, linkName }));
+      out.header({ ...header, type: 'hardlink', size: 0, linkName });
+      continue;
+    }
+    if (absBuf.length < rootBuf.length + e.path.length)
+      absBuf = Buffer.concat([rootBuf, Buffer.alloc(e.path.length)]);
+    e.path.copy(absBuf, rootBuf.length);
+    const abs = absBuf.subarray(0, rootBuf.length + e.path.length);
+    if (e.content || small) {
+      const dataAt = out.header(header, false);
+      let end: number | null;
+      if (e.content) end = dataAt + e.content.copy(out.buf, dataAt);
+      else end = readSmallFile(abs, e, out.buf, dataAt, log);
+      if (end === null) {
+        log.warn(`${show(abs)} vanished or stopped being a regular file before it was read; left out`);
+        continue; // nothing of it kept: the next entry writes over its header
+      }
+      out.buf.fill(0, end, end + padLength(e.size));
+      out.used = end + padLength(e.size);
+      if (counters) counters.read += e.size;
     } else {
-      const abs = Buffer.concat([rootBuf, SLASH, e.path]);
-      // Most files of a system are small: read whole, synchronously, as tar does. Four thread-pool
-      // round trips (open, read, stat, close) cost more than the read itself.
-      const source =
-        e.content ?? (e.size <= SMALL_FILE ? readSmallFile(abs, e, log) : await openForRead(abs));
+      // A large file: read as it streams, the batch before it written first.
+      const source = await openForRead(abs);
       if (!source) {
         log.warn(`${show(abs)} vanished or stopped being a regular file before it was read; left out`);
         continue;
       }
-      if (e.linkGroup) firstOfGroup.set(e.linkGroup, e.path.toString('latin1'));
-      add(encodeHeader(header));
-      if (Buffer.isBuffer(source)) {
-        add(source);
-        if (counters) counters.read += source.length;
-      } else {
-        try {
-          if (batched) yield flush();
-          for await (const chunk of readExactly(source, e.size, abs, log)) {
-            if (counters) counters.read += chunk.length;
-            yield chunk;
-          }
-          warnIfChanged(await source.stat({ bigint: true }), e, abs, log);
-        } finally {
-          await source.close();
+      const path = Buffer.from(abs); // absBuf is rewritten by the next file
+      out.header(header);
+      yield out.take();
+      try {
+        for await (const chunk of readExactly(source, e.size, path, log)) {
+          if (counters) counters.read += chunk.length;
+          yield chunk;
         }
+        warnIfChanged(await source.stat({ bigint: true }), e, path, log);
+      } finally {
+        await source.close();
       }
-      add(zeroPad(e.size));
+      const pad = padLength(e.size);
+      out.buf.fill(0, 0, pad);
+      out.used = pad;
     }
-    if (batched >= BATCH) yield flush();
+    if (e.linkGroup) firstOfGroup.set(e.linkGroup, e.path.toString('latin1'));
   }
-  add(END_OF_ARCHIVE);
-  yield flush();
+  const full = out.reserve(END_OF_ARCHIVE.length);
+  if (full?.length) yield full;
+  out.used += END_OF_ARCHIVE.copy(out.buf, out.used);
+  yield out.take();
 }
 
 function headerOf(e: Entry): TarHeader {
@@ -186,14 +239,14 @@ async function openForRead(abs: Buffer): Promise<fsp.FileHandle | null> {
   return null;
 }
 
-/** The synchronous twin of openForRead: a descriptor, or null. */
-function openForReadSync(abs: Buffer): number | null {
+/**
+ * The synchronous twin of openForRead, without its fstat: a descriptor, or null. The caller's read
+ * tells whether it is still the regular file the walk saw (see readSmallFile).
+ */
+function openSmallFile(abs: Buffer): number | null {
   for (const extra of [NOATIME, 0]) {
     try {
-      const fd = openSync(abs, READ_FLAGS | extra);
-      if (fstatSync(fd).isFile()) return fd;
-      closeSync(fd);
-      return null;
+      return openSync(abs, READ_FLAGS | extra);
     } catch (err) {
       if (!retryOpen(err, abs, extra)) return null;
     }
@@ -204,8 +257,8 @@ function openForReadSync(abs: Buffer): number | null {
 /** After a failed open: false when the file is gone, true to retry without O_NOATIME; else throws. */
 function retryOpen(err: unknown, abs: Buffer, extra: number): boolean {
   const code = (err as NodeJS.ErrnoException).code;
-  // Gone, replaced by a symlink, or a parent directory replaced by a file since the walk.
-  if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') return false;
+  // Gone, replaced by a symlink or a socket, or a parent directory replaced by a file since the walk.
+  if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR' || code === 'ENXIO') return false;
   if (code === 'EACCES') {
     throw new PermissionError(
       `cannot read ${show(abs)}: permission denied; capturing this tree needs root (run the step as root or with sudo)`,
@@ -219,26 +272,41 @@ function retryOpen(err: unknown, abs: Buffer, extra: number): boolean {
 const SMALL_FILE = 64 * 1024;
 
 /**
- * A small file's bytes, exactly `e.size` of them whatever the file did since the walk (see
- * readExactly), or null when it is gone.
+ * Reads a small file into `buf` at `at`: exactly `e.size` bytes whatever the file did since the walk
+ * (see readExactly), returning the offset after them; null when it is gone or no longer a regular
+ * file. `buf` has room for one byte more. The size is the walk's lstat: the read asks for one byte
+ * more, so a file that grew shows without an fstat, and only a read that does not give exactly that
+ * size costs one (a fifo or a directory put in its place reads short or fails).
  */
-function readSmallFile(abs: Buffer, e: Entry, log: Logger): Buffer | null {
-  const fd = openForReadSync(abs);
+function readSmallFile(abs: Buffer, e: Entry, buf: Buffer, at: number, log: Logger): number | null {
+  const fd = openSmallFile(abs);
   if (fd === null) return null;
   try {
-    const buf = Buffer.alloc(e.size);
-    let pos = 0;
-    while (pos < e.size) {
-      const n = readSync(fd, buf, pos, e.size - pos, pos);
-      if (n === 0) break;
-      pos += n;
+    const want = e.size + 1;
+    let got = 0;
+    let failure: unknown = null;
+    try {
+      // Done at the size the walk saw: a regular file reads short only at its end, so the common
+      // case is one read, never a second one to see the end.
+      do {
+        const n = readSync(fd, buf, at + got, want - got, got);
+        if (n === 0) break;
+        got += n;
+      } while (got < e.size);
+    } catch (err) {
+      failure = err;
     }
-    if (pos < e.size)
+    if (got === e.size && !failure) return at + e.size;
+    if (!fstatSync(fd).isFile()) return null;
+    if (failure) throw failure;
+    if (got > e.size) log.warn(`${show(abs)} grew while it was read; captured its first ${e.size} bytes`);
+    else {
       log.warn(
-        `${show(abs)} shrank while it was read (${pos} of ${e.size} bytes); the rest is written as zeros`,
+        `${show(abs)} shrank while it was read (${got} of ${e.size} bytes); the rest is written as zeros`,
       );
-    else warnIfChanged(fstatSync(fd, { bigint: true }), e, abs, log);
-    return buf;
+      buf.fill(0, at + got, at + e.size);
+    }
+    return at + e.size;
   } finally {
     closeSync(fd);
   }

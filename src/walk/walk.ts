@@ -32,6 +32,11 @@ export interface WalkOptions {
   log: Logger;
   /** Keep ctime and inode, which only a baseline compares (20 bytes an entry). */
   keepIdentity: boolean;
+  /**
+   * Leave every entry's xattrs unread: the caller reads those of the entries it keeps, with
+   * `readXattrsOf` (a baseline comparison, where an entry as recorded needs none).
+   */
+  deferXattrs?: boolean;
   /** Bumped once per entry looked at, for progress lines. */
   counters?: { entries: number };
 }
@@ -177,7 +182,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     if (entry.kind === 'file' && !mayRead(entry)) unreadable.push(rel);
     entries.push(entry, parent);
     const index = entries.length - 1;
-    xattrs.add(index, abs);
+    if (!opts.deferXattrs) xattrs.add(index, abs);
     if (isDir && childMode) await visitDir(abs, key, childMode, index);
   }
 
@@ -221,6 +226,22 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   for (const [i, found] of await xattrs.finish()) entries.setXattrs(i, found);
   const kept = credentials.size ? withoutCredentialLinks(entries, credentials, excluded, log) : entries;
   return { entries: kept, excluded, sockets, unreadable };
+}
+
+/**
+ * Reads the xattrs of the entries at `indices` (a walk made with `deferXattrs`) into the table: on the
+ * xattr worker, as the walk would have.
+ */
+export async function readXattrsOf(
+  root: string,
+  entries: EntryTable,
+  indices: Iterable<number>,
+  log: Logger,
+): Promise<void> {
+  const rootBuf = Buffer.from(root.replace(/\/+$/, '') || '/');
+  const reader = new XattrReader(log);
+  for (const i of indices) reader.add(i, joinPath(rootBuf, entries.path(i)));
+  for (const [i, found] of await reader.finish()) entries.setXattrs(i, found);
 }
 
 /**

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { appendFile, mkdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import zlib from 'node:zlib';
@@ -92,10 +93,13 @@ describe('a change between the walk and the read', () => {
       shrinks: letters(300 * 1024),
       grows: letters(200 * 1024),
       'small-shrinks': letters(1000),
+      'small-grows': letters(1000),
+      'small-empty-grows': letters(0),
       vanishes: letters(5000),
       'becomes-dir': letters(100),
       'becomes-link': letters(100),
       'becomes-fifo': letters(100),
+      'becomes-socket': letters(100),
       'dir/becomes-file/child': letters(100),
       stable: letters(4096, 's'),
     };
@@ -111,6 +115,8 @@ describe('a change between the walk and the read', () => {
     await truncate(p('shrinks'), 100 * 1024);
     await truncate(p('small-shrinks'), 10);
     await appendFile(p('grows'), letters(50 * 1024, 'g'));
+    await appendFile(p('small-grows'), letters(10, 'g'));
+    await appendFile(p('small-empty-grows'), letters(1, 'g'));
     await rm(p('vanishes'));
     await rm(p('becomes-dir'));
     await mkdir(p('becomes-dir'));
@@ -118,6 +124,10 @@ describe('a change between the walk and the read', () => {
     await symlink('stable', p('becomes-link'));
     await rm(p('becomes-fifo'));
     await check('mkfifo', [p('becomes-fifo')]);
+    await rm(p('becomes-socket'));
+    const server = createServer().listen(p('becomes-socket'));
+    await new Promise((resolve) => server.once('listening', resolve));
+    onCleanup(() => new Promise<void>((resolve) => server.close(() => resolve())));
     await rm(p('dir/becomes-file'), { recursive: true });
     await writeFile(p('dir/becomes-file'), 'now a file');
 
@@ -139,9 +149,11 @@ describe('a change between the walk and the read', () => {
     expect(entries.get('small-shrinks')!.data).toEqual(Buffer.concat([letters(10), Buffer.alloc(990)]));
     // Grown: cut at the size the header promised.
     expect(entries.get('grows')!.data).toEqual(letters(200 * 1024));
+    expect(entries.get('small-grows')!.data).toEqual(letters(1000));
+    expect(entries.get('small-empty-grows')!.data).toEqual(letters(0));
     // Gone, or no longer a regular file (a directory, a symlink, a fifo, below a file): left out.
-    for (const gone of ['vanishes', 'becomes-dir', 'becomes-link', 'becomes-fifo', 'dir/becomes-file/child'])
-      expect(entries.has(gone), gone).toBe(false);
+    const gones = ['vanishes', 'becomes-dir', 'becomes-link', 'becomes-fifo', 'becomes-socket'];
+    for (const gone of [...gones, 'dir/becomes-file/child']) expect(entries.has(gone), gone).toBe(false);
     expect(entries.get('stable')!.data).toEqual(letters(4096, 's'));
 
     const warned = (rel: string, what: RegExp) =>
@@ -152,9 +164,11 @@ describe('a change between the walk and the read', () => {
     warned('shrinks', /shrank while it was read/);
     warned('small-shrinks', /shrank while it was read/);
     warned('grows', /grew while it was read/);
-    for (const gone of ['vanishes', 'becomes-dir', 'becomes-link', 'becomes-fifo', 'dir/becomes-file/child'])
+    warned('small-grows', /grew while it was read/);
+    warned('small-empty-grows', /grew while it was read/);
+    for (const gone of [...gones, 'dir/becomes-file/child'])
       warned(gone, /vanished or stopped being a regular file before it was read; left out/);
-    expect(log.warnings).toHaveLength(8);
+    expect(log.warnings).toHaveLength(11);
   });
 });
 

@@ -3,12 +3,13 @@
 // same tree, directly from the layout and after a round trip through a real registry.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { runAction } from '../helpers/action.js';
 import { makeFixtureTree, type FixtureInfo } from '../helpers/fixture.js';
 import { debianRootfs, pull, pushLayout, unpack } from '../helpers/image.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
-import { cleanupAll, tmpDir } from '../helpers/tools.js';
+import { check, cleanupAll, tmpDir } from '../helpers/tools.js';
 import { diffTrees, pathKey, snapshotTree } from '../helpers/tree.js';
 
 let registry: Registry;
@@ -86,6 +87,44 @@ describe('Debian rootfs', () => {
     expect(unpacked.get('etc/depot-snapshot.json')?.type).toBe('file');
     unpacked.delete('etc/depot-snapshot.json');
     expect(source.size).toBeGreaterThan(3000);
+    expect(diffTrees(source, unpacked)).toEqual([]);
+  });
+});
+
+describe('a tree of already-compressed files and text', () => {
+  it('gives the same digest twice, layers gzip reads, and unpacks to the same tree', async () => {
+    const root = path.join(await tmpDir('incompressible'), 'root');
+    await mkdir(path.join(root, 'wheels'), { recursive: true });
+    await mkdir(path.join(root, 'doc'), { recursive: true });
+    // Random bytes stand for packages and wheels: blocks of them are stored, the text deflated.
+    for (const [name, size] of [
+      ['a.whl', 5 * 1024 * 1024 + 12345],
+      ['b.deb', 3 * 1024 * 1024],
+      ['c.zip', 70 * 1024],
+    ] as const)
+      await writeFile(path.join(root, 'wheels', name), randomBytes(size));
+    for (let i = 0; i < 300; i++)
+      await writeFile(path.join(root, 'doc', `f${i}.txt`), `line ${i} of a readme\n`.repeat(i * 7));
+    await check('setfattr', ['-n', 'user.origin', '-v', 'pypi', path.join(root, 'wheels', 'a.whl')]);
+
+    const first = await capture(root);
+    const second = await capture(root);
+    expect(second.result.outputs.digest).toBe(first.result.outputs.digest);
+    // Each layer blob is one gzip stream that the gzip command checks (CRC and length).
+    const blobs = path.join(first.output, 'blobs', 'sha256');
+    for (const blob of await readdir(blobs)) {
+      const head = (await readFile(path.join(blobs, blob))).subarray(0, 2);
+      if (head[0] === 0x1f && head[1] === 0x8b) await check('gzip', ['-t', path.join(blobs, blob)]);
+    }
+    // Not larger than the random bytes plus a little: they were not expanded.
+    expect(Number(first.result.outputs.size)).toBeLessThan(
+      (8 * 1024 * 1024 + 12345 + 70 * 1024) * 1.002 + 64 * 1024,
+    );
+
+    const source = await snapshotTree(root);
+    const unpacked = await snapshotTree(await unpack(first.output));
+    source.delete('.');
+    unpacked.delete('.');
     expect(diffTrees(source, unpacked)).toEqual([]);
   });
 });

@@ -1,5 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { baselineSource, writeBaseline } from '../../src/diff/baseline.js';
 import { chooseMethod } from '../../src/diff/changes.js';
+import { buildFilter } from '../../src/walk/scan.js';
+import { walk } from '../../src/walk/walk.js';
 import type { Overlay } from '../../src/diff/overlay.js';
 import { silentLogger } from '../../src/log.js';
 
@@ -49,5 +56,54 @@ describe('chooseMethod', () => {
   it('says where an overlay given as upper comes from', () => {
     const given = { ...overlay, given: true, mounted: false };
     expect(choose('auto', true, given).reason).toMatch(/given as upper \(\/rw\/upper\)/);
+  });
+});
+
+describe('baseline comparison', () => {
+  let root: string;
+  afterAll(() => rm(root, { recursive: true, force: true }));
+
+  /** The entries a baseline comparison captures, by path, with their xattr names and values. */
+  async function captured(baseline: string): Promise<Map<string, Record<string, string>>> {
+    const { filter } = await buildFilter({ ...scan, root });
+    const found = await baselineSource(baseline).read({ root, filter, log: silentLogger });
+    return new Map(
+      [...found.entries].map((e) => [
+        e.path.toString(),
+        Object.fromEntries((e.xattrs ?? []).map(([n, v]) => [n, v.toString()])),
+      ]),
+    );
+  }
+
+  it('reads no xattrs of an entry as recorded, and sees a changed xattr by its ctime', async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'baseline-xattrs-'));
+    for (const d of ['kept', 'parent']) await mkdir(path.join(root, d));
+    for (const f of ['kept/f', 'parent/child', 'relabelled', 'untouched'])
+      await writeFile(path.join(root, f), f);
+    const setfattr = (name: string, value: string, file: string) =>
+      execFileSync('setfattr', ['-n', name, '-v', value, path.join(root, file)]);
+    setfattr('user.dir', 'parent-label', 'parent');
+    setfattr('user.label', 'before', 'relabelled');
+    setfattr('user.label', 'same', 'untouched');
+    const baseline = path.join(root, '..', `${path.basename(root)}.baseline.gz`);
+    const { filter } = await buildFilter({ ...scan, root });
+    const walked = await walk({ root, filter, log: silentLogger, keepIdentity: true });
+    await writeBaseline(baseline, root, walked.entries);
+    // ctime has a clock tick's resolution: a change in the same tick as the baseline would not show.
+    await new Promise((r) => setTimeout(r, 20));
+
+    expect(await captured(baseline)).toEqual(new Map());
+
+    // Only an xattr changes: its ctime moves, so the file is captured, with the new value.
+    setfattr('user.label', 'after', 'relabelled');
+    // A child changes: its parent comes along, with the xattrs it had all along.
+    await appendFile(path.join(root, 'parent/child'), '!');
+    expect(await captured(baseline)).toEqual(
+      new Map([
+        ['parent', { 'user.dir': 'parent-label' }],
+        ['parent/child', {}],
+        ['relabelled', { 'user.label': 'after' }],
+      ]),
+    );
   });
 });

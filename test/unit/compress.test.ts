@@ -55,3 +55,54 @@ describe('gzip in parallel blocks', () => {
     expect((await gzip(data, MiB, 9)).length).toBeLessThan(ours.length);
   });
 });
+
+describe('gzip of incompressible blocks', () => {
+  /** Random 2 MiB blocks between text ones: `pattern` says which is which, `r` or `t`, block by block. */
+  function mixed(pattern: string, tail = 0): Buffer {
+    const parts = [...pattern].map((kind) =>
+      kind === 'r' ? randomBytes(2 * MiB) : Buffer.alloc(2 * MiB, 'usr/share/doc/copyright\n'),
+    );
+    return Buffer.concat([...parts, randomBytes(tail)]);
+  }
+
+  /** The gzip size of `n` bytes written as stored blocks of at most 65535 bytes each, in 2 MiB blocks. */
+  function storedSize(n: number): number {
+    // Header and trailer; a stream of whole blocks ends with an empty last one, deflated: 2 bytes.
+    let size = 10 + 8 + (n % (2 * MiB) === 0 ? 2 : 0);
+    for (let at = 0; at < n; at += 2 * MiB)
+      size += Math.min(2 * MiB, n - at) + 5 * Math.ceil(Math.min(2 * MiB, n - at) / 0xffff);
+    return size;
+  }
+
+  it('stores random blocks as they are: their size is their bytes plus 5 per 64 KiB', async () => {
+    for (const n of [4 * MiB, 4 * MiB + 100_000]) {
+      const data = randomBytes(n);
+      const out = await gzip(data, 1000_003);
+      expect(out.length).toBe(storedSize(n));
+      expect(sha(zlib.gunzipSync(out))).toBe(sha(data));
+    }
+  });
+
+  it('mixes stored and deflated blocks into one stream that zlib and the gzip command read back', async () => {
+    for (const [pattern, tail] of [
+      ['trtr', 0],
+      ['rtrrt', 12345],
+      ['ttrr', 0], // whole blocks: an empty last block ends the stream
+      ['tr', MiB], // a random last block, stored: it carries the final bit
+      ['rr', 1], // a last block too short to judge, deflated after stored ones
+    ] as const) {
+      const data = mixed(pattern, tail);
+      const out = await gzip(data, 777_777);
+      expect(sha(await gzip(data, data.length)), pattern).toBe(sha(out)); // same bytes however written
+      expect(sha(zlib.gunzipSync(out)), pattern).toBe(sha(data));
+      const viaCommand = execFileSync('gzip', ['-dc'], { input: out, maxBuffer: 64 * MiB });
+      expect(sha(viaCommand), pattern).toBe(sha(data));
+      execFileSync('gzip', ['-t'], { input: out });
+      // The random blocks cost their size and no more; the text ones still compress.
+      const randomBytesIn = [...pattern].filter((k) => k === 'r').length * 2 * MiB + tail;
+      expect(out.length, pattern).toBeLessThan(
+        randomBytesIn * 1.001 + 0.01 * (data.length - randomBytesIn) + 1024,
+      );
+    }
+  });
+});

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   BLOCK,
   encodeHeader,
+  encodeHeaderInto,
   encodePaxRecords,
   END_OF_ARCHIVE,
   zeroPad,
@@ -349,6 +350,23 @@ describe('encodeHeader read back by tar-stream', () => {
         xattrs: [['user.a', Buffer.from([1, 2, 3])]],
       });
     expect(encodeHeader(make()).equals(encodeHeader(make()))).toBe(true);
+  });
+
+  it('encodeHeaderInto writes the same bytes into a used buffer, or says it does not fit', () => {
+    const cases = [
+      hdr({ name: 'f', size: 3 }),
+      hdr({ name: 'a/'.repeat(150) + 'z', mtimeNsec: 42, uid: 5_000_000, linkName: Buffer.alloc(150, 0x6c) }),
+      hdr({ name: 'd', type: 'dir', xattrs: [['user.k', Buffer.from([0xff, 0])]] }),
+    ];
+    for (const h of cases) {
+      const want = encodeHeader(h);
+      // Garbage before, in and after: every byte of the header is written, none past it.
+      const out = Buffer.alloc(want.length + 20, 0xee);
+      expect(encodeHeaderInto(h, out, 7)).toBe(7 + want.length);
+      expect(out.subarray(7, 7 + want.length).equals(want)).toBe(true);
+      expect(out.subarray(7 + want.length).equals(Buffer.alloc(13, 0xee))).toBe(true);
+      expect(encodeHeaderInto(h, Buffer.alloc(want.length + 6), 7)).toBe(-1);
+    }
   });
 });
 
