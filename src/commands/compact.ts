@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { Changes } from '../diff/changes.js';
 import { recapture, TouchedPaths } from '../diff/recapture.js';
 import { listLayer } from '../layer/listing.js';
+import { readXattrsOf } from '../walk/walk.js';
 import { historyOfFirstLayers } from '../image/budget.js';
 import type { BaseImage } from '../registry/base.js';
 import type { Compaction } from '../summary.js';
@@ -16,13 +17,16 @@ import { describeCompaction } from '../summary.js';
  * deleted; an opaque directory is captured whole. What the tree holds now is what those layers and
  * the changes amount to, so the image unpacks to the same tree with fewer layers.
  */
-export async function compact(
-  base: BaseImage,
-  merge: number,
-  changes: Changes,
-  maxLayers: number,
-  log: Logger,
-): Promise<{ base: BaseImage; changes: Changes; compaction: Compaction }> {
+export async function compact(opts: {
+  base: BaseImage;
+  /** How many of the base's top layers to merge. */
+  merge: number;
+  changes: Changes;
+  root: string;
+  maxLayers: number;
+  log: Logger;
+}): Promise<{ base: BaseImage; changes: Changes; compaction: Compaction }> {
+  const { base, merge, changes, root, maxLayers, log } = opts;
   const scan = changes.scan;
   if (!scan) throw new Error('compaction needs a walk of the whole tree');
   const keep = base.layers.length - merge;
@@ -43,7 +47,10 @@ export async function compact(
       throw new Error(`layer ${layer.digest} of ${base.name} read as ${digest}: not merged`);
   }
   touched.addEntries(changes.entries);
-  const set = recapture(scan.entries, touched, { excluded: scan.excluded, sockets: scan.sockets });
+  // A baseline walk left the xattrs of unchanged entries unread: those taken again need theirs.
+  const set = await recapture(scan.entries, touched, scan, (taken) =>
+    scan.xattrsRead ? Promise.resolve() : readXattrsOf(root, scan.entries, taken, log),
+  );
   const compaction: Compaction = {
     merged: merge,
     bytes: merged.reduce((n, l) => n + l.size, 0),

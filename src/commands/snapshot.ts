@@ -226,7 +226,18 @@ async function changesOf(
   if (found.method !== 'full') log.info(`${found.changed} entries new or changed, ${found.deleted} deleted`);
   let compaction: Compaction | undefined;
   if (base && merge > 0) {
-    ({ base, changes: found, compaction } = await compact(base, merge, found, inputs.maxLayers, log));
+    ({
+      base,
+      changes: found,
+      compaction,
+    } = await compact({
+      base,
+      merge,
+      changes: found,
+      root: inputs.root,
+      maxLayers: inputs.maxLayers,
+      log,
+    }));
   }
   await scrubGitConfigs(found.entries, inputs.root, log, maskSecret);
   return { base, changes: found, compaction };

@@ -43,13 +43,15 @@ export class TouchedPaths {
  * directory with everything below it), their parent directories, and a whiteout for each touched
  * path that is gone. Placed on the layers below the ones that touched these paths, it gives the tree
  * as it is now. Paths the walk left out (excluded, sockets) get no whiteout: they are not captured,
- * not deleted.
+ * not deleted. `complete` is given the indices of the entries taken before they are read (a walk
+ * that left xattrs unread reads theirs there).
  */
-export function recapture(
+export async function recapture(
   tree: EntryTable,
   touched: TouchedPaths,
   leftOut: { excluded: Exclusion[]; sockets: Buffer[] },
-): ChangeSet {
+  complete: (indices: number[]) => Promise<void> = async () => {},
+): Promise<ChangeSet> {
   const skipped = new Set([
     ...leftOut.excluded.map((e) => e.path.toString('latin1')),
     ...leftOut.sockets.map((s) => s.toString('latin1')),
@@ -104,8 +106,11 @@ export function recapture(
     }
   }
   const unique = [...new Map(deletions.map((d) => [d.toString('latin1'), d])).values()];
+  const taken: number[] = [];
+  for (let i = 0; i < tree.length; i++) if (include[i]) taken.push(i);
+  await complete(taken);
   function* selected() {
-    for (let i = 0; i < tree.length; i++) if (include[i]) yield tree.get(i);
+    for (const i of taken) yield tree.get(i);
   }
   return { entries: groupWhiteouts(selected(), unique, opaque), changed, deleted: unique.length };
 }

@@ -24,6 +24,8 @@ export interface WalkResult {
    * mode denies it. Such a capture cannot be faithful; run as root.
    */
   unreadable: Buffer[];
+  /** False when the walk left xattrs unread (`deferXattrs`): see readXattrsOf. */
+  xattrsRead: boolean;
 }
 
 export interface WalkOptions {
@@ -225,7 +227,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   await visitDir(rootBuf, '/', 'normal', NO_PARENT);
   for (const [i, found] of await xattrs.finish()) entries.setXattrs(i, found);
   const kept = credentials.size ? withoutCredentialLinks(entries, credentials, excluded, log) : entries;
-  return { entries: kept, excluded, sockets, unreadable };
+  return { entries: kept, excluded, sockets, unreadable, xattrsRead: !opts.deferXattrs };
 }
 
 /**

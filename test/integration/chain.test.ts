@@ -108,6 +108,10 @@ describe('snapshots of snapshots, 150 generations', () => {
         await writeFile(path.join(sandbox, 'opt', `gen${g}`, 'data'), Buffer.alloc(20_000, g % 251));
         await writeFile(path.join(sandbox, 'usr', 'local', 'lib', `libgen${g}.so`), `generation ${g}\n`);
         await appendFile(path.join(sandbox, 'etc', 'environment'), `GEN${g}=${g}\n`);
+        // Extended attributes of a file no later generation touches: a merged layer keeps them.
+        const lib = path.join(sandbox, 'usr', 'local', 'lib', `libgen${g}.so`);
+        await check('setcap', ['cap_net_raw+ep', lib]);
+        await check('setfattr', ['-n', 'user.origin', '-v', `generation ${g}`, lib]);
         if (g > 5) await rm(path.join(sandbox, 'opt', `gen${g - 5}`), { recursive: true });
 
         const r = await runAction(inputs, { state: pre.state });

@@ -97,11 +97,11 @@ describe('recapture', () => {
     'usr/bin/tool',
   );
 
-  it('takes the touched paths as they are now, their parents, and whiteouts for those that are gone', () => {
+  it('takes the touched paths as they are now, their parents, and whiteouts for those that are gone', async () => {
     const touched = new TouchedPaths();
     for (const n of ['etc', 'etc/environment', 'usr', 'usr/bin', 'usr/bin/.wh.old', 'gen7', 'gen7/data'])
       touched.addName(Buffer.from(n));
-    const set = recapture(live, touched, { excluded: [], sockets: [] });
+    const set = await recapture(live, touched, { excluded: [], sockets: [] });
     expect(names(set.entries)).toEqual([
       '.wh.gen7',
       'etc',
@@ -113,28 +113,28 @@ describe('recapture', () => {
     expect(set.deleted).toBe(2);
   });
 
-  it('captures an opaque directory whole, marker first', () => {
+  it('captures an opaque directory whole, marker first', async () => {
     const touched = new TouchedPaths();
     touched.addName(Buffer.from('opt/a/.wh..wh..opq'));
-    const set = recapture(live, touched, { excluded: [], sockets: [] });
+    const set = await recapture(live, touched, { excluded: [], sockets: [] });
     expect(names(set.entries)).toEqual(['opt', 'opt/a', 'opt/a/.wh..wh..opq', 'opt/a/x', 'opt/a/y']);
   });
 
-  it('gives no whiteout to a path the walk left out, or below a gone parent', () => {
+  it('gives no whiteout to a path the walk left out, or below a gone parent', async () => {
     const touched = new TouchedPaths();
     for (const n of ['tmp/cache', 'gone', 'gone/deeper/file']) touched.addName(Buffer.from(n));
-    const set = recapture(live, touched, {
+    const set = await recapture(live, touched, {
       excluded: [{ path: Buffer.from('tmp'), reason: 'volatile directory' }],
       sockets: [],
     });
     expect(names(set.entries)).toEqual(['.wh.gone']);
   });
 
-  it('keeps names that are not UTF-8', () => {
+  it('keeps names that are not UTF-8', async () => {
     const odd = Buffer.from([0x66, 0xff, 0x6f]).toString('latin1');
     const touched = new TouchedPaths();
     touched.addName(Buffer.from(`etc/${odd}`, 'latin1'));
-    const set = recapture(tree('etc/', `etc/${odd}`), touched, { excluded: [], sockets: [] });
+    const set = await recapture(tree('etc/', `etc/${odd}`), touched, { excluded: [], sockets: [] });
     expect(set.entries.path(1)).toEqual(Buffer.from([0x65, 0x74, 0x63, 0x2f, 0x66, 0xff, 0x6f]));
   });
 });
