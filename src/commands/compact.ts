@@ -3,7 +3,7 @@ import { Transform } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { Changes } from '../diff/changes.js';
 import { recapture, TouchedPaths } from '../diff/recapture.js';
-import { listLayer } from '../layer/listing.js';
+import { listLayer, piped } from '../layer/listing.js';
 import { readXattrsOf } from '../walk/walk.js';
 import { historyOfFirstLayers } from '../image/budget.js';
 import type { BaseImage } from '../registry/base.js';
@@ -41,7 +41,7 @@ export async function compact(opts: {
         done(null, chunk);
       },
     });
-    await listLayer(blob.pipe(hashing), layer.mediaType, (name) => touched.addName(name));
+    await listLayer(piped(blob, hashing), layer.mediaType, (name) => touched.addName(name));
     const digest = `sha256:${hash.digest('hex')}`;
     if (digest !== layer.digest)
       throw new Error(`layer ${layer.digest} of ${base.name} read as ${digest}: not merged`);

@@ -18,7 +18,7 @@ import { writeMarkerLayer } from '../image/marker-layer.js';
 import { buildImage, type BuiltImage, type NewLayer } from '../image/build.js';
 import type { Manifest } from '../content/oci.js';
 import { createdTime } from '../image/created.js';
-import { LAYER_LIMIT, layersMadeBySnapshots, planBudget, type BudgetPlan } from '../image/budget.js';
+import { DOCKER_LAYERS, layersMadeBySnapshots, planBudget, type BudgetPlan } from '../image/budget.js';
 import { persistedEnv, type PersistedEnv } from '../image/env.js';
 import { MARKER_PATH, MARKER_REWRITTEN, markerFor, parseMarker } from '../image/marker.js';
 import { baseFromMarker, resolveBase, type BaseImage } from '../registry/base.js';
@@ -181,10 +181,14 @@ function layerBudget(base: BaseImage | undefined, maxLayers: number, log: Logger
   const baseLayers = base?.layers.length ?? 0;
   const made = base ? layersMadeBySnapshots(baseLayers, base.config.history ?? []) : 0;
   const plan = planBudget({ baseLayers, madeBySnapshots: made, maxLayers });
+  if (maxLayers > DOCKER_LAYERS)
+    log.warn(
+      `max-layers ${maxLayers}: Docker and podman refuse to run images of more than about ${DOCKER_LAYERS} layers; images this large may not start there`,
+    );
   const total = baseLayers - plan.merge + 2;
   if (total > maxLayers)
     log.warn(
-      `base image ${base!.name} has ${baseLayers - made} layers of its own: with a new layer and the marker the image has ${total}, over max-layers ${maxLayers}${total > LAYER_LIMIT - 2 ? ', and Docker and podman refuse to run images of more than about 125 layers' : ''}; use a base image with fewer layers`,
+      `base image ${base!.name} has ${baseLayers - made} layers of its own: with a new layer and the marker the image has ${total}, over max-layers ${maxLayers}${total > DOCKER_LAYERS ? `, and Docker and podman refuse to run images of more than about ${DOCKER_LAYERS} layers` : ''}; use a base image with fewer layers`,
     );
   return plan;
 }

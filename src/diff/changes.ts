@@ -57,7 +57,14 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
   const choice = chooseMethod(opts, overlay, existsSync);
   const ctx = { root, filter, log: opts.log, counters: opts.scan.counters };
   const found = await sourceOf(choice).read(ctx);
-  if (opts.wholeWalk && !found.scan) found.scan = (await wholeTree.read(ctx)).scan;
+  if (opts.wholeWalk && !found.scan) {
+    const whole = await wholeTree.read(ctx);
+    found.scan = whole.scan;
+    // What the whole walk could not read may be taken again (a recapture): it needs root too.
+    found.unreadable = [
+      ...new Map([...found.unreadable, ...whole.unreadable].map((p) => [p.toString('latin1'), p])).values(),
+    ];
+  }
   return { ...found, method: choice.method, reason: choice.reason };
 }
 

@@ -13,19 +13,27 @@ const OPAQUE = '.wh..wh..opq';
 export class TouchedPaths {
   /** latin1 keys of paths written or deleted. */
   readonly paths = new Set<string>();
-  /** latin1 keys of directories whose lower content was hidden. */
-  readonly opaque = new Set<string>();
+  /**
+   * latin1 keys of directories whose lower content must stay hidden: made opaque, or deleted (a
+   * directory deleted and made again holds only what it holds now, not what the layers below had).
+   */
+  readonly hidden = new Set<string>();
 
   /** One entry name of a layer: a whiteout names the path it deletes, or its opaque directory. */
   addName(name: Buffer): void {
-    if (!name.length) return; // the root
     const slash = name.lastIndexOf(0x2f);
     const base = name.subarray(slash + 1).toString('latin1');
-    const dir = slash < 0 ? Buffer.alloc(0) : name.subarray(0, slash);
-    if (base === OPAQUE) this.opaque.add(dir.toString('latin1'));
-    else if (base.startsWith(WH))
-      this.paths.add((dir.length ? dir.toString('latin1') + '/' : '') + base.slice(WH.length));
-    else this.paths.add(name.toString('latin1'));
+    const dir = slash < 0 ? '' : name.subarray(0, slash).toString('latin1');
+    // Names no layer of ours holds (the root, `.` or `..`, an opaque root): never a whiteout of `/`.
+    const parts = name.toString('latin1').split('/');
+    if (!name.length || parts.some((p) => p === '' || p === '.' || p === '..')) return;
+    if (base === OPAQUE) {
+      if (dir) this.hidden.add(dir);
+    } else if (base.startsWith(WH)) {
+      const gone = (dir ? dir + '/' : '') + base.slice(WH.length);
+      this.paths.add(gone);
+      this.hidden.add(gone);
+    } else this.paths.add(name.toString('latin1'));
   }
 
   /** Every entry of a change set (whiteouts included). */
@@ -34,7 +42,7 @@ export class TouchedPaths {
   }
 
   get size(): number {
-    return this.paths.size + this.opaque.size;
+    return new Set([...this.paths, ...this.hidden]).size;
   }
 }
 
@@ -72,7 +80,7 @@ export async function recapture(
     const key = p.toString('latin1');
     present.set(key, i);
     if (opaqueDir && !isInside(p, opaqueDir)) opaqueDir = null;
-    if (!opaqueDir && touched.opaque.has(key) && tree.kind(i) === 'dir') {
+    if (!opaqueDir && touched.hidden.has(key) && tree.kind(i) === 'dir') {
       opaqueDir = p;
       opaque.push(p);
     }
@@ -93,7 +101,7 @@ export async function recapture(
   // A gone path gets a whiteout where its parent still stands; below a gone parent, that parent's
   // own whiteout (it was touched too) hides everything.
   const deletions: Buffer[] = [];
-  for (const key of [...touched.paths, ...touched.opaque]) {
+  for (const key of [...touched.paths, ...touched.hidden]) {
     if (present.has(key) || isLeftOut(key)) continue;
     const p = Buffer.from(key, 'latin1');
     const parent = parentOf(p);

@@ -6,6 +6,8 @@ import type { HistoryEntry } from '../content/oci.js';
  * layer.
  */
 export const LAYER_LIMIT = 127;
+/** Past about this many layers Docker 20.10 (overlay2) failed to run an image, podman too. */
+export const DOCKER_LAYERS = 125;
 
 /**
  * Who made a layer, in its history entry. A capture of the whole tree is where a chain starts: its
@@ -65,5 +67,8 @@ export function planBudget(opts: {
   // After merging, the merged layers and this generation's changes are one set of new layers.
   const merge = Math.min(madeBySnapshots, baseLayers - (maxLayers - free - marker - 1));
   const left = baseLayers - merge;
-  return { merge: Math.max(0, merge), newLayers: Math.max(1, maxLayers - left - marker) };
+  // The merged paths and the changes take at most half the room freed, so the next generations have
+  // the rest, and compaction does not come again at once.
+  const room = Math.min(maxLayers - left - marker, Math.floor(free / 2));
+  return { merge: Math.max(0, merge), newLayers: Math.max(1, room) };
 }

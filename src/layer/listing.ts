@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import { MediaType } from '../content/oci.js';
 
@@ -81,15 +81,21 @@ function decompressed(blob: Readable, mediaType: string): Readable {
     case MediaType.layerTar:
       return blob;
     case MediaType.layerGzip:
-      return blob.pipe(zlib.createGunzip());
+      return piped(blob, zlib.createGunzip());
     case MediaType.layerZstd: {
-      const create = (zlib as { createZstdDecompress?: () => NodeJS.ReadWriteStream }).createZstdDecompress;
+      const create = (zlib as { createZstdDecompress?: () => Duplex }).createZstdDecompress;
       if (!create) throw new Error('reading a zstd layer needs Node.js 22.15 or newer');
-      return blob.pipe(create()) as unknown as Readable;
+      return piped(blob, create());
     }
     default:
       throw new Error(`cannot read a layer of media type ${mediaType}`);
   }
+}
+
+/** `from.pipe(to)`, with an error of `from` (a dropped connection) ending `to` too, not lost. */
+export function piped<T extends Duplex>(from: Readable, to: T): T {
+  from.once('error', (err) => to.destroy(err));
+  return from.pipe(to);
 }
 
 function padding(size: number): number {

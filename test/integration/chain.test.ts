@@ -113,6 +113,12 @@ describe('snapshots of snapshots, 150 generations', () => {
         await check('setcap', ['cap_net_raw+ep', lib]);
         await check('setfattr', ['-n', 'user.origin', '-v', `generation ${g}`, lib]);
         if (g > 5) await rm(path.join(sandbox, 'opt', `gen${g - 5}`), { recursive: true });
+        // A directory made early (in layers that stay), then, once compaction has begun, removed and
+        // made again with other contents: a merge must not let the early contents show through.
+        const toggle = path.join(sandbox, 'opt', 'toggle');
+        if (g === 1 || (g > MAX_LAYERS && g % 3 === 1))
+          await mkdir(toggle).then(() => writeFile(path.join(toggle, `made-in-${g}`), `${g}\n`));
+        if (g > MAX_LAYERS && g % 3 === 0) await rm(toggle, { recursive: true });
 
         const r = await runAction(inputs, { state: pre.state });
         expectOk(r);
@@ -135,6 +141,13 @@ describe('snapshots of snapshots, 150 generations', () => {
         }
         parent = below;
         await applyMarkerLayer(sandbox, repository, layers.at(-1)!);
+        if (compactions.at(-1)?.generation === g) {
+          // A compacted image is the sandbox as it is now, like any other.
+          const unpacked = await unpack(await pull(ref));
+          expect(diffTrees(await comparable(sandbox), await comparable(unpacked)), `generation ${g}`).toEqual(
+            [],
+          );
+        }
       }
 
       // Compaction happened, more than once, and each time sent no more than the layers it replaced

@@ -49,7 +49,7 @@ describe('the layer budget', () => {
     const plan = planBudget({ baseLayers: 63, madeBySnapshots: 60, maxLayers: 64 });
     expect(plan.merge).toBe(17);
     expect(63 - plan.merge + 1 + 1).toBeLessThanOrEqual(64 - 16);
-    expect(plan.newLayers).toBe(64 - (63 - plan.merge) - 1);
+    expect(plan.newLayers).toBe(8); // half the quarter freed: the next generations get the rest
   });
 
   it("never merges the base's own layers: only what snapshots made", () => {
@@ -118,6 +118,20 @@ describe('recapture', () => {
     touched.addName(Buffer.from('opt/a/.wh..wh..opq'));
     const set = await recapture(live, touched, { excluded: [], sockets: [] });
     expect(names(set.entries)).toEqual(['opt', 'opt/a', 'opt/a/.wh..wh..opq', 'opt/a/x', 'opt/a/y']);
+  });
+
+  it('hides what the layers below had in a directory deleted and made again', async () => {
+    const touched = new TouchedPaths();
+    // One merged layer removed opt/a; a later one made it again with x in it.
+    for (const n of ['opt/.wh.a', 'opt', 'opt/a', 'opt/a/x']) touched.addName(Buffer.from(n));
+    const set = await recapture(live, touched, { excluded: [], sockets: [] });
+    expect(names(set.entries)).toEqual(['opt', 'opt/a', 'opt/a/.wh..wh..opq', 'opt/a/x', 'opt/a/y']);
+  });
+
+  it('takes no name that could whiteout the root', async () => {
+    const touched = new TouchedPaths();
+    for (const n of ['.wh..wh..opq', '.', 'a/../b', '']) touched.addName(Buffer.from(n));
+    expect(touched.size).toBe(0);
   });
 
   it('gives no whiteout to a path the walk left out, or below a gone parent', async () => {
