@@ -1902,8 +1902,14 @@ async function findChanges(opts) {
     const choice = chooseMethod(opts, overlay, external_node_fs_.existsSync);
     const ctx = { root, filter, log: opts.log, counters: opts.scan.counters };
     const found = await sourceOf(choice).read(ctx);
-    if (opts.wholeWalk && !found.scan)
-        found.scan = (await wholeTree.read(ctx)).scan;
+    if (opts.wholeWalk && !found.scan) {
+        const whole = await wholeTree.read(ctx);
+        found.scan = whole.scan;
+        // What the whole walk could not read may be taken again (a recapture): it needs root too.
+        found.unreadable = [
+            ...new Map([...found.unreadable, ...whole.unreadable].map((p) => [p.toString('latin1'), p])).values(),
+        ];
+    }
     return { ...found, method: choice.method, reason: choice.reason };
 }
 function sourceOf(choice) {
@@ -2289,6 +2295,8 @@ class BlockCompressor extends external_node_stream_.Transform {
  * layer.
  */
 const LAYER_LIMIT = 127;
+/** Past about this many layers Docker 20.10 (overlay2) failed to run an image, podman too. */
+const DOCKER_LAYERS = 125;
 /**
  * Who made a layer, in its history entry. A capture of the whole tree is where a chain starts: its
  * layers are never merged. Layers of changes on top of a base are what later snapshots may merge.
@@ -2338,7 +2346,10 @@ function planBudget(opts) {
     // After merging, the merged layers and this generation's changes are one set of new layers.
     const merge = Math.min(madeBySnapshots, baseLayers - (maxLayers - free - marker - 1));
     const left = baseLayers - merge;
-    return { merge: Math.max(0, merge), newLayers: Math.max(1, maxLayers - left - marker) };
+    // The merged paths and the changes take at most half the room freed, so the next generations have
+    // the rest, and compaction does not come again at once.
+    const room = Math.min(maxLayers - left - marker, Math.floor(free / 2));
+    return { merge: Math.max(0, merge), newLayers: Math.max(1, room) };
 }
 
 ;// CONCATENATED MODULE: ./src/inputs/spec.ts
@@ -7027,19 +7038,29 @@ const recapture_OPAQUE = '.wh..wh..opq';
 class TouchedPaths {
     /** latin1 keys of paths written or deleted. */
     paths = new Set();
-    /** latin1 keys of directories whose lower content was hidden. */
-    opaque = new Set();
+    /**
+     * latin1 keys of directories whose lower content must stay hidden: made opaque, or deleted (a
+     * directory deleted and made again holds only what it holds now, not what the layers below had).
+     */
+    hidden = new Set();
     /** One entry name of a layer: a whiteout names the path it deletes, or its opaque directory. */
     addName(name) {
-        if (!name.length)
-            return; // the root
         const slash = name.lastIndexOf(0x2f);
         const base = name.subarray(slash + 1).toString('latin1');
-        const dir = slash < 0 ? Buffer.alloc(0) : name.subarray(0, slash);
-        if (base === recapture_OPAQUE)
-            this.opaque.add(dir.toString('latin1'));
-        else if (base.startsWith(recapture_WH))
-            this.paths.add((dir.length ? dir.toString('latin1') + '/' : '') + base.slice(recapture_WH.length));
+        const dir = slash < 0 ? '' : name.subarray(0, slash).toString('latin1');
+        // Names no layer of ours holds (the root, `.` or `..`, an opaque root): never a whiteout of `/`.
+        const parts = name.toString('latin1').split('/');
+        if (!name.length || parts.some((p) => p === '' || p === '.' || p === '..'))
+            return;
+        if (base === recapture_OPAQUE) {
+            if (dir)
+                this.hidden.add(dir);
+        }
+        else if (base.startsWith(recapture_WH)) {
+            const gone = (dir ? dir + '/' : '') + base.slice(recapture_WH.length);
+            this.paths.add(gone);
+            this.hidden.add(gone);
+        }
         else
             this.paths.add(name.toString('latin1'));
     }
@@ -7049,7 +7070,7 @@ class TouchedPaths {
             this.addName(entries.path(i));
     }
     get size() {
-        return this.paths.size + this.opaque.size;
+        return new Set([...this.paths, ...this.hidden]).size;
     }
 }
 /**
@@ -7082,7 +7103,7 @@ async function recapture(tree, touched, leftOut, complete = async () => { }) {
         present.set(key, i);
         if (opaqueDir && !isInside(p, opaqueDir))
             opaqueDir = null;
-        if (!opaqueDir && touched.opaque.has(key) && tree.kind(i) === 'dir') {
+        if (!opaqueDir && touched.hidden.has(key) && tree.kind(i) === 'dir') {
             opaqueDir = p;
             opaque.push(p);
         }
@@ -7105,7 +7126,7 @@ async function recapture(tree, touched, leftOut, complete = async () => { }) {
     // A gone path gets a whiteout where its parent still stands; below a gone parent, that parent's
     // own whiteout (it was touched too) hides everything.
     const deletions = [];
-    for (const key of [...touched.paths, ...touched.opaque]) {
+    for (const key of [...touched.paths, ...touched.hidden]) {
         if (present.has(key) || isLeftOut(key))
             continue;
         const p = Buffer.from(key, 'latin1');
@@ -7216,16 +7237,21 @@ function decompressed(blob, mediaType) {
         case MediaType.layerTar:
             return blob;
         case MediaType.layerGzip:
-            return blob.pipe(external_node_zlib_default().createGunzip());
+            return piped(blob, external_node_zlib_default().createGunzip());
         case MediaType.layerZstd: {
             const create = (external_node_zlib_default()).createZstdDecompress;
             if (!create)
                 throw new Error('reading a zstd layer needs Node.js 22.15 or newer');
-            return blob.pipe(create());
+            return piped(blob, create());
         }
         default:
             throw new Error(`cannot read a layer of media type ${mediaType}`);
     }
+}
+/** `from.pipe(to)`, with an error of `from` (a dropped connection) ending `to` too, not lost. */
+function piped(from, to) {
+    from.once('error', (err) => to.destroy(err));
+    return from.pipe(to);
 }
 function padding(size) {
     return (listing_BLOCK - (size % listing_BLOCK)) % listing_BLOCK;
@@ -7314,7 +7340,7 @@ async function compact(opts) {
                 done(null, chunk);
             },
         });
-        await listLayer(blob.pipe(hashing), layer.mediaType, (name) => touched.addName(name));
+        await listLayer(piped(blob, hashing), layer.mediaType, (name) => touched.addName(name));
         const digest = `sha256:${hash.digest('hex')}`;
         if (digest !== layer.digest)
             throw new Error(`layer ${layer.digest} of ${base.name} read as ${digest}: not merged`);
@@ -7649,9 +7675,11 @@ function layerBudget(base, maxLayers, log) {
     const baseLayers = base?.layers.length ?? 0;
     const made = base ? layersMadeBySnapshots(baseLayers, base.config.history ?? []) : 0;
     const plan = planBudget({ baseLayers, madeBySnapshots: made, maxLayers });
+    if (maxLayers > DOCKER_LAYERS)
+        log.warn(`max-layers ${maxLayers}: Docker and podman refuse to run images of more than about ${DOCKER_LAYERS} layers; images this large may not start there`);
     const total = baseLayers - plan.merge + 2;
     if (total > maxLayers)
-        log.warn(`base image ${base.name} has ${baseLayers - made} layers of its own: with a new layer and the marker the image has ${total}, over max-layers ${maxLayers}${total > LAYER_LIMIT - 2 ? ', and Docker and podman refuse to run images of more than about 125 layers' : ''}; use a base image with fewer layers`);
+        log.warn(`base image ${base.name} has ${baseLayers - made} layers of its own: with a new layer and the marker the image has ${total}, over max-layers ${maxLayers}${total > DOCKER_LAYERS ? `, and Docker and podman refuse to run images of more than about ${DOCKER_LAYERS} layers` : ''}; use a base image with fewer layers`);
     return plan;
 }
 /**

@@ -36111,8 +36111,14 @@ async function findChanges(opts) {
     const choice = chooseMethod(opts, overlay, existsSync);
     const ctx = { root, filter, log: opts.log, counters: opts.scan.counters };
     const found = await sourceOf(choice).read(ctx);
-    if (opts.wholeWalk && !found.scan)
-        found.scan = (await wholeTree.read(ctx)).scan;
+    if (opts.wholeWalk && !found.scan) {
+        const whole = await wholeTree.read(ctx);
+        found.scan = whole.scan;
+        // What the whole walk could not read may be taken again (a recapture): it needs root too.
+        found.unreadable = [
+            ...new Map([...found.unreadable, ...whole.unreadable].map((p) => [p.toString('latin1'), p])).values(),
+        ];
+    }
     return { ...found, method: choice.method, reason: choice.reason };
 }
 function sourceOf(choice) {
@@ -36495,6 +36501,8 @@ class BlockCompressor extends external_node_stream_.Transform {
  * layer.
  */
 const LAYER_LIMIT = 127;
+/** Past about this many layers Docker 20.10 (overlay2) failed to run an image, podman too. */
+const DOCKER_LAYERS = 125;
 /**
  * Who made a layer, in its history entry. A capture of the whole tree is where a chain starts: its
  * layers are never merged. Layers of changes on top of a base are what later snapshots may merge.
@@ -36544,7 +36552,10 @@ function planBudget(opts) {
     // After merging, the merged layers and this generation's changes are one set of new layers.
     const merge = Math.min(madeBySnapshots, baseLayers - (maxLayers - free - marker - 1));
     const left = baseLayers - merge;
-    return { merge: Math.max(0, merge), newLayers: Math.max(1, maxLayers - left - marker) };
+    // The merged paths and the changes take at most half the room freed, so the next generations have
+    // the rest, and compaction does not come again at once.
+    const room = Math.min(maxLayers - left - marker, Math.floor(free / 2));
+    return { merge: Math.max(0, merge), newLayers: Math.max(1, room) };
 }
 
 ;// CONCATENATED MODULE: ./src/inputs/spec.ts
