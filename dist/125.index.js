@@ -1439,6 +1439,66 @@ function groupWhiteouts(entries, deletions, opaque) {
     }
     return out;
 }
+/**
+ * Whether a path is, or lies below, one the walk left out (excluded, or a socket): such a path is
+ * not captured, so it is not deleted either, and gets no whiteout.
+ */
+function leftOutBy(excluded, sockets) {
+    const leftOut = new Set([...excluded.map((e) => e.path), ...sockets].map((p) => p.toString('latin1')));
+    return (p) => {
+        for (let q = p; q.length; q = parentOf(q))
+            if (leftOut.has(q.toString('latin1')))
+                return true;
+        return false;
+    };
+}
+/**
+ * The change set of the entries marked 1 in `include` (walk order) and of `deletions`: the parent
+ * directories of each come along, so every entry and whiteout has its directory in the layer.
+ * `complete` is given the indices taken before they are read (a walk that left xattrs unread reads
+ * theirs there).
+ */
+async function changeSet(opts) {
+    const { entries, include, deletions } = opts;
+    const dirs = new Map();
+    for (let i = 0; i < entries.length; i++)
+        if (entries.kind(i) === 'dir')
+            dirs.set(entries.path(i).toString('latin1'), i);
+    const needParents = (p) => {
+        for (let q = parentOf(p); q.length; q = parentOf(q)) {
+            const i = dirs.get(q.toString('latin1'));
+            if (i === undefined || include[i] === 2)
+                break;
+            include[i] ||= 2;
+        }
+    };
+    for (let i = 0; i < entries.length; i++)
+        if (include[i] === 1)
+            needParents(entries.path(i));
+    for (const d of deletions) {
+        const parent = parentOf(d);
+        if (parent.length === 0)
+            continue;
+        const i = dirs.get(parent.toString('latin1'));
+        if (i !== undefined)
+            include[i] ||= 2;
+        needParents(parent);
+    }
+    const taken = [];
+    for (let i = 0; i < entries.length; i++)
+        if (include[i])
+            taken.push(i);
+    await opts.complete(taken);
+    function* selected() {
+        for (const i of taken)
+            yield entries.get(i);
+    }
+    return {
+        entries: groupWhiteouts(selected(), deletions, opts.opaque),
+        changed: opts.changed,
+        deleted: deletions.length,
+    };
+}
 
 // EXTERNAL MODULE: ./src/interrupt.ts
 var interrupt = __webpack_require__(8476);
@@ -1624,16 +1684,7 @@ function baselineSource(file) {
  */
 async function diffAgainstBaseline(file, root, entries, excluded, sockets, log) {
     requireIdentity(entries);
-    const leftOut = new Set([
-        ...excluded.map((e) => e.path.toString('latin1')),
-        ...sockets.map((s) => s.toString('latin1')),
-    ]);
-    const isLeftOut = (p) => {
-        for (let q = p; q.length; q = parentOf(q))
-            if (leftOut.has(q.toString('latin1')))
-                return true;
-        return false;
-    };
+    const isLeftOut = leftOutBy(excluded, sockets);
     const include = new Uint8Array(entries.length);
     const deletions = [];
     let changed = 0;
@@ -1671,41 +1722,16 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets, log) 
     }
     for (; i < entries.length; i++, changed++)
         include[i] = 1;
-    // Parent directories of every change and of every whiteout come along.
-    const indexOf = new Map();
-    for (let idx = 0; idx < entries.length; idx++)
-        if (entries.kind(idx) === 'dir')
-            indexOf.set(entries.path(idx).toString('latin1'), idx);
-    const needParents = (p) => {
-        for (let q = parentOf(p); q.length; q = parentOf(q)) {
-            const idx = indexOf.get(q.toString('latin1'));
-            if (idx === undefined || include[idx] === 2)
-                break;
-            include[idx] = include[idx] || 2;
-        }
-    };
-    for (let idx = 0; idx < entries.length; idx++)
-        if (include[idx] === 1)
-            needParents(entries.path(idx));
-    for (const d of deletions) {
-        const parent = parentOf(d);
-        if (parent.length === 0)
-            continue;
-        const idx = indexOf.get(parent.toString('latin1'));
-        if (idx !== undefined)
-            include[idx] = include[idx] || 2;
-        needParents(parent);
-    }
-    const kept = [];
-    for (let idx = 0; idx < entries.length; idx++)
-        if (include[idx])
-            kept.push(idx);
-    await readXattrsOf(root, entries, kept, log);
-    function* selected() {
-        for (const idx of kept)
-            yield entries.get(idx);
-    }
-    return { entries: groupWhiteouts(selected(), deletions, []), changed, deleted: deletions.length };
+    // Parent directories of every change and of every whiteout come along; only the entries taken
+    // have their xattrs read.
+    return changeSet({
+        entries,
+        include,
+        deletions,
+        opaque: [],
+        changed,
+        complete: (taken) => readXattrsOf(root, entries, taken, log),
+    });
 }
 
 ;// CONCATENATED MODULE: ./src/diff/overlay.ts
@@ -7082,16 +7108,7 @@ class TouchedPaths {
  * that left xattrs unread reads theirs there).
  */
 async function recapture(tree, touched, leftOut, complete = async () => { }) {
-    const skipped = new Set([
-        ...leftOut.excluded.map((e) => e.path.toString('latin1')),
-        ...leftOut.sockets.map((s) => s.toString('latin1')),
-    ]);
-    const isLeftOut = (key) => {
-        for (let q = Buffer.from(key, 'latin1'); q.length; q = parentOf(q))
-            if (skipped.has(q.toString('latin1')))
-                return true;
-        return false;
-    };
+    const isLeftOut = leftOutBy(leftOut.excluded, leftOut.sockets);
     const include = new Uint8Array(tree.length); // 1: touched, 2: a parent of something touched
     const present = new Map();
     let opaqueDir = null;
@@ -7112,45 +7129,19 @@ async function recapture(tree, touched, leftOut, complete = async () => { }) {
             changed++;
         }
     }
-    const needParents = (p) => {
-        for (let q = parentOf(p); q.length; q = parentOf(q)) {
-            const idx = present.get(q.toString('latin1'));
-            if (idx === undefined || include[idx])
-                break;
-            include[idx] = 2;
-        }
-    };
-    for (let i = 0; i < tree.length; i++)
-        if (include[i] === 1)
-            needParents(tree.path(i));
     // A gone path gets a whiteout where its parent still stands; below a gone parent, that parent's
     // own whiteout (it was touched too) hides everything.
-    const deletions = [];
+    const deletions = new Map();
     for (const key of [...touched.paths, ...touched.hidden]) {
-        if (present.has(key) || isLeftOut(key))
-            continue;
         const p = Buffer.from(key, 'latin1');
+        if (present.has(key) || isLeftOut(p))
+            continue;
         const parent = parentOf(p);
         if (parent.length && !present.has(parent.toString('latin1')))
             continue;
-        deletions.push(p);
-        if (parent.length) {
-            const idx = present.get(parent.toString('latin1'));
-            include[idx] ||= 2;
-            needParents(parent);
-        }
+        deletions.set(key, p);
     }
-    const unique = [...new Map(deletions.map((d) => [d.toString('latin1'), d])).values()];
-    const taken = [];
-    for (let i = 0; i < tree.length; i++)
-        if (include[i])
-            taken.push(i);
-    await complete(taken);
-    function* selected() {
-        for (const i of taken)
-            yield tree.get(i);
-    }
-    return { entries: groupWhiteouts(selected(), unique, opaque), changed, deleted: unique.length };
+    return changeSet({ entries: tree, include, deletions: [...deletions.values()], opaque, changed, complete });
 }
 
 ;// CONCATENATED MODULE: ./src/layer/listing.ts
@@ -7315,7 +7306,6 @@ function trimName(name) {
 
 
 
-
 /**
  * Merges the base's top `merge` layers (made by earlier snapshots) into this snapshot's: the paths
  * they touched, read from their tar listings, are captured again from the live tree with this run's
@@ -7333,15 +7323,9 @@ async function compact(opts) {
     const touched = new TouchedPaths();
     for (const layer of merged) {
         const blob = await base.repository.openBlob(layer.digest);
-        const hash = (0,external_node_crypto_.createHash)('sha256');
-        const hashing = new external_node_stream_.Transform({
-            transform(chunk, _encoding, done) {
-                hash.update(chunk);
-                done(null, chunk);
-            },
-        });
+        const hashing = new HashTap();
         await listLayer(piped(blob, hashing), layer.mediaType, (name) => touched.addName(name));
-        const digest = `sha256:${hash.digest('hex')}`;
+        const digest = hashing.digest();
         if (digest !== layer.digest)
             throw new Error(`layer ${layer.digest} of ${base.name} read as ${digest}: not merged`);
     }

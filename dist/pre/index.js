@@ -35230,6 +35230,66 @@ function whiteouts_groupWhiteouts(entries, deletions, opaque) {
     }
     return out;
 }
+/**
+ * Whether a path is, or lies below, one the walk left out (excluded, or a socket): such a path is
+ * not captured, so it is not deleted either, and gets no whiteout.
+ */
+function whiteouts_leftOutBy(excluded, sockets) {
+    const leftOut = new Set([...excluded.map((e) => e.path), ...sockets].map((p) => p.toString('latin1')));
+    return (p) => {
+        for (let q = p; q.length; q = parentOf(q))
+            if (leftOut.has(q.toString('latin1')))
+                return true;
+        return false;
+    };
+}
+/**
+ * The change set of the entries marked 1 in `include` (walk order) and of `deletions`: the parent
+ * directories of each come along, so every entry and whiteout has its directory in the layer.
+ * `complete` is given the indices taken before they are read (a walk that left xattrs unread reads
+ * theirs there).
+ */
+async function whiteouts_changeSet(opts) {
+    const { entries, include, deletions } = opts;
+    const dirs = new Map();
+    for (let i = 0; i < entries.length; i++)
+        if (entries.kind(i) === 'dir')
+            dirs.set(entries.path(i).toString('latin1'), i);
+    const needParents = (p) => {
+        for (let q = parentOf(p); q.length; q = parentOf(q)) {
+            const i = dirs.get(q.toString('latin1'));
+            if (i === undefined || include[i] === 2)
+                break;
+            include[i] ||= 2;
+        }
+    };
+    for (let i = 0; i < entries.length; i++)
+        if (include[i] === 1)
+            needParents(entries.path(i));
+    for (const d of deletions) {
+        const parent = parentOf(d);
+        if (parent.length === 0)
+            continue;
+        const i = dirs.get(parent.toString('latin1'));
+        if (i !== undefined)
+            include[i] ||= 2;
+        needParents(parent);
+    }
+    const taken = [];
+    for (let i = 0; i < entries.length; i++)
+        if (include[i])
+            taken.push(i);
+    await opts.complete(taken);
+    function* selected() {
+        for (const i of taken)
+            yield entries.get(i);
+    }
+    return {
+        entries: whiteouts_groupWhiteouts(selected(), deletions, opts.opaque),
+        changed: opts.changed,
+        deleted: deletions.length,
+    };
+}
 
 ;// CONCATENATED MODULE: ./src/diff/overlay.ts
 
@@ -35988,16 +36048,7 @@ function baseline_baselineSource(file) {
  */
 async function diffAgainstBaseline(file, root, entries, excluded, sockets, log) {
     requireIdentity(entries);
-    const leftOut = new Set([
-        ...excluded.map((e) => e.path.toString('latin1')),
-        ...sockets.map((s) => s.toString('latin1')),
-    ]);
-    const isLeftOut = (p) => {
-        for (let q = p; q.length; q = parentOf(q))
-            if (leftOut.has(q.toString('latin1')))
-                return true;
-        return false;
-    };
+    const isLeftOut = leftOutBy(excluded, sockets);
     const include = new Uint8Array(entries.length);
     const deletions = [];
     let changed = 0;
@@ -36035,41 +36086,16 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets, log) 
     }
     for (; i < entries.length; i++, changed++)
         include[i] = 1;
-    // Parent directories of every change and of every whiteout come along.
-    const indexOf = new Map();
-    for (let idx = 0; idx < entries.length; idx++)
-        if (entries.kind(idx) === 'dir')
-            indexOf.set(entries.path(idx).toString('latin1'), idx);
-    const needParents = (p) => {
-        for (let q = parentOf(p); q.length; q = parentOf(q)) {
-            const idx = indexOf.get(q.toString('latin1'));
-            if (idx === undefined || include[idx] === 2)
-                break;
-            include[idx] = include[idx] || 2;
-        }
-    };
-    for (let idx = 0; idx < entries.length; idx++)
-        if (include[idx] === 1)
-            needParents(entries.path(idx));
-    for (const d of deletions) {
-        const parent = parentOf(d);
-        if (parent.length === 0)
-            continue;
-        const idx = indexOf.get(parent.toString('latin1'));
-        if (idx !== undefined)
-            include[idx] = include[idx] || 2;
-        needParents(parent);
-    }
-    const kept = [];
-    for (let idx = 0; idx < entries.length; idx++)
-        if (include[idx])
-            kept.push(idx);
-    await readXattrsOf(root, entries, kept, log);
-    function* selected() {
-        for (const idx of kept)
-            yield entries.get(idx);
-    }
-    return { entries: groupWhiteouts(selected(), deletions, []), changed, deleted: deletions.length };
+    // Parent directories of every change and of every whiteout come along; only the entries taken
+    // have their xattrs read.
+    return changeSet({
+        entries,
+        include,
+        deletions,
+        opaque: [],
+        changed,
+        complete: (taken) => readXattrsOf(root, entries, taken, log),
+    });
 }
 
 ;// CONCATENATED MODULE: ./src/diff/source.ts

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { Transform } from 'node:stream';
+import { HashTap } from '../content/blob.js';
 import type { Logger } from '../log.js';
 import type { Changes } from '../diff/changes.js';
 import { recapture, TouchedPaths } from '../diff/recapture.js';
@@ -34,15 +33,9 @@ export async function compact(opts: {
   const touched = new TouchedPaths();
   for (const layer of merged) {
     const blob = await base.repository.openBlob(layer.digest);
-    const hash = createHash('sha256');
-    const hashing = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
+    const hashing = new HashTap();
     await listLayer(piped(blob, hashing), layer.mediaType, (name) => touched.addName(name));
-    const digest = `sha256:${hash.digest('hex')}`;
+    const digest = hashing.digest();
     if (digest !== layer.digest)
       throw new Error(`layer ${layer.digest} of ${base.name} read as ${digest}: not merged`);
   }

@@ -6,10 +6,10 @@ import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { isInside, parentOf } from '../util/paths.js';
+import { isInside } from '../util/paths.js';
 import type { Entry, EntryTable } from '../walk/entries.js';
 import { readXattrsOf, walk, type Exclusion } from '../walk/walk.js';
-import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
+import { changeSet, leftOutBy, type ChangeSet } from './whiteouts.js';
 import { UserError } from '../failure.js';
 import { onInterrupt } from '../interrupt.js';
 import type { ChangeSource } from './source.js';
@@ -206,14 +206,7 @@ async function diffAgainstBaseline(
   log: Logger,
 ): Promise<ChangeSet> {
   requireIdentity(entries);
-  const leftOut = new Set([
-    ...excluded.map((e) => e.path.toString('latin1')),
-    ...sockets.map((s) => s.toString('latin1')),
-  ]);
-  const isLeftOut = (p: Buffer) => {
-    for (let q = p; q.length; q = parentOf(q)) if (leftOut.has(q.toString('latin1'))) return true;
-    return false;
-  };
+  const isLeftOut = leftOutBy(excluded, sockets);
 
   const include = new Uint8Array(entries.length);
   const deletions: Buffer[] = [];
@@ -248,30 +241,14 @@ async function diffAgainstBaseline(
   }
   for (; i < entries.length; i++, changed++) include[i] = 1;
 
-  // Parent directories of every change and of every whiteout come along.
-  const indexOf = new Map<string, number>();
-  for (let idx = 0; idx < entries.length; idx++)
-    if (entries.kind(idx) === 'dir') indexOf.set(entries.path(idx).toString('latin1'), idx);
-  const needParents = (p: Buffer) => {
-    for (let q = parentOf(p); q.length; q = parentOf(q)) {
-      const idx = indexOf.get(q.toString('latin1'));
-      if (idx === undefined || include[idx] === 2) break;
-      include[idx] = include[idx] || 2;
-    }
-  };
-  for (let idx = 0; idx < entries.length; idx++) if (include[idx] === 1) needParents(entries.path(idx));
-  for (const d of deletions) {
-    const parent = parentOf(d);
-    if (parent.length === 0) continue;
-    const idx = indexOf.get(parent.toString('latin1'));
-    if (idx !== undefined) include[idx] = include[idx] || 2;
-    needParents(parent);
-  }
-  const kept: number[] = [];
-  for (let idx = 0; idx < entries.length; idx++) if (include[idx]) kept.push(idx);
-  await readXattrsOf(root, entries, kept, log);
-  function* selected() {
-    for (const idx of kept) yield entries.get(idx);
-  }
-  return { entries: groupWhiteouts(selected(), deletions, []), changed, deleted: deletions.length };
+  // Parent directories of every change and of every whiteout come along; only the entries taken
+  // have their xattrs read.
+  return changeSet({
+    entries,
+    include,
+    deletions,
+    opaque: [],
+    changed,
+    complete: (taken) => readXattrsOf(root, entries, taken, log),
+  });
 }

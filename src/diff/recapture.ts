@@ -1,7 +1,7 @@
 import { isInside, parentOf } from '../util/paths.js';
 import type { EntryTable } from '../walk/entries.js';
 import type { Exclusion } from '../walk/walk.js';
-import { groupWhiteouts, type ChangeSet } from './whiteouts.js';
+import { changeSet, leftOutBy, type ChangeSet } from './whiteouts.js';
 
 const WH = '.wh.';
 const OPAQUE = '.wh..wh..opq';
@@ -60,15 +60,7 @@ export async function recapture(
   leftOut: { excluded: Exclusion[]; sockets: Buffer[] },
   complete: (indices: number[]) => Promise<void> = async () => {},
 ): Promise<ChangeSet> {
-  const skipped = new Set([
-    ...leftOut.excluded.map((e) => e.path.toString('latin1')),
-    ...leftOut.sockets.map((s) => s.toString('latin1')),
-  ]);
-  const isLeftOut = (key: string) => {
-    for (let q: Buffer = Buffer.from(key, 'latin1'); q.length; q = parentOf(q))
-      if (skipped.has(q.toString('latin1'))) return true;
-    return false;
-  };
+  const isLeftOut = leftOutBy(leftOut.excluded, leftOut.sockets);
 
   const include = new Uint8Array(tree.length); // 1: touched, 2: a parent of something touched
   const present = new Map<string, number>();
@@ -89,36 +81,15 @@ export async function recapture(
       changed++;
     }
   }
-  const needParents = (p: Buffer) => {
-    for (let q = parentOf(p); q.length; q = parentOf(q)) {
-      const idx = present.get(q.toString('latin1'));
-      if (idx === undefined || include[idx]) break;
-      include[idx] = 2;
-    }
-  };
-  for (let i = 0; i < tree.length; i++) if (include[i] === 1) needParents(tree.path(i));
-
   // A gone path gets a whiteout where its parent still stands; below a gone parent, that parent's
   // own whiteout (it was touched too) hides everything.
-  const deletions: Buffer[] = [];
+  const deletions = new Map<string, Buffer>();
   for (const key of [...touched.paths, ...touched.hidden]) {
-    if (present.has(key) || isLeftOut(key)) continue;
     const p = Buffer.from(key, 'latin1');
+    if (present.has(key) || isLeftOut(p)) continue;
     const parent = parentOf(p);
     if (parent.length && !present.has(parent.toString('latin1'))) continue;
-    deletions.push(p);
-    if (parent.length) {
-      const idx = present.get(parent.toString('latin1'))!;
-      include[idx] ||= 2;
-      needParents(parent);
-    }
+    deletions.set(key, p);
   }
-  const unique = [...new Map(deletions.map((d) => [d.toString('latin1'), d])).values()];
-  const taken: number[] = [];
-  for (let i = 0; i < tree.length; i++) if (include[i]) taken.push(i);
-  await complete(taken);
-  function* selected() {
-    for (const i of taken) yield tree.get(i);
-  }
-  return { entries: groupWhiteouts(selected(), unique, opaque), changed, deleted: unique.length };
+  return changeSet({ entries: tree, include, deletions: [...deletions.values()], opaque, changed, complete });
 }

@@ -1,5 +1,6 @@
 import { joinPath, parentOf } from '../util/paths.js';
 import { EntryTable, type Entry } from '../walk/entries.js';
+import type { Exclusion } from '../walk/walk.js';
 
 /** What a comparison found: the entries to write, whiteouts included, in layer order. */
 export interface ChangeSet {
@@ -60,4 +61,62 @@ export function groupWhiteouts(entries: Iterable<Entry>, deletions: Buffer[], op
     if (e.kind === 'dir') for (const w of byParent.get(e.path.toString('latin1')) ?? []) out.push(w);
   }
   return out;
+}
+
+/**
+ * Whether a path is, or lies below, one the walk left out (excluded, or a socket): such a path is
+ * not captured, so it is not deleted either, and gets no whiteout.
+ */
+export function leftOutBy(excluded: Exclusion[], sockets: Buffer[]): (p: Buffer) => boolean {
+  const leftOut = new Set([...excluded.map((e) => e.path), ...sockets].map((p) => p.toString('latin1')));
+  return (p) => {
+    for (let q = p; q.length; q = parentOf(q)) if (leftOut.has(q.toString('latin1'))) return true;
+    return false;
+  };
+}
+
+/**
+ * The change set of the entries marked 1 in `include` (walk order) and of `deletions`: the parent
+ * directories of each come along, so every entry and whiteout has its directory in the layer.
+ * `complete` is given the indices taken before they are read (a walk that left xattrs unread reads
+ * theirs there).
+ */
+export async function changeSet(opts: {
+  entries: EntryTable;
+  include: Uint8Array;
+  deletions: Buffer[];
+  opaque: Buffer[];
+  changed: number;
+  complete: (indices: number[]) => Promise<void>;
+}): Promise<ChangeSet> {
+  const { entries, include, deletions } = opts;
+  const dirs = new Map<string, number>();
+  for (let i = 0; i < entries.length; i++)
+    if (entries.kind(i) === 'dir') dirs.set(entries.path(i).toString('latin1'), i);
+  const needParents = (p: Buffer) => {
+    for (let q = parentOf(p); q.length; q = parentOf(q)) {
+      const i = dirs.get(q.toString('latin1'));
+      if (i === undefined || include[i] === 2) break;
+      include[i] ||= 2;
+    }
+  };
+  for (let i = 0; i < entries.length; i++) if (include[i] === 1) needParents(entries.path(i));
+  for (const d of deletions) {
+    const parent = parentOf(d);
+    if (parent.length === 0) continue;
+    const i = dirs.get(parent.toString('latin1'));
+    if (i !== undefined) include[i] ||= 2;
+    needParents(parent);
+  }
+  const taken: number[] = [];
+  for (let i = 0; i < entries.length; i++) if (include[i]) taken.push(i);
+  await opts.complete(taken);
+  function* selected() {
+    for (const i of taken) yield entries.get(i);
+  }
+  return {
+    entries: groupWhiteouts(selected(), deletions, opts.opaque),
+    changed: opts.changed,
+    deleted: deletions.length,
+  };
 }
