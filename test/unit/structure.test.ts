@@ -126,10 +126,10 @@ const under =
  */
 const PIPELINE = [
   ['util', 'content'],
-  ['walk'],
+  ['walk', 'inventory'],
   ['diff'],
   ['layer'],
-  ['image'],
+  ['image', 'attest'],
   ['layout', 'registry'],
   ['inputs', 'destinations'],
   ['commands'],
