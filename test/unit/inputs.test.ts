@@ -215,9 +215,35 @@ describe('each mode reads what it needs', () => {
     );
   });
 
-  it("the pre step reads a snapshot's inputs, and nothing of promote or pull, whose layout may not exist yet", () => {
+  it('pull --load writes a layout only when output is set to something else than its default', () => {
+    const from = { INPUT_MODE: 'pull', INPUT_FROM: 'ghcr.io/org/app' };
+    expect(getInputs([], from)).toMatchObject({ load: false, writeLayout: true });
+    expect(getInputs([], { ...from, INPUT_LOAD: 'true' })).toMatchObject({ load: true, writeLayout: false });
+    expect(getInputs([], { ...from, INPUT_LOAD: 'true', INPUT_OUTPUT: 'snapshot-layout' })).toMatchObject({
+      writeLayout: false,
+    });
+    expect(getInputs(['pull', '--from', 'ghcr.io/org/app', '--load', '--output', 'x'], {})).toMatchObject({
+      load: true,
+      writeLayout: true,
+      output: path.resolve('x'),
+    });
+  });
+
+  it('lookup reads the first image and the key; the CLI spells it as a subcommand', () => {
+    const i = getInputs(
+      ['lookup', '--image', 'ghcr.io/org/app:ci', '--key', '  abc  ', '--max-age', '1d'],
+      {},
+    );
+    expect(i).toMatchObject({ mode: 'lookup', key: 'abc', maxAge: 86_400_000, target: { tag: 'ci' } });
+    expect(() => getInputs(['lookup', '--key', 'abc'], {})).toThrow(/^lookup needs image/);
+    expect(() => getInputs([], { INPUT_KEY: 'a\rb', INPUT_IMAGE: IMAGE })).toThrow(/^key holds a line break/);
+    expect(() => getInputs([], { INPUT_LOAD: 'true', INPUT_IMAGE: IMAGE })).toThrow(/^load is for mode pull/);
+  });
+
+  it("the pre step reads a snapshot's inputs, and nothing of promote, pull or lookup, whose layout may not exist yet", () => {
     expect(getPreInputs([], { INPUT_MODE: 'promote', INPUT_FROM: 'oci:/nonexistent/layout' })).toBeNull();
     expect(getPreInputs([], { INPUT_MODE: 'pull' })).toBeNull();
+    expect(getPreInputs([], { INPUT_MODE: 'lookup', INPUT_IMAGE: IMAGE, INPUT_KEY: 'abc' })).toBeNull();
     expect(getPreInputs([], { INPUT_ROOT: '/srv/tree' })).toMatchObject({
       root: '/srv/tree',
       changes: 'auto',
