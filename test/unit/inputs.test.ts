@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { formatDuration } from '../../src/util/format.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { zstdAvailable } from '../../src/layer/compress.js';
@@ -306,6 +307,9 @@ describe('parseDuration', () => {
 
   it.each(['', '5', '1.5h', 'h', '0s', '0h0m', '1h 30m', '-5m', '5M', '1y'])('rejects %j', (v) => {
     expect(inputError(() => parseDuration(v, 'max-age'))).toContain('max-age');
+  });
+  it.each(['90s', '45m', '1h30m', '5d', '1d2h3m4s'])('%j is written back as it reads', (v) => {
+    expect(formatDuration(parseDuration(v, 'max-age'))).toBe(v === '90s' ? '1m30s' : v);
   });
 });
 
