@@ -4,6 +4,7 @@ import { makeLogger, maskSecret } from './runner.js';
 import { failOrRerunAsRoot } from './privileges.js';
 import { snapshot } from './commands/snapshot.js';
 import { promote, pull } from './commands/transfer.js';
+import { lookup } from './commands/lookup.js';
 
 /**
  * The main step, and the command line: reads the inputs, runs the command they name, and ends every
@@ -21,10 +22,14 @@ export async function run(argv: string[]): Promise<void> {
     for (const secret of secretValues(argv)) maskSecret(secret);
     const inputs = getInputs(argv);
     log = makeLogger({ quiet: inputs.quiet });
-    const writesLayout = inputs.mode === 'pull' || (inputs.mode === 'snapshot' && inputs.dryRun);
-    interruptedRunWrites({ writesLayout, output: inputs.output });
+    const writesLayout =
+      (inputs.mode === 'pull' && inputs.writeLayout) || (inputs.mode === 'snapshot' && inputs.dryRun);
+    const movesTags = (inputs.mode === 'snapshot' && !inputs.dryRun) || inputs.mode === 'promote';
+    // lookup, and a pull that only loads, write nothing an interrupt could leave half done.
+    if (writesLayout || movesTags) interruptedRunWrites({ writesLayout, output: inputs.output });
     if (inputs.mode === 'snapshot') await snapshot(inputs, log);
     else if (inputs.mode === 'promote') await promote(inputs, log);
+    else if (inputs.mode === 'lookup') await lookup(inputs, log);
     else await pull(inputs, log);
   } catch (err) {
     await failOrRerunAsRoot(err, log);

@@ -8,7 +8,7 @@ import type { Manifest } from './content/oci.js';
  */
 export interface Metadata {
   schemaVersion: 1;
-  /** `snapshot`, `promote` or `pull`. */
+  /** `snapshot`, `promote` or `pull` (a lookup writes no metadata file). */
   operation: string;
   /** Where the image now is: `registry/repository:tag` for each tag. */
   images: string[];
@@ -24,6 +24,12 @@ export interface Metadata {
   base: { name: string; digest: string | null } | null;
   changes: string | null;
   durationMs: number;
+  /** The image's `dev.depot.snapshot.key` annotation, null when it has none. */
+  key: string | null;
+  /** True when a snapshot found its tags up to date and captured nothing. */
+  skipped: boolean;
+  /** pull with `load`: the runtime that took the image and the name it has there. */
+  loaded?: { runtime: string; image: string };
 }
 
 /** What a manifest says about the image (an index has no config or layers of its own). */

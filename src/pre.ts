@@ -25,7 +25,7 @@ async function pre(): Promise<void> {
   try {
     const inputs = getPreInputs(argv, process.env);
     if (!inputs) {
-      core.info('promote and pull capture nothing: no baseline recorded');
+      core.info('promote, pull and lookup capture nothing: no baseline recorded');
       return;
     }
     if (inputs.changes === 'full') return;

@@ -44,6 +44,12 @@ export interface Result {
   /** How changes were found (snapshot only). */
   changes: string | null;
   durationMs: number;
+  /** The image's `key` annotation, null when it has none. */
+  key: string | null;
+  /** A snapshot found an up-to-date image and captured nothing. */
+  skipped: boolean;
+  /** Which runtime the image was loaded into, and under what name (pull with `load`). */
+  loaded?: { runtime: string; image: string };
 }
 
 /**
@@ -52,7 +58,7 @@ export interface Result {
  */
 export async function publishResult(
   result: Result,
-  opts: { metadataFile: string; quiet: boolean; report?: SnapshotReport },
+  opts: { metadataFile: string; quiet: boolean; report?: SnapshotReport; skipped?: string },
 ): Promise<void> {
   const described = describeManifest(result.manifest, result.digest);
   if (opts.metadataFile) {
@@ -66,9 +72,18 @@ export async function publishResult(
       base: result.base,
       changes: result.changes,
       durationMs: result.durationMs,
+      key: result.key,
+      skipped: result.skipped,
+      ...(result.loaded ? { loaded: result.loaded } : {}),
     });
   }
   if (opts.report) await publishSummary(markdownReport(opts.report), textReport(opts.report), opts.quiet);
+  if (opts.skipped)
+    await publishSummary(
+      `## Snapshot skipped\n\n${opts.skipped}\n`,
+      `Snapshot skipped: ${opts.skipped}`,
+      opts.quiet,
+    );
   setOutputs({
     digest: result.digest,
     ...result.where,
@@ -77,6 +92,7 @@ export async function publishResult(
     uploaded: result.uploaded,
     layers: described.layers.length,
     ...(result.changes ? { changes: result.changes } : {}),
-    skipped: false,
+    ...(result.loaded ? { loaded: result.loaded.image } : {}),
+    skipped: result.skipped,
   });
 }

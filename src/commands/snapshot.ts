@@ -5,9 +5,9 @@ import { InputError, type SnapshotInputs } from '../inputs/index.js';
 import type { Logger } from '../log.js';
 import { show } from '../log.js';
 import { Progress } from '../progress.js';
-import { inActions, maskSecret, savedState, setOutputs } from '../runner.js';
+import { inActions, maskSecret, savedState } from '../runner.js';
 import { describeExclusions, whereTheBytesAre, type Compaction, type SnapshotReport } from '../summary.js';
-import { formatBytes } from '../util/format.js';
+import { formatBytes, formatDuration } from '../util/format.js';
 import { isRoot, NeedsRootError, returnToCaller } from '../privileges.js';
 import type { Exclusion, WalkResult } from '../walk/walk.js';
 import { scrubGitConfigs } from '../walk/secrets.js';
@@ -24,7 +24,8 @@ import { MARKER_PATH, MARKER_REWRITTEN, markerFor, parseMarker } from '../image/
 import { baseFromMarker, resolveBase, type BaseImage } from '../registry/base.js';
 import { LayerCache, layerCacheDirs } from '../registry/layer-cache.js';
 import type { Destination } from '../destinations/destination.js';
-import { openLayout } from '../destinations/layout.js';
+import { openLayout, snapshotTags } from '../destinations/layout.js';
+import type { ExistingImage, UpToDate } from '../content/existing.js';
 import { credentialInputs, openRegistry } from '../destinations/registry.js';
 import { compact } from './compact.js';
 import { writeLayers } from './layers.js';
@@ -39,21 +40,7 @@ export async function snapshot(inputs: SnapshotInputs, log: Logger): Promise<voi
   if (inputs.upper) await checkUpper(inputs.upper, inputs.root);
   const destination = inputs.dryRun ? await openLayout(inputs) : await openRegistry(inputs, log);
   try {
-    const fresh = inputs.maxAge ? destination.freshImage(inputs.maxAge) : null;
-    if (fresh) {
-      log.info(`${destination.name}:${inputs.targets[0].tag} is younger than max-age: nothing captured`);
-      setOutputs({
-        digest: fresh,
-        image: `${destination.name}@${fresh}`,
-        tags: '',
-        size: 0,
-        uploaded: 0,
-        layers: 0,
-        skipped: true,
-      });
-      return;
-    }
-    await capture(inputs, destination, log);
+    if (!(await skipWhenUpToDate(inputs, destination, log))) await capture(inputs, destination, log);
   } catch (err) {
     await destination.abort().catch(() => {});
     throw err;
@@ -62,6 +49,69 @@ export async function snapshot(inputs: SnapshotInputs, log: Logger): Promise<voi
     [inputs.dryRun ? inputs.output : '', inputs.metadataFile, path.dirname(LayerCache.defaultPath())],
     log,
   );
+}
+
+/**
+ * With `key` or `max-age`: when every tag already holds one image with this key, young enough,
+ * nothing is captured or written (a layout's staging is removed); the outputs name that image,
+ * `skipped=true`, and the summary says why. False when a snapshot is needed.
+ */
+async function skipWhenUpToDate(
+  inputs: SnapshotInputs,
+  destination: Destination,
+  log: Logger,
+): Promise<boolean> {
+  if (!inputs.key && !inputs.maxAge) return false;
+  const want = { key: inputs.key || undefined, maxAgeMs: inputs.maxAge || undefined };
+  const existing = await destination.upToDate(want);
+  const tags = snapshotTags(inputs);
+  if (!existing) {
+    log.info(
+      `${describeWant(want)}: not every tag of ${destination.name} (${tags.join(', ')}) holds such an image; capturing`,
+    );
+    return false;
+  }
+  await destination.abort();
+  const reason = `${destination.name} (${tags.join(', ')}) already holds ${existing.digest}${describeHeld(existing, want)}: nothing captured`;
+  log.info(reason);
+  await publishResult(
+    {
+      operation: 'snapshot',
+      digest: existing.digest,
+      manifest: existing.manifest,
+      images: destination.images(tags),
+      tags: [],
+      where: destination.where(existing.digest),
+      uploaded: 0,
+      base: null,
+      changes: null,
+      durationMs: 0,
+      key: existing.key ?? null,
+      skipped: true,
+    },
+    { metadataFile: inputs.metadataFile, quiet: inputs.quiet, skipped: reason },
+  );
+  return true;
+}
+
+/** What an existing image must be to stand for this snapshot, for the log. */
+function describeWant(want: UpToDate): string {
+  const parts = [
+    ...(want.key ? [`key ${want.key}`] : []),
+    ...(want.maxAgeMs ? [`younger than max-age ${formatDuration(want.maxAgeMs)}`] : []),
+  ];
+  return parts.join(', ');
+}
+
+/** Why the image found satisfies `want`: its key, and when it was made. */
+function describeHeld(existing: ExistingImage, want: UpToDate): string {
+  const parts = [
+    ...(want.key ? [`with key ${existing.key}`] : []),
+    ...(want.maxAgeMs
+      ? [`created ${existing.created}, younger than max-age ${formatDuration(want.maxAgeMs)}`]
+      : []),
+  ];
+  return parts.length ? ` ${parts.join(', ')}` : '';
 }
 
 /** The phases of a snapshot, each a log group: base image, changes, base layers, layers, push or layout. */
@@ -121,8 +171,8 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
     });
   }
 
-  const image = buildImage({ base, layers, created, ...imageEnv, ...sourceAnnotations() });
-  const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag) : ['latest'];
+  const image = buildImage({ base, layers, created, ...imageEnv, ...sourceAnnotations(), key: inputs.key });
+  const tags = snapshotTags(inputs);
   await phases.run(pushes ? 'push' : 'layout', pushes ? 'Push' : 'Layout', () =>
     destination.finish(image, tags),
   );
@@ -168,6 +218,8 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
       base: base ? { name: base.name, digest: base.digest || null } : null,
       changes: changes.method,
       durationMs: phases.totalMs,
+      key: inputs.key || null,
+      skipped: false,
     },
     { metadataFile: inputs.metadataFile, quiet: inputs.quiet, report },
   );

@@ -4,12 +4,16 @@ import { LayoutWriter } from '../layout/layout.js';
 import { layoutSource } from '../layout/reader.js';
 import { connect } from '../registry/connect.js';
 import { copyImage } from '../content/copy.js';
+import { describeExisting } from '../content/existing.js';
 import type { ImageSource } from '../content/storage.js';
 import { pullToLayout } from '../layout/pull.js';
 import { registrySource } from '../registry/repository.js';
 import { credentialsFor } from '../registry/credentials.js';
 import { RegistryError } from '../registry/errors.js';
-import { format } from '../registry/reference.js';
+import { format, type Reference } from '../registry/reference.js';
+import { UserError } from '../failure.js';
+import { dockerArchive, hasZstdLayers, loadableImage } from '../image/docker-archive.js';
+import { findRuntime, loadInto, readsZstd } from './load.js';
 import { credentialInputs } from '../destinations/registry.js';
 import { Phases, publishResult, type Result } from './publish.js';
 
@@ -45,42 +49,80 @@ export async function promote(inputs: PromoteInputs, log: Logger): Promise<void>
   });
 }
 
-/** `pull`: the image at `from` written to the OCI layout at `output`, every blob verified. */
+/**
+ * `pull`: the image at `from` written to the OCI layout at `output`, every blob verified; with `load`,
+ * loaded into Docker or podman (streamed into its `load`: from the layout when one was written, else
+ * straight from the registry).
+ */
 export async function pull(inputs: PullInputs, log: Logger): Promise<void> {
   const phases = new Phases(inputs.quiet);
   const from = inputs.source.reference;
+  // Found before anything is read, so a machine with no runtime fails at once.
+  const runtime = inputs.load ? await findRuntime() : null;
   // A pull's only registry is its source: the credential inputs are for it.
-  const { source, reference, name } = await openSource(inputs.source, inputs, from.registry, log);
-  const layout = await LayoutWriter.create(inputs.output);
+  const opened = await openSource(inputs.source, inputs, from.registry, log);
+  const layout = inputs.writeLayout ? await LayoutWriter.create(inputs.output) : null;
   try {
-    const pulled = await phases.run('pull', 'Pull', () =>
-      pullToLayout(source, reference, layout, from.tag ?? 'latest', {
-        concurrency: inputs.concurrency,
-      }),
-    );
-    log.info(`pulled ${name} (${pulled.digest}) into ${inputs.output}`);
+    let pulled: { digest: string; manifest: Buffer };
+    let source = opened.source;
+    if (layout) {
+      pulled = await phases.run('pull', 'Pull', () =>
+        pullToLayout(opened.source, opened.reference, layout, from.tag ?? 'latest', {
+          concurrency: inputs.concurrency,
+        }),
+      );
+      log.info(`pulled ${opened.name} (${pulled.digest}) into ${inputs.output}`);
+      source = layoutSource(inputs.output);
+    }
+    let loaded: { runtime: string; image: string } | undefined;
+    if (runtime) {
+      const reference = layout ? (from.tag ?? 'latest') : opened.reference;
+      const image = await loadableImage(source, reference);
+      pulled ??= { digest: image.digest, manifest: image.manifest };
+      if (hasZstdLayers(image) && !readsZstd(runtime))
+        throw new UserError(
+          `load: ${opened.name} has zstd layers, which Docker ${runtime.version} cannot load (zstd needs Docker 23.0 or newer); load it into podman, or snapshot it with compression gzip`,
+        );
+      const name = loadName(from, image.digest);
+      await phases.run('load', `Load into ${runtime.name}`, () =>
+        loadInto(runtime, dockerArchive(source, image, name)),
+      );
+      log.info(`loaded ${opened.name} (${image.digest}) into ${runtime.name} ${runtime.version} as ${name}`);
+      loaded = { runtime: runtime.name, image: name };
+    }
     await publish(inputs, phases, {
       operation: 'pull',
-      digest: pulled.digest,
-      manifest: pulled.manifest,
+      digest: pulled!.digest,
+      manifest: pulled!.manifest,
       images: [],
       tags: [],
-      where: { output: inputs.output },
+      where: layout ? { output: inputs.output } : {},
       uploaded: 0,
+      ...(loaded ? { loaded } : {}),
     });
   } catch (err) {
-    await layout.abort();
+    await layout?.abort();
     throw err;
   }
+}
+
+/**
+ * The name a loaded image gets: the source reference (`latest` when it named no tag); pinned by
+ * digest alone, its repository with the tag `sha256-<hex>`, since a runtime's `load` cannot record a
+ * digest, and an image loaded with no name could only be run by its ID.
+ */
+function loadName(from: Reference, digest: string): string {
+  return `${from.registry}/${from.repository}:${from.tag ?? `sha256-${digest.slice('sha256:'.length)}`}`;
 }
 
 async function publish(
   inputs: CommonInputs,
   phases: Phases,
-  result: Omit<Result, 'base' | 'changes' | 'durationMs'>,
+  result: Omit<Result, 'base' | 'changes' | 'durationMs' | 'key' | 'skipped'>,
 ): Promise<void> {
+  const key = describeExisting(result.digest, result.manifest).key ?? null;
   await publishResult(
-    { ...result, base: null, changes: null, durationMs: Date.now() - phases.startedAt },
+    { ...result, base: null, changes: null, durationMs: Date.now() - phases.startedAt, key, skipped: false },
     { metadataFile: inputs.metadataFile, quiet: inputs.quiet },
   );
 }

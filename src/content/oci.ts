@@ -18,6 +18,8 @@ export const Annotation = {
   refName: 'org.opencontainers.image.ref.name',
   baseName: 'org.opencontainers.image.base.name',
   baseDigest: 'org.opencontainers.image.base.digest',
+  /** What the image was built from, as the user's `key` input names it (this action's namespace). */
+  key: 'dev.depot.snapshot.key',
 } as const;
 
 export interface Descriptor {

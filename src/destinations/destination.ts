@@ -1,6 +1,7 @@
 import type { BuiltImage, NewLayer } from '../image/build.js';
 import type { BlobSink } from '../content/blob.js';
 import type { BaseImage } from '../registry/base.js';
+import type { ExistingImage, UpToDate } from '../content/existing.js';
 
 /**
  * Where a snapshot goes: a registry (layers uploaded) or an OCI layout on disk (a dry run). The
@@ -13,8 +14,12 @@ export interface Destination {
   readonly kind: 'registry' | 'layout';
   /** Paths the walk must leave out because this destination writes there. */
   readonly ownPaths: string[];
-  /** With `max-age`: the digest already at the first tag when that image is young enough. */
-  freshImage(maxAgeMs: number): string | null;
+  /**
+   * The image already there that makes a new one needless: returned only when every tag of this run
+   * holds the same image and it satisfies `want` (its key, its age; see content/existing.ts), else
+   * null. A destination that reaches several places answers for all of them.
+   */
+  upToDate(want: UpToDate): Promise<ExistingImage | null>;
   /** Makes the base image's layers present (skipped, mounted or copied; a layout gets them all). */
   addBase(base: BaseImage): Promise<void>;
   /** A layer already there (or mounted), found by fingerprint: reused without reading the tree. */

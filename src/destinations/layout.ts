@@ -1,15 +1,23 @@
-import type { CommonInputs } from '../inputs/index.js';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { SnapshotInputs } from '../inputs/index.js';
+import { upToDateIn } from '../content/existing.js';
 import { LayoutWriter } from '../layout/layout.js';
+import { layoutSource } from '../layout/reader.js';
 import type { Destination } from './destination.js';
 
 /** The dry run's OCI image layout at `output`: every blob written, base layers included. */
-export async function openLayout(inputs: CommonInputs): Promise<Destination> {
+export async function openLayout(inputs: SnapshotInputs): Promise<Destination> {
   const layout = await LayoutWriter.create(inputs.output);
   return {
     name: inputs.output,
     kind: 'layout',
     ownPaths: layout.ownPaths,
-    freshImage: () => null,
+    // The layout already at output (an earlier dry run's), read before this run replaces it.
+    upToDate: async (want) =>
+      existsSync(path.join(inputs.output, 'index.json'))
+        ? upToDateIn(layoutSource(inputs.output), snapshotTags(inputs), want)
+        : null,
     addBase: (base) =>
       layout.addBlobs((digest) => base.repository.openBlob(digest), base.layers, inputs.concurrency),
     reuse: async () => undefined,
@@ -26,4 +34,9 @@ export async function openLayout(inputs: CommonInputs): Promise<Destination> {
     images: () => [],
     where: () => ({ output: inputs.output }),
   };
+}
+
+/** The tags a snapshot writes: those of `image`, else `latest`. */
+export function snapshotTags(inputs: SnapshotInputs): string[] {
+  return inputs.targets.length ? inputs.targets.map((t) => t.tag) : ['latest'];
 }

@@ -23,7 +23,7 @@ export async function openRegistry(inputs: SnapshotInputs, log: Logger): Promise
     name: registry.image,
     kind: 'registry',
     ownPaths: [registry.cacheFile],
-    freshImage: (maxAgeMs) => registry.freshEnough(maxAgeMs),
+    upToDate: (want) => registry.upToDate(want),
     addBase: (base) => registry.addBase(base, inputs.concurrency),
     reuse: (fp) => registry.reuse(fp),
     exists: (digest) => registry.exists(digest),

@@ -68,6 +68,8 @@ export interface ImageInput {
   /** `org.opencontainers.image.source` / `.revision`, when the run knows them. */
   source?: string;
   revision?: string;
+  /** The user's `key`: what the image was built from, for a later run to compare (empty: none). */
+  key?: string;
 }
 
 export interface BuiltImage {
@@ -98,6 +100,7 @@ export function buildImage(input: ImageInput): BuiltImage {
   const annotations: Record<string, string> = { [Annotation.created]: input.created };
   if (input.source) annotations[Annotation.source] = input.source;
   if (input.revision) annotations[Annotation.revision] = input.revision;
+  if (input.key) annotations[Annotation.key] = input.key;
   if (base) {
     annotations[Annotation.baseName] = base.name;
     if (base.digest) annotations[Annotation.baseDigest] = base.digest;

@@ -35,7 +35,8 @@ export function helpText(): string {
   return [
     'Usage: node dist/index.js [options]',
     '       node dist/index.js promote --from REF[@DIGEST] --to REF [--to REF ...]',
-    '       node dist/index.js pull --from REF --output DIR',
+    '       node dist/index.js pull --from REF [--output DIR] [--load]',
+    '       node dist/index.js lookup --image REF [--key KEY] [--max-age DURATION]',
     '',
     'Captures a directory tree as an OCI image. Every option can also be given as the',
     'environment variable INPUT_<NAME> (e.g. INPUT_DRY-RUN=true), as the Actions runner does.',
@@ -79,8 +80,8 @@ function readRaw(argv: string[], env: NodeJS.ProcessEnv, strict: boolean): RawIn
 }
 
 /**
- * `promote --from REF --to REF…` and `pull --from REF --output DIR` are the CLI's spelling of
- * `--mode promote|pull`, with `--to` for `--image`.
+ * `promote --from REF --to REF…`, `pull --from REF --output DIR` and `lookup --image REF` are the
+ * CLI's spelling of `--mode promote|pull|lookup`, with `--to` for `--image`.
  */
 function subcommandArgs(argv: string[]): string[] {
   const [first, ...rest] = argv;

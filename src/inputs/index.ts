@@ -5,12 +5,13 @@ import type { Reference, Target } from '../registry/reference.js';
 import { readRawInputs, type RawInputs } from './cli.js';
 import { InputError } from '../failure.js';
 import { parseBoolean, parseDuration, parseInteger, parseList, parseOneOf, parseSize } from './parse.js';
-import { CONCURRENCY, MAX_LAYERS, MODES, type Mode } from './spec.js';
+import { CONCURRENCY, MAX_LAYERS, MODES, OUTPUT_DEFAULT, type Mode } from './spec.js';
 import {
   baselineInput,
   checkedReference,
   checkParents,
   globList,
+  keyInput,
   layoutInput,
   metadataFileInput,
   pathPatterns,
@@ -50,6 +51,8 @@ export interface CommonInputs {
   concurrency: number;
   /** Milliseconds, 0 for none. */
   maxAge: number;
+  /** What the image is built from, stored as its `dev.depot.snapshot.key` annotation; '' for none. */
+  key: string;
   persistEnv: boolean;
   envMask: string[];
   quiet: boolean;
@@ -72,30 +75,57 @@ export interface PromoteInputs extends CommonInputs {
   source: SourceInput;
 }
 
-/** `pull`: the image in a registry written to the OCI layout at `output`. */
+/**
+ * `pull`: the image in a registry written to the OCI layout at `output`, or loaded into Docker or
+ * podman (`load`), or both.
+ */
 export interface PullInputs extends CommonInputs {
   mode: 'pull';
   source: { kind: 'registry'; reference: Reference };
+  load: boolean;
+  /** Whether a layout is written at `output`: always without `load`, with it when `output` is set. */
+  writeLayout: boolean;
 }
 
-export type Inputs = SnapshotInputs | PromoteInputs | PullInputs;
+/** `lookup`: what the first `image` tag holds, and whether it has this `key` and is young enough. */
+export interface LookupInputs extends CommonInputs {
+  mode: 'lookup';
+  target: Target;
+}
+
+export type Inputs = SnapshotInputs | PromoteInputs | PullInputs | LookupInputs;
 
 /** Reads flags (outside Actions) over `INPUT_*` variables over defaults, then validates everything. */
 export function getInputs(argv: string[], env: NodeJS.ProcessEnv = process.env): Inputs {
   const raw = readRawInputs(argv, env);
   const mode = parseOneOf(raw.mode, 'mode', MODES);
+  const load = parseBoolean(raw.load, 'load');
+  if (load && mode !== 'pull')
+    throw new InputError(
+      `load is for mode pull (it loads the pulled image into Docker or podman), not ${mode}`,
+    );
   const common = commonInputs(raw, env, mode);
+  if (common.key && mode !== 'snapshot' && mode !== 'lookup')
+    throw new InputError(`key is for modes snapshot and lookup; ${mode} copies an image as it is`);
   const targets = targetsInput(parseList(raw.image));
   if (mode === 'snapshot') {
     if (targets.length === 0 && !common.dryRun)
       throw new InputError('image is required (or set dry-run to write a layout instead)');
     return { mode, targets, ...common };
   }
+  if (mode === 'lookup') {
+    if (!targets[0]) throw new InputError('lookup needs image: the tag to look at');
+    if (common.metadataFile)
+      throw new InputError(
+        'lookup writes nothing, no metadata-file either: read its outputs hit, digest, created and key',
+      );
+    return { mode, target: targets[0], ...common };
+  }
   const source = sourceInput(raw.from, mode);
   if (mode === 'pull') {
     if (source.kind === 'layout')
       throw new InputError('pull reads from a registry; from: oci:… is already a layout');
-    return { mode, source, ...common };
+    return { mode, source, load, writeLayout: pullWritesLayout(raw), ...common };
   }
   const [first, ...rest] = targets;
   if (!first) throw new InputError('promote needs image (or --to): where to copy the image');
@@ -103,13 +133,22 @@ export function getInputs(argv: string[], env: NodeJS.ProcessEnv = process.env):
 }
 
 /**
- * The pre step's inputs: those of a snapshot, or null for promote and pull, which record no
+ * The pre step's inputs: those of a snapshot, or null for promote, pull and lookup, which record no
  * baseline. The image and the source are not needed yet: the main step checks them.
  */
 export function getPreInputs(argv: string[], env: NodeJS.ProcessEnv = process.env): CommonInputs | null {
   const raw = readRawInputs(argv, env);
   const mode = parseOneOf(raw.mode, 'mode', MODES);
   return mode === 'snapshot' ? commonInputs(raw, env, mode) : null;
+}
+
+/**
+ * A pull writes its layout unless it loads into a runtime, and then only when `output` is set: to
+ * anything but its default, since the runner passes the default for an input left unset.
+ */
+function pullWritesLayout(raw: RawInputs): boolean {
+  const output = raw.output.trim();
+  return !parseBoolean(raw.load, 'load') || (output !== '' && output !== OUTPUT_DEFAULT);
 }
 
 function sourceInput(from: string, mode: Mode): SourceInput {
@@ -136,8 +175,8 @@ function commonInputs(raw: RawInputs, env: NodeJS.ProcessEnv, mode: Mode): Commo
     );
   }
   const dryRun = parseBoolean(raw['dry-run'], 'dry-run');
-  const output = path.resolve(raw.output.trim() || 'snapshot-layout');
-  const writesLayout = mode === 'pull' || (mode === 'snapshot' && dryRun);
+  const output = path.resolve(raw.output.trim() || OUTPUT_DEFAULT);
+  const writesLayout = (mode === 'pull' && pullWritesLayout(raw)) || (mode === 'snapshot' && dryRun);
   if (writesLayout) checkParents(output, 'output');
   return {
     root: path.resolve(raw.root.trim() || '/'),
@@ -170,6 +209,7 @@ function commonInputs(raw: RawInputs, env: NodeJS.ProcessEnv, mode: Mode): Commo
     insecureRegistry: parseBoolean(raw['insecure-registry'], 'insecure-registry'),
     concurrency: parseInteger(raw.concurrency, 'concurrency', CONCURRENCY),
     maxAge: raw['max-age'].trim() ? parseDuration(raw['max-age'], 'max-age') : 0,
+    key: keyInput(raw.key),
     persistEnv: parseBoolean(raw['persist-env'], 'persist-env'),
     envMask: globList(raw['env-mask'], 'env-mask'),
     quiet: parseBoolean(raw.quiet, 'quiet'),

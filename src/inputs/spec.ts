@@ -2,9 +2,12 @@ import { CHANGE_MODES } from '../diff/changes.js';
 import { COMPRESSIONS, LEVELS } from '../layer/compress.js';
 import { LAYER_LIMIT } from '../image/budget.js';
 
-/** What a run does; `promote` and `pull` are also subcommands on the command line. */
-export const MODES = ['snapshot', 'promote', 'pull'] as const;
+/** What a run does; `promote`, `pull` and `lookup` are also subcommands on the command line. */
+export const MODES = ['snapshot', 'promote', 'pull', 'lookup'] as const;
 export type Mode = (typeof MODES)[number];
+
+/** Where a dry run or a pull writes its layout when `output` is not set. */
+export const OUTPUT_DEFAULT = 'snapshot-layout';
 
 /** Layers compressed and uploaded at once. */
 export const CONCURRENCY = { min: 1, max: 16 };
@@ -52,7 +55,7 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'output',
     description: 'Directory of the OCI image layout written by a dry run',
-    default: 'snapshot-layout',
+    default: OUTPUT_DEFAULT,
     kind: 'text',
   },
   {
@@ -129,7 +132,7 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'mode',
     description:
-      'snapshot (capture root), promote (copy `from` to `image` without recapturing) or pull (fetch `from` into `output`)',
+      'snapshot (capture root), promote (copy `from` to `image` without recapturing), pull (fetch `from` into `output`, or into Docker or podman with `load`) or lookup (whether `image` holds an image with this `key`, young enough for `max-age`: outputs hit, digest, created, key)',
     default: 'snapshot',
     kind: 'choice',
     values: MODES,
@@ -172,9 +175,23 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'max-age',
     description:
-      'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
+      'Skip the snapshot when every tag holds one image younger than this (e.g. 45m, 1h30m, 5d); for lookup, a hit must be younger than this',
     default: '',
     kind: 'text',
+  },
+  {
+    name: 'key',
+    description:
+      'What the image is built from (e.g. a hash of the setup files), stored in its manifest: a snapshot whose every tag already holds an image with this key (and young enough for max-age) captures nothing',
+    default: '',
+    kind: 'text',
+  },
+  {
+    name: 'load',
+    description:
+      'pull: load the image into the local Docker (or podman where Docker does not answer), tagged with `from`; a layout is then written only when `output` is set',
+    default: 'false',
+    kind: 'boolean',
   },
   {
     name: 'persist-env',

@@ -168,3 +168,24 @@ function statOf(p: string, name: string): Stats | undefined {
     throw new InputError(`${name} ${p} cannot be checked (${code}); choose another path`);
   }
 }
+
+/** Longest `key`: a hash is 64 characters; room for a few joined with a prefix. */
+const KEY_LIMIT = 1024;
+
+/**
+ * `key`: one line of text, kept as given once trimmed ('' for none). A line break or another control
+ * character is refused: an expression that joined several lines is a mistake, and an annotation
+ * holding one would not compare as the user reads it.
+ */
+export function keyInput(value: string): string {
+  const key = value.trim();
+  if (/[\u0000-\u001f\u007f]/.test(key))
+    throw new InputError(
+      'key holds a line break or another control character; give one line (e.g. a hash of the files the image is built from)',
+    );
+  if (key.length > KEY_LIMIT)
+    throw new InputError(
+      `key is ${key.length} characters long, over ${KEY_LIMIT}; hash what it names instead (e.g. hashFiles)`,
+    );
+  return key;
+}

@@ -4,6 +4,7 @@ import type { Manifest } from '../content/oci.js';
 import { FINGERPRINT_ANNOTATION } from '../layer/fingerprint.js';
 import type { BlobSink } from '../content/blob.js';
 import { copyBlobs } from '../content/copy.js';
+import { describeExisting, upToDateIn, type ExistingImage, type UpToDate } from '../content/existing.js';
 import type { Repository } from './repository.js';
 import { connect } from './connect.js';
 import type { CredentialInputs } from './credentials.js';
@@ -22,13 +23,12 @@ export interface PushOptions {
 }
 
 /**
- * What is already at the first tag: its layers by fingerprint (to skip re-reading), and its age. Its
- * blobs are not taken to be in the repository: registries evict and collect garbage under a tag, so
- * each is checked (one HEAD) before it is reused.
+ * What is already at the first tag: its layers by fingerprint (to skip re-reading), and what says
+ * whether it is up to date. Its blobs are not taken to be in the repository: registries evict and
+ * collect garbage under a tag, so each is checked (one HEAD) before it is reused.
  */
 interface Existing {
-  digest: string;
-  created?: Date;
+  image: ExistingImage;
   layers: Map<string, NewLayer>;
 }
 
@@ -77,7 +77,11 @@ export class RegistryDestination {
     const fetched = await getManifest(this.repo, tag);
     if (!fetched) return;
     const manifest = parseJson<Manifest>(fetched.bytes);
-    if (!Array.isArray(manifest.layers) || !manifest.config) return; // an index, or not an image
+    if (!Array.isArray(manifest.layers) || !manifest.config) {
+      // An index, or not an image: nothing to reuse, but it is what the tag holds.
+      this.existing = { image: describeExisting(fetched.digest, fetched.bytes), layers: new Map() };
+      return;
+    }
     const config = await getImageConfig(this.repo, manifest).catch(() => null);
     const layers = new Map<string, NewLayer>();
     manifest.layers.forEach((d, i) => {
@@ -90,15 +94,13 @@ export class RegistryDestination {
           comment: config?.history?.filter((h) => !h.empty_layer)[i]?.comment ?? '',
         });
     });
-    const created = config?.created ?? manifest.annotations?.['org.opencontainers.image.created'];
-    this.existing = { digest: fetched.digest, created: created ? new Date(created) : undefined, layers };
+    this.existing = { image: describeExisting(fetched.digest, fetched.bytes, config), layers };
   }
 
-  /** With `max-age`: the digest at the first tag when that image is younger than `maxAgeMs`. */
-  freshEnough(maxAgeMs: number, now = Date.now()): string | null {
-    const created = this.existing?.created?.getTime();
-    if (created === undefined || Number.isNaN(created)) return null;
-    return now - created < maxAgeMs ? this.existing!.digest : null;
+  /** The image every tag holds, when they all hold the same one and it satisfies `want`; else null. */
+  upToDate(want: UpToDate): Promise<ExistingImage | null> {
+    const tags = this.targets.map((t) => t.tag);
+    return upToDateIn(this.repo, tags, want, this.existing?.image ?? null);
   }
 
   /**

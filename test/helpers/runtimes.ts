@@ -2,11 +2,14 @@
 // own, overlay2) and podman (runc, its own storage). Both pull from the loopback registry.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { check, onCleanup, run, tmpDir, type RunResult } from './tools.js';
 
 export interface Runtime {
   name: string;
+  /** What points the runtime's CLI at this instance (for a process that runs `docker` or `podman`). */
+  env: Record<string, string>;
   /** `run --rm IMAGE ARGS…` with no network; the result, whatever the exit code. */
   run(ref: string, args: string[]): Promise<RunResult>;
 }
@@ -45,6 +48,7 @@ export async function startDocker(): Promise<Runtime> {
   }
   return {
     name: 'docker',
+    env: { DOCKER_HOST: env.DOCKER_HOST },
     run: (ref, args) => run('docker', ['run', '--rm', '--network=none', ref, ...args], { env }),
   };
 }
@@ -57,8 +61,17 @@ export async function podman(): Promise<Runtime> {
     await run('podman', [...storage, 'system', 'reset', '--force']);
   });
   await check('podman', [...storage, 'info']);
+  // The same storage for a podman run without the flags: the machine's driver, these directories.
+  const driver = JSON.parse((await check('podman', [...storage, 'info', '--format', 'json'])).stdout).store
+    .graphDriverName as string;
+  const conf = path.join(dir, 'storage.conf');
+  await writeFile(
+    conf,
+    `[storage]\ndriver = "${driver}"\ngraphroot = "${path.join(dir, 'root')}"\nrunroot = "${path.join(dir, 'run')}"\n`,
+  );
   return {
     name: 'podman',
+    env: { CONTAINERS_STORAGE_CONF: conf },
     run: (ref, args) =>
       run('podman', [
         ...storage,

@@ -367,12 +367,67 @@ const CASES: Case[] = [
   {
     name: 'unknown mode',
     inputs: (o) => dry(o, { mode: 'snapshoot' }),
-    error: /mode must be one of snapshot, promote, pull, got "snapshoot"/,
+    error: /mode must be one of snapshot, promote, pull, lookup, got "snapshoot"/,
   },
   {
     name: 'unknown changes method',
     inputs: (o) => dry(o, { changes: 'diff' }),
     error: /changes must be one of auto, overlay, baseline, full, got "diff"/,
+  },
+  {
+    name: 'key with a line break',
+    inputs: (o) => dry(o, { key: 'abc\ndef' }),
+    error: /key holds a line break or another control character; give one line/,
+  },
+  {
+    name: 'key too long',
+    inputs: (o) => dry(o, { key: 'k'.repeat(1025) }),
+    error: /key is 1025 characters long, over 1024; hash what it names instead/,
+  },
+  {
+    name: 'key for a pull',
+    inputs: (o) => ({ mode: 'pull', from: `${open.host}/bad/existing:v1`, output: o, key: 'k' }),
+    error: /key is for modes snapshot and lookup; pull copies an image as it is/,
+  },
+  {
+    name: 'load in a snapshot',
+    inputs: (o) => dry(o, { load: 'true' }),
+    error: /load is for mode pull \(it loads the pulled image into Docker or podman\), not snapshot/,
+  },
+  {
+    name: 'load not a boolean',
+    inputs: (o) => ({ mode: 'pull', from: `${open.host}/bad/existing:v1`, output: o, load: 'docker' }),
+    error: /load must be true or false, got "docker"/,
+  },
+  {
+    name: 'lookup without image',
+    inputs: (o) => ({ mode: 'lookup', key: 'k', output: o }),
+    error: /lookup needs image: the tag to look at/,
+  },
+  {
+    name: 'lookup with metadata-file',
+    inputs: async () => ({
+      mode: 'lookup',
+      image: `${open.host}/bad/existing:v1`,
+      'metadata-file': path.join(await tmpDir('meta'), 'meta.json'),
+    }),
+    error: /lookup writes nothing, no metadata-file either: read its outputs hit, digest, created and key/,
+  },
+  {
+    name: 'lookup: registry refuses the connection',
+    inputs: () => ({ mode: 'lookup', image: `127.0.0.1:${closedPort}/bad/existing:v1`, key: 'k' }),
+    error: /cannot reach 127\.0\.0\.1:\d+: the connection was refused/,
+  },
+  {
+    name: 'lookup: wrong password (Basic)',
+    inputs: () => ({
+      mode: 'lookup',
+      image: `${basic.host}/bad/existing:v1`,
+      username: USER,
+      password: WRONG_PASSWORD,
+    }),
+    error: /reading bad\/existing:v1 failed: 401 UNAUTHORIZED.*check the credentials/,
+    tag: existingTag(() => basic, true),
   },
   // --- root and output
   {

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { formatDuration } from '../../src/util/format.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { zstdAvailable } from '../../src/layer/compress.js';
@@ -215,9 +216,35 @@ describe('each mode reads what it needs', () => {
     );
   });
 
-  it("the pre step reads a snapshot's inputs, and nothing of promote or pull, whose layout may not exist yet", () => {
+  it('pull --load writes a layout only when output is set to something else than its default', () => {
+    const from = { INPUT_MODE: 'pull', INPUT_FROM: 'ghcr.io/org/app' };
+    expect(getInputs([], from)).toMatchObject({ load: false, writeLayout: true });
+    expect(getInputs([], { ...from, INPUT_LOAD: 'true' })).toMatchObject({ load: true, writeLayout: false });
+    expect(getInputs([], { ...from, INPUT_LOAD: 'true', INPUT_OUTPUT: 'snapshot-layout' })).toMatchObject({
+      writeLayout: false,
+    });
+    expect(getInputs(['pull', '--from', 'ghcr.io/org/app', '--load', '--output', 'x'], {})).toMatchObject({
+      load: true,
+      writeLayout: true,
+      output: path.resolve('x'),
+    });
+  });
+
+  it('lookup reads the first image and the key; the CLI spells it as a subcommand', () => {
+    const i = getInputs(
+      ['lookup', '--image', 'ghcr.io/org/app:ci', '--key', '  abc  ', '--max-age', '1d'],
+      {},
+    );
+    expect(i).toMatchObject({ mode: 'lookup', key: 'abc', maxAge: 86_400_000, target: { tag: 'ci' } });
+    expect(() => getInputs(['lookup', '--key', 'abc'], {})).toThrow(/^lookup needs image/);
+    expect(() => getInputs([], { INPUT_KEY: 'a\rb', INPUT_IMAGE: IMAGE })).toThrow(/^key holds a line break/);
+    expect(() => getInputs([], { INPUT_LOAD: 'true', INPUT_IMAGE: IMAGE })).toThrow(/^load is for mode pull/);
+  });
+
+  it("the pre step reads a snapshot's inputs, and nothing of promote, pull or lookup, whose layout may not exist yet", () => {
     expect(getPreInputs([], { INPUT_MODE: 'promote', INPUT_FROM: 'oci:/nonexistent/layout' })).toBeNull();
     expect(getPreInputs([], { INPUT_MODE: 'pull' })).toBeNull();
+    expect(getPreInputs([], { INPUT_MODE: 'lookup', INPUT_IMAGE: IMAGE, INPUT_KEY: 'abc' })).toBeNull();
     expect(getPreInputs([], { INPUT_ROOT: '/srv/tree' })).toMatchObject({
       root: '/srv/tree',
       changes: 'auto',
@@ -280,6 +307,9 @@ describe('parseDuration', () => {
 
   it.each(['', '5', '1.5h', 'h', '0s', '0h0m', '1h 30m', '-5m', '5M', '1y'])('rejects %j', (v) => {
     expect(inputError(() => parseDuration(v, 'max-age'))).toContain('max-age');
+  });
+  it.each(['90s', '45m', '1h30m', '5d', '1d2h3m4s'])('%j is written back as it reads', (v) => {
+    expect(formatDuration(parseDuration(v, 'max-age'))).toBe(v === '90s' ? '1m30s' : v);
   });
 });
 
