@@ -51,17 +51,16 @@ export async function writeLayer(
   expected?: { digest: string; size: number },
 ): Promise<LayerResult> {
   const counters = input.counters;
-  const diff = new HashTap();
-  const compressed = new HashTap(counters && ((n) => (counters.compressed += n)));
+  const countCompressed = counters && ((n: number) => (counters.compressed += n));
+  const tar = Readable.from(tarStream(input), { objectMode: false, highWaterMark: BATCH });
   const pending = await sink.create(expected);
   try {
-    await pipeline(
-      Readable.from(tarStream(input), { objectMode: false, highWaterMark: BATCH }),
-      diff,
-      compressor(input.compression, input.level),
-      compressed,
-      pending.stream,
-    );
+    // Uncompressed, the blob is the tar itself: one digest serves as both, and no pass copies it.
+    const uncompressed = input.compression === 'none';
+    const diff = new HashTap(uncompressed ? countCompressed : undefined);
+    const compressed = uncompressed ? diff : new HashTap(countCompressed);
+    if (uncompressed) await pipeline(tar, diff, pending.stream);
+    else await pipeline(tar, diff, compressor(input.compression, input.level), compressed, pending.stream);
     const descriptor: Descriptor = {
       mediaType: LAYER_MEDIA_TYPE[input.compression],
       digest: compressed.digest(),
