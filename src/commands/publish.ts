@@ -1,4 +1,4 @@
-import { describeManifest, writeMetadata } from '../metadata.js';
+import { describeManifest, setupMetadata, writeMetadata } from '../metadata.js';
 import { group, publishSummary, setOutputs } from '../runner.js';
 import { markdownReport, textReport, type SnapshotReport } from '../summary.js';
 
@@ -66,6 +66,7 @@ export async function publishResult(
       base: result.base,
       changes: result.changes,
       durationMs: result.durationMs,
+      ...(opts.report?.setup ? { setup: setupMetadata(opts.report.setup) } : {}),
     });
   }
   if (opts.report) await publishSummary(markdownReport(opts.report), textReport(opts.report), opts.quiet);
