@@ -1,13 +1,15 @@
 import { constants } from 'node:fs';
 import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
+import { silentLogger } from '../log.js';
+import { readXattrs } from '../walk/xattrs.js';
 
 /**
  * A tree read as a chroot would see it: paths are resolved under its root, a symlink's absolute
  * target starts again at the root and `..` stops there, so no link in the tree (however hostile)
  * makes us read a file of the host. Several roots make one merged view, first root first (an
- * overlay's lower dirs): a name is taken from the first root that has it, and a whiteout there (a
- * character device 0/0) hides it in those below.
+ * overlay's lower dirs): a name is taken from the first root that has it, a whiteout there (a
+ * character device 0/0) hides it in those below, and so does an opaque directory all it held there.
  */
 export class Tree {
   /** Files and entries that were there but could not be read or parsed. */
@@ -61,6 +63,7 @@ export class Tree {
         if (d.isCharacterDevice()) hidden.add(d.name);
         else names.add(d.name);
       }
+      if (this.roots.length > 1 && isOpaque(dir)) break; // deleted and made again above the rest
     }
     return [...names].sort();
   }
@@ -113,4 +116,17 @@ export class Tree {
     }
     return null;
   }
+}
+
+/** overlayfs marks a directory that hides what the layers below held in it (trusted. as root, user. without). */
+function isOpaque(dir: string): boolean {
+  let xattrs: Array<[string, Buffer]>;
+  try {
+    xattrs = readXattrs(Buffer.from(dir), silentLogger) ?? [];
+  } catch {
+    return false; // unreadable: taken as plain, as it most likely is
+  }
+  return xattrs.some(
+    ([name, value]) => /^(trusted|user)\.overlay\.opaque$/.test(name) && value.toString() === 'y',
+  );
 }

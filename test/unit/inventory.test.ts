@@ -192,6 +192,16 @@ describe('readInventory', () => {
     execFileSync('mknod', [path.join(top, 'usr/local/lib/node_modules/gone'), 'c', '0', '0']);
     const inv = await readMergedInventory([top, bottom], {});
     expect(inv.packages.map((p) => `${p.name}@${p.version}`)).toEqual(['kept@1.0.0', 'typescript@5.9.3']);
+    // A directory deleted and made again above: opaque, what the roots below held in it is hidden.
+    execFileSync('setfattr', [
+      '-n',
+      'trusted.overlay.opaque',
+      '-v',
+      'y',
+      path.join(top, 'usr/local/lib/node_modules'),
+    ]);
+    const opaque = await readMergedInventory([top, bottom], {});
+    expect(opaque.packages.map((p) => `${p.name}@${p.version}`)).toEqual(['typescript@5.9.3']);
   });
 });
 
