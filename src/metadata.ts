@@ -1,6 +1,8 @@
 import { rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Manifest } from './content/oci.js';
+import type { Package } from './inventory/inventory.js';
+import type { SetupReport } from './summary.js';
 
 /**
  * The metadata file (`metadata-file`), like `depot build --metadata-file`: what was made, where it
@@ -30,6 +32,58 @@ export interface Metadata {
   skipped: boolean;
   /** pull with `load`: the runtime that took the image and the name it has there. */
   loaded?: { runtime: string; image: string };
+  /** What the setup steps installed (snapshot only): the job summary's "What setup changed". */
+  setup?: MetadataSetup;
+}
+
+/** A package as the metadata file lists it. */
+export interface MetadataPackage {
+  name: string;
+  version: string;
+  arch?: string;
+  purl: string;
+}
+
+export interface MetadataSetup {
+  before: SetupReport['before'];
+  /** Packages per ecosystem the image holds. */
+  counts: SetupReport['counts'];
+  /** Per ecosystem that changed; empty without a before-state. */
+  ecosystems: Record<
+    string,
+    {
+      added: MetadataPackage[];
+      removed: MetadataPackage[];
+      upgraded: Array<{ name: string; arch?: string; from: string; to: string; purl: string }>;
+    }
+  >;
+  /** Null when the PATH before is not known. */
+  path: { gained: string[]; lost: string[] } | null;
+}
+
+/** The report's setup section as the metadata file carries it. */
+export function setupMetadata(s: SetupReport): MetadataSetup {
+  const brief = (p: Package): MetadataPackage => ({
+    name: p.name,
+    version: p.version,
+    ...(p.arch ? { arch: p.arch } : {}),
+    purl: p.purl,
+  });
+  const ecosystems: MetadataSetup['ecosystems'] = {};
+  for (const [e, c] of Object.entries(s.ecosystems ?? {})) {
+    ecosystems[e] = {
+      added: c.added.map(brief),
+      removed: c.removed.map(brief),
+      upgraded: c.upgraded.map((u) => ({
+        name: u.to.name,
+        ...(u.to.arch ? { arch: u.to.arch } : {}),
+        from: u.from.version,
+        to: u.to.version,
+        purl: u.to.purl,
+      })),
+    };
+  }
+  return { before: s.before, counts: s.counts, ecosystems, path: s.path };
 }
 
 /** What a manifest says about the image (an index has no config or layers of its own). */

@@ -12,6 +12,8 @@ import { writeBaseline } from './diff/baseline.js';
 import { layerCacheDirs } from './registry/layer-cache.js';
 import { stopCleanlyOnSignals } from './interrupt.js';
 import { failOrRerunAsRoot, isRoot, NeedsRootError, returnToCaller } from './privileges.js';
+import { readInventory, splitPath } from './inventory/read.js';
+import { inventoryFileFor, writeInventoryFile } from './inventory/record.js';
 
 /**
  * The pre step, run by the runner before the job's steps: fails early on bad inputs, and records the
@@ -28,8 +30,9 @@ async function pre(): Promise<void> {
       core.info('promote, pull and lookup capture nothing: no baseline recorded');
       return;
     }
-    if (inputs.changes === 'full') return;
     if (inputs.upper) await checkUpper(inputs.upper, inputs.root);
+    await recordInventory(inputs.root, inputs.baseline);
+    if (inputs.changes === 'full') return;
     const overlay = await findOverlay(inputs.root, await readMounts(), inputs.upper);
     if (inputs.changes === 'overlay' || (inputs.changes === 'auto' && overlay)) {
       core.info(
@@ -62,7 +65,12 @@ async function pre(): Promise<void> {
       root: inputs.root,
       exclude: inputs.exclude,
       include: inputs.include,
-      ownPaths: [inputs.baseline, ...layerCacheDirs(), ...overlayStorage(overlay)],
+      ownPaths: [
+        inputs.baseline,
+        inventoryFileFor(inputs.baseline),
+        ...layerCacheDirs(),
+        ...overlayStorage(overlay),
+      ],
       rewritten: [MARKER_REWRITTEN],
       log: coreLogger,
     });
@@ -77,6 +85,28 @@ async function pre(): Promise<void> {
   } catch (err) {
     await failOrRerunAsRoot(err, coreLogger);
   }
+}
+
+/**
+ * The tree's software before the job's steps, beside the baseline (whether or not one is recorded):
+ * the main step compares its own inventory with it for "What setup changed". Cheap: a few known files.
+ */
+async function recordInventory(root: string, baseline: string): Promise<void> {
+  if (!baseline) {
+    core.info(
+      'no baseline path (no RUNNER_TEMP): no inventory recorded, "What setup changed" will have no before-state',
+    );
+    return;
+  }
+  const file = inventoryFileFor(baseline);
+  const inventory = await readInventory(root, {
+    path: splitPath(process.env.PATH),
+    toolCache: process.env.RUNNER_TOOL_CACHE,
+  });
+  await writeInventoryFile(file, inventory);
+  await returnToCaller([file], coreLogger);
+  if (inActions()) core.saveState('inventory', file);
+  core.info(`inventory of ${root}: ${inventory.packages.length} packages, written to ${file}`);
 }
 
 void pre();

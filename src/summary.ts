@@ -2,6 +2,8 @@ import { show } from './log.js';
 import { formatBytes } from './util/format.js';
 import { showShortened, type Exclusion } from './walk/walk.js';
 import type { EntryTable } from './walk/entries.js';
+import type { EcosystemChanges, SetupChanges } from './inventory/diff.js';
+import type { Ecosystem, Inventory, Package } from './inventory/inventory.js';
 
 /** One new layer of the image, as the summary shows it. */
 export interface LayerRow {
@@ -37,6 +39,22 @@ export interface SnapshotReport {
   phases: Array<{ name: string; ms: number }>;
   /** When layers were merged. */
   compaction?: Compaction;
+  /** What the setup steps installed (snapshot only). */
+  setup?: SetupReport;
+  /** The image's software as read from its tree, read once for the report (and for an SBOM). */
+  inventory?: Inventory;
+}
+
+/** What the job's setup steps changed in the tree's software, per ecosystem, and in PATH. */
+export interface SetupReport {
+  /** The pre step's record (`baseline`), the overlay's lower dirs (`overlay`), or nothing to compare with. */
+  before: 'baseline' | 'overlay' | 'none';
+  /** Packages per ecosystem the image holds. */
+  counts: Partial<Record<Ecosystem, number>>;
+  /** What changed per ecosystem (only those that did); null without a before-state. */
+  ecosystems: SetupChanges['ecosystems'] | null;
+  /** PATH entries gained and lost; null when the PATH before is not known. */
+  path: SetupChanges['path'] | null;
 }
 
 /** Layers of earlier snapshots merged into this one's, to keep the image within max-layers. */
@@ -109,6 +127,7 @@ export function markdownReport(r: SnapshotReport): string {
   out.push('| | |', '| --- | --- |');
   for (const [k, v] of overview(r, code)) out.push(`| ${k} | ${v} |`);
   out.push('');
+  if (r.setup) out.push(...markdownSetup(r.setup));
 
   out.push('### Layers', '');
   out.push('| # | subtree | entries | content | compressed | |', '| ---: | --- | ---: | ---: | ---: | --- |');
@@ -164,6 +183,7 @@ export function textReport(r: SnapshotReport): string {
   const rows = overview(r, (s) => s);
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) out.push(`  ${k.padEnd(width)}  ${v}`);
+  if (r.setup) out.push('', ...textSetup(r.setup));
 
   out.push('', 'Layers:');
   const table: string[][] = [['#', 'subtree', 'entries', 'content', 'compressed', '']];
@@ -283,5 +303,134 @@ export function describeExclusions(excluded: Exclusion[], sockets: Buffer[]): st
     const shown = paths.slice(0, 5).join(', ');
     lines.push(`${reason}: ${paths.length} (${shown}${paths.length > 5 ? ', …' : ''})`);
   }
+  return lines;
+}
+
+/** How each ecosystem is named in the report, one and many. */
+const ECOSYSTEM_NOUNS: Record<Ecosystem, [string, string]> = {
+  deb: ['apt package', 'apt packages'],
+  apk: ['apk package', 'apk packages'],
+  npm: ['npm global', 'npm globals'],
+  pypi: ['Python package', 'Python packages'],
+  toolcache: ['tool cache version', 'tool cache versions'],
+};
+const ECOSYSTEMS = Object.keys(ECOSYSTEM_NOUNS) as Ecosystem[];
+/** Longer lists are folded in the job summary. */
+const FOLD_AFTER = 10;
+
+const noun = (e: Ecosystem, n: number) => `${n} ${ECOSYSTEM_NOUNS[e][n === 1 ? 0 : 1]}`;
+const toolName = (p: Package) => `${p.name} ${p.version}${p.arch ? ` (${p.arch})` : ''}`;
+
+const BEFORE: Record<SetupReport['before'], string> = {
+  baseline: "compared with the inventory the pre step recorded before the job's steps",
+  overlay: "compared with the overlay's lower dirs (the tree before the job's changes)",
+  none: 'no record from the pre step and no readable overlay lower dirs to compare with',
+};
+
+/**
+ * One line: counts per ecosystem, tool cache versions by name, PATH entries gained and lost
+ * ("140 apt packages added, 3 upgraded; 1 npm global added; node 22.1.0 (x64) added to the tool cache; PATH gained /opt/mytool/bin").
+ */
+export function describeSetupCounts(s: SetupReport): string {
+  const parts: string[] = [];
+  if (!s.ecosystems) {
+    const held = ECOSYSTEMS.filter((e) => s.counts[e]).map((e) => noun(e, s.counts[e]!));
+    parts.push(`no before-state: the image holds ${held.join(', ') || 'no package these ecosystems list'}`);
+  } else {
+    for (const e of ECOSYSTEMS) {
+      const c = s.ecosystems[e];
+      if (c) parts.push(e === 'toolcache' ? describeToolCache(c) : describeEcosystem(e, c));
+    }
+    if (!parts.length) parts.push('no package added, removed or upgraded');
+  }
+  if (s.path?.gained.length) parts.push(`PATH gained ${s.path.gained.join(', ')}`);
+  if (s.path?.lost.length) parts.push(`PATH lost ${s.path.lost.join(', ')}`);
+  return parts.join('; ');
+}
+
+function describeEcosystem(e: Ecosystem, c: EcosystemChanges): string {
+  const counts = (
+    [
+      [c.added.length, 'added'],
+      [c.upgraded.length, 'upgraded'],
+      [c.removed.length, 'removed'],
+    ] as const
+  ).filter(([n]) => n > 0);
+  return counts.map(([n, verb], i) => `${i === 0 ? noun(e, n) : n} ${verb}`).join(', ');
+}
+
+function describeToolCache(c: EcosystemChanges): string {
+  const named = (list: Package[]) =>
+    list.length <= 3 ? list.map(toolName).join(', ') : noun('toolcache', list.length);
+  return [
+    c.added.length ? `${named(c.added)} added to the tool cache` : '',
+    c.removed.length ? `${named(c.removed)} removed from the tool cache` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+}
+
+/** Each list of the section (ecosystem × added/upgraded/removed): a title and its `name version` items. */
+function setupLists(s: SetupReport): Array<{ title: string; items: Array<[string, string]> }> {
+  const lists: Array<{ title: string; items: Array<[string, string]> }> = [];
+  for (const e of ECOSYSTEMS) {
+    const c = s.ecosystems?.[e];
+    if (!c) continue;
+    const item = (p: Package): [string, string] => [
+      p.name,
+      e === 'toolcache' ? toolName(p).slice(p.name.length + 1) : p.version,
+    ];
+    if (c.added.length) lists.push({ title: `${noun(e, c.added.length)} added`, items: c.added.map(item) });
+    if (c.upgraded.length)
+      lists.push({
+        title: `${noun(e, c.upgraded.length)} upgraded`,
+        items: c.upgraded.map((u) => [u.to.name, `${u.from.version} → ${u.to.version}`]),
+      });
+    if (c.removed.length)
+      lists.push({ title: `${noun(e, c.removed.length)} removed`, items: c.removed.map(item) });
+  }
+  return lists;
+}
+
+/** The job summary's "What setup changed": the counts line, then each list, folded past FOLD_AFTER items. */
+export function markdownSetup(s: SetupReport): string[] {
+  const code = (t: string) => `<code>${html(t)}</code>`;
+  const out = [
+    '### What setup changed',
+    '',
+    `${html(describeSetupCounts(s))}.`,
+    '',
+    `<sub>${html(BEFORE[s.before])}</sub>`,
+    '',
+  ];
+  for (const { title, items } of setupLists(s)) {
+    const lines = items.map(([name, version]) => `- ${code(name)} ${code(version)}`);
+    if (items.length > FOLD_AFTER)
+      out.push(`<details><summary>${html(title)}</summary>`, '', ...lines, '', '</details>', '');
+    else out.push(`${html(title)}:`, '', ...lines, '');
+  }
+  return out;
+}
+
+/** The same for the plain-text report: every list in full, wrapped. */
+export function textSetup(s: SetupReport): string[] {
+  const out = [`What setup changed (${BEFORE[s.before]}):`, ...wrap(describeSetupCounts(s), '  ')];
+  for (const { title, items } of setupLists(s))
+    out.push(...wrap(`${title}: ${items.map(([name, version]) => `${name} ${version}`).join(', ')}`, '  '));
+  return out;
+}
+
+/** Lines of at most about 100 columns, broken after commas, each indented. */
+function wrap(text: string, indent: string): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/(?<=, )/)) {
+    if (line && indent.length + line.length + word.length > 100) {
+      lines.push(indent + line.trimEnd());
+      line = '  ';
+    }
+    line += word;
+  }
+  if (line.trim()) lines.push(indent + line.trimEnd());
   return lines;
 }

@@ -1,4 +1,4 @@
-import { describeManifest, writeMetadata } from '../metadata.js';
+import { describeManifest, setupMetadata, writeMetadata } from '../metadata.js';
 import { group, publishSummary, setOutputs } from '../runner.js';
 import { markdownReport, textReport, type SnapshotReport } from '../summary.js';
 
@@ -75,6 +75,7 @@ export async function publishResult(
       key: result.key,
       skipped: result.skipped,
       ...(result.loaded ? { loaded: result.loaded } : {}),
+      ...(opts.report?.setup ? { setup: setupMetadata(opts.report.setup) } : {}),
     });
   }
   if (opts.report) await publishSummary(markdownReport(opts.report), textReport(opts.report), opts.quiet);

@@ -30,6 +30,8 @@ import { credentialInputs, openRegistry } from '../destinations/registry.js';
 import { compact } from './compact.js';
 import { writeLayers } from './layers.js';
 import { Phases, publishResult } from './publish.js';
+import { readSetup } from './setup.js';
+import { inventoryFileFor } from '../inventory/record.js';
 
 /**
  * `snapshot`: the tree at `root` (what changed since its base image, or all of it) as an image on top
@@ -129,6 +131,17 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
     return changesOf(inputs, found, budget, destination, progress, log);
   });
   const env = inputs.persistEnv ? environment(inputs, base, log) : null;
+  // Read once: the report's "What setup changed", and report.inventory for anything else that lists the image's software.
+  const { inventory, setup } = await phases.run('inventory', 'What setup changed', () =>
+    readSetup({
+      root: inputs.root,
+      upper: inputs.upper,
+      baseline: savedState('baseline') || inputs.baseline,
+      method: changes.method,
+      baseEnv: base?.config.config?.Env,
+      log,
+    }),
+  );
 
   if (base) await phases.run('base layers', 'Base layers', () => destination.addBase(base));
   const capturedBytes = changes.entries.contentBytes();
@@ -205,6 +218,8 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
     env: env ? { kept: env.kept, masked: env.masked } : null,
     phases: phases.timings,
     ...(compaction ? { compaction } : {}),
+    setup,
+    inventory,
   };
   await publishResult(
     {
@@ -268,7 +283,12 @@ async function changesOf(
       root: inputs.root,
       exclude: inputs.exclude,
       include: inputs.include,
-      ownPaths: [...destination.ownPaths, inputs.baseline, ...layerCacheDirs()].filter(Boolean),
+      ownPaths: [
+        ...destination.ownPaths,
+        inputs.baseline,
+        inputs.baseline && inventoryFileFor(inputs.baseline),
+        ...layerCacheDirs(),
+      ].filter(Boolean),
       rewritten: [MARKER_REWRITTEN],
       log,
       counters: progress.counters,

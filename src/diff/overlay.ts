@@ -25,6 +25,8 @@ export interface Overlay {
   mounted: boolean;
   /** The upper dir came from the `upper` input rather than from mountinfo. */
   given: boolean;
+  /** The lower dirs mountinfo names, top first, when every one can be read from here: the tree before the changes. */
+  lower?: string[];
 }
 
 /**
@@ -40,6 +42,11 @@ export async function findOverlay(root: string, mounts: Mount[], given = ''): Pr
   const mounted = options !== null;
   const upper = options?.get('upperdir');
   const work = options?.get('workdir');
+  const lowerDirs = options
+    ?.get('lowerdir')
+    ?.split(/(?<!\\):/)
+    .map((d) => d.replace(/\\:/g, ':'));
+  const lower = lowerDirs?.length && lowerDirs.every(isReadableDir) ? { lower: lowerDirs } : {};
   if (given) {
     // mountinfo's paths are from the mounter's view; the work dir usually sits beside the upper dir.
     const beside =
@@ -47,10 +54,18 @@ export async function findOverlay(root: string, mounts: Mount[], given = ''): Pr
         ? path.join(path.dirname(given), path.basename(work))
         : undefined;
     const found = [beside, work].find((d) => d !== undefined && isReadableDir(d));
-    return { upper: given, ...(found ? { work: found } : {}), mounted, given: true };
+    // The lower dirs' paths are as trustworthy as the upper's: only when mountinfo's upper is the one given.
+    const sameUpper = upper !== undefined && sameDir(upper, given);
+    return {
+      upper: given,
+      ...(found ? { work: found } : {}),
+      mounted,
+      given: true,
+      ...(sameUpper ? lower : {}),
+    };
   }
   if (!upper || !isReadableDir(upper)) return null; // not visible from here: set upper, or use the baseline
-  return { upper, ...(work && isReadableDir(work) ? { work } : {}), mounted, given: false };
+  return { upper, ...(work && isReadableDir(work) ? { work } : {}), mounted, given: false, ...lower };
 }
 
 /**
@@ -80,6 +95,15 @@ export async function checkUpper(upper: string, root: string): Promise<void> {
       `upper ${upper} cannot be read: permission denied; run the step as root or with sudo`,
     );
   });
+}
+
+function sameDir(a: string, b: string): boolean {
+  try {
+    const [x, y] = [statSync(a), statSync(b)];
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
 }
 
 function isReadableDir(dir: string): boolean {

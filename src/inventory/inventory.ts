@@ -27,4 +27,6 @@ export interface Inventory {
   path: string[];
   /** From `etc/os-release`: `ID` and `VERSION_ID` (`debian`, `12`), when the tree has one. */
   os?: { id: string; versionId?: string; prettyName?: string };
+  /** How many package entries were there but could not be read or parsed (left out), when any. */
+  unreadable?: number;
 }

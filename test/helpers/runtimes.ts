@@ -1,7 +1,7 @@
 // Container runtimes a user's later job starts the image with: Docker (a private daemon of the test's
 // own, overlay2) and podman (runc, its own storage). Both pull from the loopback registry.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { check, onCleanup, run, tmpDir, type RunResult } from './tools.js';
@@ -14,8 +14,13 @@ export interface Runtime {
   run(ref: string, args: string[]): Promise<RunResult>;
 }
 
+export interface Docker extends Runtime {
+  /** Any `docker` command against this daemon (`pull`, a `run` with mounts or the host's network). */
+  docker(args: string[]): Promise<RunResult>;
+}
+
 /** dockerd with its own data root and socket, stopped at cleanup. */
-export async function startDocker(): Promise<Runtime> {
+export async function startDocker(): Promise<Docker> {
   const dir = await tmpDir('docker');
   const sock = path.join(dir, 'sock');
   const daemon = spawn(
@@ -37,8 +42,13 @@ export async function startDocker(): Promise<Runtime> {
     { stdio: 'ignore' },
   );
   onCleanup(async () => {
-    daemon.kill('SIGTERM');
-    await new Promise((resolve) => daemon.once('exit', resolve));
+    if (daemon.exitCode === null && daemon.signalCode === null) {
+      daemon.kill('SIGTERM');
+      await new Promise((resolve) => daemon.once('exit', resolve));
+    }
+    // A container run with --network=host leaves the host's network namespace bind-mounted at
+    // exec/netns/default after dockerd exits: unmounted, or the directory cannot be removed.
+    for (const mountPoint of mountsUnder(dir)) await run('umount', ['-l', mountPoint]);
   });
   const env = { ...process.env, DOCKER_HOST: `unix://${sock}` };
   for (let i = 0; ; i++) {
@@ -50,7 +60,19 @@ export async function startDocker(): Promise<Runtime> {
     name: 'docker',
     env: { DOCKER_HOST: env.DOCKER_HOST },
     run: (ref, args) => run('docker', ['run', '--rm', '--network=none', ref, ...args], { env }),
+    docker: (args) => run('docker', args, { env }),
   };
+}
+
+/** Mount points below `dir`, deepest first, from this process's mountinfo (octal escapes decoded). */
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) =>
+      (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))),
+    )
+    .filter((p) => p.startsWith(dir + '/'))
+    .sort((a, b) => b.length - a.length);
 }
 
 /** podman as this machine runs it (runc, cgroupfs), with storage of its own. */

@@ -195,11 +195,37 @@ describe('custom image from an overlay', () => {
     await check('setcap', ['cap_net_raw+ep', path.join(merged, 'usr', 'bin', 'true')]);
 
     const ref = `${registry.host}/custom/overlay:v1`;
-    const r = await runAction({ root: merged, 'base-image': baseRef, image: ref });
+    const metadataFile = path.join(dir, 'metadata.json');
+    const r = await runAction({
+      root: merged,
+      'base-image': baseRef,
+      image: ref,
+      'metadata-file': metadataFile,
+    });
     expectOk(r);
     expect(r.outputs.changes).toBe('overlay');
     await expectImageEqualsAndRuns(ref, merged);
     expect((await inspect(ref)).Layers.slice(0, baseLayers.length)).toEqual(baseLayers);
+
+    // No pre step ran: what setup changed is read against the overlay's lower dir, the tree before.
+    const { setup } = JSON.parse(await readFile(metadataFile, 'utf8'));
+    const [name, version] = (
+      await check('/usr/sbin/chroot', [
+        merged,
+        '/usr/bin/env',
+        '-i',
+        'PATH=/usr/bin:/bin',
+        'dpkg-query',
+        '-W',
+        'hello',
+      ])
+    ).stdout
+      .trim()
+      .split('\t');
+    expect(setup.before).toBe('overlay');
+    expect(setup.ecosystems).toEqual({
+      deb: { added: [expect.objectContaining({ name, version })], removed: [], upgraded: [] },
+    });
   });
 });
 

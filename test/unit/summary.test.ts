@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { markdownReport, textReport, whereTheBytesAre, type SnapshotReport } from '../../src/summary.js';
+import type { Package } from '../../src/inventory/inventory.js';
+import {
+  markdownReport,
+  textReport,
+  whereTheBytesAre,
+  type SetupReport,
+  type SnapshotReport,
+} from '../../src/summary.js';
 import { EntryTable } from '../../src/walk/entries.js';
 import { makeEntries } from './entries.js';
 
@@ -126,5 +133,94 @@ describe('textReport', () => {
     expect(layers[2].indexOf('7.6 MiB')).toBe(layers[3].indexOf('2.9 MiB')); // the content column
     expect(text).toContain('Environment left out: MY_TOKEN (name looks secret)');
     expect(text).toMatch(/total\s+4\.0 s/);
+  });
+});
+
+describe('What setup changed', () => {
+  const deb = (name: string, version: string): Package => ({
+    ecosystem: 'deb',
+    name,
+    version,
+    arch: 'amd64',
+    location: 'var/lib/dpkg/status',
+    purl: `pkg:deb/debian/${name}@${version}?arch=amd64`,
+  });
+  const many = Array.from({ length: 12 }, (_, i) => deb(`lib${i}`, `1.${i}`));
+  const setup: SetupReport = {
+    before: 'baseline',
+    counts: { deb: 100, npm: 1, toolcache: 1 },
+    ecosystems: {
+      deb: {
+        added: [deb('python3', '3.11.2-1+b1'), ...many],
+        removed: [],
+        upgraded: [{ from: deb('libc6', '2.36-9'), to: deb('libc6', '2.36-9+deb12u4') }],
+      },
+      npm: {
+        added: [
+          {
+            ecosystem: 'npm',
+            name: '@types/x',
+            version: '1.0.0~rc<1>',
+            location: 'l',
+            purl: 'pkg:npm/%40types/x@1.0.0',
+          },
+        ],
+        removed: [],
+        upgraded: [],
+      },
+      toolcache: {
+        added: [
+          {
+            ecosystem: 'toolcache',
+            name: 'node',
+            version: '22.1.0',
+            arch: 'x64',
+            location: 'l',
+            purl: 'pkg:generic/node@22.1.0?arch=x64',
+          },
+        ],
+        removed: [],
+        upgraded: [],
+      },
+    },
+    path: { gained: ['/opt/mytool/bin'], lost: [] },
+  };
+
+  it('gives counts per ecosystem in one line, then the packages, long lists folded in <details>', () => {
+    const md = markdownReport(report({ setup }));
+    const section = md.split('### What setup changed')[1].split('\n### ')[0];
+    expect(section).toContain(
+      '13 apt packages added, 1 upgraded; 1 npm global added; node 22.1.0 (x64) added to the tool cache; PATH gained /opt/mytool/bin.',
+    );
+    // 13 added: folded; the single upgrade and the npm global: shown.
+    expect(section).toMatch(
+      /<details><summary>13 apt packages added<\/summary>\n\n- <code>python3<\/code> <code>3\.11\.2-1\+b1<\/code>\n/,
+    );
+    expect(section).toContain(
+      '1 apt package upgraded:\n\n- <code>libc6</code> <code>2.36-9 → 2.36-9+deb12u4</code>',
+    );
+    expect(section).toContain('- <code>@types/x</code> <code>1.0.0~rc&lt;1&gt;</code>');
+    expect(section).not.toContain('<details><summary>1 apt package upgraded');
+    expect(section).toContain("compared with the inventory the pre step recorded before the job's steps");
+  });
+
+  it('without a before-state, says so and counts what the image holds', () => {
+    const none: SetupReport = { before: 'none', counts: { deb: 88, pypi: 2 }, ecosystems: null, path: null };
+    const md = markdownReport(report({ setup: none }));
+    expect(md).toContain('no before-state: the image holds 88 apt packages, 2 Python packages.');
+    expect(md).not.toContain('<details>');
+    expect(textReport(report({ setup: none }))).toContain(
+      '  no before-state: the image holds 88 apt packages, 2 Python packages',
+    );
+  });
+
+  it('prints the same in the text report, every package listed', () => {
+    const text = textReport(report({ setup }));
+    expect(text).toContain('What setup changed (');
+    const joined = text.replace(/\n\s+/g, ' ');
+    expect(joined).toContain('13 apt packages added: python3 3.11.2-1+b1, lib0 1.0, lib1 1.1,');
+    expect(joined).toContain('lib11 1.11');
+    expect(joined).toContain('1 apt package upgraded: libc6 2.36-9 → 2.36-9+deb12u4');
+    expect(text.split('\n').every((l) => l.length <= 110)).toBe(true);
   });
 });
