@@ -610,5 +610,5 @@ process.stdout.on('error', (err) => {
     if (err.code !== 'EPIPE')
         throw err;
 });
-Promise.all(/* import() */[__nccwpck_require__.e(926), __nccwpck_require__.e(971)]).then(__nccwpck_require__.bind(__nccwpck_require__, 9971)).then(({ run }) => run(process.argv.slice(2)), (err) => (0,failure/* reportFailure */.xV)(err, () => { }));
+Promise.all(/* import() */[__nccwpck_require__.e(376), __nccwpck_require__.e(693)]).then(__nccwpck_require__.bind(__nccwpck_require__, 6693)).then(({ run }) => run(process.argv.slice(2)), (err) => (0,failure/* reportFailure */.xV)(err, () => { }));
 

@@ -1,6 +1,1495 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
+/***/ 7091:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+/*!
+Copyright (c) the purl authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+*/
+
+
+const {
+  PackageURL,
+  PurlComponent,
+  PurlQualifierNames,
+  PurlType
+} = __nccwpck_require__(6686)
+
+module.exports = {
+  PackageURL,
+  PurlComponent,
+  PurlQualifierNames,
+  PurlType
+}
+
+
+/***/ }),
+
+/***/ 3779:
+/***/ ((module) => {
+
+
+
+const LOOP_SENTINEL = 1_000_000
+
+const REUSED_SEARCH_PARAMS = new URLSearchParams()
+
+const REUSED_SEARCH_PARAMS_KEY = '_'
+
+const REUSED_SEARCH_PARAMS_OFFSET = 2 // '_='.length
+
+module.exports = {
+    LOOP_SENTINEL,
+    REUSED_SEARCH_PARAMS,
+    REUSED_SEARCH_PARAMS_KEY,
+    REUSED_SEARCH_PARAMS_OFFSET
+}
+
+
+/***/ }),
+
+/***/ 782:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+
+
+const { PurlError } = __nccwpck_require__(616)
+
+const { decodeURIComponent } = globalThis
+
+function decodePurlComponent(comp, encodedURIComponent) {
+    try {
+        return decodeURIComponent(encodedURIComponent)
+    } catch {}
+    throw new PurlError(`unable to decode "${comp}" component`)
+}
+
+module.exports = {
+    decodePurlComponent
+}
+
+
+/***/ }),
+
+/***/ 5954:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+
+
+const {
+    REUSED_SEARCH_PARAMS,
+    REUSED_SEARCH_PARAMS_KEY,
+    REUSED_SEARCH_PARAMS_OFFSET
+} = __nccwpck_require__(3779)
+const { isObject } = __nccwpck_require__(7018)
+const { isNonEmptyString } = __nccwpck_require__(2764)
+
+const { encodeURIComponent } = globalThis
+
+function encodeNamespace(namespace) {
+    return isNonEmptyString(namespace)
+        ? encodeURIComponent(namespace)
+              .replace(/%3A/g, ':')
+              .replace(/%2F/g, '/')
+        : ''
+}
+
+function encodeQualifierParam(param) {
+    if (isNonEmptyString(param)) {
+        // Param key and value are encoded with `percentEncodeSet` of
+        // 'application/x-www-form-urlencoded' and `spaceAsPlus` of `true`.
+        // https://url.spec.whatwg.org/#urlencoded-serializing
+        REUSED_SEARCH_PARAMS.set(REUSED_SEARCH_PARAMS_KEY, param)
+        return replacePlusSignWithPercentEncodedSpace(
+            REUSED_SEARCH_PARAMS.toString().slice(REUSED_SEARCH_PARAMS_OFFSET)
+        )
+    }
+    return ''
+}
+
+function encodeQualifiers(qualifiers) {
+    if (isObject(qualifiers)) {
+        // Sort this list of qualifier strings lexicographically.
+        const qualifiersKeys = Object.keys(qualifiers).sort()
+        const searchParams = new URLSearchParams()
+        for (let i = 0, { length } = qualifiersKeys; i < length; i += 1) {
+            const key = qualifiersKeys[i]
+            searchParams.set(key, qualifiers[key])
+        }
+        return replacePlusSignWithPercentEncodedSpace(searchParams.toString())
+    }
+    return ''
+}
+
+function encodeSubpath(subpath) {
+    return isNonEmptyString(subpath)
+        ? encodeURIComponent(subpath).replace(/%2F/g, '/')
+        : ''
+}
+
+function encodeVersion(version) {
+    return isNonEmptyString(version)
+        ? encodeURIComponent(version).replace(/%3A/g, ':').replace(/%2B/g, '+')
+        : ''
+}
+
+function replacePlusSignWithPercentEncodedSpace(str) {
+    // Convert plus signs to %20 for better portability.
+    return str.replace(/\+/g, '%20')
+}
+
+module.exports = {
+    encodeNamespace,
+    encodeVersion,
+    encodeQualifiers,
+    encodeQualifierParam,
+    encodeSubpath,
+    encodeURIComponent
+}
+
+
+/***/ }),
+
+/***/ 616:
+/***/ ((module) => {
+
+
+
+function formatPurlErrorMessage(message = '') {
+    const { length } = message
+    let formatted = ''
+    if (length) {
+        // Lower case start of message.
+        const code0 = message.charCodeAt(0)
+        formatted =
+            code0 >= 65 /*'A'*/ || code0 <= 90 /*'Z'*/
+                ? `${message[0].toLowerCase()}${message.slice(1)}`
+                : message
+        // Remove period from end of message.
+        if (
+            length > 1 &&
+            message.charCodeAt(length - 1) === 46 /*'.'*/ &&
+            message.charCodeAt(length - 2) !== 46
+        ) {
+            formatted = formatted.slice(0, -1)
+        }
+    }
+    return `Invalid purl: ${formatted}`
+}
+
+class PurlError extends Error {
+    constructor(message) {
+        super(formatPurlErrorMessage(message))
+    }
+}
+
+module.exports = {
+    formatPurlErrorMessage,
+    PurlError
+}
+
+
+/***/ }),
+
+/***/ 4947:
+/***/ ((module) => {
+
+
+
+function createHelpersNamespaceObject(helpers, options_ = {}) {
+    const { comparator, ...defaults } = { __proto__: null, ...options_ }
+    const helperNames = Object.keys(helpers).sort()
+    const propNames = [
+        ...new Set([...Object.values(helpers)].map(Object.keys).flat())
+    ].sort(comparator)
+    const nsObject = Object.create(null)
+    for (let i = 0, { length } = propNames; i < length; i += 1) {
+        const propName = propNames[i]
+        const helpersForProp = Object.create(null)
+        for (
+            let j = 0, { length: length_j } = helperNames;
+            j < length_j;
+            j += 1
+        ) {
+            const helperName = helperNames[j]
+            const helperValue =
+                helpers[helperName][propName] ?? defaults[helperName]
+            if (helperValue !== undefined) {
+                helpersForProp[helperName] = helperValue
+            }
+        }
+        nsObject[propName] = helpersForProp
+    }
+    return nsObject
+}
+
+module.exports = {
+    createHelpersNamespaceObject
+}
+
+
+/***/ }),
+
+/***/ 6808:
+/***/ ((module) => {
+
+
+
+function isNullishOrEmptyString(value) {
+    return (
+        value === null ||
+        value === undefined ||
+        (typeof value === 'string' && value.length === 0)
+    )
+}
+
+module.exports = {
+    isNullishOrEmptyString
+}
+
+
+/***/ }),
+
+/***/ 4265:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+
+
+const { isObject } = __nccwpck_require__(7018)
+const { isBlank } = __nccwpck_require__(2764)
+
+function normalizeName(rawName) {
+    return typeof rawName === 'string' ? rawName.trim() : undefined
+}
+
+function normalizeNamespace(rawNamespace) {
+    return typeof rawNamespace === 'string'
+        ? normalizePath(rawNamespace)
+        : undefined
+}
+
+function normalizePath(pathname, callback) {
+    let collapsed = ''
+    let start = 0
+    // Leading and trailing slashes, i.e. '/', are not significant and should be
+    // stripped in the canonical form.
+    while (pathname.charCodeAt(start) === 47 /*'/'*/) {
+        start += 1
+    }
+    let nextIndex = pathname.indexOf('/', start)
+    if (nextIndex === -1) {
+        return pathname.slice(start)
+    }
+    // Discard any empty string segments by collapsing repeated segment
+    // separator slashes, i.e. '/'.
+    while (nextIndex !== -1) {
+        const segment = pathname.slice(start, nextIndex)
+        if (callback === undefined || callback(segment)) {
+            collapsed =
+                collapsed + (collapsed.length === 0 ? '' : '/') + segment
+        }
+        start = nextIndex + 1
+        while (pathname.charCodeAt(start) === 47) {
+            start += 1
+        }
+        nextIndex = pathname.indexOf('/', start)
+    }
+    const lastSegment = pathname.slice(start)
+    if (
+        lastSegment.length !== 0 &&
+        (callback === undefined || callback(lastSegment))
+    ) {
+        collapsed = collapsed + '/' + lastSegment
+    }
+    return collapsed
+}
+
+function normalizeQualifiers(rawQualifiers) {
+    let qualifiers
+    for (const { 0: key, 1: value } of qualifiersToEntries(rawQualifiers)) {
+        const strValue = typeof value === 'string' ? value : String(value)
+        const trimmed = strValue.trim()
+        // A key=value pair with an empty value is the same as no key/value
+        // at all for this key.
+        if (trimmed.length === 0) {
+            continue
+        }
+        if (qualifiers === undefined) {
+            qualifiers = { __proto__: null }
+        }
+        // A key is case insensitive. The canonical form is lowercase.
+        qualifiers[key.toLowerCase()] = trimmed
+    }
+    return qualifiers
+}
+
+function normalizeSubpath(rawSubpath) {
+    return typeof rawSubpath === 'string'
+        ? normalizePath(rawSubpath, subpathFilter)
+        : undefined
+}
+
+function normalizeType(rawType) {
+    // The type must NOT be percent-encoded.
+    // The type is case insensitive. The canonical form is lowercase.
+    return typeof rawType === 'string'
+        ? rawType.trim().toLowerCase()
+        : undefined
+}
+
+function normalizeVersion(rawVersion) {
+    return typeof rawVersion === 'string' ? rawVersion.trim() : undefined
+}
+
+function qualifiersToEntries(rawQualifiers) {
+    if (isObject(rawQualifiers)) {
+        return rawQualifiers instanceof URLSearchParams
+            ? rawQualifiers.entries()
+            : Object.entries(rawQualifiers)
+    }
+    return typeof rawQualifiers === 'string'
+        ? new URLSearchParams(rawQualifiers).entries()
+        : Object.entries({})
+}
+
+function subpathFilter(segment) {
+    // When percent-decoded, a segment
+    //   - must not be any of '.' or '..'
+    //   - must not be empty
+    const { length } = segment
+    if (length === 1 && segment.charCodeAt(0) === 46 /*'.'*/) return false
+    if (
+        length === 2 &&
+        segment.charCodeAt(0) === 46 &&
+        segment.charCodeAt(1) === 46
+    ) {
+        return false
+    }
+    return !isBlank(segment)
+}
+
+module.exports = {
+    normalizeName,
+    normalizeNamespace,
+    normalizePath,
+    normalizeQualifiers,
+    normalizeSubpath,
+    normalizeType,
+    normalizeVersion
+}
+
+
+/***/ }),
+
+/***/ 7018:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+
+
+const { LOOP_SENTINEL } = __nccwpck_require__(3779)
+
+function isObject(value) {
+    return value !== null && typeof value === 'object'
+}
+
+function recursiveFreeze(value_) {
+    if (
+        value_ === null ||
+        !(typeof value_ === 'object' || typeof value_ === 'function') ||
+        Object.isFrozen(value_)
+    ) {
+        return value_
+    }
+    const queue = [value_]
+    let { length: queueLength } = queue
+    let pos = 0
+    while (pos < queueLength) {
+        if (pos === LOOP_SENTINEL) {
+            throw new Error(
+                'Detected infinite loop in object crawl of recursiveFreeze'
+            )
+        }
+        const obj = queue[pos++]
+        Object.freeze(obj)
+        if (Array.isArray(obj)) {
+            for (let i = 0, { length } = obj; i < length; i += 1) {
+                const item = obj[i]
+                if (
+                    item !== null &&
+                    (typeof item === 'object' || typeof item === 'function') &&
+                    !Object.isFrozen(item)
+                ) {
+                    queue[queueLength++] = item
+                }
+            }
+        } else {
+            const keys = Reflect.ownKeys(obj)
+            for (let i = 0, { length } = keys; i < length; i += 1) {
+                const propValue = obj[keys[i]]
+                if (
+                    propValue !== null &&
+                    (typeof propValue === 'object' ||
+                        typeof propValue === 'function') &&
+                    !Object.isFrozen(propValue)
+                ) {
+                    queue[queueLength++] = propValue
+                }
+            }
+        }
+    }
+    return value_
+}
+
+module.exports = {
+    isObject,
+    recursiveFreeze
+}
+
+
+/***/ }),
+
+/***/ 6686:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+/*!
+Copyright (c) the purl authors
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+*/
+
+
+const { decodePurlComponent } = __nccwpck_require__(782)
+const { isObject, recursiveFreeze } = __nccwpck_require__(7018)
+const { isBlank, isNonEmptyString, trimLeadingSlashes } = __nccwpck_require__(2764)
+
+const { PurlComponent } = __nccwpck_require__(1487)
+const { PurlQualifierNames } = __nccwpck_require__(7197)
+const { PurlType } = __nccwpck_require__(8958)
+const { PurlError } = __nccwpck_require__(616)
+
+class PackageURL {
+    static Component = recursiveFreeze(PurlComponent)
+    static KnownQualifierNames = recursiveFreeze(PurlQualifierNames)
+    static Type = recursiveFreeze(PurlType)
+
+    constructor(
+        rawType,
+        rawNamespace,
+        rawName,
+        rawVersion,
+        rawQualifiers,
+        rawSubpath
+    ) {
+        const type = isNonEmptyString(rawType)
+            ? PurlComponent.type.normalize(rawType)
+            : rawType
+        PurlComponent.type.validate(type, true)
+
+        const namespace = isNonEmptyString(rawNamespace)
+            ? PurlComponent.namespace.normalize(rawNamespace)
+            : rawNamespace
+        PurlComponent.namespace.validate(namespace, true)
+
+        const name = isNonEmptyString(rawName)
+            ? PurlComponent.name.normalize(rawName)
+            : rawName
+        PurlComponent.name.validate(name, true)
+
+        const version = isNonEmptyString(rawVersion)
+            ? PurlComponent.version.normalize(rawVersion)
+            : rawVersion
+        PurlComponent.version.validate(version, true)
+
+        const qualifiers =
+            typeof rawQualifiers === 'string' || isObject(rawQualifiers)
+                ? PurlComponent.qualifiers.normalize(rawQualifiers)
+                : rawQualifiers
+        PurlComponent.qualifiers.validate(qualifiers, true)
+
+        const subpath = isNonEmptyString(rawSubpath)
+            ? PurlComponent.subpath.normalize(rawSubpath)
+            : rawSubpath
+        PurlComponent.subpath.validate(subpath, true)
+
+        this.type = type
+        this.name = name
+        this.namespace = namespace ?? undefined
+        this.version = version ?? undefined
+        this.qualifiers = qualifiers ?? undefined
+        this.subpath = subpath ?? undefined
+
+        const typeHelpers = PurlType[type]
+        if (typeHelpers) {
+            typeHelpers.normalize(this)
+            typeHelpers.validate(this, true)
+        }
+    }
+
+    toString() {
+        const { namespace, name, version, qualifiers, subpath, type } = this
+        let purlStr = `pkg:${PurlComponent.type.encode(type)}/`
+        if (namespace) {
+            purlStr = `${purlStr}${PurlComponent.namespace.encode(namespace)}/`
+        }
+        purlStr = `${purlStr}${PurlComponent.name.encode(name)}`
+        if (version) {
+            purlStr = `${purlStr}@${PurlComponent.version.encode(version)}`
+        }
+        if (qualifiers) {
+            purlStr = `${purlStr}?${PurlComponent.qualifiers.encode(qualifiers)}`
+        }
+        if (subpath) {
+            purlStr = `${purlStr}#${PurlComponent.subpath.encode(subpath)}`
+        }
+        return purlStr
+    }
+
+    static fromString(purlStr) {
+        return new PackageURL(...PackageURL.parseString(purlStr))
+    }
+
+    static parseString(purlStr) {
+        // https://github.com/package-url/purl-spec/blob/master/PURL-SPECIFICATION.rst#how-to-parse-a-purl-string-in-its-components
+        if (typeof purlStr !== 'string') {
+            throw new Error('A purl string argument is required.')
+        }
+        if (isBlank(purlStr)) {
+            return [
+                undefined,
+                undefined,
+                undefined,
+                undefined,
+                undefined,
+                undefined
+            ]
+        }
+
+        // Split the remainder once from left on ':'.
+        const colonIndex = purlStr.indexOf(':')
+        // Use WHATWG URL to split up the purl string.
+        //   - Split the purl string once from right on '#'
+        //   - Split the remainder once from right on '?'
+        //   - Split the remainder once from left on ':'
+        let url
+        let maybeUrlWithAuth
+        if (colonIndex !== -1) {
+            try {
+                // Since a purl never contains a URL Authority, its scheme
+                // must not be suffixed with double slash as in 'pkg://'
+                // and should use instead 'pkg:'. Purl parsers must accept
+                // URLs such as 'pkg://' and must ignore the '//'
+                const beforeColon = purlStr.slice(0, colonIndex)
+                const afterColon = purlStr.slice(colonIndex + 1)
+                const trimmedAfterColon = trimLeadingSlashes(afterColon)
+                url = new URL(`${beforeColon}:${trimmedAfterColon}`)
+                maybeUrlWithAuth =
+                    afterColon.length === trimmedAfterColon.length
+                        ? url
+                        : new URL(purlStr)
+            } catch (e) {
+                throw new PurlError('failed to parse as URL', {
+                    cause: e
+                })
+            }
+        }
+        // The scheme is a constant with the value "pkg".
+        if (url?.protocol !== 'pkg:') {
+            throw new PurlError('missing required "pkg" scheme component')
+        }
+        // A purl must NOT contain a URL Authority i.e. there is no support for
+        // username, password, host and port components.
+        if (
+            maybeUrlWithAuth.username !== '' ||
+            maybeUrlWithAuth.password !== ''
+        ) {
+            throw new PurlError('cannot contain a "user:pass@host:port"')
+        }
+
+        const { pathname } = url
+        const firstSlashIndex = pathname.indexOf('/')
+        const rawType = decodePurlComponent(
+            'type',
+            firstSlashIndex === -1
+                ? pathname
+                : pathname.slice(0, firstSlashIndex)
+        )
+        if (firstSlashIndex < 1) {
+            return [
+                rawType,
+                undefined,
+                undefined,
+                undefined,
+                undefined,
+                undefined
+            ]
+        }
+
+        let rawVersion
+        let atSignIndex = pathname.lastIndexOf('@')
+        // Handle unencoded leading '@' characters. This is a small break from
+        // the specification to make parsing more forgiving so that users don't
+        // have to deal with it.
+        if (
+            atSignIndex !== -1 &&
+            pathname.charCodeAt(atSignIndex - 1) === 47 /*'/'*/
+        ) {
+            atSignIndex = -1
+        }
+        const beforeVersion = pathname.slice(
+            rawType.length + 1,
+            atSignIndex === -1 ? pathname.length : atSignIndex
+        )
+        if (atSignIndex !== -1) {
+            // Split the remainder once from right on '@'.
+            rawVersion = decodePurlComponent(
+                'version',
+                pathname.slice(atSignIndex + 1)
+            )
+        }
+
+        let rawNamespace
+        let rawName
+        const lastSlashIndex = beforeVersion.lastIndexOf('/')
+        if (lastSlashIndex === -1) {
+            // Split the remainder once from right on '/'.
+            rawName = decodePurlComponent('name', beforeVersion)
+        } else {
+            // Split the remainder once from right on '/'.
+            rawName = decodePurlComponent(
+                'name',
+                beforeVersion.slice(lastSlashIndex + 1)
+            )
+            // Split the remainder on '/'.
+            rawNamespace = decodePurlComponent(
+                'namespace',
+                beforeVersion.slice(0, lastSlashIndex)
+            )
+        }
+
+        let rawQualifiers
+        const { searchParams } = url
+        if (searchParams.size !== 0) {
+            searchParams.forEach((value) =>
+                decodePurlComponent('qualifiers', value)
+            )
+            // Split the remainder once from right on '?'.
+            rawQualifiers = searchParams
+        }
+
+        let rawSubpath
+        const { hash } = url
+        if (hash.length !== 0) {
+            // Split the purl string once from right on '#'.
+            rawSubpath = decodePurlComponent('subpath', hash.slice(1))
+        }
+
+        return [
+            rawType,
+            rawNamespace,
+            rawName,
+            rawVersion,
+            rawQualifiers,
+            rawSubpath
+        ]
+    }
+}
+
+for (const staticProp of ['Component', 'KnownQualifierNames', 'Type']) {
+    Reflect.defineProperty(PackageURL, staticProp, {
+        ...Reflect.getOwnPropertyDescriptor(PackageURL, staticProp),
+        writable: false
+    })
+}
+
+Reflect.setPrototypeOf(PackageURL.prototype, null)
+
+module.exports = {
+    PackageURL,
+    PurlComponent,
+    PurlQualifierNames,
+    PurlType
+}
+
+
+/***/ }),
+
+/***/ 1487:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+
+
+const {
+    encodeNamespace,
+    encodeVersion,
+    encodeQualifiers,
+    encodeQualifierParam,
+    encodeSubpath,
+    encodeURIComponent
+} = __nccwpck_require__(5954)
+
+const { createHelpersNamespaceObject } = __nccwpck_require__(4947)
+
+const {
+    normalizeType,
+    normalizeNamespace,
+    normalizeName,
+    normalizeVersion,
+    normalizeQualifiers,
+    normalizeSubpath
+} = __nccwpck_require__(4265)
+
+const { localeCompare, isNonEmptyString } = __nccwpck_require__(2764)
+
+const {
+    validateType,
+    validateNamespace,
+    validateName,
+    validateVersion,
+    validateQualifiers,
+    validateQualifierKey,
+    validateSubpath
+} = __nccwpck_require__(3206)
+
+const PurlComponentEncoder = (comp) =>
+    isNonEmptyString(comp) ? encodeURIComponent(comp) : ''
+
+const PurlComponentStringNormalizer = (comp) =>
+    typeof comp === 'string' ? comp : undefined
+
+const PurlComponentValidator = (_comp, _throws) => true
+
+const componentSortOrderLookup = {
+    __proto__: null,
+    type: 0,
+    namespace: 1,
+    name: 2,
+    version: 3,
+    qualifiers: 4,
+    qualifierKey: 5,
+    qualifierValue: 6,
+    subpath: 7
+}
+
+function componentSortOrder(comp) {
+    return componentSortOrderLookup[comp] ?? comp
+}
+
+function componentComparator(compA, compB) {
+    return localeCompare(componentSortOrder(compA), componentSortOrder(compB))
+}
+
+module.exports = {
+    // Rules for each purl component:
+    // https://github.com/package-url/purl-spec/blob/master/PURL-SPECIFICATION.rst#rules-for-each-purl-component
+    PurlComponent: createHelpersNamespaceObject(
+        {
+            encode: {
+                namespace: encodeNamespace,
+                version: encodeVersion,
+                qualifiers: encodeQualifiers,
+                qualifierKey: encodeQualifierParam,
+                qualifierValue: encodeQualifierParam,
+                subpath: encodeSubpath
+            },
+            normalize: {
+                type: normalizeType,
+                namespace: normalizeNamespace,
+                name: normalizeName,
+                version: normalizeVersion,
+                qualifiers: normalizeQualifiers,
+                subpath: normalizeSubpath
+            },
+            validate: {
+                type: validateType,
+                namespace: validateNamespace,
+                name: validateName,
+                version: validateVersion,
+                qualifierKey: validateQualifierKey,
+                qualifiers: validateQualifiers,
+                subpath: validateSubpath
+            }
+        },
+        {
+            comparator: componentComparator,
+            encode: PurlComponentEncoder,
+            normalize: PurlComponentStringNormalizer,
+            validate: PurlComponentValidator
+        }
+    )
+}
+
+
+/***/ }),
+
+/***/ 7197:
+/***/ ((module) => {
+
+
+
+module.exports = {
+    // Known qualifiers:
+    // https://github.com/package-url/purl-spec/blob/master/PURL-SPECIFICATION.rst#known-qualifiers-keyvalue-pairs
+    PurlQualifierNames: {
+        __proto__: null,
+        RepositoryUrl: 'repository_url',
+        DownloadUrl: 'download_url',
+        VcsUrl: 'vcs_url',
+        FileName: 'file_name',
+        Checksum: 'checksum'
+    }
+}
+
+
+/***/ }),
+
+/***/ 8958:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+
+
+const { isNullishOrEmptyString } = __nccwpck_require__(6808)
+
+const { createHelpersNamespaceObject } = __nccwpck_require__(4947)
+
+const {
+    isSemverString,
+    lowerName,
+    lowerNamespace,
+    lowerVersion,
+    replaceDashesWithUnderscores,
+    replaceUnderscoresWithDashes
+} = __nccwpck_require__(2764)
+
+const { validateEmptyByType, validateRequiredByType } = __nccwpck_require__(3206)
+const { PurlError } = __nccwpck_require__(616)
+
+const PurlTypNormalizer = (purl) => purl
+
+const PurlTypeValidator = (_purl, _throws) => true
+
+module.exports = {
+    // PURL types:
+    // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst
+    PurlType: createHelpersNamespaceObject(
+        {
+            normalize: {
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#alpm
+                alpm(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#apk
+                apk(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#bitbucket
+                bitbucket(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#bitnami
+                bitnami(purl) {
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#composer
+                composer(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#deb
+                deb(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#other-candidate-types-to-define
+                gitlab(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#github
+                github(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#golang
+                // golang(purl) {
+                //     // Ignore case-insensitive rule because go.mod are case-sensitive.
+                //     // Pending spec change: https://github.com/package-url/purl-spec/pull/196
+                //     lowerNamespace(purl)
+                //     lowerName(purl)
+                //     return purl
+                // },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#hex
+                hex(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#huggingface
+                huggingface(purl) {
+                    lowerVersion(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#mlflow
+                mlflow(purl) {
+                    if (
+                        purl.qualifiers?.repository_url?.includes('databricks')
+                    ) {
+                        lowerName(purl)
+                    }
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#npm
+                npm(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#luarocks
+                luarocks(purl) {
+                    lowerVersion(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#oci
+                oci(purl) {
+                    lowerName(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#pub
+                pub(purl) {
+                    lowerName(purl)
+                    purl.name = replaceDashesWithUnderscores(purl.name)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#pypi
+                pypi(purl) {
+                    lowerNamespace(purl)
+                    lowerName(purl)
+                    purl.name = replaceUnderscoresWithDashes(purl.name)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#qpkg
+                qpkg(purl) {
+                    lowerNamespace(purl)
+                    return purl
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#rpm
+                rpm(purl) {
+                    lowerNamespace(purl)
+                    return purl
+                }
+            },
+            validate: {
+                // TODO: cocoapods name validation
+                // TODO: cpan namespace validation
+                // TODO: swid qualifier validation
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#conan
+                conan(purl, throws) {
+                    if (isNullishOrEmptyString(purl.namespace)) {
+                        if (purl.qualifiers?.channel) {
+                            if (throws) {
+                                throw new PurlError(
+                                    'conan requires a "namespace" component when a "channel" qualifier is present'
+                                )
+                            }
+                            return false
+                        }
+                    } else if (isNullishOrEmptyString(purl.qualifiers)) {
+                        if (throws) {
+                            throw new PurlError(
+                                'conan requires a "qualifiers" component when a namespace is present'
+                            )
+                        }
+                        return false
+                    }
+                    return true
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#cran
+                cran(purl, throws) {
+                    return validateRequiredByType(
+                        'cran',
+                        'version',
+                        purl.version,
+                        throws
+                    )
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#golang
+                golang(purl) {
+                    // Still being lenient here since the standard changes aren't official.
+                    // Pending spec change: https://github.com/package-url/purl-spec/pull/196
+                    const { version } = purl
+                    const length =
+                        typeof version === 'string' ? version.length : 0
+                    // If the version starts with a "v" then ensure its a valid semver version.
+                    // This, by semver semantics, also supports pseudo-version number.
+                    // https://go.dev/doc/modules/version-numbers#pseudo-version-number
+                    if (
+                        length &&
+                        version.charCodeAt(0) === 118 /*'v'*/ &&
+                        !isSemverString(version.slice(1))
+                    ) {
+                        if (throws) {
+                            throw new PurlError(
+                                'golang "version" component starting with a "v" must be followed by a valid semver version'
+                            )
+                        }
+                        return false
+                    }
+                    return true
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#maven
+                maven(purl, throws) {
+                    return validateRequiredByType(
+                        'maven',
+                        'namespace',
+                        purl.namespace,
+                        throws
+                    )
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#mlflow
+                mlflow(purl, throws) {
+                    return validateEmptyByType(
+                        'mlflow',
+                        'namespace',
+                        purl.namespace,
+                        throws
+                    )
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#oci
+                oci(purl, throws) {
+                    return validateEmptyByType(
+                        'oci',
+                        'namespace',
+                        purl.namespace,
+                        throws
+                    )
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#pub
+                pub(purl, throws) {
+                    const { name } = purl
+                    for (let i = 0, { length } = name; i < length; i += 1) {
+                        const code = name.charCodeAt(i)
+                        // prettier-ignore
+                        if (
+                  !(
+                      (
+                          (code >= 48 && code <= 57)  || // 0-9
+                          (code >= 97 && code <= 122) || // a-z
+                          code === 95 // _
+                      )
+                  )
+              ) {
+                  if (throws) {
+                      throw new PurlError(
+                          'pub "name" component may only contain [a-z0-9_] characters'
+                      )
+                  }
+                  return false
+              }
+                    }
+                    return true
+                },
+                // https://github.com/package-url/purl-spec/blob/master/PURL-TYPES.rst#swift
+                swift(purl, throws) {
+                    return (
+                        validateRequiredByType(
+                            'swift',
+                            'namespace',
+                            purl.namespace,
+                            throws
+                        ) &&
+                        validateRequiredByType(
+                            'swift',
+                            'version',
+                            purl.version,
+                            throws
+                        )
+                    )
+                }
+            }
+        },
+        {
+            normalize: PurlTypNormalizer,
+            validate: PurlTypeValidator
+        }
+    )
+}
+
+
+/***/ }),
+
+/***/ 2764:
+/***/ ((module) => {
+
+
+
+// Intl.Collator is faster than String#localeCompare
+// https://developer.mozilla.org/en-US/docs/Web/JavaScript/Reference/Global_Objects/String/localeCompare:
+// > When comparing large numbers of strings, such as in sorting large arrays,
+// > it is better to create an Intl.Collator object and use the function provided
+// > by its compare() method.
+const { compare: localeCompare } = new Intl.Collator()
+
+// This regexp is valid as of 2024-08-01.
+// https://semver.org/#is-there-a-suggested-regular-expression-regex-to-check-a-semver-string
+const regexSemverNumberedGroups =
+    /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/
+
+function isBlank(str) {
+    for (let i = 0, { length } = str; i < length; i += 1) {
+        const code = str.charCodeAt(i)
+        // prettier-ignore
+        if (
+            !(
+                // Whitespace characters according to ECMAScript spec:
+                // https://tc39.es/ecma262/#sec-white-space
+                (
+                    code === 0x0020 || // Space
+                    code === 0x0009 || // Tab
+                    code === 0x000a || // Line Feed
+                    code === 0x000b || // Vertical Tab
+                    code === 0x000c || // Form Feed
+                    code === 0x000d || // Carriage Return
+                    code === 0x00a0 || // No-Break Space
+                    code === 0x1680 || // Ogham Space Mark
+                    code === 0x2000 || // En Quad
+                    code === 0x2001 || // Em Quad
+                    code === 0x2002 || // En Space
+                    code === 0x2003 || // Em Space
+                    code === 0x2004 || // Three-Per-Em Space
+                    code === 0x2005 || // Four-Per-Em Space
+                    code === 0x2006 || // Six-Per-Em Space
+                    code === 0x2007 || // Figure Space
+                    code === 0x2008 || // Punctuation Space
+                    code === 0x2009 || // Thin Space
+                    code === 0x200a || // Hair Space
+                    code === 0x2028 || // Line Separator
+                    code === 0x2029 || // Paragraph Separator
+                    code === 0x202f || // Narrow No-Break Space
+                    code === 0x205f || // Medium Mathematical Space
+                    code === 0x3000 || // Ideographic Space
+                    code === 0xfeff    // Byte Order Mark
+                )
+            )
+        ) {
+            return false
+        }
+    }
+    return true
+}
+
+function isNonEmptyString(value) {
+    return typeof value === 'string' && value.length > 0
+}
+
+function isSemverString(value) {
+    return typeof value === 'string' && regexSemverNumberedGroups.test(value)
+}
+
+function lowerName(purl) {
+    purl.name = purl.name.toLowerCase()
+}
+
+function lowerNamespace(purl) {
+    const { namespace } = purl
+    if (typeof namespace === 'string') {
+        purl.namespace = namespace.toLowerCase()
+    }
+}
+
+function lowerVersion(purl) {
+    const { version } = purl
+    if (typeof version === 'string') {
+        purl.version = version.toLowerCase()
+    }
+}
+
+function replaceDashesWithUnderscores(str) {
+    // Replace all "-" with "_"
+    let result = ''
+    let fromIndex = 0
+    let index = 0
+    while ((index = str.indexOf('-', fromIndex)) !== -1) {
+        result = result + str.slice(fromIndex, index) + '_'
+        fromIndex = index + 1
+    }
+    return fromIndex ? result + str.slice(fromIndex) : str
+}
+
+function replaceUnderscoresWithDashes(str) {
+    // Replace all "_" with "-"
+    let result = ''
+    let fromIndex = 0
+    let index = 0
+    while ((index = str.indexOf('_', fromIndex)) !== -1) {
+        result = result + str.slice(fromIndex, index) + '-'
+        fromIndex = index + 1
+    }
+    return fromIndex ? result + str.slice(fromIndex) : str
+}
+
+function trimLeadingSlashes(str) {
+    let start = 0
+    while (str.charCodeAt(start) === 47 /*'/'*/) {
+        start += 1
+    }
+    return start === 0 ? str : str.slice(start)
+}
+
+module.exports = {
+    isBlank,
+    isNonEmptyString,
+    isSemverString,
+    localeCompare,
+    lowerName,
+    lowerNamespace,
+    lowerVersion,
+    replaceDashesWithUnderscores,
+    replaceUnderscoresWithDashes,
+    trimLeadingSlashes
+}
+
+
+/***/ }),
+
+/***/ 3206:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+
+
+const { PurlError } = __nccwpck_require__(616)
+const { isNullishOrEmptyString } = __nccwpck_require__(6808)
+const { isNonEmptyString } = __nccwpck_require__(2764)
+
+function validateEmptyByType(type, name, value, throws) {
+    if (!isNullishOrEmptyString(value)) {
+        if (throws) {
+            throw new PurlError(`${type} "${name}" component must be empty`)
+        }
+        return false
+    }
+    return true
+}
+
+function validateName(name, throws) {
+    return (
+        validateRequired('name', name, throws) &&
+        validateStrings('name', name, throws)
+    )
+}
+
+function validateNamespace(namespace, throws) {
+    return validateStrings('namespace', namespace, throws)
+}
+
+function validateQualifiers(qualifiers, throws) {
+    if (qualifiers === null || qualifiers === undefined) {
+        return true
+    }
+    if (typeof qualifiers !== 'object') {
+        if (throws) {
+            throw new PurlError('"qualifiers" must be an object')
+        }
+        return false
+    }
+    const keysIterable =
+        // URL searchParams have an "keys" method that returns an iterator.
+        typeof qualifiers.keys === 'function'
+            ? qualifiers.keys()
+            : Object.keys(qualifiers)
+    for (const key of keysIterable) {
+        if (!validateQualifierKey(key, throws)) {
+            return false
+        }
+    }
+    return true
+}
+
+function validateQualifierKey(key, throws) {
+    // A key cannot start with a number.
+    if (!validateStartsWithoutNumber('qualifier', key, throws)) {
+        return false
+    }
+    // The key must be composed only of ASCII letters and numbers,
+    // '.', '-' and '_' (period, dash and underscore).
+    for (let i = 0, { length } = key; i < length; i += 1) {
+        const code = key.charCodeAt(i)
+        // prettier-ignore
+        if (
+            !(
+                (
+                    (code >= 48 && code <= 57)  || // 0-9
+                    (code >= 65 && code <= 90)  || // A-Z
+                    (code >= 97 && code <= 122) || // a-z
+                    code === 46 || // .
+                    code === 45 || // -
+                    code === 95    // _
+                )
+            )
+        ) {
+            if (throws) {
+                throw new PurlError(
+                    `qualifier "${key}" contains an illegal character`
+                )
+            }
+            return false
+        }
+    }
+    return true
+}
+
+function validateRequired(name, value, throws) {
+    if (isNullishOrEmptyString(value)) {
+        if (throws) {
+            throw new PurlError(`"${name}" is a required component`)
+        }
+        return false
+    }
+    return true
+}
+
+function validateRequiredByType(type, name, value, throws) {
+    if (isNullishOrEmptyString(value)) {
+        if (throws) {
+            throw new PurlError(`${type} requires a "${name}" component`)
+        }
+        return false
+    }
+    return true
+}
+
+function validateStartsWithoutNumber(name, value, throws) {
+    if (isNonEmptyString(value)) {
+        const code = value.charCodeAt(0)
+        if (code >= 48 /*'0'*/ && code <= 57 /*'9'*/) {
+            if (throws) {
+                throw new PurlError(
+                    `${name} "${value}" cannot start with a number`
+                )
+            }
+            return false
+        }
+    }
+    return true
+}
+
+function validateStrings(name, value, throws) {
+    if (value === null || value === undefined || typeof value === 'string') {
+        return true
+    }
+    if (throws) {
+        throw new PurlError(`"'${name}" must be a string`)
+    }
+    return false
+}
+
+function validateSubpath(subpath, throws) {
+    return validateStrings('subpath', subpath, throws)
+}
+
+function validateType(type, throws) {
+    // The type cannot be nullish, an empty string, or start with a number.
+    if (
+        !validateRequired('type', type, throws) ||
+        !validateStrings('type', type, throws) ||
+        !validateStartsWithoutNumber('type', type, throws)
+    ) {
+        return false
+    }
+    // The package type is composed only of ASCII letters and numbers,
+    // '.', '+' and '-' (period, plus, and dash)
+    for (let i = 0, { length } = type; i < length; i += 1) {
+        const code = type.charCodeAt(i)
+        // prettier-ignore
+        if (
+            !(
+                (
+                    (code >= 48 && code <= 57)  || // 0-9
+                    (code >= 65 && code <= 90)  || // A-Z
+                    (code >= 97 && code <= 122) || // a-z
+                    code === 46 || // .
+                    code === 43 || // +
+                    code === 45    // -
+                )
+            )
+        ) {
+            if (throws) {
+                throw new PurlError(
+                    `type "${type}" contains an illegal character`
+                )
+            }
+            return false
+        }
+    }
+    return true
+}
+
+function validateVersion(version, throws) {
+    return validateStrings('version', version, throws)
+}
+
+module.exports = {
+    validateEmptyByType,
+    validateName,
+    validateNamespace,
+    validateQualifiers,
+    validateQualifierKey,
+    validateRequired,
+    validateRequiredByType,
+    validateStartsWithoutNumber,
+    validateStrings,
+    validateSubpath,
+    validateType,
+    validateVersion
+}
+
+
+/***/ }),
+
 /***/ 4006:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
@@ -34588,7 +36077,7 @@ function getBinding(log) {
  * be passed through it, so those few are read by `getfattr`, its path fed as raw bytes on stdin.
  */
 function xattrs_readXattrs(path, log) {
-    if (!isUtf8(path))
+    if (!(0,external_node_buffer_.isUtf8)(path))
         return tidy(readXattrsWithGetfattr(path), path, log);
     const binding = getBinding(log)?.binding;
     return binding && readUtf8Xattrs(binding, path, log);
@@ -35318,17 +36807,30 @@ async function overlay_findOverlay(root, mounts, given = '') {
     const mounted = options !== null;
     const upper = options?.get('upperdir');
     const work = options?.get('workdir');
+    const lowerDirs = options
+        ?.get('lowerdir')
+        ?.split(/(?<!\\):/)
+        .map((d) => d.replace(/\\:/g, ':'));
+    const lower = lowerDirs?.length && lowerDirs.every(isReadableDir) ? { lower: lowerDirs } : {};
     if (given) {
         // mountinfo's paths are from the mounter's view; the work dir usually sits beside the upper dir.
         const beside = upper && work && external_node_path_default().dirname(upper) === external_node_path_default().dirname(work)
             ? external_node_path_default().join(external_node_path_default().dirname(given), external_node_path_default().basename(work))
             : undefined;
         const found = [beside, work].find((d) => d !== undefined && isReadableDir(d));
-        return { upper: given, ...(found ? { work: found } : {}), mounted, given: true };
+        // The lower dirs' paths are as trustworthy as the upper's: only when mountinfo's upper is the one given.
+        const sameUpper = upper !== undefined && sameDir(upper, given);
+        return {
+            upper: given,
+            ...(found ? { work: found } : {}),
+            mounted,
+            given: true,
+            ...(sameUpper ? lower : {}),
+        };
     }
     if (!upper || !isReadableDir(upper))
         return null; // not visible from here: set upper, or use the baseline
-    return { upper, ...(work && isReadableDir(work) ? { work } : {}), mounted, given: false };
+    return { upper, ...(work && isReadableDir(work) ? { work } : {}), mounted, given: false, ...lower };
 }
 /**
  * The overlay's own storage (upper and work dirs) when it lies inside root, as with `/rw/.snap/upper`
@@ -35350,6 +36852,15 @@ async function checkUpper(upper, root) {
     await (0,promises_namespaceObject.access)(upper, external_node_fs_namespaceObject.constants.R_OK | external_node_fs_namespaceObject.constants.X_OK).catch(() => {
         throw new failure_InputError(`upper ${upper} cannot be read: permission denied; run the step as root or with sudo`);
     });
+}
+function sameDir(a, b) {
+    try {
+        const [x, y] = [(0,external_node_fs_namespaceObject.statSync)(a), (0,external_node_fs_namespaceObject.statSync)(b)];
+        return x.dev === y.dev && x.ino === y.ino;
+    }
+    catch {
+        return false;
+    }
 }
 function isReadableDir(dir) {
     try {
@@ -37599,7 +39110,572 @@ async function failOrRerunAsRoot(err, log) {
     reportFailure(err, log.debug);
 }
 
+// EXTERNAL MODULE: ./node_modules/packageurl-js/index.js
+var packageurl_js = __nccwpck_require__(7091);
+;// CONCATENATED MODULE: ./src/inventory/stanzas.ts
+/**
+ * RFC 822-style stanzas (dpkg's status file, apk's installed database): blank-line separated, one
+ * `Field: value` (dpkg) or `K:value` (apk) a line; continuation lines, which start with a space, are
+ * skipped (only single-line fields are read).
+ */
+function* stanzas(text, foldCase) {
+    let fields = new Map();
+    for (const line of text.split('\n')) {
+        if (line.trim() === '') {
+            if (fields.size)
+                yield fields;
+            fields = new Map();
+            continue;
+        }
+        if (line.startsWith(' ') || line.startsWith('\t'))
+            continue;
+        const at = line.indexOf(':');
+        if (at <= 0)
+            continue;
+        // dpkg field names are case-insensitive; apk's one-letter keys are not (`P` and `p` differ).
+        const key = foldCase ? line.slice(0, at).toLowerCase() : line.slice(0, at);
+        fields.set(key, line.slice(at + 1).trim());
+    }
+    if (fields.size)
+        yield fields;
+}
+
+;// CONCATENATED MODULE: ./src/inventory/apk.ts
+
+
+const INSTALLED = 'lib/apk/db/installed';
+/** Alpine (apk) packages, from apk's installed database: `P:` name, `V:` version, `A:` arch, `o:` origin. */
+async function readApk(tree, os) {
+    const text = await tree.read(INSTALLED, 64 << 20);
+    if (text === null)
+        return [];
+    const found = [];
+    for (const s of stanzas(text, false)) {
+        const name = s.get('P');
+        const version = s.get('V');
+        if (!name || !version) {
+            tree.unreadable++;
+            continue;
+        }
+        const arch = s.get('A');
+        const origin = s.get('o');
+        const source = origin && origin !== name ? origin : undefined;
+        found.push({
+            ecosystem: 'apk',
+            name,
+            version,
+            ...(arch ? { arch } : {}),
+            ...(source ? { source } : {}),
+            location: INSTALLED,
+            purl: new packageurl_js.PackageURL('apk', os?.id ?? 'alpine', name, version, {
+                ...(arch ? { arch } : {}),
+                ...(os?.versionId ? { distro: `${os.id}-${os.versionId}` } : {}),
+                ...(source ? { upstream: source } : {}),
+            }).toString(),
+        });
+    }
+    return found;
+}
+
+;// CONCATENATED MODULE: ./src/inventory/dpkg.ts
+
+
+/** The status database dpkg keeps (`dpkg-query -W` reads it), and distroless images' one file per package. */
+const STATUS = 'var/lib/dpkg/status';
+const STATUS_D = 'var/lib/dpkg/status.d';
+/** Ubuntu's full status file is ~5 MB: this is ample, and bounds what a hostile tree makes us read. */
+const MAX_STATUS = 64 << 20;
+/** Debian/Ubuntu packages that are installed (`Status: … installed`), from dpkg's database. */
+async function readDpkg(tree, os) {
+    const found = [];
+    const text = await tree.read(STATUS, MAX_STATUS);
+    if (text !== null)
+        found.push(...parseStatus(text, STATUS, os, tree));
+    for (const name of await tree.list(STATUS_D)) {
+        if (name.startsWith('.') || name.endsWith('.md5sums'))
+            continue;
+        const file = `${STATUS_D}/${name}`;
+        const one = await tree.read(file, 1 << 20);
+        if (one !== null)
+            found.push(...parseStatus(one, file, os, tree, true));
+    }
+    return found;
+}
+function parseStatus(text, location, os, tree, distroless = false) {
+    const found = [];
+    for (const s of stanzas(text, true)) {
+        const name = s.get('package');
+        const version = s.get('version');
+        // status.d files carry no Status field: a package is there only while installed.
+        const status = s.get('status') ?? (distroless ? 'install ok installed' : '');
+        if (!/(^|\s)installed$/.test(status))
+            continue; // config-files, half-installed, not-installed…
+        if (!name || !version) {
+            tree.unreadable++;
+            continue;
+        }
+        const arch = s.get('architecture');
+        // `Source: glibc (2.36-9)`: the source package, with its version when it differs from the binary's.
+        const m = /^(\S+)(?:\s+\((\S+)\))?$/.exec(s.get('source') ?? '');
+        const source = m && m[1] !== name ? m[1] : undefined;
+        const sourceVersion = m?.[2];
+        const upstream = m && (source || sourceVersion) ? m[1] + (sourceVersion ? `@${sourceVersion}` : '') : undefined;
+        found.push({
+            ecosystem: 'deb',
+            name,
+            version,
+            ...(arch ? { arch } : {}),
+            ...(source ? { source } : {}),
+            location,
+            purl: new packageurl_js.PackageURL('deb', os?.id ?? 'debian', name, version, {
+                ...(arch ? { arch } : {}),
+                ...(os?.versionId ? { distro: `${os.id}-${os.versionId}` } : {}),
+                ...(upstream ? { upstream } : {}),
+            }).toString(),
+        });
+    }
+    return found;
+}
+
+;// CONCATENATED MODULE: ./src/inventory/npm.ts
+
+/**
+ * Globally installed npm packages: `lib/node_modules/<name>` and `lib/node_modules/@scope/<name>`
+ * under each prefix (`usr/local`, `usr`, and the one of each `…/bin` on PATH), each read from its
+ * package.json. A prefix reached twice (through a symlink) is read once.
+ */
+async function readNpm(tree, prefixes) {
+    const found = [];
+    const seen = new Set();
+    for (const prefix of prefixes) {
+        const modules = `${prefix}/lib/node_modules`;
+        const resolved = await tree.resolve(modules);
+        if (!resolved || seen.has(resolved.join('/')))
+            continue;
+        seen.add(resolved.join('/'));
+        const dir = resolved.join('/');
+        for (const name of await tree.list(dir)) {
+            if (name.startsWith('.'))
+                continue; // npm's .bin, .package-lock.json, staging dirs
+            const names = name.startsWith('@')
+                ? (await tree.list(`${dir}/${name}`)).filter((n) => !n.startsWith('.')).map((n) => `${name}/${n}`)
+                : [name];
+            for (const n of names) {
+                const pkg = await readPackageJson(tree, `${dir}/${n}/package.json`);
+                if (pkg)
+                    found.push(pkg);
+            }
+        }
+    }
+    return found;
+}
+async function readPackageJson(tree, location) {
+    const text = await tree.read(location, 1 << 20);
+    if (text === null)
+        return null;
+    let json;
+    try {
+        json = JSON.parse(text);
+    }
+    catch {
+        tree.unreadable++;
+        return null;
+    }
+    const { name, version } = (json ?? {});
+    if (typeof name !== 'string' || typeof version !== 'string' || !name || !version) {
+        tree.unreadable++;
+        return null;
+    }
+    const scoped = /^(@[^/]+)\/(.+)$/.exec(name);
+    return {
+        ecosystem: 'npm',
+        name,
+        version,
+        location,
+        purl: new packageurl_js.PackageURL('npm', scoped?.[1], scoped?.[2] ?? name, version).toString(),
+    };
+}
+
+;// CONCATENATED MODULE: ./src/inventory/python.ts
+
+/** The header of a METADATA/PKG-INFO file comes first; its long description is not needed. */
+const HEADER_BYTES = 64 << 10;
+/**
+ * Python distributions: `*.dist-info/METADATA` (wheels, pip) and `*.egg-info` (`PKG-INFO` inside the
+ * directory, or the file itself: Debian's python3-* packages) in the `site-packages` and
+ * `dist-packages` of each `lib/python3*` under the given prefixes. A directory reached twice
+ * (through a symlink) is read once.
+ */
+async function readPython(tree, prefixes) {
+    const found = [];
+    const seen = new Set();
+    for (const prefix of prefixes) {
+        for (const lib of await tree.list(`${prefix}/lib`)) {
+            if (!/^python3(\.\d+)?$/.test(lib))
+                continue;
+            for (const kind of ['site-packages', 'dist-packages']) {
+                const resolved = await tree.resolve(`${prefix}/lib/${lib}/${kind}`);
+                if (!resolved || seen.has(resolved.join('/')))
+                    continue;
+                seen.add(resolved.join('/'));
+                found.push(...(await readSitePackages(tree, resolved.join('/'))));
+            }
+        }
+    }
+    return found;
+}
+async function readSitePackages(tree, dir) {
+    const found = [];
+    for (const name of await tree.list(dir)) {
+        let location;
+        if (name.endsWith('.dist-info'))
+            location = `${dir}/${name}/METADATA`;
+        else if (name.endsWith('.egg-info'))
+            location = (await tree.isFile(`${dir}/${name}`)) ? `${dir}/${name}` : `${dir}/${name}/PKG-INFO`;
+        else
+            continue;
+        const text = await tree.read(location, HEADER_BYTES);
+        if (text === null)
+            continue;
+        const header = parseHeader(text);
+        const distribution = header.get('name');
+        const version = header.get('version');
+        if (!distribution || !version) {
+            tree.unreadable++;
+            continue;
+        }
+        found.push({
+            ecosystem: 'pypi',
+            name: distribution,
+            version,
+            location,
+            // packageurl-js normalises the name as the purl spec says for pypi (lowercase, `_` → `-`).
+            purl: new packageurl_js.PackageURL('pypi', undefined, distribution, version).toString(),
+        });
+    }
+    return found;
+}
+/** The core metadata header (RFC 822): the fields before the first blank line, names lowercased. */
+function parseHeader(text) {
+    const fields = new Map();
+    for (const line of text.split('\n')) {
+        if (line.trim() === '')
+            break;
+        const at = line.indexOf(':');
+        if (at <= 0 || line.startsWith(' '))
+            continue;
+        const key = line.slice(0, at).toLowerCase();
+        if (!fields.has(key))
+            fields.set(key, line.slice(at + 1).trim());
+    }
+    return fields;
+}
+
+;// CONCATENATED MODULE: ./src/inventory/toolcache.ts
+
+/**
+ * The Actions tool cache (`RUNNER_TOOL_CACHE`, what `actions/setup-node` and friends fill):
+ * `<tool>/<version>/<arch>`, counted only once `<arch>.complete` sits beside it, as
+ * `@actions/tool-cache` itself decides whether a version is there.
+ */
+async function readToolCache(tree, toolCache) {
+    const found = [];
+    const cache = toolCache.replace(/^\/+/, '');
+    for (const tool of await tree.list(cache)) {
+        for (const version of await tree.list(`${cache}/${tool}`)) {
+            const dir = `${cache}/${tool}/${version}`;
+            const names = await tree.list(dir);
+            for (const arch of names) {
+                if (arch.endsWith('.complete') || !names.includes(`${arch}.complete`))
+                    continue;
+                found.push({
+                    ecosystem: 'toolcache',
+                    name: tool,
+                    version,
+                    arch,
+                    location: `${dir}/${arch}`,
+                    purl: new packageurl_js.PackageURL('generic', undefined, tool, version, { arch }).toString(),
+                });
+            }
+        }
+    }
+    return found;
+}
+
+;// CONCATENATED MODULE: ./src/inventory/tree.ts
+
+
+
+
+
+/**
+ * A tree read as a chroot would see it: paths are resolved under its root, a symlink's absolute
+ * target starts again at the root and `..` stops there, so no link in the tree (however hostile)
+ * makes us read a file of the host. Several roots make one merged view, first root first (an
+ * overlay's lower dirs): a name is taken from the first root that has it, a whiteout there (a
+ * character device 0/0) hides it in those below, and so does an opaque directory all it held there.
+ */
+class tree_Tree {
+    roots;
+    /** Files and entries that were there but could not be read or parsed. */
+    unreadable = 0;
+    constructor(roots) {
+        this.roots = roots;
+    }
+    /**
+     * The resolved components of `rel` (relative to the tree's root, `/`-separated), every symlink
+     * followed inside the tree; null when a component is missing or the links loop.
+     */
+    async resolve(rel) {
+        const pending = rel.split('/');
+        const resolved = [];
+        let hops = 0;
+        while (pending.length) {
+            const name = pending.shift();
+            if (name === '' || name === '.')
+                continue;
+            if (name === '..') {
+                resolved.pop(); // at the root, `..` is the root
+                continue;
+            }
+            const found = await this.lstatIn([...resolved, name]);
+            if (!found)
+                return null;
+            if (found.stats.isSymbolicLink()) {
+                if (++hops > 40)
+                    return null; // ELOOP, as the kernel would say
+                const target = await (0,promises_namespaceObject.readlink)(found.hostPath).catch(() => null);
+                if (target === null)
+                    return null;
+                if (target.startsWith('/'))
+                    resolved.length = 0;
+                pending.unshift(...target.split('/'));
+                continue;
+            }
+            resolved.push(name);
+        }
+        return resolved;
+    }
+    /** The names in the directory `rel` (merged over every root), or [] when it is not one. */
+    async list(rel) {
+        const parts = await this.resolve(rel);
+        if (!parts)
+            return [];
+        const names = new Set();
+        const hidden = new Set();
+        for (const root of this.roots) {
+            const dir = external_node_path_default().join(root, ...parts);
+            const st = await (0,promises_namespaceObject.lstat)(dir).catch(() => null);
+            if (!st)
+                continue;
+            if (!st.isDirectory())
+                break; // a file here hides any directory below it
+            for (const d of await (0,promises_namespaceObject.readdir)(dir, { withFileTypes: true }).catch(() => [])) {
+                if (hidden.has(d.name))
+                    continue;
+                if (d.isCharacterDevice())
+                    hidden.add(d.name);
+                else
+                    names.add(d.name);
+            }
+            if (this.roots.length > 1 && isOpaque(dir))
+                break; // deleted and made again above the rest
+        }
+        return [...names].sort();
+    }
+    /**
+     * The text of the regular file `rel`, at most `limit` bytes of it; null when it is missing or not
+     * a regular file. Opened without following a last symlink (resolve followed them all) and without
+     * blocking, so a fifo or device placed there is refused, not waited on.
+     */
+    async read(rel, limit) {
+        const parts = await this.resolve(rel);
+        const found = parts && (await this.lstatIn(parts));
+        if (!found || !found.stats.isFile())
+            return null;
+        const file = await (0,promises_namespaceObject.open)(found.hostPath, external_node_fs_namespaceObject.constants.O_RDONLY | external_node_fs_namespaceObject.constants.O_NOFOLLOW | external_node_fs_namespaceObject.constants.O_NONBLOCK).catch(() => null);
+        if (!file) {
+            this.unreadable++;
+            return null;
+        }
+        try {
+            if (!(await file.stat()).isFile())
+                return null;
+            const buffer = Buffer.alloc(Math.min(limit, found.stats.size));
+            const { bytesRead } = await file.read(buffer, 0, buffer.length, 0);
+            return buffer.toString('utf8', 0, bytesRead);
+        }
+        catch {
+            this.unreadable++;
+            return null;
+        }
+        finally {
+            await file.close();
+        }
+    }
+    /** Whether `rel` resolves to a regular file. */
+    async isFile(rel) {
+        const parts = await this.resolve(rel);
+        const found = parts && (await this.lstatIn(parts));
+        return !!found && found.stats.isFile();
+    }
+    /** The entry at already-resolved `parts` in the first root that has it; a whiteout is none. */
+    async lstatIn(parts) {
+        for (const root of this.roots) {
+            const hostPath = external_node_path_default().join(root, ...parts);
+            const stats = await (0,promises_namespaceObject.lstat)(hostPath).catch(() => null);
+            if (!stats)
+                continue;
+            if (stats.isCharacterDevice() && stats.rdev === 0 && this.roots.length > 1)
+                return null;
+            return { hostPath, stats };
+        }
+        return null;
+    }
+}
+/** overlayfs marks a directory that hides what the layers below held in it (trusted. as root, user. without). */
+function isOpaque(dir) {
+    let xattrs;
+    try {
+        xattrs = xattrs_readXattrs(Buffer.from(dir), silentLogger) ?? [];
+    }
+    catch {
+        return false; // unreadable: taken as plain, as it most likely is
+    }
+    return xattrs.some(([name, value]) => /^(trusted|user)\.overlay\.opaque$/.test(name) && value.toString() === 'y');
+}
+
+;// CONCATENATED MODULE: ./src/inventory/read.ts
+
+
+
+
+
+
+
+/** GitHub's hosted runners keep it here; so do images made from them. */
+const DEFAULT_TOOL_CACHE = '/opt/hostedtoolcache';
+/**
+ * What software the tree at `root` holds, read from package databases and manifests in known places
+ * (never by running a package manager, never by walking the whole tree), every path resolved inside
+ * `root` as a chroot would (see Tree).
+ */
+async function readInventory(root, options) {
+    return readTree(new tree_Tree([root]), options);
+}
+/**
+ * The same, read from a merged view of several roots, first root first: an overlay's lower dirs, the
+ * tree as it was before the job's changes went into the upper dir.
+ */
+async function readMergedInventory(roots, options) {
+    return readTree(new Tree(roots), options);
+}
+async function readTree(tree, options) {
+    const pathEntries = options.path ?? [];
+    const os = await readOsRelease(tree);
+    const prefixes = ['usr/local', 'usr', ...binPrefixes(pathEntries)];
+    const packages = [
+        ...(await readDpkg(tree, os)),
+        ...(await readApk(tree, os)),
+        ...(await readNpm(tree, prefixes)),
+        ...(await readPython(tree, [...prefixes, ...(await optPrefixes(tree))])),
+        ...(await readToolCache(tree, options.toolCache || DEFAULT_TOOL_CACHE)),
+    ];
+    return {
+        packages: sortPackages(packages),
+        path: pathEntries,
+        ...(os ? { os } : {}),
+        ...(tree.unreadable ? { unreadable: tree.unreadable } : {}),
+    };
+}
+/** The job's PATH as a list: empty entries (the current directory, to a shell) are no place to look. */
+function splitPath(value) {
+    return (value ?? '').split(':').filter(Boolean);
+}
+/** `/opt/mytool/bin` → `opt/mytool`: a prefix that may hold `lib/node_modules` or `lib/python3*`. */
+function binPrefixes(pathEntries) {
+    return pathEntries
+        .filter((p) => external_node_path_default().isAbsolute(p) && external_node_path_default().basename(external_node_path_default().normalize(p)) === 'bin')
+        .map((p) => external_node_path_default().dirname(external_node_path_default().normalize(p)).replace(/^\/+/, ''));
+}
+/** `opt/<name>`: self-contained installs (`/opt/python`, `/opt/conda`) with a `lib/python3*` of their own. */
+async function optPrefixes(tree) {
+    return (await tree.list('opt')).map((name) => `opt/${name}`);
+}
+const ECOSYSTEM_ORDER = ['deb', 'apk', 'npm', 'pypi', 'toolcache'];
+function sortPackages(packages) {
+    const key = (p) => ECOSYSTEM_ORDER.indexOf(p.ecosystem);
+    const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+    return packages.sort((a, b) => key(a) - key(b) || cmp(a.name, b.name) || cmp(a.version, b.version) || cmp(a.location, b.location));
+}
+/** `ID`, `VERSION_ID` and `PRETTY_NAME` of `etc/os-release` (else `usr/lib/os-release`, its usual target). */
+async function readOsRelease(tree) {
+    const text = (await tree.read('etc/os-release', 64 << 10)) ?? (await tree.read('usr/lib/os-release', 64 << 10));
+    if (text === null)
+        return undefined;
+    const fields = new Map();
+    for (const line of text.split('\n')) {
+        const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line.trim());
+        if (m)
+            fields.set(m[1], m[2].replace(/^(["'])(.*)\1$/, '$2'));
+    }
+    const id = fields.get('ID');
+    if (!id)
+        return undefined;
+    const versionId = fields.get('VERSION_ID');
+    const prettyName = fields.get('PRETTY_NAME');
+    return { id, ...(versionId ? { versionId } : {}), ...(prettyName ? { prettyName } : {}) };
+}
+
+;// CONCATENATED MODULE: ./src/inventory/record.ts
+
+
+
+
+/**
+ * The pre step's inventory (the tree before the job's setup steps) sits beside the baseline: the main
+ * step finds it from the same path, whether or not a baseline was written.
+ */
+function inventoryFileFor(baseline) {
+    return `${baseline}.inventory.json`;
+}
+/** Written as the baseline is: atomically, for its owner's eyes only (it lists the installed software). */
+async function writeInventoryFile(file, inventory) {
+    await (0,promises_namespaceObject.mkdir)(external_node_path_default().dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}.tmp`;
+    const forget = onInterrupt(() => {
+        (0,external_node_fs_namespaceObject.rmSync)(tmp, { force: true });
+        return `no new inventory was written at ${file}`;
+    });
+    try {
+        await (0,promises_namespaceObject.writeFile)(tmp, JSON.stringify(inventory) + '\n', { mode: 0o600 });
+        await (0,promises_namespaceObject.rename)(tmp, file);
+    }
+    catch (err) {
+        await (0,promises_namespaceObject.rm)(tmp, { force: true });
+        throw err;
+    }
+    finally {
+        forget();
+    }
+}
+/** The recorded inventory, or null when there is none or it is not one (then there is no before-state). */
+async function readInventoryFile(file) {
+    const text = await readFile(file, 'utf8').catch(() => null);
+    if (text === null)
+        return null;
+    try {
+        const inv = JSON.parse(text);
+        return Array.isArray(inv?.packages) && Array.isArray(inv.path) ? inv : null;
+    }
+    catch {
+        return null;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/pre.ts
+
+
 
 
 
@@ -37629,10 +39705,11 @@ async function pre() {
             info('promote, pull and lookup capture nothing: no baseline recorded');
             return;
         }
-        if (inputs.changes === 'full')
-            return;
         if (inputs.upper)
             await checkUpper(inputs.upper, inputs.root);
+        await recordInventory(inputs.root, inputs.baseline);
+        if (inputs.changes === 'full')
+            return;
         const overlay = await overlay_findOverlay(inputs.root, await mountinfo_readMounts(), inputs.upper);
         if (inputs.changes === 'overlay' || (inputs.changes === 'auto' && overlay)) {
             info(!overlay
@@ -37660,7 +39737,12 @@ async function pre() {
             root: inputs.root,
             exclude: inputs.exclude,
             include: inputs.include,
-            ownPaths: [inputs.baseline, ...layerCacheDirs(), ...overlay_overlayStorage(overlay)],
+            ownPaths: [
+                inputs.baseline,
+                inventoryFileFor(inputs.baseline),
+                ...layerCacheDirs(),
+                ...overlay_overlayStorage(overlay),
+            ],
             rewritten: [MARKER_REWRITTEN],
             log: coreLogger,
         });
@@ -37676,6 +39758,26 @@ async function pre() {
     catch (err) {
         await failOrRerunAsRoot(err, coreLogger);
     }
+}
+/**
+ * The tree's software before the job's steps, beside the baseline (whether or not one is recorded):
+ * the main step compares its own inventory with it for "What setup changed". Cheap: a few known files.
+ */
+async function recordInventory(root, baseline) {
+    if (!baseline) {
+        info('no baseline path (no RUNNER_TEMP): no inventory recorded, "What setup changed" will have no before-state');
+        return;
+    }
+    const file = inventoryFileFor(baseline);
+    const inventory = await readInventory(root, {
+        path: splitPath(process.env.PATH),
+        toolCache: process.env.RUNNER_TOOL_CACHE,
+    });
+    await writeInventoryFile(file, inventory);
+    await returnToCaller([file], coreLogger);
+    if (inActions())
+        saveState('inventory', file);
+    info(`inventory of ${root}: ${inventory.packages.length} packages, written to ${file}`);
 }
 void pre();
 
