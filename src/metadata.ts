@@ -24,6 +24,8 @@ export interface Metadata {
   base: { name: string; digest: string | null } | null;
   changes: string | null;
   durationMs: number;
+  /** Artifacts listed as referrers of the image (SBOM, provenance): attached, or copied with it. */
+  referrers: Array<{ digest: string; artifactType: string }>;
 }
 
 /** What a manifest says about the image (an index has no config or layers of its own). */

@@ -1,3 +1,5 @@
+import { ArtifactType } from '../attest/artifact.js';
+import type { Descriptor } from '../content/oci.js';
 import { describeManifest, writeMetadata } from '../metadata.js';
 import { group, publishSummary, setOutputs } from '../runner.js';
 import { markdownReport, textReport, type SnapshotReport } from '../summary.js';
@@ -44,6 +46,8 @@ export interface Result {
   /** How changes were found (snapshot only). */
   changes: string | null;
   durationMs: number;
+  /** The artifacts now listed as referrers of the image: attached by a snapshot, copied by promote or pull. */
+  referrers: Descriptor[];
 }
 
 /**
@@ -66,6 +70,7 @@ export async function publishResult(
       base: result.base,
       changes: result.changes,
       durationMs: result.durationMs,
+      referrers: result.referrers.map((d) => ({ digest: d.digest, artifactType: d.artifactType ?? '' })),
     });
   }
   if (opts.report) await publishSummary(markdownReport(opts.report), textReport(opts.report), opts.quiet);
@@ -77,6 +82,13 @@ export async function publishResult(
     uploaded: result.uploaded,
     layers: described.layers.length,
     ...(result.changes ? { changes: result.changes } : {}),
+    'sbom-digest': referrerOf(result.referrers, ArtifactType.cyclonedx),
+    'provenance-digest': referrerOf(result.referrers, ArtifactType.inToto),
     skipped: false,
   });
+}
+
+/** The digest of the first referrer of this type, '' when there is none. */
+function referrerOf(referrers: Descriptor[], artifactType: string): string {
+  return referrers.find((d) => d.artifactType === artifactType)?.digest ?? '';
 }

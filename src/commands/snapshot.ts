@@ -22,6 +22,10 @@ import { DOCKER_LAYERS, layersMadeBySnapshots, planBudget, type BudgetPlan } fro
 import { persistedEnv, type PersistedEnv } from '../image/env.js';
 import { MARKER_PATH, MARKER_REWRITTEN, markerFor, parseMarker } from '../image/marker.js';
 import { baseFromMarker, resolveBase, type BaseImage } from '../registry/base.js';
+import { artifactFor, ArtifactType, type Artifact, type Document } from '../attest/artifact.js';
+import { slsaProvenance } from '../attest/provenance.js';
+import { cyclonedxSbom } from '../attest/sbom.js';
+import { readInventory } from '../inventory/read.js';
 import { LayerCache, layerCacheDirs } from '../registry/layer-cache.js';
 import type { Destination } from '../destinations/destination.js';
 import { openLayout } from '../destinations/layout.js';
@@ -123,8 +127,14 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
 
   const image = buildImage({ base, layers, created, ...imageEnv, ...sourceAnnotations() });
   const tags = inputs.targets.length ? inputs.targets.map((t) => t.tag) : ['latest'];
-  await phases.run(pushes ? 'push' : 'layout', pushes ? 'Push' : 'Layout', () =>
-    destination.finish(image, tags),
+  const artifacts =
+    inputs.sbom || inputs.provenance
+      ? await phases.run('attestations', 'Attestations', () =>
+          attestations(inputs, destination, image, { base, created, startedAt: phases.startedAt }, log),
+        )
+      : [];
+  const attached = await phases.run(pushes ? 'push' : 'layout', pushes ? 'Push' : 'Layout', () =>
+    destination.finish(image, tags, artifacts),
   );
 
   const digest = image.manifest.descriptor.digest;
@@ -168,9 +178,54 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
       base: base ? { name: base.name, digest: base.digest || null } : null,
       changes: changes.method,
       durationMs: phases.totalMs,
+      referrers: attached.map((a) => a.descriptor),
     },
     { metadataFile: inputs.metadataFile, quiet: inputs.quiet, report },
   );
+}
+
+/**
+ * The SBOM (of every package the tree holds: the base image's and the job's) and the provenance to
+ * attach to the image, as the inputs ask. A tree whose packages cannot be read gets no SBOM, with a
+ * warning: the image itself is what the run is for.
+ */
+async function attestations(
+  inputs: SnapshotInputs,
+  destination: Destination,
+  image: BuiltImage,
+  run: { base: BaseImage | undefined; created: string; startedAt: number },
+  log: Logger,
+): Promise<Artifact[]> {
+  const subject = image.manifest.descriptor;
+  const repository = destination.kind === 'registry' ? destination.name : '';
+  const documents: Document[] = [];
+  if (inputs.sbom) {
+    try {
+      const inventory = await readInventory(inputs.root, {
+        path: process.env.PATH?.split(':'),
+        toolCache: process.env.RUNNER_TOOL_CACHE,
+      });
+      const bytes = cyclonedxSbom(inventory, { repository, digest: subject.digest, created: run.created });
+      documents.push({ kind: 'SBOM', artifactType: ArtifactType.cyclonedx, bytes });
+      log.info(`SBOM: ${inventory.packages.length} packages (CycloneDX 1.6)`);
+    } catch (err) {
+      log.warn(`no SBOM: the packages of ${inputs.root} could not be read: ${(err as Error).message}`);
+    }
+  }
+  if (inputs.provenance) {
+    const bytes = slsaProvenance({
+      repository,
+      digest: subject.digest,
+      base: run.base ? { name: run.base.name, digest: run.base.digest } : null,
+      startedOn: new Date(run.startedAt).toISOString(),
+      finishedOn: new Date().toISOString(),
+      env: process.env,
+    });
+    documents.push({ kind: 'provenance', artifactType: ArtifactType.inToto, bytes });
+    if (!process.env.GITHUB_REPOSITORY)
+      log.info('provenance: not in a GitHub Actions workflow: no repository, commit or run to name');
+  }
+  return documents.map((d) => artifactFor(subject, d, run.created));
 }
 
 /**

@@ -3,8 +3,9 @@ import type { Logger } from '../log.js';
 import { LayoutWriter } from '../layout/layout.js';
 import { layoutSource } from '../layout/reader.js';
 import { connect } from '../registry/connect.js';
-import { copyImage } from '../content/copy.js';
-import type { ImageSource } from '../content/storage.js';
+import { copyImage, copyReferrers } from '../content/copy.js';
+import type { Descriptor } from '../content/oci.js';
+import type { ImageSource, ImageTarget } from '../content/storage.js';
 import { pullToLayout } from '../layout/pull.js';
 import { registrySource } from '../registry/repository.js';
 import { credentialsFor } from '../registry/credentials.js';
@@ -31,6 +32,9 @@ export async function promote(inputs: PromoteInputs, log: Logger): Promise<void>
   const wanted = inputs.source.kind === 'registry' ? inputs.source.reference.digest : undefined;
   if (wanted && copied.digest !== wanted)
     throw new RegistryError(`promote: ${name} resolved to ${copied.digest}`);
+  const referrers = await phases.run('referrers', 'Attestations', () =>
+    promoteReferrers(source, copied.digest, dest, inputs.concurrency, log),
+  );
   const repository = `${target.registry}/${target.repository}`;
   const images = tags.map((t) => `${repository}:${t}`);
   for (const image of images) log.info(`promoted ${name} to ${image} (${copied.digest})`);
@@ -42,7 +46,31 @@ export async function promote(inputs: PromoteInputs, log: Logger): Promise<void>
     tags,
     where: { image: `${repository}@${copied.digest}` },
     uploaded: dest.uploaded,
+    referrers,
   });
+}
+
+/**
+ * The artifacts about the image (SBOM, provenance, signatures) copied after it, listed as its
+ * referrers in the target. The image is promoted already: a failure here is one warning.
+ */
+async function promoteReferrers(
+  source: ImageSource,
+  digest: string,
+  target: ImageTarget,
+  concurrency: number,
+  log: Logger,
+): Promise<Descriptor[]> {
+  try {
+    const copied = await copyReferrers(source, digest, target, { concurrency });
+    log.info(
+      `artifacts about the image: ${copied.length} copied (${copied.map((d) => d.artifactType).join(', ') || 'none found'})`,
+    );
+    return copied;
+  } catch (err) {
+    log.warn(`the artifacts about ${digest} (SBOM, provenance) were not promoted: ${(err as Error).message}`);
+    return [];
+  }
 }
 
 /** `pull`: the image at `from` written to the OCI layout at `output`, every blob verified. */
@@ -56,6 +84,7 @@ export async function pull(inputs: PullInputs, log: Logger): Promise<void> {
     const pulled = await phases.run('pull', 'Pull', () =>
       pullToLayout(source, reference, layout, from.tag ?? 'latest', {
         concurrency: inputs.concurrency,
+        log,
       }),
     );
     log.info(`pulled ${name} (${pulled.digest}) into ${inputs.output}`);
@@ -67,6 +96,7 @@ export async function pull(inputs: PullInputs, log: Logger): Promise<void> {
       tags: [],
       where: { output: inputs.output },
       uploaded: 0,
+      referrers: pulled.referrers,
     });
   } catch (err) {
     await layout.abort();

@@ -1,5 +1,6 @@
 import type { CommonInputs } from '../inputs/index.js';
 import { LayoutWriter } from '../layout/layout.js';
+import { storedManifest } from '../attest/artifact.js';
 import type { Destination } from './destination.js';
 
 /** The dry run's OCI image layout at `output`: every blob written, base layers included. */
@@ -16,10 +17,16 @@ export async function openLayout(inputs: CommonInputs): Promise<Destination> {
     exists: async () => false,
     wrote: () => {},
     sink: () => layout,
-    finish: async (image, tags) => {
+    // The artifacts are written with the image: the layout appears whole, attestations included.
+    finish: async (image, tags, artifacts) => {
       await layout.putJson(image.config);
       await layout.putJson(image.manifest);
+      for (const artifact of artifacts) {
+        for (const blob of artifact.blobs) await layout.putJson(blob);
+        await layout.putReferrers(image.manifest.descriptor.digest, [storedManifest(artifact)]);
+      }
       await layout.finish(image.manifest.descriptor, tags);
+      return artifacts;
     },
     abort: () => layout.abort(),
     uploaded: () => 0,
