@@ -32,6 +32,7 @@ export async function promote(inputs: PromoteInputs, log: Logger): Promise<void>
   const wanted = inputs.source.kind === 'registry' ? inputs.source.reference.digest : undefined;
   if (wanted && copied.digest !== wanted)
     throw new RegistryError(`promote: ${name} resolved to ${copied.digest}`);
+  const uploaded = dest.uploaded; // the image's bytes: its attestations are not counted
   const referrers = await phases.run('referrers', 'Attestations', () =>
     promoteReferrers(source, copied.digest, dest, inputs.concurrency, log),
   );
@@ -45,7 +46,7 @@ export async function promote(inputs: PromoteInputs, log: Logger): Promise<void>
     images,
     tags,
     where: { image: `${repository}@${copied.digest}` },
-    uploaded: dest.uploaded,
+    uploaded,
     referrers,
   });
 }

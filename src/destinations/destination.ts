@@ -34,7 +34,7 @@ export interface Destination {
   finish(image: BuiltImage, tags: string[], artifacts: Artifact[]): Promise<Artifact[]>;
   /** Undoes what an unfinished run started (a layout's staging directory). */
   abort(): Promise<void>;
-  /** Bytes sent so far (0 for a layout). */
+  /** Bytes of the image sent so far (0 for a layout), the attestations not counted. */
   uploaded(): number;
   /** The image's name under each tag (`registry/repository:tag`); none for a layout. */
   images(tags: string[]): string[];

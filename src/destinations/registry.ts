@@ -31,7 +31,7 @@ export async function openRegistry(inputs: SnapshotInputs, log: Logger): Promise
     sink: (label) => registry.sink(label),
     finish: (image, _tags, artifacts) => registry.finish(image, artifacts),
     abort: () => registry.abort(),
-    uploaded: () => registry.repo.uploaded,
+    uploaded: () => registry.uploaded,
     images: (tags) => tags.map((t) => `${registry.image}:${t}`),
     where: (digest) => ({ image: `${registry.image}@${digest}` }),
   };

@@ -39,6 +39,8 @@ interface Existing {
  */
 export class RegistryDestination {
   private existing: Existing | null = null;
+  /** Bytes sent for the image once its manifest is in: what follows (attestations) is not the image. */
+  private imageBytes: number | null = null;
   /** Layers written by this push, to remember in the cache once the manifest is in. */
   private readonly written = new Map<string, NewLayer>();
 
@@ -171,7 +173,13 @@ export class RegistryDestination {
     }
     for (const [fp, layer] of this.written) this.cache.remember(fp, layer, this.image);
     await this.cache.save();
+    this.imageBytes = this.repo.uploaded;
     return this.attach(image.manifest.descriptor.digest, artifacts);
+  }
+
+  /** Bytes sent for the image's blobs: the attestations of a finished push are not counted. */
+  get uploaded(): number {
+    return this.imageBytes ?? this.repo.uploaded;
   }
 
   /**

@@ -247,6 +247,7 @@ describe('attestations', () => {
     const again = await runAction(inputs, { env: WORKFLOW_ENV });
     expectOk(again);
     expect(again.outputs.digest).toBe(r.outputs.digest);
+    expect(again.outputs.uploaded).toBe('0'); // the image was there; its new provenance is not the image
     const after = await referrersByTag(staging.host, 'ci/nosbom', r.outputs.digest);
     // Another run's provenance (other times) is added beside the first, never in its place.
     expect(after.map((f) => f.digest)).toContain(found[0].digest);
