@@ -209,7 +209,7 @@ async function attestations(
       documents.push({ kind: 'SBOM', artifactType: ArtifactType.cyclonedx, bytes });
       log.info(`SBOM: ${inventory.packages.length} packages (CycloneDX 1.6)`);
     } catch (err) {
-      log.warn(`no SBOM: the packages of ${inputs.root} could not be read: ${(err as Error).message}`);
+      log.warn(`no SBOM of ${inputs.root}: ${(err as Error).message}`);
     }
   }
   if (inputs.provenance) {
