@@ -26,6 +26,8 @@ export interface Metadata {
   base: { name: string; digest: string | null } | null;
   changes: string | null;
   durationMs: number;
+  /** Artifacts listed as referrers of the image (SBOM, provenance): attached, or copied with it. */
+  referrers: Array<{ digest: string; artifactType: string }>;
   /** The image's `dev.depot.snapshot.key` annotation, null when it has none. */
   key: string | null;
   /** True when a snapshot found its tags up to date and captured nothing. */

@@ -1,3 +1,5 @@
+import { ArtifactType } from '../attest/artifact.js';
+import type { Descriptor } from '../content/oci.js';
 import { describeManifest, setupMetadata, writeMetadata } from '../metadata.js';
 import { group, publishSummary, setOutputs } from '../runner.js';
 import { markdownReport, textReport, type SnapshotReport } from '../summary.js';
@@ -50,6 +52,8 @@ export interface Result {
   skipped: boolean;
   /** Which runtime the image was loaded into, and under what name (pull with `load`). */
   loaded?: { runtime: string; image: string };
+  /** The artifacts now listed as referrers of the image: attached by a snapshot, copied by promote or pull. */
+  referrers: Descriptor[];
 }
 
 /**
@@ -76,6 +80,7 @@ export async function publishResult(
       skipped: result.skipped,
       ...(result.loaded ? { loaded: result.loaded } : {}),
       ...(opts.report?.setup ? { setup: setupMetadata(opts.report.setup) } : {}),
+      referrers: result.referrers.map((d) => ({ digest: d.digest, artifactType: d.artifactType ?? '' })),
     });
   }
   if (opts.report) await publishSummary(markdownReport(opts.report), textReport(opts.report), opts.quiet);
@@ -95,5 +100,12 @@ export async function publishResult(
     ...(result.changes ? { changes: result.changes } : {}),
     ...(result.loaded ? { loaded: result.loaded.image } : {}),
     skipped: result.skipped,
+    'sbom-digest': referrerOf(result.referrers, ArtifactType.cyclonedx),
+    'provenance-digest': referrerOf(result.referrers, ArtifactType.inToto),
   });
+}
+
+/** The digest of the first referrer of this type, '' when there is none. */
+function referrerOf(referrers: Descriptor[], artifactType: string): string {
+  return referrers.find((d) => d.artifactType === artifactType)?.digest ?? '';
 }

@@ -22,6 +22,10 @@ import { DOCKER_LAYERS, layersMadeBySnapshots, planBudget, type BudgetPlan } fro
 import { persistedEnv, type PersistedEnv } from '../image/env.js';
 import { MARKER_PATH, MARKER_REWRITTEN, markerFor, parseMarker } from '../image/marker.js';
 import { baseFromMarker, resolveBase, type BaseImage } from '../registry/base.js';
+import { artifactFor, ArtifactType, type Artifact, type Document } from '../attest/artifact.js';
+import { slsaProvenance } from '../attest/provenance.js';
+import { cyclonedxSbom } from '../attest/sbom.js';
+import type { Inventory } from '../inventory/inventory.js';
 import { LayerCache, layerCacheDirs } from '../registry/layer-cache.js';
 import type { Destination } from '../destinations/destination.js';
 import { openLayout, snapshotTags } from '../destinations/layout.js';
@@ -90,6 +94,8 @@ async function skipWhenUpToDate(
       durationMs: 0,
       key: existing.key ?? null,
       skipped: true,
+      // What this run attached: nothing (the image's earlier attestations stay where they are).
+      referrers: [],
     },
     { metadataFile: inputs.metadataFile, quiet: inputs.quiet, skipped: reason },
   );
@@ -186,8 +192,20 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
 
   const image = buildImage({ base, layers, created, ...imageEnv, ...sourceAnnotations(), key: inputs.key });
   const tags = snapshotTags(inputs);
-  await phases.run(pushes ? 'push' : 'layout', pushes ? 'Push' : 'Layout', () =>
-    destination.finish(image, tags),
+  const artifacts =
+    inputs.sbom || inputs.provenance
+      ? await phases.run('attestations', 'Attestations', () =>
+          attestations(
+            inputs,
+            destination,
+            image,
+            { base, inventory, created, startedAt: phases.startedAt },
+            log,
+          ),
+        )
+      : [];
+  const attached = await phases.run(pushes ? 'push' : 'layout', pushes ? 'Push' : 'Layout', () =>
+    destination.finish(image, tags, artifacts),
   );
 
   const digest = image.manifest.descriptor.digest;
@@ -235,9 +253,51 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
       durationMs: phases.totalMs,
       key: inputs.key || null,
       skipped: false,
+      referrers: attached.map((a) => a.descriptor),
     },
     { metadataFile: inputs.metadataFile, quiet: inputs.quiet, report },
   );
+}
+
+/**
+ * The SBOM (of every package the tree holds: the base image's and the job's) and the provenance to
+ * attach to the image, as the inputs ask. A tree whose packages cannot be read gets no SBOM, with a
+ * warning: the image itself is what the run is for.
+ */
+async function attestations(
+  inputs: SnapshotInputs,
+  destination: Destination,
+  image: BuiltImage,
+  run: { base: BaseImage | undefined; inventory: Inventory; created: string; startedAt: number },
+  log: Logger,
+): Promise<Artifact[]> {
+  const subject = image.manifest.descriptor;
+  const repository = destination.kind === 'registry' ? destination.name : '';
+  const documents: Document[] = [];
+  if (inputs.sbom) {
+    try {
+      const { inventory } = run;
+      const bytes = cyclonedxSbom(inventory, { repository, digest: subject.digest, created: run.created });
+      documents.push({ kind: 'SBOM', artifactType: ArtifactType.cyclonedx, bytes });
+      log.info(`SBOM: ${inventory.packages.length} packages (CycloneDX 1.6)`);
+    } catch (err) {
+      log.warn(`no SBOM of ${inputs.root}: ${(err as Error).message}`);
+    }
+  }
+  if (inputs.provenance) {
+    const bytes = slsaProvenance({
+      repository,
+      digest: subject.digest,
+      base: run.base ? { name: run.base.name, digest: run.base.digest } : null,
+      startedOn: new Date(run.startedAt).toISOString(),
+      finishedOn: new Date().toISOString(),
+      env: process.env,
+    });
+    documents.push({ kind: 'provenance', artifactType: ArtifactType.inToto, bytes });
+    if (!process.env.GITHUB_REPOSITORY)
+      log.info('provenance: not in a GitHub Actions workflow: no repository, commit or run to name');
+  }
+  return documents.map((d) => artifactFor(subject, d, run.created));
 }
 
 /**

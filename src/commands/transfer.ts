@@ -3,9 +3,10 @@ import type { Logger } from '../log.js';
 import { LayoutWriter } from '../layout/layout.js';
 import { layoutSource } from '../layout/reader.js';
 import { connect } from '../registry/connect.js';
-import { copyImage } from '../content/copy.js';
+import { copyImage, copyReferrers } from '../content/copy.js';
 import { describeExisting } from '../content/existing.js';
-import type { ImageSource } from '../content/storage.js';
+import type { Descriptor } from '../content/oci.js';
+import type { ImageSource, ImageTarget } from '../content/storage.js';
 import { pullToLayout } from '../layout/pull.js';
 import { registrySource } from '../registry/repository.js';
 import { credentialsFor } from '../registry/credentials.js';
@@ -35,6 +36,10 @@ export async function promote(inputs: PromoteInputs, log: Logger): Promise<void>
   const wanted = inputs.source.kind === 'registry' ? inputs.source.reference.digest : undefined;
   if (wanted && copied.digest !== wanted)
     throw new RegistryError(`promote: ${name} resolved to ${copied.digest}`);
+  const uploaded = dest.uploaded; // the image's bytes: its attestations are not counted
+  const referrers = await phases.run('referrers', 'Attestations', () =>
+    promoteReferrers(source, copied.digest, dest, inputs.concurrency, log),
+  );
   const repository = `${target.registry}/${target.repository}`;
   const images = tags.map((t) => `${repository}:${t}`);
   for (const image of images) log.info(`promoted ${name} to ${image} (${copied.digest})`);
@@ -45,8 +50,32 @@ export async function promote(inputs: PromoteInputs, log: Logger): Promise<void>
     images,
     tags,
     where: { image: `${repository}@${copied.digest}` },
-    uploaded: dest.uploaded,
+    uploaded,
+    referrers,
   });
+}
+
+/**
+ * The artifacts about the image (SBOM, provenance, signatures) copied after it, listed as its
+ * referrers in the target. The image is promoted already: a failure here is one warning.
+ */
+async function promoteReferrers(
+  source: ImageSource,
+  digest: string,
+  target: ImageTarget,
+  concurrency: number,
+  log: Logger,
+): Promise<Descriptor[]> {
+  try {
+    const copied = await copyReferrers(source, digest, target, { concurrency });
+    log.info(
+      `artifacts about the image: ${copied.length} copied (${copied.map((d) => d.artifactType).join(', ') || 'none found'})`,
+    );
+    return copied;
+  } catch (err) {
+    log.warn(`the artifacts about ${digest} (SBOM, provenance) were not promoted: ${(err as Error).message}`);
+    return [];
+  }
 }
 
 /**
@@ -63,12 +92,13 @@ export async function pull(inputs: PullInputs, log: Logger): Promise<void> {
   const opened = await openSource(inputs.source, inputs, from.registry, log);
   const layout = inputs.writeLayout ? await LayoutWriter.create(inputs.output) : null;
   try {
-    let pulled: { digest: string; manifest: Buffer };
+    let pulled: { digest: string; manifest: Buffer; referrers: Descriptor[] };
     let source = opened.source;
     if (layout) {
       pulled = await phases.run('pull', 'Pull', () =>
         pullToLayout(opened.source, opened.reference, layout, from.tag ?? 'latest', {
           concurrency: inputs.concurrency,
+          log,
         }),
       );
       log.info(`pulled ${opened.name} (${pulled.digest}) into ${inputs.output}`);
@@ -78,7 +108,7 @@ export async function pull(inputs: PullInputs, log: Logger): Promise<void> {
     if (runtime) {
       const reference = layout ? (from.tag ?? 'latest') : opened.reference;
       const image = await loadableImage(source, reference);
-      pulled ??= { digest: image.digest, manifest: image.manifest };
+      pulled ??= { digest: image.digest, manifest: image.manifest, referrers: [] };
       if (hasZstdLayers(image) && !readsZstd(runtime))
         throw new UserError(
           `load: ${opened.name} has zstd layers, which Docker ${runtime.version} cannot load (zstd needs Docker 23.0 or newer); load it into podman, or snapshot it with compression gzip`,
@@ -99,6 +129,7 @@ export async function pull(inputs: PullInputs, log: Logger): Promise<void> {
       where: layout ? { output: inputs.output } : {},
       uploaded: 0,
       ...(loaded ? { loaded } : {}),
+      referrers: pulled!.referrers,
     });
   } catch (err) {
     await layout?.abort();

@@ -70,6 +70,32 @@ export async function copyImage(
   return { digest: tree.top.digest, mediaType: tree.top.mediaType, manifest: tree.top.bytes, ...how };
 }
 
+/**
+ * Copies the artifacts about an image (SBOM, provenance, signatures: its referrers) the same way,
+ * then has the target list them as referrers of `subject`. Only artifacts whose manifest names
+ * `subject` are taken (a stale referrers index may list others). Returns the descriptors copied.
+ */
+export async function copyReferrers(
+  source: ImageSource,
+  subject: string,
+  target: ImageTarget,
+  opts: { concurrency: number },
+): Promise<Descriptor[]> {
+  if (!source.referrers || !target.putReferrers) return [];
+  const copied: Descriptor[] = [];
+  const manifests: FetchedManifest[] = [];
+  for (const d of await source.referrers(subject)) {
+    const tree = await readTree(source, d.digest);
+    if (parseManifest<Manifest>(source, tree.top).subject?.digest !== subject) continue;
+    await copyBlobs(source, tree.blobs, target, opts);
+    for (const child of tree.children) await target.putManifest(child);
+    manifests.push(tree.top);
+    copied.push(d);
+  }
+  if (manifests.length) await target.putReferrers(subject, manifests);
+  return copied;
+}
+
 /** An image as stored: its manifest (or index) bytes, untouched, and every blob it needs. */
 interface ImageTree {
   top: FetchedManifest;

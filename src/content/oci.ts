@@ -9,6 +9,8 @@ export const MediaType = {
   layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  /** The config of an artifact that has none (image-spec 1.1): the two bytes `{}`. */
+  empty: 'application/vnd.oci.empty.v1+json',
 } as const;
 
 export const Annotation = {
@@ -26,6 +28,8 @@ export interface Descriptor {
   mediaType: string;
   digest: string;
   size: number;
+  /** An artifact's type, on the descriptors of a referrers list (image-spec 1.1). */
+  artifactType?: string;
   annotations?: Record<string, string>;
   platform?: Platform;
 }
@@ -63,8 +67,12 @@ export interface ImageConfig {
 export interface Manifest {
   schemaVersion: 2;
   mediaType: string;
+  /** Set on an artifact (an SBOM, a provenance statement): what kind it is. */
+  artifactType?: string;
   config: Descriptor;
   layers: Descriptor[];
+  /** The manifest this one is about: an artifact is a referrer of its subject (image-spec 1.1). */
+  subject?: Descriptor;
   annotations?: Record<string, string>;
 }
 
@@ -72,4 +80,18 @@ export interface Index {
   schemaVersion: 2;
   mediaType: string;
   manifests: Descriptor[];
+}
+
+/** A referrers-list descriptor for a stored artifact manifest: its `artifactType` and annotations. */
+export function referrerDescriptor(digest: string, bytes: Buffer, mediaType: string): Descriptor {
+  const m = JSON.parse(bytes.toString('utf8')) as Partial<Manifest>;
+  // image-spec: artifactType, else the config's media type.
+  const artifactType = m.artifactType ?? m.config?.mediaType;
+  return {
+    mediaType,
+    digest,
+    size: bytes.length,
+    ...(artifactType ? { artifactType } : {}),
+    ...(m.annotations ? { annotations: m.annotations } : {}),
+  };
 }

@@ -25,6 +25,8 @@ export interface BlobSource {
 export interface ImageSource extends BlobSource {
   /** A manifest by tag or digest; null when there is none. */
   manifest(reference: string): Promise<FetchedManifest | null>;
+  /** The artifacts (SBOM, provenance, signatures) whose `subject` is the manifest `digest`. */
+  referrers?(digest: string): Promise<Descriptor[]>;
 }
 
 /** What a target did with the blobs it was given: kept by the target, read-only to everyone else. */
@@ -60,4 +62,9 @@ export interface ImageTarget extends BlobTarget {
    * blob it names must be stored first.
    */
   putManifest(manifest: FetchedManifest, tag?: string): Promise<void>;
+  /**
+   * Stores artifact manifests whose `subject` is the manifest `subject` (their blobs stored first)
+   * where a reader of referrers finds them; says how.
+   */
+  putReferrers?(subject: string, referrers: FetchedManifest[]): Promise<string>;
 }

@@ -1,3 +1,4 @@
+import type { Artifact } from '../attest/artifact.js';
 import type { BuiltImage, NewLayer } from '../image/build.js';
 import type { BlobSink } from '../content/blob.js';
 import type { BaseImage } from '../registry/base.js';
@@ -30,11 +31,15 @@ export interface Destination {
   wrote(fingerprint: string, layer: NewLayer): void;
   /** Where one blob goes; `label` names it in messages ("layer 2/5 /usr"). */
   sink(label?: string): BlobSink;
-  /** Config, then the manifest under each tag: the image becomes visible only now, whole. */
-  finish(image: BuiltImage, tags: string[]): Promise<void>;
+  /**
+   * Config, then the manifest under each tag: the image becomes visible only now, whole. Then the
+   * artifacts about it (SBOM, provenance) as its referrers: one that cannot be attached is a warning,
+   * never a failure of the image. Returns those attached.
+   */
+  finish(image: BuiltImage, tags: string[], artifacts: Artifact[]): Promise<Artifact[]>;
   /** Undoes what an unfinished run started (a layout's staging directory). */
   abort(): Promise<void>;
-  /** Bytes sent so far (0 for a layout). */
+  /** Bytes of the image sent so far (0 for a layout), the attestations not counted. */
   uploaded(): number;
   /** The image's name under each tag (`registry/repository:tag`); none for a layout. */
   images(tags: string[]): string[];

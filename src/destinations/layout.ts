@@ -4,6 +4,7 @@ import type { SnapshotInputs } from '../inputs/index.js';
 import { upToDateIn } from '../content/existing.js';
 import { LayoutWriter } from '../layout/layout.js';
 import { layoutSource } from '../layout/reader.js';
+import { storedManifest } from '../attest/artifact.js';
 import type { Destination } from './destination.js';
 
 /** The dry run's OCI image layout at `output`: every blob written, base layers included. */
@@ -24,10 +25,16 @@ export async function openLayout(inputs: SnapshotInputs): Promise<Destination> {
     exists: async () => false,
     wrote: () => {},
     sink: () => layout,
-    finish: async (image, tags) => {
+    // The artifacts are written with the image: the layout appears whole, attestations included.
+    finish: async (image, tags, artifacts) => {
       await layout.putJson(image.config);
       await layout.putJson(image.manifest);
+      for (const artifact of artifacts) {
+        for (const blob of artifact.blobs) await layout.putJson(blob);
+        await layout.putReferrers(image.manifest.descriptor.digest, [storedManifest(artifact)]);
+      }
       await layout.finish(image.manifest.descriptor, tags);
+      return artifacts;
     },
     abort: () => layout.abort(),
     uploaded: () => 0,

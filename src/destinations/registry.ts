@@ -29,9 +29,9 @@ export async function openRegistry(inputs: SnapshotInputs, log: Logger): Promise
     exists: (digest) => registry.exists(digest),
     wrote: (fp, layer) => registry.wrote(fp, layer),
     sink: (label) => registry.sink(label),
-    finish: (image) => registry.finish(image),
+    finish: (image, _tags, artifacts) => registry.finish(image, artifacts),
     abort: () => registry.abort(),
-    uploaded: () => registry.repo.uploaded,
+    uploaded: () => registry.uploaded,
     images: (tags) => tags.map((t) => `${registry.image}:${t}`),
     where: (digest) => ({ image: `${registry.image}@${digest}` }),
   };

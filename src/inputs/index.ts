@@ -62,6 +62,10 @@ export interface CommonInputs {
 export interface SnapshotInputs extends CommonInputs {
   mode: 'snapshot';
   targets: Target[];
+  /** Attach a CycloneDX SBOM to the image. */
+  sbom: boolean;
+  /** Attach SLSA provenance to the image. */
+  provenance: boolean;
 }
 
 /** Where promote and pull read the image: a registry, or an OCI layout on disk (`from: oci:DIR[:TAG]`). */
@@ -111,7 +115,9 @@ export function getInputs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   if (mode === 'snapshot') {
     if (targets.length === 0 && !common.dryRun)
       throw new InputError('image is required (or set dry-run to write a layout instead)');
-    return { mode, targets, ...common };
+    const sbom = parseBoolean(raw.sbom, 'sbom');
+    const provenance = parseBoolean(raw.provenance, 'provenance');
+    return { mode, targets, sbom, provenance, ...common };
   }
   if (mode === 'lookup') {
     if (!targets[0]) throw new InputError('lookup needs image: the tag to look at');

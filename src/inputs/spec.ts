@@ -207,6 +207,20 @@ export const INPUT_SPECS: readonly InputSpec[] = [
     kind: 'list',
   },
   {
+    name: 'sbom',
+    description:
+      'Attach a CycloneDX SBOM of every package in the image to it, as an OCI 1.1 referrer (false: none)',
+    default: 'true',
+    kind: 'boolean',
+  },
+  {
+    name: 'provenance',
+    description:
+      'Attach SLSA v1 provenance (the workflow run, commit and base image) to the image, as an OCI 1.1 referrer (false: none)',
+    default: 'true',
+    kind: 'boolean',
+  },
+  {
     name: 'quiet',
     description: 'Log only warnings, errors and the result (no progress, no report)',
     default: 'false',

@@ -16,7 +16,7 @@ import { HashTap, type BlobSink, type PendingBlob } from '../content/blob.js';
 import { copyBlobs } from '../content/copy.js';
 import type { BlobCounts, BlobSource, FetchedManifest, ImageTarget } from '../content/storage.js';
 import { jsonBlob, type JsonBlob } from '../image/build.js';
-import { Annotation, MediaType, type Descriptor, type Index } from '../content/oci.js';
+import { Annotation, MediaType, referrerDescriptor, type Descriptor, type Index } from '../content/oci.js';
 import { UserError } from '../failure.js';
 import { onInterrupt } from '../interrupt.js';
 
@@ -52,6 +52,8 @@ export class LayoutWriter implements BlobSink, ImageTarget {
   private state: 'writing' | 'replaced' | 'aborted' = 'writing';
   private digest = '';
   private readonly written = { sent: 0, bytes: 0 };
+  /** Artifacts about the image (putReferrers), listed in `index.json` after its tags. */
+  private readonly referrers: Descriptor[] = [];
   private readonly forgetInterrupt: () => void;
 
   private constructor(
@@ -171,6 +173,19 @@ export class LayoutWriter implements BlobSink, ImageTarget {
     });
   }
 
+  /**
+   * Writes artifact manifests about `subject`; finish lists them in `index.json` with their
+   * `artifactType` and no `ref.name`, so that they are found as referrers, never taken for tags.
+   */
+  async putReferrers(_subject: string, referrers: FetchedManifest[]): Promise<string> {
+    for (const m of referrers) {
+      await this.putManifest(m);
+      if (!this.referrers.some((d) => d.digest === m.digest))
+        this.referrers.push(referrerDescriptor(m.digest, m.bytes, m.mediaType));
+    }
+    return `index.json of ${this.output}`;
+  }
+
   async putJson(blob: JsonBlob): Promise<void> {
     await writeFile(this.blobPath(blob.descriptor.digest), blob.bytes, { mode: 0o644 }).catch(
       (err: Error) => {
@@ -184,7 +199,10 @@ export class LayoutWriter implements BlobSink, ImageTarget {
     const index: Index = {
       schemaVersion: 2,
       mediaType: MediaType.index,
-      manifests: tags.map((tag) => ({ ...manifest, annotations: { [Annotation.refName]: tag } })),
+      manifests: [
+        ...tags.map((tag) => ({ ...manifest, annotations: { [Annotation.refName]: tag } })),
+        ...this.referrers,
+      ],
     };
     try {
       // Explicit modes, like the blobs': under a umask of 0 the defaults would be world-writable.

@@ -80,14 +80,15 @@ export async function getJsonBlob<T>(repo: RepositoryEndpoint, digest: string): 
 /**
  * PUT a manifest under a tag (or its digest). Done only when the registry answers with our digest;
  * any other success (a proxy or login page answers 200 for a registry it never reached, some
- * registries name no digest) is checked by reading the tag back.
+ * registries name no digest) is checked by reading the tag back. Returns the `OCI-Subject` the
+ * registry answered (distribution-spec 1.1: it indexed the manifest's subject for the referrers API).
  */
 export async function putManifest(
   repo: RepositoryEndpoint,
   tag: string,
   bytes: Buffer,
   mediaType: string,
-): Promise<void> {
+): Promise<string | null> {
   const digest = sha256(bytes);
   const what = `tagging ${repo.name}:${tag}`;
   const res = await repo.client.request({
@@ -100,11 +101,12 @@ export async function putManifest(
     body: bytes,
   });
   const answered = res.headers.get('docker-content-digest');
+  const subject = res.headers.get('oci-subject');
   await res.body?.cancel();
   if (answered && answered !== digest) {
     throw new RegistryError(`the registry stored ${repo.name}:${tag} as ${answered}, expected ${digest}`);
   }
-  if (answered === digest) return;
+  if (answered === digest) return subject;
   const stored = await storedDigest(repo, tag, mediaType).catch((err: Error) => {
     throw new RegistryError(
       `${what} failed: the registry answered ${res.status} without the image's digest, and reading the tag back failed: ${err.message}`,
@@ -115,6 +117,7 @@ export async function putManifest(
       `${what} failed: the registry answered ${res.status}, but the tag does not hold the image (it holds ${stored ?? 'nothing'}, not ${digest}); is a proxy or login page in the way? check the host name and port`,
     );
   }
+  return subject;
 }
 
 /** The digest a tag (or digest) resolves to now: a HEAD, or a GET when the HEAD names none. */

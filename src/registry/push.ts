@@ -1,5 +1,6 @@
 import type { Logger } from '../log.js';
 import type { BuiltImage, NewLayer } from '../image/build.js';
+import { storedManifest, type Artifact } from '../attest/artifact.js';
 import type { Manifest } from '../content/oci.js';
 import { FINGERPRINT_ANNOTATION } from '../layer/fingerprint.js';
 import type { BlobSink } from '../content/blob.js';
@@ -38,6 +39,8 @@ interface Existing {
  */
 export class RegistryDestination {
   private existing: Existing | null = null;
+  /** Bytes sent for the image once its manifest is in: what follows (attestations) is not the image. */
+  private imageBytes: number | null = null;
   /** Layers written by this push, to remember in the cache once the manifest is in. */
   private readonly written = new Map<string, NewLayer>();
 
@@ -163,7 +166,8 @@ export class RegistryDestination {
     return this.repo.sink(label);
   }
 
-  async finish(image: BuiltImage): Promise<void> {
+  /** Config, the manifest under each tag, then the artifacts about it (see attach). */
+  async finish(image: BuiltImage, artifacts: Artifact[]): Promise<Artifact[]> {
     await this.repo.putBuffer(image.config.descriptor, image.config.bytes); // skipped when present
     for (const t of this.targets) {
       await putManifest(this.repo, t.tag, image.manifest.bytes, image.manifest.descriptor.mediaType);
@@ -171,6 +175,38 @@ export class RegistryDestination {
     }
     for (const [fp, layer] of this.written) this.cache.remember(fp, layer, this.image);
     await this.cache.save();
+    this.imageBytes = this.repo.uploaded;
+    return this.attach(image.manifest.descriptor.digest, artifacts);
+  }
+
+  /** Bytes sent for the image's blobs: the attestations of a finished push are not counted. */
+  get uploaded(): number {
+    return this.imageBytes ?? this.repo.uploaded;
+  }
+
+  /**
+   * Each artifact's blobs, then its manifest, listed as a referrer of the image (referrers API or tag
+   * schema). The image is pushed already: an artifact the registry refuses is one warning, and left
+   * out of what this returns.
+   */
+  private async attach(subject: string, artifacts: Artifact[]): Promise<Artifact[]> {
+    const attached: Artifact[] = [];
+    for (const artifact of artifacts) {
+      try {
+        for (const blob of artifact.blobs) await this.repo.putBuffer(blob.descriptor, blob.bytes);
+        const how = await this.repo.putReferrers(subject, [storedManifest(artifact)]);
+        this.log.info(
+          `attached the ${artifact.kind} (${artifact.manifest.descriptor.digest}) through the ${how}`,
+        );
+        attached.push(artifact);
+      } catch (err) {
+        // Even past the run's deadline: the image is pushed, and the outputs say what is missing.
+        this.log.warn(
+          `the ${artifact.kind} was not attached to ${this.image}@${subject}: ${(err as Error).message}`,
+        );
+      }
+    }
+    return attached;
   }
 
   async abort(): Promise<void> {}

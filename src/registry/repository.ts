@@ -11,6 +11,7 @@ import type {
 import type { Descriptor } from '../content/oci.js';
 import type { RegistryClient } from './client.js';
 import { getManifest, putManifest } from './manifests.js';
+import { listReferrers, putReferrers } from './referrers.js';
 import { RegistryError, RestartBlobError } from './errors.js';
 import { backoff, DeadlineError, DEFAULT_RETRY, RETRY_STATUS } from './retry.js';
 
@@ -147,8 +148,18 @@ export class Repository implements ImageSource, ImageTarget {
   }
 
   /** Tags a manifest (or stores it by digest), confirmed as putManifest says. */
-  putManifest(manifest: FetchedManifest, tag?: string): Promise<void> {
-    return putManifest(this, tag ?? manifest.digest, manifest.bytes, manifest.mediaType);
+  async putManifest(manifest: FetchedManifest, tag?: string): Promise<void> {
+    await putManifest(this, tag ?? manifest.digest, manifest.bytes, manifest.mediaType);
+  }
+
+  /** The referrers of a manifest: the referrers API, else the tag schema. */
+  referrers(digest: string): Promise<Descriptor[]> {
+    return listReferrers(this, digest);
+  }
+
+  /** Stores artifact manifests about `subject` where the referrers API or the tag schema finds them. */
+  putReferrers(subject: string, referrers: FetchedManifest[]): Promise<string> {
+    return putReferrers(this, subject, referrers);
   }
 
   /** GET a blob as a stream (a base layer to copy or to write into a layout). */

@@ -101,7 +101,9 @@ describe('promote and pull', () => {
     const mounted = proxy.requests.filter(
       (q) => q.method === 'POST' && q.path.includes('mount=') && q.status === 201,
     );
-    expect(mounted.length).toBe(Number(snap.outputs.layers) + 1); // layers and config
+    // Layers and config, and the blobs of the attestations copied with the image: their shared
+    // empty config, the SBOM and the provenance.
+    expect(mounted.length).toBe(Number(snap.outputs.layers) + 1 + 3);
     expect(proxy.requests.filter((q) => q.method === 'PATCH')).toEqual([]);
     expect(toRelease.outputs.uploaded).toBe('0');
     expect((await inspect(`${staging.host}/release/app:v1`)).Digest).toBe(digest);

@@ -145,6 +145,15 @@ describe('getInputs', () => {
     expect(getInputs(['--dry-run'], env)).toMatchObject({ persistEnv: true, quiet: true });
   });
 
+  it('attaches an SBOM and provenance unless each is turned off', () => {
+    expect(getInputs(['--dry-run'], {})).toMatchObject({ sbom: true, provenance: true });
+    expect(getInputs(['--dry-run', '--no-sbom'], {})).toMatchObject({ sbom: false, provenance: true });
+    expect(getInputs(['--dry-run'], { INPUT_PROVENANCE: 'false' })).toMatchObject({
+      sbom: true,
+      provenance: false,
+    });
+  });
+
   it('needs an image without dry-run', () => {
     expect(inputError(() => getInputs([], {}))).toMatch(/^image is required/);
   });
@@ -167,6 +176,8 @@ describe('getInputs', () => {
     ['max-age', { 'INPUT_MAX-AGE': '0m' }],
     ['dry-run', { 'INPUT_DRY-RUN': 'yes' }],
     ['insecure-registry', { 'INPUT_INSECURE-REGISTRY': '1' }],
+    ['sbom', { INPUT_SBOM: 'no' }],
+    ['provenance', { INPUT_PROVENANCE: 'off' }],
     ['image', { INPUT_IMAGE: 'Bad/Name' }],
   ])('bad %s → InputError naming it', (name, env) => {
     expect(inputError(() => get([], env))).toContain(name === 'image' ? 'Bad/Name' : name);
