@@ -430,7 +430,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 /******/ 	// Execute the module function
 /******/ 	var threw = true;
 /******/ 	try {
-/******/ 		__webpack_modules__[moduleId](module, module.exports, __nccwpck_require__);
+/******/ 		__webpack_modules__[moduleId].call(module.exports, module, module.exports, __nccwpck_require__);
 /******/ 		threw = false;
 /******/ 	} finally {
 /******/ 		if(threw) delete __webpack_module_cache__[moduleId];
@@ -610,5 +610,5 @@ process.stdout.on('error', (err) => {
     if (err.code !== 'EPIPE')
         throw err;
 });
-Promise.all(/* import() */[__nccwpck_require__.e(376), __nccwpck_require__.e(693)]).then(__nccwpck_require__.bind(__nccwpck_require__, 6693)).then(({ run }) => run(process.argv.slice(2)), (err) => (0,failure/* reportFailure */.xV)(err, () => { }));
+Promise.all(/* import() */[__nccwpck_require__.e(646), __nccwpck_require__.e(917)]).then(__nccwpck_require__.bind(__nccwpck_require__, 5917)).then(({ run }) => run(process.argv.slice(2)), (err) => (0,failure/* reportFailure */.xV)(err, () => { }));
 

@@ -37737,6 +37737,8 @@ const MediaType = {
     layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
     dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
     dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+    /** The config of an artifact that has none (image-spec 1.1): the two bytes `{}`. */
+    empty: 'application/vnd.oci.empty.v1+json',
 };
 const Annotation = {
     created: 'org.opencontainers.image.created',
@@ -37748,6 +37750,19 @@ const Annotation = {
     /** What the image was built from, as the user's `key` input names it (this action's namespace). */
     key: 'dev.depot.snapshot.key',
 };
+/** A referrers-list descriptor for a stored artifact manifest: its `artifactType` and annotations. */
+function referrerDescriptor(digest, bytes, mediaType) {
+    const m = JSON.parse(bytes.toString('utf8'));
+    // image-spec: artifactType, else the config's media type.
+    const artifactType = m.artifactType ?? m.config?.mediaType;
+    return {
+        mediaType,
+        digest,
+        size: bytes.length,
+        ...(artifactType ? { artifactType } : {}),
+        ...(m.annotations ? { annotations: m.annotations } : {}),
+    };
+}
 
 ;// CONCATENATED MODULE: ./src/util/limit.ts
 /** Runs at most `n` of the given async jobs at once (a minimal p-limit). */
@@ -38273,6 +38288,18 @@ const spec_INPUT_SPECS = [
         kind: 'list',
     },
     {
+        name: 'sbom',
+        description: 'Attach a CycloneDX SBOM of every package in the image to it, as an OCI 1.1 referrer (false: none)',
+        default: 'true',
+        kind: 'boolean',
+    },
+    {
+        name: 'provenance',
+        description: 'Attach SLSA v1 provenance (the workflow run, commit and base image) to the image, as an OCI 1.1 referrer (false: none)',
+        default: 'true',
+        kind: 'boolean',
+    },
+    {
         name: 'quiet',
         description: 'Log only warnings, errors and the result (no progress, no report)',
         default: 'false',
@@ -38762,7 +38789,9 @@ function getInputs(argv, env = process.env) {
     if (mode === 'snapshot') {
         if (targets.length === 0 && !common.dryRun)
             throw new InputError('image is required (or set dry-run to write a layout instead)');
-        return { mode, targets, ...common };
+        const sbom = parseBoolean(raw.sbom, 'sbom');
+        const provenance = parseBoolean(raw.provenance, 'provenance');
+        return { mode, targets, sbom, provenance, ...common };
     }
     if (mode === 'lookup') {
         if (!targets[0])
