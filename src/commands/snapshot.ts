@@ -20,7 +20,8 @@ import type { Manifest } from '../content/oci.js';
 import { createdTime } from '../image/created.js';
 import { DOCKER_LAYERS, layersMadeBySnapshots, planBudget, type BudgetPlan } from '../image/budget.js';
 import { persistedEnv, type PersistedEnv } from '../image/env.js';
-import { MARKER_PATH, MARKER_REWRITTEN, markerFor, parseMarker } from '../image/marker.js';
+import { MARKER_PATH, MARKER_REWRITTEN, markerFor, markerPlaces, parseMarker } from '../image/marker.js';
+import { format, groupTargets, parseReference } from '../registry/reference.js';
 import { baseFromMarker, resolveBase, type BaseImage } from '../registry/base.js';
 import { LayerCache, layerCacheDirs } from '../registry/layer-cache.js';
 import type { Destination } from '../destinations/destination.js';
@@ -41,10 +42,12 @@ export async function snapshot(inputs: SnapshotInputs, log: Logger): Promise<voi
   try {
     const fresh = inputs.maxAge ? destination.freshImage(inputs.maxAge) : null;
     if (fresh) {
-      log.info(`${destination.name}:${inputs.targets[0].tag} is younger than max-age: nothing captured`);
+      log.info(
+        `${inputs.targets.map(format).join(', ')}: younger than max-age, one image at every tag: nothing captured`,
+      );
       setOutputs({
         digest: fresh,
-        image: `${destination.name}@${fresh}`,
+        ...destination.where(fresh),
         tags: '',
         size: 0,
         uploaded: 0,
@@ -127,18 +130,21 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
     destination.finish(image, tags),
   );
 
+  // What was written: a registry of several that failed is reported by destination.complete().
+  const images = destination.images(tags);
+  const written = pushes ? [...new Set(images.map((i) => parseReference(i).tag!))] : tags;
   const digest = image.manifest.descriptor.digest;
   const manifest = JSON.parse(image.manifest.bytes.toString()) as Manifest;
   const size = manifest.layers.reduce((n, l) => n + l.size, 0) + image.config.descriptor.size;
   const uploaded = destination.uploaded();
   log.info(
-    `${destination.name} ${digest} (${tags.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${(phases.totalMs / 1000).toFixed(1)} s`,
+    `${destination.name} ${digest} (${written.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${(phases.totalMs / 1000).toFixed(1)} s`,
   );
   const report: SnapshotReport = {
     destination: destination.name,
     pushed: pushes,
     digest,
-    tags,
+    tags: written,
     base: base ? { name: base.name, digest: base.digest, layers: base.layers.length } : null,
     changes: {
       method: changes.method,
@@ -161,8 +167,8 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
       operation: 'snapshot',
       digest,
       manifest: image.manifest.bytes,
-      images: destination.images(tags),
-      tags,
+      images,
+      tags: written,
       where: destination.where(digest),
       uploaded,
       base: base ? { name: base.name, digest: base.digest || null } : null,
@@ -171,6 +177,7 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
     },
     { metadataFile: inputs.metadataFile, quiet: inputs.quiet, report },
   );
+  destination.complete();
 }
 
 /**
@@ -255,13 +262,11 @@ async function addMarker(
   created: string,
   log: Logger,
 ): Promise<NewLayer> {
-  const target = inputs.targets[0];
-  const marker = markerFor(
-    image,
-    target ? `${target.registry}/${target.repository}` : '',
-    target?.tag ?? 'latest',
-    created,
+  // One place per repository, its first tag: the same marker, and digest, in every registry.
+  const places = groupTargets(inputs.targets).flatMap((g) =>
+    g.repositories.map((r) => ({ repository: r.name, tag: r.targets[0].tag })),
   );
+  const marker = markerFor(image, places, created);
   const layer = await writeMarkerLayer(
     marker,
     { compression: inputs.compression, level: inputs.compressionLevel, log },
@@ -284,7 +289,7 @@ async function findBase(inputs: SnapshotInputs, log: Logger): Promise<BaseImage 
   const markerText = await readFile(path.join(inputs.root, MARKER_PATH), 'utf8').catch(() => null);
   const marker = markerText === null ? null : parseMarker(markerText);
   // A dry run's marker names no repository: there is nothing to take its layers from.
-  if (marker?.repository) return baseFromMarker(marker, options);
+  if (marker && markerPlaces(marker).length) return baseFromMarker(marker, options);
   log.info(
     `no base image: no base-image input, no SNAPSHOT_BASE_IMAGE, no /${MARKER_PATH} in ${inputs.root}`,
   );

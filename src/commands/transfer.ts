@@ -3,47 +3,96 @@ import type { Logger } from '../log.js';
 import { LayoutWriter } from '../layout/layout.js';
 import { layoutSource } from '../layout/reader.js';
 import { connect } from '../registry/connect.js';
-import { copyImage } from '../content/copy.js';
+import { copyImage, type CopyResult } from '../content/copy.js';
 import type { ImageSource } from '../content/storage.js';
 import { pullToLayout } from '../layout/pull.js';
-import { registrySource } from '../registry/repository.js';
-import { credentialsFor } from '../registry/credentials.js';
-import { RegistryError } from '../registry/errors.js';
-import { format } from '../registry/reference.js';
+import { registrySource, Repository } from '../registry/repository.js';
+import { credentialsFor, pushCredentials } from '../registry/credentials.js';
+import { NotWrittenError, RegistryError, type RegistryFailure } from '../registry/errors.js';
+import { format, groupTargets, type Target } from '../registry/reference.js';
 import { credentialInputs } from '../destinations/registry.js';
 import { Phases, publishResult, type Result } from './publish.js';
 
-/** `promote`: the image at `from` copied to every `image` tag, digest unchanged, nothing recaptured. */
+/**
+ * `promote`: the image at `from` copied to every `image` tag, digest unchanged, nothing recaptured.
+ * Each registry gets it from the source once, into its first repository, and its other repositories
+ * mount from there; a registry that fails does not stop the others (see NotWrittenError).
+ */
 export async function promote(inputs: PromoteInputs, log: Logger): Promise<void> {
   const phases = new Phases(inputs.quiet);
-  const [target] = inputs.targets;
-  const { source, reference, name } = await openSource(inputs.source, inputs, target.registry, log);
-  const dest = await connect(target, {
-    credentials: credentialInputs(inputs),
-    insecureRegistry: inputs.insecureRegistry,
-    access: 'push',
-    log,
-  });
-  const tags = inputs.targets.map((t) => t.tag);
-  const copied = await phases.run('promote', 'Promote', () =>
-    copyImage(source, reference, dest, tags, { concurrency: inputs.concurrency, log }),
-  );
+  const first = inputs.targets[0];
+  const { source, reference, name } = await openSource(inputs.source, inputs, first.registry, log);
   const wanted = inputs.source.kind === 'registry' ? inputs.source.reference.digest : undefined;
-  if (wanted && copied.digest !== wanted)
-    throw new RegistryError(`promote: ${name} resolved to ${copied.digest}`);
-  const repository = `${target.registry}/${target.repository}`;
-  const images = tags.map((t) => `${repository}:${t}`);
+  const opts = { concurrency: inputs.concurrency, log };
+  let copied: CopyResult | undefined;
+  const written: Target[] = [];
+  const failures: RegistryFailure[] = [];
+  let uploaded = 0;
+  await phases.run('promote', 'Promote', async () => {
+    for (const group of groupTargets(inputs.targets)) {
+      const registryWritten: Target[] = [];
+      try {
+        const client = await connect(group.targets[0], {
+          ...pushCredentials(group.registry, first.registry, {
+            ...credentialInputs(inputs),
+            insecureRegistry: inputs.insecureRegistry,
+          }),
+          access: 'push',
+          log,
+        });
+        const repos: Repository[] = [];
+        try {
+          for (const [i, r] of group.repositories.entries()) {
+            const repo = i === 0 ? client : new Repository(client.client, r.repository);
+            repos.push(repo);
+            // Read from the source once (by digest after the first registry: a moving tag cannot split
+            // the run); the other repositories of this registry mount from the first.
+            const from = i === 0 ? source : client;
+            const ref = i === 0 ? (copied?.digest ?? reference) : copied!.digest;
+            const result = await copyImage(
+              from,
+              ref,
+              repo,
+              r.targets.map((t) => t.tag),
+              opts,
+            );
+            if (wanted && result.digest !== wanted)
+              throw new WrongDigestError(`promote: ${name} resolved to ${result.digest}`);
+            copied ??= result;
+            registryWritten.push(...r.targets);
+          }
+        } finally {
+          uploaded += repos.reduce((n, r) => n + r.uploaded, 0);
+        }
+      } catch (err) {
+        if (err instanceof WrongDigestError) throw err;
+        const notWritten = group.targets.filter((t) => !registryWritten.includes(t));
+        const error = err as Error;
+        failures.push({ registry: group.registry, references: notWritten.map(format), error });
+        if (inputs.targets.length > notWritten.length)
+          log.warn(`registry ${group.registry} failed, going on with the others: ${error.message}`);
+      } finally {
+        written.push(...registryWritten);
+      }
+    }
+  });
+  if (!copied) throw failures[0].error;
+  const images = written.map(format);
   for (const image of images) log.info(`promoted ${name} to ${image} (${copied.digest})`);
   await publish(inputs, phases, {
     operation: 'promote',
     digest: copied.digest,
     manifest: copied.manifest,
     images,
-    tags,
-    where: { image: `${repository}@${copied.digest}` },
-    uploaded: dest.uploaded,
+    tags: [...new Set(written.map((t) => t.tag))],
+    where: { image: `${written[0].registry}/${written[0].repository}@${copied.digest}` },
+    uploaded,
   });
+  if (failures.length) throw new NotWrittenError(failures);
 }
+
+/** The source is not the image its digest names: nothing more is promoted. */
+class WrongDigestError extends RegistryError {}
 
 /** `pull`: the image at `from` written to the OCI layout at `output`, every blob verified. */
 export async function pull(inputs: PullInputs, log: Logger): Promise<void> {

@@ -13,7 +13,7 @@ export interface Destination {
   readonly kind: 'registry' | 'layout';
   /** Paths the walk must leave out because this destination writes there. */
   readonly ownPaths: string[];
-  /** With `max-age`: the digest already at the first tag when that image is young enough. */
+  /** With `max-age`: the digest every target tag already holds when that image is young enough. */
   freshImage(maxAgeMs: number): string | null;
   /** Makes the base image's layers present (skipped, mounted or copied; a layout gets them all). */
   addBase(base: BaseImage): Promise<void>;
@@ -31,8 +31,13 @@ export interface Destination {
   abort(): Promise<void>;
   /** Bytes sent so far (0 for a layout). */
   uploaded(): number;
-  /** The image's name under each tag (`registry/repository:tag`); none for a layout. */
+  /** The image's name under each tag written (`registry/repository:tag`); none for a layout. */
   images(tags: string[]): string[];
   /** The outputs naming where the image is: `image` (by digest) or `output`. */
   where(digest: string): { image: string } | { output: string };
+  /**
+   * Called once the result is published: throws, naming them, when some targets were not written
+   * (a registry of several failed; the others hold the image).
+   */
+  complete(): void;
 }

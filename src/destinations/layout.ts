@@ -25,5 +25,6 @@ export async function openLayout(inputs: CommonInputs): Promise<Destination> {
     uploaded: () => 0,
     images: () => [],
     where: () => ({ output: inputs.output }),
+    complete: () => {},
   };
 }

@@ -4,7 +4,7 @@ import type { Manifest } from '../content/oci.js';
 import { FINGERPRINT_ANNOTATION } from '../layer/fingerprint.js';
 import type { BlobSink } from '../content/blob.js';
 import { copyBlobs } from '../content/copy.js';
-import type { Repository } from './repository.js';
+import { Repository } from './repository.js';
 import { connect } from './connect.js';
 import type { CredentialInputs } from './credentials.js';
 import { getImageConfig, getManifest, parseJson, putManifest } from './manifests.js';
@@ -13,12 +13,15 @@ import { LayerCache } from './layer-cache.js';
 import type { BaseImage } from './base.js';
 
 export interface PushOptions {
+  /** Every target in one registry, in any of its repositories. */
   targets: [Target, ...Target[]];
   credentials: CredentialInputs;
   insecureRegistry: boolean;
   log: Logger;
-  /** @default LayerCache.defaultPath() */
-  cacheFile?: string;
+  /** Shared by the destinations of one run. @default loaded from LayerCache.defaultPath() */
+  cache?: LayerCache;
+  /** With `max-age`: also read what every other tag holds (see freshEnough). */
+  readEveryTag?: boolean;
 }
 
 /**
@@ -33,20 +36,32 @@ interface Existing {
 }
 
 /**
- * Pushes an image to one repository: blobs first (present ones skipped), config, then the manifest
- * once per tag, so a tag only ever points at an image whose every blob is in place.
+ * Pushes an image to one registry: blobs first to the first target's repository (present ones
+ * skipped), then mounted into its other repositories, the config, and last the manifest once per tag,
+ * so a tag only ever points at an image whose every blob is in its repository.
  */
 export class RegistryDestination {
   private existing: Existing | null = null;
+  /** With readEveryTag: the digest each other tag holds now (null: none). */
+  private readonly otherTags = new Map<string, string | null>();
   /** Layers written by this push, to remember in the cache once the manifest is in. */
   private readonly written = new Map<string, NewLayer>();
+  /** The references tagged so far, in order. */
+  readonly pushed: Target[] = [];
+  /** Every repository pushed to, the first one's first: they share its client (and its tokens). */
+  private readonly repos: Map<string, Repository>;
 
   private constructor(
     readonly repo: Repository,
-    private readonly targets: [Target, ...Target[]],
+    readonly targets: [Target, ...Target[]],
     private readonly log: Logger,
     private readonly cache: LayerCache,
-  ) {}
+  ) {
+    this.repos = new Map([[repo.name, repo]]);
+    for (const t of targets)
+      if (!this.repos.has(t.repository))
+        this.repos.set(t.repository, new Repository(repo.client, t.repository));
+  }
 
   static async open(opts: PushOptions): Promise<RegistryDestination> {
     const first = opts.targets[0];
@@ -56,10 +71,15 @@ export class RegistryDestination {
       access: 'push',
       log: opts.log,
     });
-    const cache = await LayerCache.load(opts.cacheFile);
+    const cache = opts.cache ?? (await LayerCache.load());
     const dest = new RegistryDestination(repo, opts.targets, opts.log, cache);
     await dest.readExisting();
+    if (opts.readEveryTag) await dest.readOtherTags();
     return dest;
+  }
+
+  get registry(): string {
+    return this.targets[0].registry;
   }
 
   get cacheFile(): string {
@@ -94,11 +114,24 @@ export class RegistryDestination {
     this.existing = { digest: fetched.digest, created: created ? new Date(created) : undefined, layers };
   }
 
-  /** With `max-age`: the digest at the first tag when that image is younger than `maxAgeMs`. */
+  /** The digest every other tag holds now, for freshEnough. */
+  private async readOtherTags(): Promise<void> {
+    for (const t of this.targets.slice(1)) {
+      const fetched = await getManifest(this.repos.get(t.repository)!, t.tag);
+      this.otherTags.set(format(t), fetched?.digest ?? null);
+    }
+  }
+
+  /**
+   * With `max-age`: the digest at the first tag when that image is younger than `maxAgeMs` and (when
+   * opened with readEveryTag) every other tag holds it too.
+   */
   freshEnough(maxAgeMs: number, now = Date.now()): string | null {
     const created = this.existing?.created?.getTime();
     if (created === undefined || Number.isNaN(created)) return null;
-    return now - created < maxAgeMs ? this.existing!.digest : null;
+    const digest = this.existing!.digest;
+    if ([...this.otherTags.values()].some((d) => d !== digest)) return null;
+    return now - created < maxAgeMs ? digest : null;
   }
 
   /**
@@ -161,14 +194,39 @@ export class RegistryDestination {
     return this.repo.sink(label);
   }
 
-  async finish(image: BuiltImage): Promise<void> {
+  /** Bytes sent to every repository of this registry. */
+  get uploaded(): number {
+    return [...this.repos.values()].reduce((n, r) => n + r.uploaded, 0);
+  }
+
+  /**
+   * The config, every blob mounted into the other repositories (skipped when there, copied if the
+   * registry declines the mount), then the manifest under each tag; the layer cache is saved by the
+   * caller (saveCache), once for every registry of the run.
+   */
+  async finish(image: BuiltImage, concurrency: number): Promise<void> {
     await this.repo.putBuffer(image.config.descriptor, image.config.bytes); // skipped when present
+    const manifest = parseJson<Manifest>(image.manifest.bytes);
+    const blobs = [manifest.config, ...manifest.layers];
+    for (const other of [...this.repos.values()].slice(1)) {
+      const how = await copyBlobs(this.repo, blobs, other, { concurrency });
+      this.log.info(
+        `${this.registry}/${other.name}: ${how.present} blobs already there, ${how.mounted} mounted from ${this.repo.name}, ${how.copied} copied`,
+      );
+    }
     for (const t of this.targets) {
-      await putManifest(this.repo, t.tag, image.manifest.bytes, image.manifest.descriptor.mediaType);
+      const repo = this.repos.get(t.repository)!;
+      await putManifest(repo, t.tag, image.manifest.bytes, image.manifest.descriptor.mediaType);
+      this.pushed.push(t);
       this.log.info(`pushed ${format(t)}`);
     }
-    for (const [fp, layer] of this.written) this.cache.remember(fp, layer, this.image);
-    await this.cache.save();
+    for (const [fp, layer] of this.written)
+      for (const repo of this.repos.values()) this.cache.remember(fp, layer, `${this.registry}/${repo.name}`);
+  }
+
+  /** Writes the layer cache (shared by every registry of a run). */
+  saveCache(): Promise<void> {
+    return this.cache.save();
   }
 
   async abort(): Promise<void> {}
