@@ -38,7 +38,7 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'image',
     description:
-      'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest (e.g. <org-id>.registry.depot.dev/my-ci-image:latest)',
+      'Image reference(s) to push to, one per line, in any repositories and registries; tag defaults to latest (e.g. <org-id>.registry.depot.dev/my-ci-image:latest)',
     default: '',
     kind: 'list',
   },
@@ -144,22 +144,27 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'token',
     description:
-      'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
+      'Registry token, sent as Basic x-token:<token> (Depot registry) to the registry of the first image; DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
     default: '',
     kind: 'text',
     secret: true,
   },
-  { name: 'username', description: 'Registry username (with password)', default: '', kind: 'text' },
+  {
+    name: 'username',
+    description: 'Registry username (with password), for the registry of the first image',
+    default: '',
+    kind: 'text',
+  },
   {
     name: 'password',
-    description: 'Registry password (with username)',
+    description: 'Registry password (with username), for the registry of the first image',
     default: '',
     kind: 'text',
     secret: true,
   },
   {
     name: 'insecure-registry',
-    description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)',
+    description: 'Talk plain HTTP to the registries pushed to (automatic for localhost and 127.0.0.0/8)',
     default: 'false',
     kind: 'boolean',
   },
@@ -171,8 +176,7 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   },
   {
     name: 'max-age',
-    description:
-      'Skip the snapshot when the first tag holds an image younger than this (e.g. 45m, 1h30m, 5d)',
+    description: 'Skip the snapshot when every tag holds one image younger than this (e.g. 45m, 1h30m, 5d)',
     default: '',
     kind: 'text',
   },

@@ -161,6 +161,56 @@ describe('publishing to several registries and repositories', () => {
     expect(marker.repository).toBe(`${proxyA.host}/one/app`);
   });
 
+  it('max-age skips only when every tag of every registry holds one young image', async () => {
+    const refs = [`${proxyA.host}/one/app:v1`, `${proxyA.host}/two/app:v1`, `${proxyB.host}/app:latest`];
+    const meta = path.join(await tmpDir('meta'), 'skip.json');
+    const skip = await runAction(
+      {
+        root: tree,
+        image: refs.join('\n'),
+        username: credsA.user,
+        password: credsA.pass,
+        'max-age': '3650d',
+        'metadata-file': meta,
+      },
+      { env: { HOME: home } },
+    );
+    expectOk(skip);
+    expect(skip.outputs.skipped).toBe('true');
+    expect(skip.outputs.image).toBe(`${proxyA.host}/one/app@${(await inspect(refs[0], credsA)).Digest}`);
+    // One more tag, in the second registry, that holds nothing yet: the snapshot is made.
+    const more = [...refs, `${proxyB.host}/app:new`];
+    const made = await runAction(
+      {
+        root: tree,
+        image: more.join('\n'),
+        username: credsA.user,
+        password: credsA.pass,
+        'max-age': '3650d',
+        'metadata-file': meta,
+      },
+      { env: { HOME: home } },
+    );
+    expectOk(made);
+    expect(made.outputs.skipped).toBe('false');
+    expect(await digests(more)).toEqual(more.map(() => made.outputs.digest));
+  });
+
+  it("a snapshot of a sandbox started from the image reads its base in its own target's registry", async () => {
+    const rootfs = await unpack(await pull(`${proxyB.host}/app:v1`, { creds: credsB }));
+    await writeFile(path.join(rootfs, 'etc', 'added.conf'), 'added later\n');
+    proxyA.requests.length = 0;
+    proxyB.requests.length = 0;
+    const next = `${proxyB.host}/next/app:v1`;
+    const r = await runAction({ root: rootfs, image: next }, { env: { HOME: home } });
+    expectOk(r);
+    expect(r.stdout).toContain(`base image from the marker: ${proxyB.host}/app:v1`);
+    // Nothing read from the first registry; the base layers mounted within the second.
+    expect(proxyA.requests).toEqual([]);
+    const base = (await blobsOf(`${proxyB.host}/app:v1`)).length - 2; // less the config and marker
+    expect(mounts(proxyB.requests, 'next/app', 'app').length).toBe(base);
+  });
+
   it('one promote --to ×4 reaches four tags in two registries with one digest, mounting within a registry', async () => {
     const source = `${proxyA.host}/one/app:v1`;
     const digest = (await inspect(source, credsA)).Digest;
