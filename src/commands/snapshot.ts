@@ -48,6 +48,7 @@ export async function snapshot(inputs: SnapshotInputs, log: Logger): Promise<voi
       setOutputs({
         digest: fresh,
         ...destination.where(fresh),
+        images: '',
         tags: '',
         size: 0,
         uploaded: 0,
@@ -65,6 +66,8 @@ export async function snapshot(inputs: SnapshotInputs, log: Logger): Promise<voi
     [inputs.dryRun ? inputs.output : '', inputs.metadataFile, path.dirname(LayerCache.defaultPath())],
     log,
   );
+  // Last: a registry of several that failed fails the run, once what was written is published.
+  destination.complete();
 }
 
 /** The phases of a snapshot, each a log group: base image, changes, base layers, layers, push or layout. */
@@ -177,7 +180,6 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
     },
     { metadataFile: inputs.metadataFile, quiet: inputs.quiet, report },
   );
-  destination.complete();
 }
 
 /**

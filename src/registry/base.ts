@@ -61,6 +61,7 @@ export async function baseFromMarker(marker: Marker, opts: Omit<BaseOptions, 're
     },
     repository,
     reference,
+    places,
   };
 }
 
@@ -86,6 +87,8 @@ export interface BaseImage {
   /** Where its blobs can be read. */
   repository: Repository;
   reference: Reference;
+  /** Every place its marker names (an image this action pushed to several): others to mount from. */
+  places?: Reference[];
 }
 
 /** Docker's layer media types name the same bytes as OCI's: renamed, digests unchanged. */

@@ -10,6 +10,7 @@ import type { CredentialInputs } from './credentials.js';
 import { getImageConfig, getManifest, parseJson, putManifest } from './manifests.js';
 import { format, type Target } from './reference.js';
 import { LayerCache } from './layer-cache.js';
+import { DeadlineError } from './retry.js';
 import type { BaseImage } from './base.js';
 
 export interface PushOptions {
@@ -169,10 +170,29 @@ export class RegistryDestination {
 
   /**
    * Makes the base image's layers present in the target repository without recompressing them:
-   * skipped when there, mounted from the base's repository on the same registry, else streamed
-   * blob to blob from the base's registry.
+   * skipped when there, mounted from the base's repository on the same registry (or from another
+   * place in this registry its marker names), else streamed blob to blob from the base's registry.
    */
   async addBase(base: BaseImage, concurrency: number): Promise<void> {
+    const local = base.places?.find(
+      (p) => p.registry === this.registry && p.registry !== base.reference.registry,
+    );
+    if (local) {
+      // Read with this registry's client: the place is in this registry, the run may pull from it.
+      const place = new Repository(this.repo.client, local.repository, 'pull');
+      try {
+        const how = await copyBlobs(place, base.layers, this.repo, { concurrency });
+        this.log.info(
+          `base layers: ${how.present} already there, ${how.mounted} mounted from ${place.name}, ${how.copied} copied`,
+        );
+        return;
+      } catch (err) {
+        if (err instanceof DeadlineError) throw err;
+        this.log.info(
+          `base layers: ${format(local)} cannot give them (${(err as Error).message}); reading ${base.name}`,
+        );
+      }
+    }
     const how = await copyBlobs(base.repository, base.layers, this.repo, { concurrency });
     this.log.info(
       `base layers: ${how.present} already there, ${how.mounted} mounted from ${base.repository.name}, ${how.copied} copied`,

@@ -209,6 +209,24 @@ describe('publishing to several registries and repositories', () => {
     expect(proxyA.requests).toEqual([]);
     const base = (await blobsOf(`${proxyB.host}/app:v1`)).length - 2; // less the config and marker
     expect(mounts(proxyB.requests, 'next/app', 'app').length).toBe(base);
+
+    // To both registries: the base is read in the first target's, and each registry mounts the base
+    // layers from the place its marker names there; none is sent.
+    proxyA.requests.length = 0;
+    proxyB.requests.length = 0;
+    const both = [`${proxyA.host}/again/app:v1`, `${proxyB.host}/again/app:v1`];
+    const again = await runAction(
+      { root: rootfs, image: both.join('\n'), username: credsA.user, password: credsA.pass },
+      { env: { HOME: home } },
+    );
+    expectOk(again);
+    expect(again.stdout).toContain(`base image from the marker: ${proxyA.host}/one/app:v1`);
+    expect(await digests(both)).toEqual([again.outputs.digest, again.outputs.digest]);
+    expect(mounts(proxyA.requests, 'again/app', 'one/app').length).toBe(base);
+    expect(mounts(proxyB.requests, 'again/app', 'app').length).toBe(base);
+    const baseLayers = (await blobsOf(`${proxyB.host}/app:v1`)).slice(1, -1);
+    for (const requests of [proxyA.requests, proxyB.requests])
+      expect(uploads(requests).filter((d) => baseLayers.includes(d))).toEqual([]);
   });
 
   it('one promote --to ×4 reaches four tags in two registries with one digest, mounting within a registry', async () => {
