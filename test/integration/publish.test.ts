@@ -338,3 +338,54 @@ describe('publishing to several registries and repositories', () => {
     },
   );
 });
+
+describe('promote to several registries, one failing', () => {
+  it('writes the working registry, leaves the failing one unmoved, and names what it did not write', async () => {
+    const source = `${proxyA.host}/promote-src/app:v1`;
+    const made = await runCli(
+      ['--root', tree, '--image', source, '--username', credsA.user, '--password', credsA.pass],
+      { env: { PATH: process.env.PATH ?? '', HOME: home } },
+    );
+    expect(made.code, made.stdout + made.stderr).toBe(0);
+    const digest = (await inspect(source, credsA)).Digest;
+    const previousTree = await tmpDir('previous');
+    await writeFile(path.join(previousTree, 'old.txt'), 'the previous promoted image\n');
+    const seed = await runCli(['--root', previousTree, '--image', `${proxyB.host}/promoted-kept/app:v5`], {
+      env: { PATH: process.env.PATH ?? '', HOME: home },
+    });
+    expect(seed.code, seed.stdout + seed.stderr).toBe(0);
+    const previous = (await inspect(`${regB.host}/promoted-kept/app:v5`, credsB)).Digest;
+    const failing = await startProxy({
+      target: regB.host,
+      intercept: (req, res) => {
+        req.resume();
+        res.writeHead(503, { 'Content-Type': 'application/json' });
+        res.end('{"errors":[{"code":"UNAVAILABLE","message":"injected"}]}');
+        return true;
+      },
+    });
+    const refs = [`${proxyA.host}/five/app:v5`, `${failing.host}/promoted-kept/app:v5`];
+    const meta = path.join(await tmpDir('meta'), 'promote.json');
+    const r = await runAction(
+      {
+        mode: 'promote',
+        from: source,
+        image: refs.join('\n'),
+        username: credsA.user,
+        password: credsA.pass,
+        'metadata-file': meta,
+      },
+      { env: { HOME: home } },
+    );
+    expect(r.code).toBe(1);
+    expect(r.errors).toHaveLength(1);
+    expect(r.errors[0]).toMatch(
+      new RegExp(`^::error::not written: ${refs[1]} \\(registry ${failing.host}: .*503`),
+    );
+    expect(r.outputs.digest).toBe(digest);
+    expect(r.outputs.images).toBe(refs[0]);
+    expect(JSON.parse(await readFile(meta, 'utf8')).images).toEqual([refs[0]]);
+    expect((await inspect(refs[0], credsA)).Digest).toBe(digest);
+    expect((await inspect(`${regB.host}/promoted-kept/app:v5`, credsB)).Digest).toBe(previous);
+  });
+});
