@@ -209,7 +209,7 @@ export class Registries {
   }
 }
 
-interface Branch {
+export interface Branch {
   place: Place;
   pending: PendingBlob;
   error?: Error;
@@ -219,7 +219,7 @@ interface Branch {
  * Writes every chunk to each branch that has not failed, and takes the next once all of them took
  * it (the slowest sets the pace); a branch that fails is left behind. Fails only when all have.
  */
-function teeStream(branches: Branch[]): Writable {
+export function teeStream(branches: Branch[]): Writable {
   for (const b of branches) b.pending.stream.on('error', (err) => (b.error ??= err));
   const alive = () => branches.filter((b) => !b.error);
   const settled = (cb: (err?: Error | null) => void) => () =>
