@@ -93,6 +93,7 @@ export async function publishResult(
   setOutputs({
     digest: result.digest,
     ...result.where,
+    images: result.images.join(','),
     tags: result.tags.join(','),
     size: described.size,
     uploaded: result.uploaded,

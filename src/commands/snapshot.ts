@@ -20,7 +20,8 @@ import type { Manifest } from '../content/oci.js';
 import { createdTime } from '../image/created.js';
 import { DOCKER_LAYERS, layersMadeBySnapshots, planBudget, type BudgetPlan } from '../image/budget.js';
 import { persistedEnv, type PersistedEnv } from '../image/env.js';
-import { MARKER_PATH, MARKER_REWRITTEN, markerFor, parseMarker } from '../image/marker.js';
+import { MARKER_PATH, MARKER_REWRITTEN, markerFor, markerPlaces, parseMarker } from '../image/marker.js';
+import { groupTargets, parseReference } from '../registry/reference.js';
 import { baseFromMarker, resolveBase, type BaseImage } from '../registry/base.js';
 import { artifactFor, ArtifactType, type Artifact, type Document } from '../attest/artifact.js';
 import { slsaProvenance } from '../attest/provenance.js';
@@ -55,6 +56,8 @@ export async function snapshot(inputs: SnapshotInputs, log: Logger): Promise<voi
     [inputs.dryRun ? inputs.output : '', inputs.metadataFile, path.dirname(LayerCache.defaultPath())],
     log,
   );
+  // Last: a registry of several that failed fails the run, once what was written is published.
+  destination.complete();
 }
 
 /**
@@ -208,18 +211,21 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
     destination.finish(image, tags, artifacts),
   );
 
+  // What was written: a registry of several that failed is reported by destination.complete().
+  const images = destination.images(tags);
+  const written = pushes ? [...new Set(images.map((i) => parseReference(i).tag!))] : tags;
   const digest = image.manifest.descriptor.digest;
   const manifest = JSON.parse(image.manifest.bytes.toString()) as Manifest;
   const size = manifest.layers.reduce((n, l) => n + l.size, 0) + image.config.descriptor.size;
   const uploaded = destination.uploaded();
   log.info(
-    `${destination.name} ${digest} (${tags.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${(phases.totalMs / 1000).toFixed(1)} s`,
+    `${destination.name} ${digest} (${written.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${(phases.totalMs / 1000).toFixed(1)} s`,
   );
   const report: SnapshotReport = {
     destination: destination.name,
     pushed: pushes,
     digest,
-    tags,
+    tags: written,
     base: base ? { name: base.name, digest: base.digest, layers: base.layers.length } : null,
     changes: {
       method: changes.method,
@@ -244,8 +250,8 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
       operation: 'snapshot',
       digest,
       manifest: image.manifest.bytes,
-      images: destination.images(tags),
-      tags,
+      images,
+      tags: written,
       where: destination.where(digest),
       uploaded,
       base: base ? { name: base.name, digest: base.digest || null } : null,
@@ -387,13 +393,11 @@ async function addMarker(
   created: string,
   log: Logger,
 ): Promise<NewLayer> {
-  const target = inputs.targets[0];
-  const marker = markerFor(
-    image,
-    target ? `${target.registry}/${target.repository}` : '',
-    target?.tag ?? 'latest',
-    created,
+  // One place per repository, its first tag: the same marker, and digest, in every registry.
+  const places = groupTargets(inputs.targets).flatMap((g) =>
+    g.repositories.map((r) => ({ repository: r.name, tag: r.targets[0].tag })),
   );
+  const marker = markerFor(image, places, created);
   const layer = await writeMarkerLayer(
     marker,
     { compression: inputs.compression, level: inputs.compressionLevel, log },
@@ -416,7 +420,7 @@ async function findBase(inputs: SnapshotInputs, log: Logger): Promise<BaseImage 
   const markerText = await readFile(path.join(inputs.root, MARKER_PATH), 'utf8').catch(() => null);
   const marker = markerText === null ? null : parseMarker(markerText);
   // A dry run's marker names no repository: there is nothing to take its layers from.
-  if (marker?.repository) return baseFromMarker(marker, options);
+  if (marker && markerPlaces(marker).length) return baseFromMarker(marker, options);
   log.info(
     `no base image: no base-image input, no SNAPSHOT_BASE_IMAGE, no /${MARKER_PATH} in ${inputs.root}`,
   );

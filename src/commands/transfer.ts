@@ -3,56 +3,110 @@ import type { Logger } from '../log.js';
 import { LayoutWriter } from '../layout/layout.js';
 import { layoutSource } from '../layout/reader.js';
 import { connect } from '../registry/connect.js';
-import { copyImage, copyReferrers } from '../content/copy.js';
+import { copyImage, copyReferrers, type CopyResult } from '../content/copy.js';
 import { describeExisting } from '../content/existing.js';
 import type { Descriptor } from '../content/oci.js';
 import type { ImageSource, ImageTarget } from '../content/storage.js';
 import { pullToLayout } from '../layout/pull.js';
-import { registrySource } from '../registry/repository.js';
-import { credentialsFor } from '../registry/credentials.js';
-import { RegistryError } from '../registry/errors.js';
-import { format, type Reference } from '../registry/reference.js';
+import { registrySource, Repository } from '../registry/repository.js';
+import { credentialsFor, pushCredentials } from '../registry/credentials.js';
+import { NotWrittenError, RegistryError, type RegistryFailure } from '../registry/errors.js';
+import { format, groupTargets, type Reference, type Target } from '../registry/reference.js';
 import { UserError } from '../failure.js';
 import { dockerArchive, hasZstdLayers, loadableImage } from '../image/docker-archive.js';
 import { findRuntime, loadInto, readsZstd } from './load.js';
 import { credentialInputs } from '../destinations/registry.js';
 import { Phases, publishResult, type Result } from './publish.js';
 
-/** `promote`: the image at `from` copied to every `image` tag, digest unchanged, nothing recaptured. */
+/**
+ * `promote`: the image at `from` copied to every `image` tag, digest unchanged, nothing recaptured.
+ * Each registry gets it from the source once, into its first repository, and its other repositories
+ * mount from there; a registry that fails does not stop the others (see NotWrittenError).
+ */
 export async function promote(inputs: PromoteInputs, log: Logger): Promise<void> {
   const phases = new Phases(inputs.quiet);
-  const [target] = inputs.targets;
-  const { source, reference, name } = await openSource(inputs.source, inputs, target.registry, log);
-  const dest = await connect(target, {
-    credentials: credentialInputs(inputs),
-    insecureRegistry: inputs.insecureRegistry,
-    access: 'push',
-    log,
-  });
-  const tags = inputs.targets.map((t) => t.tag);
-  const copied = await phases.run('promote', 'Promote', () =>
-    copyImage(source, reference, dest, tags, { concurrency: inputs.concurrency, log }),
-  );
+  const first = inputs.targets[0];
+  const { source, reference, name } = await openSource(inputs.source, inputs, first.registry, log);
   const wanted = inputs.source.kind === 'registry' ? inputs.source.reference.digest : undefined;
-  if (wanted && copied.digest !== wanted)
-    throw new RegistryError(`promote: ${name} resolved to ${copied.digest}`);
-  const uploaded = dest.uploaded; // the image's bytes: its attestations are not counted
-  const referrers = await phases.run('referrers', 'Attestations', () =>
-    promoteReferrers(source, copied.digest, dest, inputs.concurrency, log),
-  );
-  const repository = `${target.registry}/${target.repository}`;
-  const images = tags.map((t) => `${repository}:${t}`);
+  const opts = { concurrency: inputs.concurrency, log };
+  let copied: CopyResult | undefined;
+  const written: Target[] = [];
+  const failures: RegistryFailure[] = [];
+  let uploaded = 0;
+  /** Per repository written: where its referrers come from (the source, or the registry's first). */
+  const referrerCopies: Array<{ from: ImageSource; to: Repository }> = [];
+  await phases.run('promote', 'Promote', async () => {
+    for (const group of groupTargets(inputs.targets)) {
+      const registryWritten: Target[] = [];
+      try {
+        const client = await connect(group.targets[0], {
+          ...pushCredentials(group.registry, first.registry, {
+            ...credentialInputs(inputs),
+            insecureRegistry: inputs.insecureRegistry,
+          }),
+          access: 'push',
+          log,
+        });
+        const repos: Repository[] = [];
+        try {
+          for (const [i, r] of group.repositories.entries()) {
+            const repo = i === 0 ? client : new Repository(client.client, r.repository);
+            repos.push(repo);
+            // Read from the source once (by digest after the first registry: a moving tag cannot split
+            // the run); the other repositories of this registry mount from the first.
+            const from = i === 0 ? source : client;
+            const ref = i === 0 ? (copied?.digest ?? reference) : copied!.digest;
+            const result = await copyImage(
+              from,
+              ref,
+              repo,
+              r.targets.map((t) => t.tag),
+              opts,
+            );
+            if (wanted && result.digest !== wanted)
+              throw new WrongDigestError(`promote: ${name} resolved to ${result.digest}`);
+            copied ??= result;
+            registryWritten.push(...r.targets);
+            referrerCopies.push({ from, to: repo });
+          }
+        } finally {
+          uploaded += repos.reduce((n, r) => n + r.uploaded, 0);
+        }
+      } catch (err) {
+        if (err instanceof WrongDigestError) throw err;
+        const notWritten = group.targets.filter((t) => !registryWritten.includes(t));
+        const error = err as Error;
+        failures.push({ registry: group.registry, references: notWritten.map(format), error });
+        if (inputs.targets.length > notWritten.length)
+          log.warn(`registry ${group.registry} failed, going on with the others: ${error.message}`);
+      } finally {
+        written.push(...registryWritten);
+      }
+    }
+  });
+  if (!copied) throw failures[0].error;
+  // The image's bytes only (counted above): its attestations are not.
+  const digest = copied.digest;
+  let referrers: Descriptor[] = [];
+  await phases.run('referrers', 'Attestations', async () => {
+    for (const { from, to } of referrerCopies) {
+      const found = await promoteReferrers(from, digest, to, inputs.concurrency, log);
+      if (to === referrerCopies[0].to) referrers = found;
+    }
+  });
+  const images = written.map(format);
   for (const image of images) log.info(`promoted ${name} to ${image} (${copied.digest})`);
   await publish(inputs, phases, {
     operation: 'promote',
     digest: copied.digest,
     manifest: copied.manifest,
     images,
-    tags,
-    where: { image: `${repository}@${copied.digest}` },
+    tags: [...new Set(written.map((t) => t.tag))],
+    where: { image: `${written[0].registry}/${written[0].repository}@${copied.digest}` },
     uploaded,
     referrers,
   });
+  if (failures.length) throw new NotWrittenError(failures);
 }
 
 /**
@@ -77,6 +131,9 @@ async function promoteReferrers(
     return [];
   }
 }
+
+/** The source is not the image its digest names: nothing more is promoted. */
+class WrongDigestError extends RegistryError {}
 
 /**
  * `pull`: the image at `from` written to the OCI layout at `output`, every blob verified; with `load`,

@@ -41,8 +41,13 @@ export interface Destination {
   abort(): Promise<void>;
   /** Bytes of the image sent so far (0 for a layout), the attestations not counted. */
   uploaded(): number;
-  /** The image's name under each tag (`registry/repository:tag`); none for a layout. */
+  /** The image's name under each tag written (`registry/repository:tag`); none for a layout. */
   images(tags: string[]): string[];
   /** The outputs naming where the image is: `image` (by digest) or `output`. */
   where(digest: string): { image: string } | { output: string };
+  /**
+   * Called once the result is published: throws, naming them, when some targets were not written
+   * (a registry of several failed; the others hold the image).
+   */
+  complete(): void;
 }

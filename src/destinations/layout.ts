@@ -40,6 +40,7 @@ export async function openLayout(inputs: SnapshotInputs): Promise<Destination> {
     uploaded: () => 0,
     images: () => [],
     where: () => ({ output: inputs.output }),
+    complete: () => {},
   };
 }
 

@@ -41,7 +41,7 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'image',
     description:
-      'Image reference(s) to push to, one per line, all in one repository; tag defaults to latest (e.g. <org-id>.registry.depot.dev/my-ci-image:latest)',
+      'Image reference(s) to push to, one per line, in any repositories and registries; tag defaults to latest (e.g. <org-id>.registry.depot.dev/my-ci-image:latest)',
     default: '',
     kind: 'list',
   },
@@ -147,22 +147,27 @@ export const INPUT_SPECS: readonly InputSpec[] = [
   {
     name: 'token',
     description:
-      'Registry token, sent as Basic x-token:<token> (Depot registry); DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
+      'Registry token, sent as Basic x-token:<token> (Depot registry) to the registry of the first image; DEPOT_SNAPSHOT_TOKEN or DEPOT_TOKEN when empty',
     default: '',
     kind: 'text',
     secret: true,
   },
-  { name: 'username', description: 'Registry username (with password)', default: '', kind: 'text' },
+  {
+    name: 'username',
+    description: 'Registry username (with password), for the registry of the first image',
+    default: '',
+    kind: 'text',
+  },
   {
     name: 'password',
-    description: 'Registry password (with username)',
+    description: 'Registry password (with username), for the registry of the first image',
     default: '',
     kind: 'text',
     secret: true,
   },
   {
     name: 'insecure-registry',
-    description: 'Talk plain HTTP to the registry (automatic for localhost and 127.0.0.0/8)',
+    description: 'Talk plain HTTP to the registries pushed to (automatic for localhost and 127.0.0.0/8)',
     default: 'false',
     kind: 'boolean',
   },

@@ -7,18 +7,38 @@ import { connect } from './connect.js';
 import { RegistryError } from './errors.js';
 import { getImageConfig, getManifest, parseJson } from './manifests.js';
 import { format, parseReference, type Reference } from './reference.js';
-import { MARKER_COMMENT, type Marker } from '../image/marker.js';
+import { MARKER_COMMENT, markerPlaces, type Marker } from '../image/marker.js';
 
 /**
  * The base named by the marker file of an image this action made: its layers below the marker, read
- * from the repository it was pushed to. The parent's manifest digest is recorded when its tag still
- * holds those layers.
+ * from the place it was pushed to that fits this push best (one in the target's registry, else the
+ * first), the next place when that one cannot be reached. The parent's manifest digest is recorded
+ * when its tag still holds those layers.
  */
 export async function baseFromMarker(marker: Marker, opts: Omit<BaseOptions, 'ref'>): Promise<BaseImage> {
-  const reference = parseReference(`${marker.repository}:${marker.tag}`);
-  const repository = await openBase(reference, opts);
+  const places = markerPlaces(marker).map((p) => parseReference(`${p.repository}:${p.tag}`));
+  const ordered = [
+    ...places.filter((r) => r.registry === opts.targetRegistry),
+    ...places.filter((r) => r.registry !== opts.targetRegistry),
+  ];
+  let reference = ordered[0];
+  let repository = await openBase(reference, opts);
+  let parent = null;
+  for (const [i, ref] of ordered.entries()) {
+    reference = ref;
+    repository = i === 0 ? repository : await openBase(ref, opts);
+    try {
+      parent = await getManifest(repository, ref.tag!);
+      break;
+    } catch (err) {
+      // The last place is used all the same: its blobs may still be readable, else the copy says why.
+      if (i === ordered.length - 1) break;
+      opts.log.info(
+        `base image from the marker: ${format(ref)} cannot be read (${(err as Error).message}); trying ${format(ordered[i + 1])}`,
+      );
+    }
+  }
   const layers: Descriptor[] = marker.layers.map(({ diffId: _diffId, ...d }) => d);
-  const parent = await getManifest(repository, marker.tag).catch(() => null);
   const parentLayers = parent ? (parseJson<Manifest>(parent.bytes).layers ?? []) : [];
   const same =
     parentLayers.length === layers.length + 1 && layers.every((l, i) => parentLayers[i].digest === l.digest);
@@ -41,6 +61,7 @@ export async function baseFromMarker(marker: Marker, opts: Omit<BaseOptions, 're
     },
     repository,
     reference,
+    places,
   };
 }
 
@@ -66,6 +87,8 @@ export interface BaseImage {
   /** Where its blobs can be read. */
   repository: Repository;
   reference: Reference;
+  /** Every place its marker names (an image this action pushed to several): others to mount from. */
+  places?: Reference[];
 }
 
 /** Docker's layer media types name the same bytes as OCI's: renamed, digests unchanged. */

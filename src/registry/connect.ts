@@ -17,7 +17,8 @@ export interface ConnectOptions {
 export async function connect(reference: Reference, opts: ConnectOptions): Promise<Repository> {
   const credentials = await resolveCredentials(reference.registry, {
     ...opts.credentials,
-    isTarget: opts.access === 'push' || opts.credentials.isTarget,
+    // A push target unless told otherwise (a registry pushed to that the inputs are not for).
+    isTarget: opts.credentials.isTarget ?? opts.access === 'push',
   });
   const insecure = opts.insecureRegistry || isLoopback(reference.registry.replace(/:\d+$/, ''));
   opts.log.info(

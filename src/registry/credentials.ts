@@ -47,6 +47,22 @@ export function credentialsFor(
 }
 
 /**
+ * What a registry pushed to is given. The credential inputs are for the first `image` line's
+ * registry (`firstRegistry`) alone; every other registry gets its own (resolveCredentials without
+ * the inputs: the Docker config, DEPOT_* tokens for `*.registry.depot.dev`, GITHUB_TOKEN for
+ * ghcr.io). insecure-registry holds for every registry pushed to: each was named by the user.
+ */
+export function pushCredentials(
+  registry: string,
+  firstRegistry: string,
+  inputs: RegistryInputs,
+): { credentials: CredentialInputs; insecureRegistry: boolean } {
+  const { username, password, token, insecureRegistry } = inputs;
+  if (registry !== firstRegistry) return { credentials: { isTarget: false }, insecureRegistry };
+  return { credentials: { username, password, token, isTarget: true }, insecureRegistry };
+}
+
+/**
  * Credentials for `registry`, first found wins: the `username`/`password` inputs; the `token` input
  * (Basic `x-token:<token>`, as Depot's registry takes it); DEPOT_SNAPSHOT_TOKEN then DEPOT_TOKEN;
  * the Docker config (credHelpers, credsStore, auths); GITHUB_TOKEN for ghcr.io; anonymous.

@@ -86,3 +86,25 @@ export const NOT_A_REGISTRY = '(is this a registry? check the host name and port
 function oneLine(s: string): string {
   return s.replace(/\s+/g, ' ').trim();
 }
+
+/** What one registry of a run did not get, and why. */
+export interface RegistryFailure {
+  registry: string;
+  /** The references (`registry/repository:tag`) not written there. */
+  references: string[];
+  error: Error;
+}
+
+/**
+ * A push to several registries that reached some but not all: one line naming every reference not
+ * written and each failed registry's reason. The references written are in the outputs.
+ */
+export class NotWrittenError extends RegistryError {
+  constructor(readonly failures: RegistryFailure[]) {
+    const references = failures.flatMap((f) => f.references);
+    const reasons = failures.map((f) => `registry ${f.registry}: ${f.error.message}`);
+    super(
+      `not written: ${references.join(', ')} (${reasons.join('; ')}); the other references were written (see the outputs); run again to write these`,
+    );
+  }
+}

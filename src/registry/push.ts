@@ -6,21 +6,23 @@ import { FINGERPRINT_ANNOTATION } from '../layer/fingerprint.js';
 import type { BlobSink } from '../content/blob.js';
 import { copyBlobs } from '../content/copy.js';
 import { describeExisting, upToDateIn, type ExistingImage, type UpToDate } from '../content/existing.js';
-import type { Repository } from './repository.js';
+import { Repository } from './repository.js';
 import { connect } from './connect.js';
 import type { CredentialInputs } from './credentials.js';
 import { getImageConfig, getManifest, parseJson, putManifest } from './manifests.js';
 import { format, type Target } from './reference.js';
 import { LayerCache } from './layer-cache.js';
+import { DeadlineError } from './retry.js';
 import type { BaseImage } from './base.js';
 
 export interface PushOptions {
+  /** Every target in one registry, in any of its repositories. */
   targets: [Target, ...Target[]];
   credentials: CredentialInputs;
   insecureRegistry: boolean;
   log: Logger;
-  /** @default LayerCache.defaultPath() */
-  cacheFile?: string;
+  /** Shared by the destinations of one run. @default loaded from LayerCache.defaultPath() */
+  cache?: LayerCache;
 }
 
 /**
@@ -34,22 +36,32 @@ interface Existing {
 }
 
 /**
- * Pushes an image to one repository: blobs first (present ones skipped), config, then the manifest
- * once per tag, so a tag only ever points at an image whose every blob is in place.
+ * Pushes an image to one registry: blobs first to the first target's repository (present ones
+ * skipped), then mounted into its other repositories, the config, and last the manifest once per tag,
+ * so a tag only ever points at an image whose every blob is in its repository.
  */
 export class RegistryDestination {
   private existing: Existing | null = null;
-  /** Bytes sent for the image once its manifest is in: what follows (attestations) is not the image. */
+  /** Bytes sent for the image once its manifests are in: what follows (attestations) is not the image. */
   private imageBytes: number | null = null;
   /** Layers written by this push, to remember in the cache once the manifest is in. */
   private readonly written = new Map<string, NewLayer>();
+  /** The references tagged so far, in order. */
+  readonly pushed: Target[] = [];
+  /** Every repository pushed to, the first one's first: they share its client (and its tokens). */
+  private readonly repos: Map<string, Repository>;
 
   private constructor(
     readonly repo: Repository,
-    private readonly targets: [Target, ...Target[]],
+    readonly targets: [Target, ...Target[]],
     private readonly log: Logger,
     private readonly cache: LayerCache,
-  ) {}
+  ) {
+    this.repos = new Map([[repo.name, repo]]);
+    for (const t of targets)
+      if (!this.repos.has(t.repository))
+        this.repos.set(t.repository, new Repository(repo.client, t.repository));
+  }
 
   static async open(opts: PushOptions): Promise<RegistryDestination> {
     const first = opts.targets[0];
@@ -59,10 +71,14 @@ export class RegistryDestination {
       access: 'push',
       log: opts.log,
     });
-    const cache = await LayerCache.load(opts.cacheFile);
+    const cache = opts.cache ?? (await LayerCache.load());
     const dest = new RegistryDestination(repo, opts.targets, opts.log, cache);
     await dest.readExisting();
     return dest;
+  }
+
+  get registry(): string {
+    return this.targets[0].registry;
   }
 
   get cacheFile(): string {
@@ -100,10 +116,19 @@ export class RegistryDestination {
     this.existing = { image: describeExisting(fetched.digest, fetched.bytes, config), layers };
   }
 
-  /** The image every tag holds, when they all hold the same one and it satisfies `want`; else null. */
-  upToDate(want: UpToDate): Promise<ExistingImage | null> {
-    const tags = this.targets.map((t) => t.tag);
-    return upToDateIn(this.repo, tags, want, this.existing?.image ?? null);
+  /**
+   * The image every tag of this registry holds, in every repository, when they all hold the same one
+   * and it satisfies `want`; else null.
+   */
+  async upToDate(want: UpToDate): Promise<ExistingImage | null> {
+    const here = this.targets.filter((t) => t.repository === this.repo.name).map((t) => t.tag);
+    const image = await upToDateIn(this.repo, here, want, this.existing?.image ?? null);
+    if (!image) return null;
+    for (const t of this.targets.filter((t) => t.repository !== this.repo.name)) {
+      const repo = this.repos.get(t.repository)!;
+      if ((await getManifest(repo, t.tag))?.digest !== image.digest) return null;
+    }
+    return image;
   }
 
   /**
@@ -141,10 +166,29 @@ export class RegistryDestination {
 
   /**
    * Makes the base image's layers present in the target repository without recompressing them:
-   * skipped when there, mounted from the base's repository on the same registry, else streamed
-   * blob to blob from the base's registry.
+   * skipped when there, mounted from the base's repository on the same registry (or from another
+   * place in this registry its marker names), else streamed blob to blob from the base's registry.
    */
   async addBase(base: BaseImage, concurrency: number): Promise<void> {
+    const local = base.places?.find(
+      (p) => p.registry === this.registry && p.registry !== base.reference.registry,
+    );
+    if (local) {
+      // Read with this registry's client: the place is in this registry, the run may pull from it.
+      const place = new Repository(this.repo.client, local.repository, 'pull');
+      try {
+        const how = await copyBlobs(place, base.layers, this.repo, { concurrency });
+        this.log.info(
+          `base layers: ${how.present} already there, ${how.mounted} mounted from ${place.name}, ${how.copied} copied`,
+        );
+        return;
+      } catch (err) {
+        if (err instanceof DeadlineError) throw err;
+        this.log.info(
+          `base layers: ${format(local)} cannot give them (${(err as Error).message}); reading ${base.name}`,
+        );
+      }
+    }
     const how = await copyBlobs(base.repository, base.layers, this.repo, { concurrency });
     this.log.info(
       `base layers: ${how.present} already there, ${how.mounted} mounted from ${base.repository.name}, ${how.copied} copied`,
@@ -166,47 +210,74 @@ export class RegistryDestination {
     return this.repo.sink(label);
   }
 
-  /** Config, the manifest under each tag, then the artifacts about it (see attach). */
-  async finish(image: BuiltImage, artifacts: Artifact[]): Promise<Artifact[]> {
-    await this.repo.putBuffer(image.config.descriptor, image.config.bytes); // skipped when present
-    for (const t of this.targets) {
-      await putManifest(this.repo, t.tag, image.manifest.bytes, image.manifest.descriptor.mediaType);
-      this.log.info(`pushed ${format(t)}`);
-    }
-    for (const [fp, layer] of this.written) this.cache.remember(fp, layer, this.image);
-    await this.cache.save();
-    this.imageBytes = this.repo.uploaded;
-    return this.attach(image.manifest.descriptor.digest, artifacts);
+  /** Bytes of the image sent to every repository of this registry: its attestations are not counted. */
+  get uploaded(): number {
+    return this.imageBytes ?? this.bytesSent();
   }
 
-  /** Bytes sent for the image's blobs: the attestations of a finished push are not counted. */
-  get uploaded(): number {
-    return this.imageBytes ?? this.repo.uploaded;
+  private bytesSent(): number {
+    return [...this.repos.values()].reduce((n, r) => n + r.uploaded, 0);
+  }
+
+  /**
+   * The config, every blob mounted into the other repositories (skipped when there, copied if the
+   * registry declines the mount), then the manifest under each tag; the layer cache is saved by the
+   * caller (saveCache), once for every registry of the run.
+   */
+  async finish(image: BuiltImage, concurrency: number): Promise<void> {
+    await this.repo.putBuffer(image.config.descriptor, image.config.bytes); // skipped when present
+    const manifest = parseJson<Manifest>(image.manifest.bytes);
+    const blobs = [manifest.config, ...manifest.layers];
+    for (const other of [...this.repos.values()].slice(1)) {
+      const how = await copyBlobs(this.repo, blobs, other, { concurrency });
+      this.log.info(
+        `${this.registry}/${other.name}: ${how.present} blobs already there, ${how.mounted} mounted from ${this.repo.name}, ${how.copied} copied`,
+      );
+    }
+    for (const t of this.targets) {
+      const repo = this.repos.get(t.repository)!;
+      await putManifest(repo, t.tag, image.manifest.bytes, image.manifest.descriptor.mediaType);
+      this.pushed.push(t);
+      this.log.info(`pushed ${format(t)}`);
+    }
+    for (const [fp, layer] of this.written)
+      for (const repo of this.repos.values()) this.cache.remember(fp, layer, `${this.registry}/${repo.name}`);
+    this.imageBytes = this.bytesSent();
   }
 
   /**
    * Each artifact's blobs, then its manifest, listed as a referrer of the image (referrers API or tag
-   * schema). The image is pushed already: an artifact the registry refuses is one warning, and left
-   * out of what this returns.
+   * schema) in every repository of this registry. The image is pushed already: an artifact a
+   * repository refuses is one warning, and left out of what this returns.
    */
-  private async attach(subject: string, artifacts: Artifact[]): Promise<Artifact[]> {
+  async attach(subject: string, artifacts: Artifact[]): Promise<Artifact[]> {
     const attached: Artifact[] = [];
     for (const artifact of artifacts) {
-      try {
-        for (const blob of artifact.blobs) await this.repo.putBuffer(blob.descriptor, blob.bytes);
-        const how = await this.repo.putReferrers(subject, [storedManifest(artifact)]);
-        this.log.info(
-          `attached the ${artifact.kind} (${artifact.manifest.descriptor.digest}) through the ${how}`,
-        );
-        attached.push(artifact);
-      } catch (err) {
-        // Even past the run's deadline: the image is pushed, and the outputs say what is missing.
-        this.log.warn(
-          `the ${artifact.kind} was not attached to ${this.image}@${subject}: ${(err as Error).message}`,
-        );
+      let everywhere = true;
+      for (const repo of this.repos.values()) {
+        const name = `${this.registry}/${repo.name}`;
+        try {
+          for (const blob of artifact.blobs) await repo.putBuffer(blob.descriptor, blob.bytes);
+          const how = await repo.putReferrers(subject, [storedManifest(artifact)]);
+          this.log.info(
+            `attached the ${artifact.kind} (${artifact.manifest.descriptor.digest}) to ${name} through the ${how}`,
+          );
+        } catch (err) {
+          everywhere = false;
+          // Even past the run's deadline: the image is pushed, and the outputs say what is missing.
+          this.log.warn(
+            `the ${artifact.kind} was not attached to ${name}@${subject}: ${(err as Error).message}`,
+          );
+        }
       }
+      if (everywhere) attached.push(artifact);
     }
     return attached;
+  }
+
+  /** Writes the layer cache (shared by every registry of a run). */
+  saveCache(): Promise<void> {
+    return this.cache.save();
   }
 
   async abort(): Promise<void> {}

@@ -92,23 +92,65 @@ function checkHost(registry: string, bad: (why: string) => BadReferenceError): v
 /** A reference pushed to: always a tag (the digest is computed). */
 export type Target = Reference & { tag: string };
 
-/** The references a snapshot is pushed to: at least one, each with a tag, all in one repository. */
+/**
+ * The references an image is pushed to: at least one, each with a tag, in any repositories and
+ * registries. A reference given twice is pushed once.
+ */
 export function parseTargets(lines: string[]): Target[] {
-  const refs = lines.map((line): Target => {
+  const seen = new Set<string>();
+  const targets: Target[] = [];
+  for (const line of lines) {
     const r = parseReference(line);
     if (r.digest)
       throw new BadReferenceError(
         `image "${format(r)}" names a digest; name a tag to push to (digests are computed)`,
       );
-    return { ...r, tag: r.tag ?? 'latest' };
-  });
-  const repos = new Set(refs.map((r) => `${r.registry}/${r.repository}`));
-  if (repos.size > 1) {
-    throw new BadReferenceError(
-      `all images must be in one repository, got ${[...repos].join(' and ')}; push twice to reach two`,
-    );
+    const target = { ...r, tag: r.tag ?? 'latest' };
+    if (seen.has(format(target))) continue;
+    seen.add(format(target));
+    targets.push(target);
   }
-  return refs;
+  return targets;
+}
+
+/** The targets of one repository. */
+export interface RepositoryTargets {
+  /** `registry/repository`. */
+  name: string;
+  repository: string;
+  targets: [Target, ...Target[]];
+}
+
+/** The targets of one registry, by repository. */
+export interface RegistryTargets {
+  registry: string;
+  repositories: [RepositoryTargets, ...RepositoryTargets[]];
+  /** Every target of this registry, in the order given. */
+  targets: [Target, ...Target[]];
+}
+
+/**
+ * Targets grouped by registry, then by repository, each group in the order its first target was
+ * given: a blob goes once to each registry and is mounted into its other repositories.
+ */
+export function groupTargets(targets: Target[]): RegistryTargets[] {
+  const registries = new Map<string, { targets: Target[]; repositories: Map<string, Target[]> }>();
+  for (const t of targets) {
+    let registry = registries.get(t.registry);
+    if (!registry) registries.set(t.registry, (registry = { targets: [], repositories: new Map() }));
+    registry.targets.push(t);
+    const repository = registry.repositories.get(t.repository) ?? [];
+    registry.repositories.set(t.repository, [...repository, t]);
+  }
+  return [...registries].map(([registry, g]) => ({
+    registry,
+    targets: g.targets as [Target, ...Target[]],
+    repositories: [...g.repositories].map(([repository, ts]) => ({
+      name: `${registry}/${repository}`,
+      repository,
+      targets: ts as [Target, ...Target[]],
+    })) as [RepositoryTargets, ...RepositoryTargets[]],
+  }));
 }
 
 export function format(r: Reference): string {

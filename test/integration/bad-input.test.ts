@@ -308,11 +308,6 @@ const CASES: Case[] = [
     error: /names a digest; name a tag to push to/,
   },
   {
-    name: 'two repositories',
-    inputs: () => push(`${open.host}/bad/existing:v1\n${open.host}/bad/other:v1`),
-    error: /all images must be in one repository.*push twice/,
-  },
-  {
     name: 'host only, no repository',
     inputs: () => push(`${open.host}/`),
     error: /invalid image reference .*repository name is missing/,

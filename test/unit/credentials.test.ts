@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { credentialsFor, resolveCredentials } from '../../src/registry/credentials.js';
+import { credentialsFor, pushCredentials, resolveCredentials } from '../../src/registry/credentials.js';
 import { parseReference } from '../../src/registry/reference.js';
 import { show } from '../../src/log.js';
 
@@ -86,5 +86,52 @@ describe('credentialsFor', () => {
     expect(
       credentialsFor(parseReference('ubuntu'), { inputs, targetRegistry: 'ghcr.io' }).credentials,
     ).toEqual({});
+  });
+});
+
+describe('pushCredentials', () => {
+  const inputs = { username: 'u', password: 'p', token: 't', insecureRegistry: false };
+  const env = {
+    ...noHome,
+    DEPOT_TOKEN: 'depot',
+    GITHUB_TOKEN: 'gh',
+    GITHUB_ACTOR: 'octo',
+  };
+  const first = 'abc.registry.depot.dev';
+  const resolve = (registry: string) =>
+    resolveCredentials(registry, pushCredentials(registry, first, inputs).credentials, env);
+
+  it('gives the inputs to the first registry pushed to, and each other one its own', async () => {
+    expect(await resolve(first)).toMatchObject({ username: 'u', password: 'p' });
+    expect(await resolve('ghcr.io')).toEqual({ username: 'octo', password: 'gh', source: 'GITHUB_TOKEN' });
+    expect(await resolve('xyz.registry.depot.dev')).toEqual({
+      username: 'x-token',
+      password: 'depot',
+      source: 'DEPOT_TOKEN',
+    });
+    // Neither the inputs nor DEPOT_TOKEN reach a registry they are not for.
+    expect(await resolve('quay.io')).toEqual({ source: 'anonymous' });
+  });
+
+  it('reads the Docker config for a registry the inputs are not for', async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), 'creds-'));
+    await mkdir(path.join(home, '.docker'));
+    const auth = Buffer.from('me:secret').toString('base64');
+    await writeFile(
+      path.join(home, '.docker', 'config.json'),
+      JSON.stringify({ auths: { 'quay.io': { auth } } }),
+    );
+    expect(
+      await resolveCredentials('quay.io', pushCredentials('quay.io', first, inputs).credentials, {
+        ...env,
+        HOME: home,
+      }),
+    ).toMatchObject({ username: 'me', password: 'secret' });
+  });
+
+  it('keeps insecure-registry for every registry pushed to', () => {
+    const plain = { ...inputs, insecureRegistry: true };
+    expect(pushCredentials('r.example:5000', first, plain).insecureRegistry).toBe(true);
+    expect(pushCredentials(first, first, plain).insecureRegistry).toBe(true);
   });
 });

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { format, parseReference, parseTargets, BadReferenceError } from '../../src/registry/reference.js';
+import {
+  format,
+  groupTargets,
+  parseReference,
+  parseTargets,
+  BadReferenceError,
+} from '../../src/registry/reference.js';
 
 const DIGEST = 'sha256:' + 'ab'.repeat(32);
 
@@ -70,8 +76,50 @@ describe('parseTargets', () => {
     expect(() => parseTargets([`ghcr.io/o/a@${DIGEST}`])).toThrow(/digest/);
   });
 
-  it('rejects two repositories', () => {
-    expect(() => parseTargets(['ghcr.io/o/a:1', 'ghcr.io/o/b:1'])).toThrow(/one repository/);
-    expect(() => parseTargets(['ghcr.io/o/a:1', 'quay.io/o/a:1'])).toThrow(BadReferenceError);
+  it('takes several repositories and registries, a reference given twice once', () => {
+    const refs = parseTargets(['ghcr.io/o/a:1', 'quay.io/o/a:1', 'ghcr.io/o/b:1', 'ghcr.io/o/a:1']);
+    expect(refs.map(format)).toEqual(['ghcr.io/o/a:1', 'quay.io/o/a:1', 'ghcr.io/o/b:1']);
+  });
+});
+
+describe('groupTargets', () => {
+  it('groups by registry, then repository, in the order first given', () => {
+    const groups = groupTargets(
+      parseTargets([
+        'ghcr.io/o/a:1',
+        '127.0.0.1:5001/x:v1',
+        'ghcr.io/o/b:1',
+        'ghcr.io/o/a:2',
+        '127.0.0.1:5001/x:v2',
+        'localhost:5001/x:v3',
+      ]),
+    );
+    expect(
+      groups.map((g) => ({
+        registry: g.registry,
+        targets: g.targets.map(format),
+        repositories: g.repositories.map((r) => [r.name, r.targets.map((t) => t.tag)]),
+      })),
+    ).toEqual([
+      {
+        registry: 'ghcr.io',
+        targets: ['ghcr.io/o/a:1', 'ghcr.io/o/b:1', 'ghcr.io/o/a:2'],
+        repositories: [
+          ['ghcr.io/o/a', ['1', '2']],
+          ['ghcr.io/o/b', ['1']],
+        ],
+      },
+      {
+        registry: '127.0.0.1:5001',
+        targets: ['127.0.0.1:5001/x:v1', '127.0.0.1:5001/x:v2'],
+        repositories: [['127.0.0.1:5001/x', ['v1', 'v2']]],
+      },
+      // Another spelling of a host is another registry: its blobs are not the first one's.
+      {
+        registry: 'localhost:5001',
+        targets: ['localhost:5001/x:v3'],
+        repositories: [['localhost:5001/x', ['v3']]],
+      },
+    ]);
   });
 });
