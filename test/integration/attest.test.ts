@@ -9,13 +9,12 @@ import { runAction, type ActionResult } from '../helpers/action.js';
 import { cyclonedxErrors } from '../helpers/cyclonedx.js';
 import { debianRootfs, inspect, unpack } from '../helpers/image.js';
 import { startProxy } from '../helpers/proxy.js';
+import { get, INDEX, referrersByTag } from '../helpers/referrers.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
 import { check, cleanupAll, tmpDir } from '../helpers/tools.js';
 
 const CYCLONEDX = 'application/vnd.cyclonedx+json';
 const IN_TOTO = 'application/vnd.in-toto+json';
-const INDEX = 'application/vnd.oci.image.index.v1+json';
-const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
 const SECRET = 'sk-live-attest-secret-0000000000';
@@ -42,56 +41,6 @@ let base: { ref: string; digest: string };
 function expectOk(r: ActionResult): void {
   expect(r.errors, r.stdout).toEqual([]);
   expect(r.code).toBe(0);
-}
-
-/** A registry read over plain HTTP, with basic auth when given: nothing of the action's code. */
-async function get(host: string, p: string, accept: string, creds?: { user: string; pass: string }) {
-  const headers: Record<string, string> = { Accept: accept };
-  if (creds) headers.Authorization = `Basic ${Buffer.from(`${creds.user}:${creds.pass}`).toString('base64')}`;
-  const res = await fetch(`http://${host}${p}`, { headers });
-  return { status: res.status, bytes: Buffer.from(await res.arrayBuffer()) };
-}
-
-interface Found {
-  artifactType: string;
-  manifest: {
-    artifactType: string;
-    subject: { digest: string };
-    layers: Array<{ digest: string; mediaType: string }>;
-  };
-  document: Record<string, unknown>;
-  digest: string;
-}
-
-/** The referrers of `digest` by the tag schema alone: the `sha256-<hex>` index, each manifest, its document. */
-async function referrersByTag(
-  host: string,
-  repo: string,
-  digest: string,
-  creds?: { user: string; pass: string },
-) {
-  const tagged = await get(host, `/v2/${repo}/manifests/${digest.replace(':', '-')}`, INDEX, creds);
-  if (tagged.status === 404) return [];
-  expect(tagged.status).toBe(200);
-  const index = JSON.parse(tagged.bytes.toString()) as {
-    mediaType: string;
-    manifests: Array<{ digest: string; artifactType: string; mediaType: string }>;
-  };
-  expect(index.mediaType).toBe(INDEX);
-  const found: Found[] = [];
-  for (const d of index.manifests) {
-    expect(d.mediaType).toBe(MANIFEST);
-    const m = await get(host, `/v2/${repo}/manifests/${d.digest}`, MANIFEST, creds);
-    const manifest = JSON.parse(m.bytes.toString()) as Found['manifest'];
-    const blob = await get(host, `/v2/${repo}/blobs/${manifest.layers[0].digest}`, '*/*', creds);
-    found.push({
-      artifactType: d.artifactType,
-      manifest,
-      document: JSON.parse(blob.bytes.toString()),
-      digest: d.digest,
-    });
-  }
-  return found;
 }
 
 /** The SBOM is valid CycloneDX and lists every dpkg package of the tree by its purl. */

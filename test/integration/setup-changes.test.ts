@@ -7,15 +7,19 @@ import { chmodSync, realpathSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
+import { PackageURL } from 'packageurl-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NODE24, runAction, shippedAction } from '../helpers/action.js';
 import { debianRootfs } from '../helpers/image.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
 import { startDocker, type Docker } from '../helpers/runtimes.js';
 import { cleanupAll, tmpDir } from '../helpers/tools.js';
+import { cyclonedxErrors } from '../helpers/cyclonedx.js';
+import { referrersByTag } from '../helpers/referrers.js';
 
 const APT_PACKAGES = ['python3', 'python3-pip', 'nodejs', 'npm', 'postgresql-client', 'python3-requests'];
 const NPM_GLOBAL = 'is-number';
+const COMMIT = '89abcdef0123456789abcdef0123456789abcdef';
 
 let registry: Registry;
 let docker: Docker;
@@ -39,6 +43,7 @@ const JOB = `#!/bin/sh
 set -eu
 W=/tmp/work
 export GITHUB_ACTIONS=true RUNNER_TEMP=/tmp/runner-temp HOME=/root
+export GITHUB_SERVER_URL=https://github.com GITHUB_REPOSITORY=acme/ci GITHUB_SHA=${COMMIT}
 : > $W/state; : > $W/path; : > $W/summary.md; : > $W/output
 env GITHUB_STATE=$W/state GITHUB_OUTPUT=$W/output /tmp/node24 /tmp/action/dist/pre/index.js
 
@@ -168,6 +173,33 @@ describe('What setup changed', () => {
       const python3 = metadata.setup.ecosystems.deb.added.find((p: { name: string }) => p.name === 'python3');
       expect(python3.version).toBe(dpkg.get('python3'));
       expect(python3.purl).toMatch(/^pkg:deb\/debian\/python3@.*\?arch=[a-z0-9]+&distro=debian-12/);
+
+      // The SBOM and the provenance, found from the registry by the referrers tag schema alone.
+      const digest = metadata.digest as string;
+      const found = await referrersByTag(registry.host, 'setup/ci', digest);
+      const sbom = found.find((f) => f.artifactType === 'application/vnd.cyclonedx+json')?.document;
+      const provenance = found.find((f) => f.artifactType === 'application/vnd.in-toto+json')?.document;
+      expect(sbom, JSON.stringify(found.map((f) => f.artifactType))).toBeDefined();
+      expect(cyclonedxErrors(sbom)).toEqual([]);
+      const purls = (sbom!.components as Array<{ purl?: string }>)
+        .filter((c) => c.purl)
+        .map((c) => PackageURL.fromString(c.purl!));
+      const versionOf = (type: string, name: string) =>
+        purls.find((p) => p.type === type && p.name === name)?.version;
+      for (const name of [...APT_PACKAGES, pgVersioned!])
+        expect([name, versionOf('deb', name)]).toEqual([name, dpkg.get(name)]);
+      expect(versionOf('npm', NPM_GLOBAL)).toBe(npmVersion);
+      expect(versionOf('pypi', 'requests')).toBe(requestsVersion);
+      // The provenance: in-toto, this image as its subject, the commit and the base image by digest.
+      const statement = provenance as {
+        subject: Array<{ digest: { sha256: string } }>;
+        predicate: { buildDefinition: { resolvedDependencies: Array<{ digest: Record<string, string> }> } };
+      };
+      expect(statement.subject.map((s) => s.digest.sha256)).toEqual([digest.slice('sha256:'.length)]);
+      const resolved = statement.predicate.buildDefinition.resolvedDependencies.map((d) => d.digest);
+      expect(resolved).toContainEqual({ gitCommit: COMMIT });
+      expect(metadata.base.digest).toBe(pushed.outputs.digest);
+      expect(resolved).toContainEqual({ sha256: pushed.outputs.digest.slice('sha256:'.length) });
     },
   );
 });
