@@ -43,6 +43,8 @@ export interface SnapshotReport {
   setup?: SetupReport;
   /** The image's software as read from its tree, read once for the report (and for an SBOM). */
   inventory?: Inventory;
+  /** The documents attached to the image as its referrers (SBOM, provenance): kind and manifest digest. */
+  attestations?: Array<{ kind: string; digest: string }>;
 }
 
 /** What the job's setup steps changed in the tree's software, per ecosystem, and in PATH. */
@@ -238,6 +240,11 @@ function overview(r: SnapshotReport, code: (s: string) => string): Array<[string
       : `${r.changes.changed ?? 0} new or changed, ${r.changes.deleted ?? 0} deleted`;
   rows.push(['changes', `${r.changes.method} (${counts}): ${r.changes.reason}`]);
   if (r.compaction) rows.push(['compaction', describeCompaction(r.compaction)]);
+  if (r.attestations)
+    rows.push([
+      'attestations',
+      r.attestations.map((a) => `${a.kind} ${code(a.digest)}`).join(', ') || 'none attached',
+    ]);
   rows.push([
     'size',
     `${formatBytes(r.size)} in ${(r.base?.layers ?? 0) + r.layers.length} layers; ${formatBytes(r.uploaded)} ${r.pushed ? 'uploaded' : 'written'}`,

@@ -222,6 +222,7 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
     `${destination.name} ${digest} (${written.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${(phases.totalMs / 1000).toFixed(1)} s`,
   );
   const report: SnapshotReport = {
+    attestations: attached.map((a) => ({ kind: a.kind, digest: a.manifest.descriptor.digest })),
     destination: destination.name,
     pushed: pushes,
     digest,

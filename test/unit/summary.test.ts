@@ -86,6 +86,14 @@ describe('markdownReport', () => {
     expect(md).toMatch(/\| size \| 8\.6 MiB in 5 layers; 2\.9 MiB uploaded \|/);
   });
 
+  it('names the attestations attached, or says none were', () => {
+    const digest = `sha256:${'cd'.repeat(32)}`;
+    const attached = markdownReport(report({ attestations: [{ kind: 'SBOM', digest }] }));
+    expect(attached).toContain(`| attestations | SBOM <code>${digest}</code> |`);
+    expect(markdownReport(report({ attestations: [] }))).toContain('| attestations | none attached |');
+    expect(md).not.toContain('| attestations |');
+  });
+
   it('has one layers row per layer, numbered after the base', () => {
     const rows = tableRows('Layers');
     expect(rows).toHaveLength(1 + 1 + 2); // header, base, two layers
