@@ -46,6 +46,7 @@ export async function loadInto(runtime: Runtime, archive: Readable): Promise<voi
     child.once('error', reject);
     child.once('close', (code) => resolve(code));
   });
+  exited.catch(() => {}); // awaited below; a spawn error must not go unhandled while the archive streams
   let archiveError: unknown;
   await pipeline(archive, child.stdin).catch((err: NodeJS.ErrnoException) => {
     // EPIPE: the runtime stopped reading; its exit code and message say why.

@@ -21,7 +21,7 @@ import { createdTime } from '../image/created.js';
 import { DOCKER_LAYERS, layersMadeBySnapshots, planBudget, type BudgetPlan } from '../image/budget.js';
 import { persistedEnv, type PersistedEnv } from '../image/env.js';
 import { MARKER_PATH, MARKER_REWRITTEN, markerFor, markerPlaces, parseMarker } from '../image/marker.js';
-import { groupTargets, parseReference } from '../registry/reference.js';
+import { format, groupTargets, parseReference } from '../registry/reference.js';
 import { baseFromMarker, resolveBase, type BaseImage } from '../registry/base.js';
 import { artifactFor, ArtifactType, type Artifact, type Document } from '../attest/artifact.js';
 import { slsaProvenance } from '../attest/provenance.js';
@@ -88,7 +88,8 @@ async function skipWhenUpToDate(
       operation: 'snapshot',
       digest: existing.digest,
       manifest: existing.manifest,
-      images: destination.images(tags),
+      // Every target holds it: each is named, though none was written.
+      images: destination.kind === 'registry' ? inputs.targets.map(format) : [],
       tags: [],
       where: destination.where(existing.digest),
       uploaded: 0,
@@ -279,7 +280,9 @@ async function attestations(
   log: Logger,
 ): Promise<Artifact[]> {
   const subject = image.manifest.descriptor;
-  const repository = destination.kind === 'registry' ? destination.name : '';
+  // The image's name in the documents: the first `image` line's repository (the same bytes go everywhere).
+  const first = inputs.targets[0];
+  const repository = destination.kind === 'registry' && first ? `${first.registry}/${first.repository}` : '';
   const documents: Document[] = [];
   if (inputs.sbom) {
     try {

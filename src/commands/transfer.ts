@@ -87,11 +87,12 @@ export async function promote(inputs: PromoteInputs, log: Logger): Promise<void>
   if (!copied) throw failures[0].error;
   // The image's bytes only (counted above): its attestations are not.
   const digest = copied.digest;
-  let referrers: Descriptor[] = [];
+  // The outputs name an artifact only when every repository written has it.
+  let referrers: Descriptor[] | null = null;
   await phases.run('referrers', 'Attestations', async () => {
     for (const { from, to } of referrerCopies) {
       const found = await promoteReferrers(from, digest, to, inputs.concurrency, log);
-      if (to === referrerCopies[0].to) referrers = found;
+      referrers = (referrers ?? found).filter((d) => found.some((f) => f.digest === d.digest));
     }
   });
   const images = written.map(format);
@@ -104,7 +105,7 @@ export async function promote(inputs: PromoteInputs, log: Logger): Promise<void>
     tags: [...new Set(written.map((t) => t.tag))],
     where: { image: `${written[0].registry}/${written[0].repository}@${copied.digest}` },
     uploaded,
-    referrers,
+    referrers: referrers ?? [],
   });
   if (failures.length) throw new NotWrittenError(failures);
 }

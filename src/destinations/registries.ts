@@ -105,9 +105,11 @@ export class Registries {
   /** The image every tag of every registry holds, when it is the same one and satisfies `want`. */
   private async upToDate(want: UpToDate): Promise<ExistingImage | null> {
     if (this.live().length < this.places.length) return null;
-    const found = await Promise.all(this.places.map((p) => p.dest!.upToDate(want)));
-    const digests = new Set(found.map((image) => image?.digest));
-    return digests.size === 1 ? found[0] : null;
+    // A registry that cannot be read is dropped (reported at the end): the others still get the image.
+    const found = await this.settle(this.live(), (p) => p.dest!.upToDate(want));
+    if (found.length < this.places.length) return null;
+    const digests = new Set(found.map((f) => f.value?.digest));
+    return digests.size === 1 ? found[0].value : null;
   }
 
   /**
@@ -202,7 +204,9 @@ export class Registries {
     await done[0].place.dest!.saveCache(); // one cache, shared by every registry
     if (!artifacts.length) return [];
     const subject = image.manifest.descriptor.digest;
-    const attached = await Promise.all(done.map(({ place }) => place.dest!.attach(subject, artifacts)));
+    const attached = await Promise.all(
+      done.map(({ place }) => place.dest!.attach(subject, artifacts, this.opts.concurrency)),
+    );
     return artifacts.filter((a) => attached.every((list) => list.includes(a)));
   }
 

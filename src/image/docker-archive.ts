@@ -81,7 +81,10 @@ export function dockerArchive(source: ImageSource, image: LoadableImage, repoTag
           throw new ContentError(`${source.name}: "${d.digest}" is not a sha256 digest`);
         yield fileHeader(path(d), d.size);
         const tap = new HashTap();
-        for await (const chunk of (await source.openBlob(d.digest)).pipe(tap)) {
+        const blob = await source.openBlob(d.digest);
+        // pipe() does not pass a source's error on: without this a dropped connection is unhandled.
+        blob.once('error', (err) => tap.destroy(err));
+        for await (const chunk of blob.pipe(tap)) {
           if (tap.bytes > d.size) throw mismatch(source, d);
           yield chunk as Buffer;
         }

@@ -27,16 +27,17 @@ export async function baseFromMarker(marker: Marker, opts: Omit<BaseOptions, 're
   for (const [i, ref] of ordered.entries()) {
     reference = ref;
     repository = i === 0 ? repository : await openBase(ref, opts);
+    let why: string;
     try {
       parent = await getManifest(repository, ref.tag!);
-      break;
+      if (parent) break;
+      why = 'its tag is gone';
     } catch (err) {
-      // The last place is used all the same: its blobs may still be readable, else the copy says why.
-      if (i === ordered.length - 1) break;
-      opts.log.info(
-        `base image from the marker: ${format(ref)} cannot be read (${(err as Error).message}); trying ${format(ordered[i + 1])}`,
-      );
+      why = `cannot be read (${(err as Error).message})`;
     }
+    // The last place is used all the same: its blobs may still be readable, else the copy says why.
+    if (i === ordered.length - 1) break;
+    opts.log.info(`base image from the marker: ${format(ref)} ${why}; trying ${format(ordered[i + 1])}`);
   }
   const layers: Descriptor[] = marker.layers.map(({ diffId: _diffId, ...d }) => d);
   const parentLayers = parent ? (parseJson<Manifest>(parent.bytes).layers ?? []) : [];

@@ -247,17 +247,26 @@ export class RegistryDestination {
 
   /**
    * Each artifact's blobs, then its manifest, listed as a referrer of the image (referrers API or tag
-   * schema) in every repository of this registry. The image is pushed already: an artifact a
-   * repository refuses is one warning, and left out of what this returns.
+   * schema) in every repository of this registry: uploaded to the first, mounted into the others. The
+   * image is pushed already: an artifact a repository refuses is one warning, and left out of what
+   * this returns.
    */
-  async attach(subject: string, artifacts: Artifact[]): Promise<Artifact[]> {
+  async attach(subject: string, artifacts: Artifact[], concurrency: number): Promise<Artifact[]> {
     const attached: Artifact[] = [];
     for (const artifact of artifacts) {
       let everywhere = true;
       for (const repo of this.repos.values()) {
         const name = `${this.registry}/${repo.name}`;
         try {
-          for (const blob of artifact.blobs) await repo.putBuffer(blob.descriptor, blob.bytes);
+          if (repo === this.repo)
+            for (const blob of artifact.blobs) await repo.putBuffer(blob.descriptor, blob.bytes);
+          else
+            await copyBlobs(
+              this.repo,
+              artifact.blobs.map((b) => b.descriptor),
+              repo,
+              { concurrency },
+            );
           const how = await repo.putReferrers(subject, [storedManifest(artifact)]);
           this.log.info(
             `attached the ${artifact.kind} (${artifact.manifest.descriptor.digest}) to ${name} through the ${how}`,

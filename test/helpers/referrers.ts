@@ -19,6 +19,7 @@ export interface Found {
   manifest: {
     artifactType: string;
     subject: { digest: string };
+    config: { digest: string };
     layers: Array<{ digest: string; mediaType: string }>;
   };
   document: Record<string, unknown>;

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { runAction, runCli, type ActionResult } from '../helpers/action.js';
 import { inspect, pull, unpack, type Creds } from '../helpers/image.js';
 import { startProxy, type Proxy, type ProxiedRequest } from '../helpers/proxy.js';
+import { referrersByTag } from '../helpers/referrers.js';
 import { startRegistry, type Registry } from '../helpers/registry.js';
 import { check, cleanupAll, tmpDir } from '../helpers/tools.js';
 import { diffTrees, snapshotTree } from '../helpers/tree.js';
@@ -92,6 +93,23 @@ async function blobsOf(ref: string): Promise<string[]> {
   return [m.config.digest, ...m.layers.map((l) => l.digest)];
 }
 
+/**
+ * The image's blobs and those of the artifacts listed as its referrers (the SBOM and provenance: their
+ * configs and documents), found by the referrers tag schema, each once.
+ */
+async function blobsWithReferrers(ref: string, digest: string): Promise<string[]> {
+  const [host, ...rest] = ref.replace(/:[^:/]+$/, '').split('/');
+  const found = await referrersByTag(host, rest.join('/'), digest, credsOf(ref));
+  expect(new Set(found.map((f) => f.artifactType))).toEqual(
+    new Set(['application/vnd.cyclonedx+json', 'application/vnd.in-toto+json']),
+  );
+  const artifacts = found.flatMap((f) => [
+    f.manifest.config.digest,
+    ...f.manifest.layers.map((l) => l.digest),
+  ]);
+  return [...new Set([...(await blobsOf(ref)), ...artifacts])].sort();
+}
+
 /** umoci unpack of `ref` equals the tree, but for the marker, which is returned. */
 async function expectSameTree(ref: string): Promise<Record<string, unknown>> {
   const rootfs = await unpack(await pull(ref, { creds: credsOf(ref) }));
@@ -144,11 +162,12 @@ describe('publishing to several registries and repositories', () => {
     expect(r.outputs.tags).toBe('v1,latest');
     expect(JSON.parse(await readFile(meta, 'utf8')).images).toEqual(refs);
 
-    // Each blob reached each registry once: uploaded to one repository of A, mounted into the other.
-    const blobs = await blobsOf(refs[0]);
+    // Each blob (the image's, its attestations') reached each registry once: uploaded to one
+    // repository of A, mounted into the other.
+    const blobs = await blobsWithReferrers(refs[0], digest);
     for (const requests of [proxyA.requests, proxyB.requests])
-      expect(uploads(requests).sort()).toEqual([...blobs].sort());
-    expect(mounts(proxyA.requests, 'two/app', 'one/app').sort()).toEqual([...blobs].sort());
+      expect(uploads(requests).sort()).toEqual(blobs);
+    expect(mounts(proxyA.requests, 'two/app', 'one/app').sort()).toEqual(blobs);
     expect(proxyB.requests.filter((q) => q.path.includes('mount='))).toEqual([]);
 
     // The image is whole in either registry; its marker names every repository, the same everywhere.
@@ -258,9 +277,9 @@ describe('publishing to several registries and repositories', () => {
     expect(res.stdout).toContain(`digest=${digest}`);
     expect(res.stdout).toContain(`images=${[refs[0], refs[2], refs[1], refs[3]].join(',')}`);
     expect(await digests(refs)).toEqual(refs.map(() => digest));
-    // Within A every blob is mounted (from the source, then from the first repository), none sent;
-    // B gets each blob copied once.
-    const blobs = (await blobsOf(source)).sort();
+    // Within A every blob (the image's, its attestations') is mounted (from the source, then from the
+    // first repository), none sent; B gets each blob copied once.
+    const blobs = await blobsWithReferrers(source, digest);
     expect(mounts(proxyA.requests, 'three/app', 'one/app').sort()).toEqual(blobs);
     expect(mounts(proxyA.requests, 'four/app', 'three/app').sort()).toEqual(blobs);
     expect(uploads(proxyA.requests)).toEqual([]);

@@ -75,4 +75,24 @@ describe('the docker save archive', () => {
       /does not match its digest or size/,
     );
   });
+
+  it('ends with the error of a blob stream that fails mid-way (a dropped connection), not a crash', async () => {
+    const layer = Buffer.alloc(4096, 1);
+    const config = Buffer.from('{}');
+    const [, img] = image({}, layer, config);
+    const source: ImageSource = {
+      name: 'mem',
+      manifest: async () => null,
+      openBlob: async (digest) =>
+        digest === sha(config)
+          ? Readable.from([config])
+          : new Readable({
+              read() {
+                this.push(layer.subarray(0, 1024));
+                this.destroy(new Error('connection reset'));
+              },
+            }),
+    };
+    await expect(collect(dockerArchive(source, img, null))).rejects.toThrow(/connection reset/);
+  });
 });
