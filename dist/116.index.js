@@ -3659,6 +3659,11 @@ function overview(r, code) {
     rows.push(['changes', `${r.changes.method} (${counts}): ${r.changes.reason}`]);
     if (r.compaction)
         rows.push(['compaction', describeCompaction(r.compaction)]);
+    if (r.attestations)
+        rows.push([
+            'attestations',
+            r.attestations.map((a) => `${a.kind} ${code(a.digest)}`).join(', ') || 'none attached',
+        ]);
     rows.push([
         'size',
         `${formatBytes(r.size)} in ${(r.base?.layers ?? 0) + r.layers.length} layers; ${formatBytes(r.uploaded)} ${r.pushed ? 'uploaded' : 'written'}`,
@@ -6650,16 +6655,20 @@ async function baseFromMarker(marker, opts) {
     for (const [i, ref] of ordered.entries()) {
         reference = ref;
         repository = i === 0 ? repository : await openBase(ref, opts);
+        let why;
         try {
             parent = await getManifest(repository, ref.tag);
-            break;
+            if (parent)
+                break;
+            why = 'its tag is gone';
         }
         catch (err) {
-            // The last place is used all the same: its blobs may still be readable, else the copy says why.
-            if (i === ordered.length - 1)
-                break;
-            opts.log.info(`base image from the marker: ${format(ref)} cannot be read (${err.message}); trying ${format(ordered[i + 1])}`);
+            why = `cannot be read (${err.message})`;
         }
+        // The last place is used all the same: its blobs may still be readable, else the copy says why.
+        if (i === ordered.length - 1)
+            break;
+        opts.log.info(`base image from the marker: ${format(ref)} ${why}; trying ${format(ordered[i + 1])}`);
     }
     const layers = marker.layers.map(({ diffId: _diffId, ...d }) => d);
     const parentLayers = parent ? (parseJson(parent.bytes).layers ?? []) : [];
@@ -8006,18 +8015,22 @@ class RegistryDestination {
     }
     /**
      * Each artifact's blobs, then its manifest, listed as a referrer of the image (referrers API or tag
-     * schema) in every repository of this registry. The image is pushed already: an artifact a
-     * repository refuses is one warning, and left out of what this returns.
+     * schema) in every repository of this registry: uploaded to the first, mounted into the others. The
+     * image is pushed already: an artifact a repository refuses is one warning, and left out of what
+     * this returns.
      */
-    async attach(subject, artifacts) {
+    async attach(subject, artifacts, concurrency) {
         const attached = [];
         for (const artifact of artifacts) {
             let everywhere = true;
             for (const repo of this.repos.values()) {
                 const name = `${this.registry}/${repo.name}`;
                 try {
-                    for (const blob of artifact.blobs)
-                        await repo.putBuffer(blob.descriptor, blob.bytes);
+                    if (repo === this.repo)
+                        for (const blob of artifact.blobs)
+                            await repo.putBuffer(blob.descriptor, blob.bytes);
+                    else
+                        await copyBlobs(this.repo, artifact.blobs.map((b) => b.descriptor), repo, { concurrency });
                     const how = await repo.putReferrers(subject, [storedManifest(artifact)]);
                     this.log.info(`attached the ${artifact.kind} (${artifact.manifest.descriptor.digest}) to ${name} through the ${how}`);
                 }
@@ -8125,9 +8138,12 @@ class Registries {
     async upToDate(want) {
         if (this.live().length < this.places.length)
             return null;
-        const found = await Promise.all(this.places.map((p) => p.dest.upToDate(want)));
-        const digests = new Set(found.map((image) => image?.digest));
-        return digests.size === 1 ? found[0] : null;
+        // A registry that cannot be read is dropped (reported at the end): the others still get the image.
+        const found = await this.settle(this.live(), (p) => p.dest.upToDate(want));
+        if (found.length < this.places.length)
+            return null;
+        const digests = new Set(found.map((f) => f.value?.digest));
+        return digests.size === 1 ? found[0].value : null;
     }
     /**
      * A layer one registry has (or mounts) by fingerprint: reused when every other registry has its
@@ -8211,7 +8227,7 @@ class Registries {
         if (!artifacts.length)
             return [];
         const subject = image.manifest.descriptor.digest;
-        const attached = await Promise.all(done.map(({ place }) => place.dest.attach(subject, artifacts)));
+        const attached = await Promise.all(done.map(({ place }) => place.dest.attach(subject, artifacts, this.opts.concurrency)));
         return artifacts.filter((a) => attached.every((list) => list.includes(a)));
     }
     /** After the result is published: the run fails when a registry did not get all its tags. */
@@ -9534,7 +9550,8 @@ async function skipWhenUpToDate(inputs, destination, log) {
         operation: 'snapshot',
         digest: existing.digest,
         manifest: existing.manifest,
-        images: destination.images(tags),
+        // Every target holds it: each is named, though none was written.
+        images: destination.kind === 'registry' ? inputs.targets.map(format) : [],
         tags: [],
         where: destination.where(existing.digest),
         uploaded: 0,
@@ -9635,6 +9652,7 @@ async function capture(inputs, destination, baseLog) {
     const uploaded = destination.uploaded();
     log.info(`${destination.name} ${digest} (${written.join(', ')}), ${manifest.layers.length} layers (${layers.length} new), ${formatBytes(size)}, in ${(phases.totalMs / 1000).toFixed(1)} s`);
     const report = {
+        attestations: attached.map((a) => ({ kind: a.kind, digest: a.manifest.descriptor.digest })),
         destination: destination.name,
         pushed: pushes,
         digest,
@@ -9681,7 +9699,9 @@ async function capture(inputs, destination, baseLog) {
  */
 async function attestations(inputs, destination, image, run, log) {
     const subject = image.manifest.descriptor;
-    const repository = destination.kind === 'registry' ? destination.name : '';
+    // The image's name in the documents: the first `image` line's repository (the same bytes go everywhere).
+    const first = inputs.targets[0];
+    const repository = destination.kind === 'registry' && first ? `${first.registry}/${first.repository}` : '';
     const documents = [];
     if (inputs.sbom) {
         try {
@@ -9940,7 +9960,10 @@ function dockerArchive(source, image, repoTag) {
                 throw new ContentError(`${source.name}: "${d.digest}" is not a sha256 digest`);
             yield fileHeader(path(d), d.size);
             const tap = new HashTap();
-            for await (const chunk of (await source.openBlob(d.digest)).pipe(tap)) {
+            const blob = await source.openBlob(d.digest);
+            // pipe() does not pass a source's error on: without this a dropped connection is unhandled.
+            blob.once('error', (err) => tap.destroy(err));
+            for await (const chunk of blob.pipe(tap)) {
                 if (tap.bytes > d.size)
                     throw mismatch(source, d);
                 yield chunk;
@@ -10027,6 +10050,7 @@ async function loadInto(runtime, archive) {
         child.once('error', reject);
         child.once('close', (code) => resolve(code));
     });
+    exited.catch(() => { }); // awaited below; a spawn error must not go unhandled while the archive streams
     let archiveError;
     await (0,external_node_stream_promises_.pipeline)(archive, child.stdin).catch((err) => {
         // EPIPE: the runtime stopped reading; its exit code and message say why.
@@ -10148,12 +10172,12 @@ async function promote(inputs, log) {
         throw failures[0].error;
     // The image's bytes only (counted above): its attestations are not.
     const digest = copied.digest;
-    let referrers = [];
+    // The outputs name an artifact only when every repository written has it.
+    let referrers = null;
     await phases.run('referrers', 'Attestations', async () => {
         for (const { from, to } of referrerCopies) {
             const found = await promoteReferrers(from, digest, to, inputs.concurrency, log);
-            if (to === referrerCopies[0].to)
-                referrers = found;
+            referrers = (referrers ?? found).filter((d) => found.some((f) => f.digest === d.digest));
         }
     });
     const images = written.map(format);
@@ -10167,7 +10191,7 @@ async function promote(inputs, log) {
         tags: [...new Set(written.map((t) => t.tag))],
         where: { image: `${written[0].registry}/${written[0].repository}@${copied.digest}` },
         uploaded,
-        referrers,
+        referrers: referrers ?? [],
     });
     if (failures.length)
         throw new NotWrittenError(failures);
