@@ -1,7 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, rmSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
-import path from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -11,7 +9,7 @@ import type { Entry, EntryTable } from '../walk/entries.js';
 import { readXattrsOf, walk, type Exclusion } from '../walk/walk.js';
 import { changeSet, leftOutBy, type ChangeSet } from './whiteouts.js';
 import { UserError } from '../failure.js';
-import { onInterrupt } from '../interrupt.js';
+import { writeAtomically } from '../util/atomic.js';
 import type { ChangeSource } from './source.js';
 import type { Logger } from '../log.js';
 
@@ -72,8 +70,6 @@ function xattrDigest(e: Entry): string {
 export async function writeBaseline(file: string, root: string, entries: EntryTable): Promise<void> {
   requireIdentity(entries);
   // It lists the whole filesystem (names, owners, inodes): for its owner's eyes only, whatever the umask.
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
   async function* lines() {
     yield `${MAGIC} ${Buffer.from(root).toString('base64')}\n`;
     let batch = '';
@@ -87,23 +83,9 @@ export async function writeBaseline(file: string, root: string, entries: EntryTa
     yield batch + 'end\n';
   }
   // Interrupted while writing: the partial file goes, whatever baseline was there stays.
-  const forget = onInterrupt(() => {
-    rmSync(tmp, { force: true });
-    return `no new baseline was written at ${file}`;
-  });
-  try {
-    await pipeline(
-      Readable.from(lines()),
-      zlib.createGzip({ level: 1 }),
-      createWriteStream(tmp, { mode: 0o600 }),
-    );
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  } finally {
-    forget();
-  }
+  await writeAtomically(file, 'baseline', (tmp) =>
+    pipeline(Readable.from(lines()), zlib.createGzip({ level: 1 }), createWriteStream(tmp, { mode: 0o600 })),
+  );
 }
 
 /** Reads a baseline back as a stream of records, refusing a corrupt, truncated or foreign file. */

@@ -1,7 +1,5 @@
-import { rmSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { onInterrupt } from '../interrupt.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { writeAtomically } from '../util/atomic.js';
 import type { Inventory } from './inventory.js';
 
 /**
@@ -14,21 +12,9 @@ export function inventoryFileFor(baseline: string): string {
 
 /** Written as the baseline is: atomically, for its owner's eyes only (it lists the installed software). */
 export async function writeInventoryFile(file: string, inventory: Inventory): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const forget = onInterrupt(() => {
-    rmSync(tmp, { force: true });
-    return `no new inventory was written at ${file}`;
-  });
-  try {
-    await writeFile(tmp, JSON.stringify(inventory) + '\n', { mode: 0o600 });
-    await rename(tmp, file);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  } finally {
-    forget();
-  }
+  await writeAtomically(file, 'inventory', (tmp) =>
+    writeFile(tmp, JSON.stringify(inventory) + '\n', { mode: 0o600 }),
+  );
 }
 
 /** The recorded inventory, or null when there is none or it is not one (then there is no before-state). */
