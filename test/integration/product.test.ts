@@ -251,7 +251,9 @@ describe('job summary, report and progress', () => {
     expect(rows('Time').map((row) => row.split('|')[1].trim())).toEqual([
       'base image',
       'walk and changes',
+      'inventory',
       'layers',
+      'attestations',
       'layout',
       '**total**',
     ]);
