@@ -1,7 +1,7 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 5747:
+/***/ 1633:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -50,7 +50,7 @@ function oneLine(text) {
 
 /***/ }),
 
-/***/ 6066:
+/***/ 8476:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
@@ -60,7 +60,7 @@ function oneLine(text) {
 /* harmony export */ });
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8161);
 /* harmony import */ var node_os__WEBPACK_IMPORTED_MODULE_0___default = /*#__PURE__*/__nccwpck_require__.n(node_os__WEBPACK_IMPORTED_MODULE_0__);
-/* harmony import */ var _failure_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(5747);
+/* harmony import */ var _failure_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1633);
 
 
 const cleanups = new Set();
@@ -592,9 +592,9 @@ var external_node_v8_default = /*#__PURE__*/__nccwpck_require__.n(external_node_
 external_node_v8_default().setFlagsFromString('--semi-space-growth-factor=1');
 
 // EXTERNAL MODULE: ./src/interrupt.ts
-var interrupt = __nccwpck_require__(6066);
+var interrupt = __nccwpck_require__(8476);
 // EXTERNAL MODULE: ./src/failure.ts
-var failure = __nccwpck_require__(5747);
+var failure = __nccwpck_require__(1633);
 ;// CONCATENATED MODULE: ./src/index.ts
 
 
@@ -610,5 +610,5 @@ process.stdout.on('error', (err) => {
     if (err.code !== 'EPIPE')
         throw err;
 });
-Promise.all(/* import() */[__nccwpck_require__.e(790), __nccwpck_require__.e(116)]).then(__nccwpck_require__.bind(__nccwpck_require__, 7116)).then(({ run }) => run(process.argv.slice(2)), (err) => (0,failure/* reportFailure */.xV)(err, () => { }));
+Promise.all(/* import() */[__nccwpck_require__.e(646), __nccwpck_require__.e(776)]).then(__nccwpck_require__.bind(__nccwpck_require__, 776)).then(({ run }) => run(process.argv.slice(2)), (err) => (0,failure/* reportFailure */.xV)(err, () => { }));
 

@@ -249,7 +249,9 @@ process.on = function (event, ...rest) {
       expect(r.errors).toEqual([
         `::error::interrupted by SIGTERM before the run finished; no new baseline was written at ${baseline}; run it again`,
       ]);
-      expect(await readdir(dir)).toEqual([]);
+      // No baseline and no partial file: only the inventory, recorded whole before the walk began.
+      expect(await readdir(dir)).toEqual(['baseline.gz.inventory.json']);
+      expect(JSON.parse(await readFile(`${baseline}.inventory.json`, 'utf8')).packages).toEqual([]);
       return;
     }
   });
