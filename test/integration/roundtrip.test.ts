@@ -54,10 +54,24 @@ describe('fixture tree', () => {
 
   it('writes a valid OCI layout with the tag as ref.name', async () => {
     const { output, result } = await capture(fixtureRoot, { image: 'example.com/team/app:v7' });
-    const index = JSON.parse(await readFile(path.join(output, 'index.json'), 'utf8'));
-    expect(index.manifests).toHaveLength(1);
-    expect(index.manifests[0].annotations['org.opencontainers.image.ref.name']).toBe('v7');
-    expect(index.manifests[0].digest).toBe(result.outputs.digest);
+    const index = JSON.parse(await readFile(path.join(output, 'index.json'), 'utf8')) as {
+      manifests: Array<{ digest: string; artifactType?: string; annotations?: Record<string, string> }>;
+    };
+    // One tagged image; the rest are its attestations (SBOM, provenance), untagged, about that image.
+    const [image, ...artifacts] = index.manifests;
+    expect(image.annotations?.['org.opencontainers.image.ref.name']).toBe('v7');
+    expect(image.digest).toBe(result.outputs.digest);
+    expect(artifacts.map((a) => a.artifactType).sort()).toEqual([
+      'application/vnd.cyclonedx+json',
+      'application/vnd.in-toto+json',
+    ]);
+    for (const a of artifacts) {
+      expect(a.annotations?.['org.opencontainers.image.ref.name']).toBeUndefined();
+      const manifest = JSON.parse(
+        await readFile(path.join(output, 'blobs', 'sha256', a.digest.slice('sha256:'.length)), 'utf8'),
+      );
+      expect(manifest.subject.digest).toBe(result.outputs.digest);
+    }
     expect(JSON.parse(await readFile(path.join(output, 'oci-layout'), 'utf8'))).toEqual({
       imageLayoutVersion: '1.0.0',
     });
