@@ -1,9 +1,7 @@
 import type { Logger } from '../log.js';
 import { savedState } from '../runner.js';
 import { describeSetupCounts, type SetupReport } from '../summary.js';
-import type { ChangeMethod } from '../diff/changes.js';
-import { findOverlay } from '../diff/overlay.js';
-import { readMounts } from '../walk/mountinfo.js';
+import type { Overlay } from '../diff/overlay.js';
 import { compareInventories } from '../inventory/diff.js';
 import type { Inventory } from '../inventory/inventory.js';
 import { readInventory, readMergedInventory, splitPath } from '../inventory/read.js';
@@ -18,10 +16,10 @@ import { inventoryFileFor, readInventoryFile } from '../inventory/record.js';
  */
 export async function readSetup(opts: {
   root: string;
-  upper: string;
   /** The baseline path the pre step wrote beside ('' when none). */
   baseline: string;
-  method: ChangeMethod;
+  /** The overlay the changes came from, when they did (its lower dirs: the tree before). */
+  overlay: Overlay | undefined;
   baseEnv: string[] | undefined;
   log: Logger;
 }): Promise<{ inventory: Inventory; setup: SetupReport }> {
@@ -33,12 +31,9 @@ export async function readSetup(opts: {
 
   let before: Inventory | null = recorded ? await readInventoryFile(recorded) : null;
   let from: SetupReport['before'] = before ? 'baseline' : 'none';
-  if (!before && opts.method === 'overlay') {
-    const overlay = await findOverlay(opts.root, await readMounts(), opts.upper);
-    if (overlay?.lower) {
-      before = await readMergedInventory(overlay.lower, { path: beforePath ?? [], toolCache });
-      from = 'overlay';
-    }
+  if (!before && opts.overlay?.lower) {
+    before = await readMergedInventory(opts.overlay.lower, { path: beforePath ?? [], toolCache });
+    from = 'overlay';
   }
   const counts: SetupReport['counts'] = {};
   for (const p of inventory.packages) counts[p.ecosystem] = (counts[p.ecosystem] ?? 0) + 1;

@@ -145,9 +145,8 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
   const { inventory, setup } = await phases.run('inventory', 'What setup changed', () =>
     readSetup({
       root: inputs.root,
-      upper: inputs.upper,
       baseline: savedState('baseline') || inputs.baseline,
-      method: changes.method,
+      overlay: changes.overlay,
       baseEnv: base?.config.config?.Env,
       log,
     }),

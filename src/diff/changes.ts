@@ -19,6 +19,8 @@ export interface Changes extends FoundChanges {
   method: ChangeMethod;
   /** Why this method, for the log and summary. */
   reason: string;
+  /** The overlay whose upper dir gave the changes (method `overlay`): its lower dirs are the tree before. */
+  overlay?: Overlay;
 }
 
 export interface ChangeOptions {
@@ -65,7 +67,8 @@ export async function findChanges(opts: ChangeOptions): Promise<Changes> {
       ...new Map([...found.unreadable, ...whole.unreadable].map((p) => [p.toString('latin1'), p])).values(),
     ];
   }
-  return { ...found, method: choice.method, reason: choice.reason };
+  const overlayUsed = choice.method === 'overlay' ? { overlay: choice.overlay } : {};
+  return { ...found, method: choice.method, reason: choice.reason, ...overlayUsed };
 }
 
 function sourceOf(choice: Choice): ChangeSource {
