@@ -71,15 +71,15 @@ export function dockerArchive(source: ImageSource, image: LoadableImage, repoTag
   for (const d of [image.config, ...image.layers]) blobs.set(d.digest, d);
   return Readable.from(
     (async function* () {
-      yield directory('blobs');
-      yield directory('blobs/sha256');
-      yield fileHeader('manifest.json', manifest.length);
+      yield header('blobs', 'dir');
+      yield header('blobs/sha256', 'dir');
+      yield header('manifest.json', 'file', manifest.length);
       yield manifest;
       yield zeroPad(manifest.length);
       for (const d of blobs.values()) {
         if (!/^sha256:[0-9a-f]{64}$/.test(d.digest))
           throw new ContentError(`${source.name}: "${d.digest}" is not a sha256 digest`);
-        yield fileHeader(path(d), d.size);
+        yield header(path(d), 'file', d.size);
         const tap = new HashTap();
         const blob = await source.openBlob(d.digest);
         // pipe() does not pass a source's error on: without this a dropped connection is unhandled.
@@ -101,27 +101,15 @@ function mismatch(source: ImageSource, d: Descriptor): ContentError {
   return new ContentError(`blob ${d.digest} of ${source.name} does not match its digest or size`);
 }
 
-function fileHeader(name: string, size: number): Buffer {
+/** A header of the archive's own: root-owned, no time, so the same image gives the same archive. */
+function header(name: string, type: 'file' | 'dir', size = 0): Buffer {
   return encodeHeader({
     name: Buffer.from(name),
-    type: 'file',
-    mode: 0o644,
+    type,
+    mode: type === 'dir' ? 0o755 : 0o644,
     uid: 0,
     gid: 0,
     size,
-    mtimeSec: 0,
-    mtimeNsec: 0,
-  });
-}
-
-function directory(name: string): Buffer {
-  return encodeHeader({
-    name: Buffer.from(name),
-    type: 'dir',
-    mode: 0o755,
-    uid: 0,
-    gid: 0,
-    size: 0,
     mtimeSec: 0,
     mtimeNsec: 0,
   });
