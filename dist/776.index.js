@@ -1971,7 +1971,8 @@ async function findChanges(opts) {
             ...new Map([...found.unreadable, ...whole.unreadable].map((p) => [p.toString('latin1'), p])).values(),
         ];
     }
-    return { ...found, method: choice.method, reason: choice.reason };
+    const overlayUsed = choice.method === 'overlay' ? { overlay: choice.overlay } : {};
+    return { ...found, method: choice.method, reason: choice.reason, ...overlayUsed };
 }
 function sourceOf(choice) {
     switch (choice.method) {
@@ -9427,8 +9428,6 @@ async function readInventoryFile(file) {
 
 
 
-
-
 /**
  * What the job's setup steps installed: the tree's inventory now, compared with the one before them.
  * The before-state is the pre step's record (beside the baseline); else, for changes from an overlay,
@@ -9444,12 +9443,9 @@ async function readSetup(opts) {
     const beforePath = basePath === undefined ? undefined : splitPath(basePath.slice('PATH='.length));
     let before = recorded ? await readInventoryFile(recorded) : null;
     let from = before ? 'baseline' : 'none';
-    if (!before && opts.method === 'overlay') {
-        const overlay = await findOverlay(opts.root, await readMounts(), opts.upper);
-        if (overlay?.lower) {
-            before = await readMergedInventory(overlay.lower, { path: beforePath ?? [], toolCache });
-            from = 'overlay';
-        }
+    if (!before && opts.overlay?.lower) {
+        before = await readMergedInventory(opts.overlay.lower, { path: beforePath ?? [], toolCache });
+        from = 'overlay';
     }
     const counts = {};
     for (const p of inventory.packages)
@@ -9595,9 +9591,8 @@ async function capture(inputs, destination, baseLog) {
     // Read once: the report's "What setup changed", and report.inventory for anything else that lists the image's software.
     const { inventory, setup } = await phases.run('inventory', 'What setup changed', () => readSetup({
         root: inputs.root,
-        upper: inputs.upper,
         baseline: savedState('baseline') || inputs.baseline,
-        method: changes.method,
+        overlay: changes.overlay,
         baseEnv: base?.config.config?.Env,
         log,
     }));
@@ -9945,15 +9940,15 @@ function dockerArchive(source, image, repoTag) {
     for (const d of [image.config, ...image.layers])
         blobs.set(d.digest, d);
     return external_node_stream_.Readable.from((async function* () {
-        yield directory('blobs');
-        yield directory('blobs/sha256');
-        yield fileHeader('manifest.json', manifest.length);
+        yield header('blobs', 'dir');
+        yield header('blobs/sha256', 'dir');
+        yield header('manifest.json', 'file', manifest.length);
         yield manifest;
         yield zeroPad(manifest.length);
         for (const d of blobs.values()) {
             if (!/^sha256:[0-9a-f]{64}$/.test(d.digest))
                 throw new ContentError(`${source.name}: "${d.digest}" is not a sha256 digest`);
-            yield fileHeader(path(d), d.size);
+            yield header(path(d), 'file', d.size);
             const tap = new HashTap();
             const blob = await source.openBlob(d.digest);
             // pipe() does not pass a source's error on: without this a dropped connection is unhandled.
@@ -9973,26 +9968,15 @@ function dockerArchive(source, image, repoTag) {
 function mismatch(source, d) {
     return new ContentError(`blob ${d.digest} of ${source.name} does not match its digest or size`);
 }
-function fileHeader(name, size) {
+/** A header of the archive's own: root-owned, no time, so the same image gives the same archive. */
+function header(name, type, size = 0) {
     return encodeHeader({
         name: Buffer.from(name),
-        type: 'file',
-        mode: 0o644,
+        type,
+        mode: type === 'dir' ? 0o755 : 0o644,
         uid: 0,
         gid: 0,
         size,
-        mtimeSec: 0,
-        mtimeNsec: 0,
-    });
-}
-function directory(name) {
-    return encodeHeader({
-        name: Buffer.from(name),
-        type: 'dir',
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        size: 0,
         mtimeSec: 0,
         mtimeNsec: 0,
     });

@@ -37682,7 +37682,8 @@ async function findChanges(opts) {
             ...new Map([...found.unreadable, ...whole.unreadable].map((p) => [p.toString('latin1'), p])).values(),
         ];
     }
-    return { ...found, method: choice.method, reason: choice.reason };
+    const overlayUsed = choice.method === 'overlay' ? { overlay: choice.overlay } : {};
+    return { ...found, method: choice.method, reason: choice.reason, ...overlayUsed };
 }
 function sourceOf(choice) {
     switch (choice.method) {
