@@ -7,6 +7,7 @@ import { cleanEnv, failureText, q, timed } from '../shared/exec.mjs';
 import { WORK, log } from '../shared/paths.mjs';
 import { Registry } from '../shared/registry.mjs';
 import { gb } from '../shared/table.mjs';
+import { MIXED_MIN_ENTRIES } from '../shared/trees.mjs';
 
 /** P3 on `tree`. Returns its row, details and problems. */
 export async function p3Resnapshot({ tree, node, cli, runs, quietWait }) {
@@ -48,7 +49,11 @@ export async function p3Resnapshot({ tree, node, cli, runs, quietWait }) {
   const reused = ok.map(
     (r) => (r.stdout.match(/: unchanged, (already there|mounted) in the registry/g) ?? []).length,
   );
+  const entries = Number(/(\d+) entries, [\d.]+ \w+ in /.exec(ok[0]?.stdout ?? '')?.[1] ?? NaN);
   const notes = [
+    Number.isFinite(entries)
+      ? `${entries} entries${entries < MIXED_MIN_ENTRIES ? ` (fewer than the ${MIXED_MIN_ENTRIES} the goal is set for)` : ''}`
+      : 'entries: ?',
     `uploaded= ${uploaded.join(' / ')} (first push ${gb(Number(first.outputs.uploaded))} in ${first.wall.toFixed(1)} s)`,
     `layers reused ${reused.join(' / ')} of ${ok[0]?.outputs.layers ?? '?'}`,
   ];

@@ -7,12 +7,13 @@ import { exec } from './exec.mjs';
 import { REPO, RESULTS, log } from './paths.mjs';
 import { SYNTH_LAYER_SIZE } from './synth-run.mjs';
 import { MAIN_HEADER } from './compare.mjs';
+import { compositionText } from './composition.mjs';
 import { gb, mdTable, sectionMarkdown } from './table.mjs';
 
 /**
  * The markdown of one bench run. `ours`: node, nodeVersion, node24 (the zstd run's, if another),
  * dist, nodeArgs. `input`: the main tree (path, name, bytes, paths, walked entries, tar bytes) or
- * null, and the synthetic trees' notes. `figures`: main-table rows, sections, details, problems.
+ * null (with its `composition`), and the synthetic trees' notes. `figures`: main-table rows, sections, details, problems.
  */
 export function resultsMarkdown({ machine: m, load, minutes, runs, ours, input, figures }) {
   const { tree } = input;
@@ -30,6 +31,11 @@ export function resultsMarkdown({ machine: m, load, minutes, runs, ours, input, 
     ...(tree
       ? [
           `- tree ${tree.name}: ${gb(tree.bytes)} (du -sb), ${tree.paths} paths (find)${tree.entries ? `, ours walked ${tree.entries} entries` : ''}, tar stream ${gb(tree.tarBytes)}`,
+          ...(tree.composition
+            ? [
+                `- tree ${tree.name} by content: ${compositionText(tree.composition)}; compressed share = bytes of files that start as a compressed format does (deb, gzip, xz, zstd, bzip2, zip/jar/whl, png, jpeg, …) over the bytes of all regular files, hard links once`,
+              ]
+            : []),
           `- ${runs} runs of each side, alternating ours/peer, median wall time; peak RSS = max over our runs (GNU time %M)`,
         ]
       : [

@@ -1,10 +1,11 @@
 // The input trees of the side-by-side figures, built once under bench/.work/trees and kept.
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, realpath, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { debianMirror } from '../../test/helpers/debian-mirror.mjs';
+import { composition, compositionText } from './composition.mjs';
 import { du, exec, must, q, sh } from './exec.mjs';
-import { WORK, log } from './paths.mjs';
+import { REPO, WORK, log } from './paths.mjs';
 
 /** Builds `dir` once with `build(tmp)`; a `.ok` file beside it marks it complete. */
 export async function cached(dir, build) {
@@ -57,6 +58,147 @@ function treeRootfsUsrlib() {
   });
 }
 
+/**
+ * What the mixed tree copies from the machine, where it exists (source, place in the tree): the
+ * documentation, icons and man pages of /usr/share (their .gz and .png already compressed), C headers,
+ * Python packages (the system's and the Google Cloud SDK's, whose platform/ adds emulator jars),
+ * Node packages (npm's and this repository's node_modules: many small files). Left out to keep the
+ * tree near 3 GB: the bulk of /usr/lib (shared libraries, LLVM, the JDK, the SDK's 0.8 GB of Go binaries).
+ */
+const MIXED_COPIES = [
+  ['/usr/share', 'srv/usrshare'],
+  ['/usr/include', 'srv/usrinclude'],
+  ['/usr/lib/python3', 'srv/usrlib/python3'],
+  ['/usr/lib/python3.11', 'srv/usrlib/python3.11'],
+  ['/usr/lib/node_modules', 'srv/usrlib/node_modules'],
+  ['/usr/lib/google-cloud-sdk/lib', 'srv/usrlib/google-cloud-sdk/lib'],
+  ['/usr/lib/google-cloud-sdk/platform', 'srv/usrlib/google-cloud-sdk/platform'],
+  [path.join(REPO, 'node_modules'), 'srv/node_modules'],
+];
+
+/**
+ * Debian packages `apt-get download` puts in the mixed tree's apt cache, in this order, until the
+ * tree's compressed share reaches MIXED_COMPRESSED_SHARE: toolchains first (JDK, Go, GCC and cross
+ * compilers, LLVM, Rust, GHC, OCaml), then other large packages.
+ */
+const MIXED_DEBS = [
+  'openjdk-17-jdk-headless',
+  'openjdk-17-jre-headless',
+  'golang-1.19-go',
+  'golang-1.19-src',
+  'gcc-12',
+  'cpp-12',
+  'g++-12',
+  'gfortran-12',
+  'gnat-12',
+  'libgcc-12-dev',
+  'libstdc++-12-dev',
+  'libllvm14',
+  'llvm-14',
+  'llvm-14-dev',
+  'libclang-cpp14',
+  'libclang-14-dev',
+  'libllvm15',
+  'llvm-15',
+  'llvm-15-dev',
+  'libclang-cpp15',
+  'libclang-15-dev',
+  'rustc',
+  'libstd-rust-1.63',
+  'libstd-rust-dev',
+  'cargo',
+  'ghc',
+  'ocaml',
+  'python3.11-doc',
+  'libpython3.11-dbg',
+  'python3-scipy',
+  'openjdk-17-source',
+  'gcc-arm-none-eabi',
+  'libnewlib-arm-none-eabi',
+  'gcc-12-aarch64-linux-gnu',
+  'gcc-12-arm-linux-gnueabihf',
+  'gcc-12-riscv64-linux-gnu',
+  'gcc-12-powerpc64le-linux-gnu',
+  'gcc-12-s390x-linux-gnu',
+  'chromium',
+  'pandoc',
+  'r-base-core',
+  'libreoffice-core-nogui',
+];
+/** Bytes in already-compressed files over all bytes, as on the real root ("two fifths to a half"). */
+export const MIXED_COMPRESSED_SHARE = 0.45;
+/** P3 must be measured on at least this many entries. */
+export const MIXED_MIN_ENTRIES = 140_000;
+
+/**
+ * `apt-get download` of the first MIXED_DEBS whose sizes add up to `needed` bytes, into `dir`.
+ * Returns the bytes fetched.
+ */
+async function downloadDebs(dir, needed) {
+  const r = await exec('apt-get', ['download', '--print-uris', ...MIXED_DEBS]);
+  // lines: 'URI' FILE SIZE HASH, in apt's order, not ours: pick by our list
+  const sizes = new Map();
+  for (const line of r.stdout.split('\n')) {
+    const m = /^'[^']+' (([^_\s]+)_\S+\.deb) (\d+) /.exec(line);
+    if (m) sizes.set(m[2], Number(m[3]));
+  }
+  const pick = [];
+  let bytes = 0;
+  for (const name of MIXED_DEBS) {
+    if (bytes >= needed) break;
+    if (!sizes.has(name)) continue; // not in this mirror
+    pick.push(name);
+    bytes += sizes.get(name);
+  }
+  if (bytes < needed)
+    log(
+      `  warning: all of MIXED_DEBS is ${(bytes / 1e9).toFixed(2)} GB, ${(needed / 1e9).toFixed(2)} GB wanted`,
+    );
+  log(`  apt-get download of ${pick.length} packages, ${(bytes / 1e9).toFixed(2)} GB…`);
+  await mkdir(dir, { recursive: true });
+  await must('apt-get', ['download', '-q', ...pick], { cwd: dir });
+  return bytes;
+}
+
+/**
+ * A mixed tree like the real root: the minbase rootfs, toolchains, Python and Node packages copied
+ * from the machine (MIXED_COPIES), and `.deb` packages from the Debian mirror in var/cache/apt/archives
+ * until MIXED_COMPRESSED_SHARE of its bytes are already compressed. About 3.4 GB and 145k entries
+ * on the dev machine.
+ */
+function treeMixed() {
+  return cached(path.join(WORK, 'trees', 'mixed'), async (tmp) => {
+    const t0 = Date.now();
+    const base = await treeMinbase();
+    log('building the mixed tree: the rootfs, copies from /usr and node_modules, .deb packages…');
+    await must('cp', ['-a', base, tmp]);
+    for (const [from, to] of MIXED_COPIES) {
+      if (!existsSync(from)) {
+        log(`  ${from} is missing: left out`);
+        continue;
+      }
+      const dest = path.join(tmp, to);
+      await mkdir(path.dirname(dest), { recursive: true });
+      // node_modules may be a symlink to a shared install: copy what it points to
+      await must('cp', ['-a', await realpath(from), dest]);
+    }
+    const copied = composition(tmp);
+    log(`  copied: ${compositionText(copied)}`);
+    // compressed + debs = share × (bytes + debs)
+    const s = MIXED_COMPRESSED_SHARE;
+    const needed = Math.max(0, (s * copied.bytes - copied.compressed) / (1 - s));
+    const archives = path.join(tmp, 'var', 'cache', 'apt', 'archives');
+    await downloadDebs(archives, needed);
+    const c = composition(tmp);
+    const debs = (await readdir(archives)).filter((f) => f.endsWith('.deb')).length;
+    const note = `${compositionText(c)}; ${debs} .deb in var/cache/apt/archives; built in ${((Date.now() - t0) / 1000).toFixed(0)} s`;
+    log(`  mixed tree: ${note}`);
+    if (c.entries < MIXED_MIN_ENTRIES)
+      log(`  warning: ${c.entries} entries, fewer than the ${MIXED_MIN_ENTRIES} P3 needs`);
+    return note;
+  });
+}
+
 /** A small tree (a copy of /usr/share/doc and /etc) to check the bench itself quickly. */
 function treeSmall() {
   return cached(path.join(WORK, 'trees', 'small'), async (tmp) => {
@@ -68,7 +210,7 @@ function treeSmall() {
 }
 
 /** The trees BENCH_TREE names, each a function that builds it if needed and gives its path. */
-export const TREES = { 'rootfs+usrlib': treeRootfsUsrlib, small: treeSmall };
+export const TREES = { mixed: treeMixed, 'rootfs+usrlib': treeRootfsUsrlib, small: treeSmall };
 
 /** GNU tar skips reading file data when its output is /dev/null: pipe through cat to really read. */
 export async function warmCache(tree) {
