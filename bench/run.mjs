@@ -5,9 +5,9 @@
 //
 // Environment:
 //   BENCH_RUNS=3          timed runs of each side per figure (median reported)
-//   BENCH_ONLY=P1,P3      figures to run: P1 (= P1-gzip, P1-gzip6, P1-zstd), P1-gzip, P1-gzip6, P1-zstd, P5, P2, P3;
+//   BENCH_ONLY=P1,P3      figures to run: P1 (= P1-gzip, P1-gzip6, P1-zstd), P1-gzip, P1-gzip6, P1-zstd, P5, P2, P3, P7;
 //                         P4 (memory) and SCALE (time per entry) run only when named: they build ~9 GB of trees
-//   BENCH_SYNTH_DIV=1     P4/SCALE: divide the synthetic trees' entries and bytes by this (100: a quick check)
+//   BENCH_SYNTH_DIV=1     P4/SCALE/P7: divide the synthetic trees' entries and bytes by this (100: a quick check)
 //   BENCH_NODE_ARGS=…     P4/SCALE: extra node options for ours, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`
 //   BENCH_TREE=NAME       input tree: mixed (default: like the real root, ~3.4 GB, ≥ 140k entries, 45 %
 //                         already compressed), rootfs+usrlib (no compressed files) or small (checks the bench itself)
@@ -22,6 +22,7 @@ import { p2Diff } from './figures/p2-diff.mjs';
 import { p3Resnapshot } from './figures/p3-resnapshot.mjs';
 import { p4Memory } from './figures/p4-memory.mjs';
 import { p5Push } from './figures/p5-push.mjs';
+import { p7SmallFiles } from './figures/p7-small-files.mjs';
 import { scale } from './figures/scale.mjs';
 import { chain } from './figures/chain.mjs';
 import { count, du, must, q, sh } from './shared/exec.mjs';
@@ -44,10 +45,10 @@ const ONLY = process.env.BENCH_ONLY
   : null;
 
 /** What BENCH_ONLY can name, in the order the bench lists them. */
-const FIGURES = ['P1-gzip', 'P1-gzip6', 'P1-zstd', 'P5', 'P2', 'P3', 'P4', 'SCALE', 'CHAIN'];
+const FIGURES = ['P1-gzip', 'P1-gzip6', 'P1-zstd', 'P5', 'P2', 'P3', 'P7', 'P4', 'SCALE', 'CHAIN'];
 /** Figures that run only when BENCH_ONLY names them exactly (not in the default run, not by prefix). */
 const OPT_IN = ['P4', 'SCALE', 'CHAIN'];
-/** Figures that run on the BENCH_TREE tree; P4, SCALE and CHAIN make their own. */
+/** Figures that run on the BENCH_TREE tree; P7, P4, SCALE and CHAIN make their own. */
 const ON_MAIN_TREE = ['P1-gzip', 'P1-gzip6', 'P1-zstd', 'P5', 'P2', 'P3'];
 const wanted = (key) =>
   OPT_IN.includes(key.toUpperCase())
@@ -66,6 +67,7 @@ const STEPS = [
   ['P2', ({ main }) => p2Diff(main)],
   ['P5', ({ main }, done) => p5Push({ ...main, gzip1Layout: done['P1-gzip']?.layout })],
   ['P3', ({ main }) => p3Resnapshot(main)],
+  ['P7', ({ synth, main }) => p7SmallFiles({ ...synth, home: main.home })],
   ['P4', ({ synth }) => p4Memory(synth)],
   ['SCALE', ({ synth }, done) => scale({ ...synth, p4Low: done.P4?.low })],
   ['CHAIN', ({ main }) => chain(main)],
@@ -151,6 +153,7 @@ async function main() {
         composition: made,
       },
       synthTrees: all('synthTrees'),
+      notes: all('inputNotes'),
     },
     figures: {
       rows: all('rows'),

@@ -13,7 +13,8 @@ import { gb, mdTable, sectionMarkdown } from './table.mjs';
 /**
  * The markdown of one bench run. `ours`: node, nodeVersion, node24 (the zstd run's, if another),
  * dist, nodeArgs. `input`: the main tree (path, name, bytes, paths, walked entries, tar bytes) or
- * null (with its `composition`), and the synthetic trees' notes. `figures`: main-table rows, sections, details, problems.
+ * null (with its `composition`), the synthetic trees' notes and other figures' notes on their own trees
+ * (`notes`). `figures`: main-table rows, sections, details, problems.
  */
 export function resultsMarkdown({ machine: m, load, minutes, runs, ours, input, figures }) {
   const { tree } = input;
@@ -42,6 +43,7 @@ export function resultsMarkdown({ machine: m, load, minutes, runs, ours, input, 
           `- ${runs} runs of each, median wall time; peak RSS = max over the runs (GNU time %M); MB = 10^6 bytes`,
         ]),
     ...(input.synthTrees.length ? synthNotes : []),
+    ...input.notes.map((n) => `- ${n}`),
     '- page cache warmed once with `tar -cf - -C TREE . | cat > /dev/null` (not dropped): every run reads from memory',
     ...(tree
       ? [

@@ -15,13 +15,14 @@ const BIG_FILES = 8;
 /**
  * The sizes of the synthetic trees, divided by `div`. P4: 1M entries, with 5 GB of content and with
  * 1/10 of it (same entries, smaller big files). SCALE: these entry counts at P4's low mix (500 B of
- * content per entry); the largest is P4's low tree.
+ * content per entry); the largest is P4's low tree. P7: 200k entries of small files only.
  */
 export function synthPlan(div) {
   return {
     p4Entries: Math.round(1_000_000 / div),
     p4Bytes: { high: Math.round(5e9 / div), low: Math.round(0.5e9 / div) },
     scaleEntries: [10_000, 100_000, 1_000_000].map((n) => Math.round(n / div)),
+    p7Entries: Math.round(200_000 / div),
   };
 }
 
@@ -129,4 +130,30 @@ async function unmountP4(dir) {
   if (missing.length !== 1)
     throw new Error(`${dir}: cannot tell which big files are in root/srv/big; delete ${dir}.ok`);
   await rename(inRoot, path.join(dir, `big-${missing[0]}`));
+}
+
+/**
+ * P7's tree: `node bench/synth-tree.mjs small ROOT --entries N` as issue 17 gives it, small files only
+ * (268 B on average: 53 MB for 200k entries). Kept in a folder with the root and stats.json.
+ */
+export async function treeSmallFiles(entries) {
+  const dir = await cached(path.join(WORK, 'trees', `p7-${count3(entries)}`), async (tmp) => {
+    const t0 = Date.now();
+    log(`building P7's tree of ${entries} small files…`);
+    const small = await synth(['small', path.join(tmp, 'root'), '--entries', entries]);
+    const stats = {
+      entries: small.entries,
+      bytes: small.bytes,
+      buildSeconds: (Date.now() - t0) / 1000,
+      disk: await diskUse(tmp),
+    };
+    await writeFile(path.join(tmp, 'stats.json'), JSON.stringify(stats));
+    log(`  built in ${stats.buildSeconds.toFixed(0)} s`);
+    return JSON.stringify(stats);
+  });
+  return {
+    dir,
+    root: path.join(dir, 'root'),
+    stats: JSON.parse(await readFile(path.join(dir, 'stats.json'), 'utf8')),
+  };
 }
