@@ -31,7 +31,7 @@ import { appendResults, resultsMarkdown } from './shared/results.mjs';
 import { distHash, loadAverage, machine, node24, snapshotDist } from './shared/runtime.mjs';
 import { composition } from './shared/composition.mjs';
 import { synthPlan } from './shared/synth-trees.mjs';
-import { TREES, warmCache } from './shared/trees.mjs';
+import { TREES, mixedTreeMisses, warmCache } from './shared/trees.mjs';
 
 const RUNS = Math.max(1, Number.parseInt(process.env.BENCH_RUNS ?? '3', 10) || 3);
 const QUIET_WAIT = Number.parseInt(process.env.BENCH_QUIET_WAIT ?? '30', 10);
@@ -113,6 +113,12 @@ async function main() {
   };
   const done = {};
   const results = [];
+  if (TREE_NAME === 'mixed' && made)
+    results.push({
+      problems: mixedTreeMisses(made).map(
+        (miss) => `tree mixed: ${miss} (see MIXED_COPIES and MIXED_DEBS in bench/shared/trees.mjs)`,
+      ),
+    });
   for (const [key, run] of STEPS) {
     if (!figures.includes(key)) continue;
     try {
