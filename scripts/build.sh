@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the committed bundle: dist/index.js (main), dist/pre/index.js (pre), and the native xattr
-# binding for both runner architectures in dist/native/ (the bundle cannot resolve it from npm).
+# Builds the committed bundle: dist/index.js (main), dist/pre/index.js (pre), and in dist/native/ for
+# both runner architectures the native xattr binding (the bundle cannot resolve it from npm) and the
+# directory scanner compiled from native/scan.c (gcc and Debian's gcc-aarch64-linux-gnu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 XATTR_VERSION=$(node -p "require('./node_modules/@napi-rs/xattr/package.json').version")
@@ -18,6 +19,22 @@ for arch in x64 arm64; do
   (cd "$tmp" && npm pack --silent "@napi-rs/xattr-linux-$arch-gnu@$XATTR_VERSION" >/dev/null)
   tar -xzf "$tmp"/napi-rs-xattr-linux-$arch-gnu-*.tgz -C "$tmp" package/xattr.linux-$arch-gnu.node
   install -m 0644 "$tmp/package/xattr.linux-$arch-gnu.node" dist/native/
+done
+
+# The scanner: Node-API only (node-api-headers), so one build serves Node 20 and 24; syscalls through
+# syscall(2), so it loads on any glibc from 2.17. -ffile-prefix-map and no debug info keep the bytes
+# independent of where the repository is, so a rebuild gives the committed file.
+napi_include=$(node -p "require('node-api-headers').include_dir")
+declare -A cc=([x64]=gcc [arm64]=aarch64-linux-gnu-gcc)
+for arch in x64 arm64; do
+  command -v "${cc[$arch]}" >/dev/null || {
+    echo "build: ${cc[$arch]} not found (Debian: apt-get install ${cc[$arch]/%gcc/gcc} ; scripts/test-deps.sh installs it)" >&2
+    exit 1
+  }
+  "${cc[$arch]}" -std=gnu11 -O2 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror -s \
+    -ffile-prefix-map="$PWD"=. -DNODE_GYP_MODULE_NAME=scan -I"$napi_include" \
+    -o "dist/native/scan.linux-$arch.node" native/scan.c
+  chmod 0644 "dist/native/scan.linux-$arch.node"
 done
 
 # The bundle must find what it ships wherever dist/ is run from, with nothing installed: run both entry
@@ -44,7 +61,7 @@ node -e 'require(process.argv[1]).setAttributeSync(process.argv[2], "user.build-
   "$check/dist/native/xattr.linux-$(node -p process.arch)-gnu.node" "$check/root/etc/with-xattr"
 run_shipped() {
   # A clean environment: not the Actions protocol of a CI job building this, no NODE_PATH.
-  if ! (cd "$check" && env -i PATH="$PATH" HOME="$check/home" node "$@") >>"$check/log" 2>&1; then
+  if ! (cd "$check" && env -i PATH="$PATH" HOME="$check/home" RUNNER_DEBUG=1 node "$@") >>"$check/log" 2>&1; then
     cat "$check/log" >&2
     echo "build: node $* failed, run from a copy of dist/ (above)" >&2
     exit 1
@@ -52,6 +69,11 @@ run_shipped() {
 }
 run_shipped dist/pre/index.js --root "$check/root" --baseline "$check/baseline" --base-image example.com/build/check:1
 run_shipped dist/index.js --root "$check/root" --dry-run --output "$check/layout"
+if ! grep -q 'directories listed by the native scanner' "$check/log"; then
+  cat "$check/log" >&2
+  echo "build: the bundle, run from a copy of dist/, did not use the native scanner" >&2
+  exit 1
+fi
 if grep -E 'no xattr support|Cannot find module|webpackMissingModule|ERR_MODULE_NOT_FOUND' "$check/log" >&2; then
   echo "build: the bundle, run from a copy of dist/, cannot load what it needs (above)" >&2
   exit 1

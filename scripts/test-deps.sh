@@ -10,8 +10,9 @@ die() {
 }
 
 # Commands the tests run, and the Debian packages that provide them.
-commands=(docker-registry skopeo umoci htpasswd getfattr setcap debootstrap openssl pigz zstd sudo git dockerd podman runc)
-packages=(docker-registry skopeo umoci apache2-utils attr libcap2-bin debootstrap openssl pigz zstd sudo git docker.io podman runc)
+# gcc and the arm64 cross compiler build the native scanner (scripts/build.sh), which CI rebuilds.
+commands=(docker-registry skopeo umoci htpasswd getfattr setcap debootstrap openssl pigz zstd sudo git dockerd podman runc gcc aarch64-linux-gnu-gcc)
+packages=(docker-registry skopeo umoci apache2-utils attr libcap2-bin debootstrap openssl pigz zstd sudo git docker.io podman runc gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 
 # setcap and debootstrap live in /usr/sbin, which a non-login root shell may lack in PATH.
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"

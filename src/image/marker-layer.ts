@@ -5,7 +5,7 @@ import type { Logger } from '../log.js';
 import type { NewLayer } from './build.js';
 import { MARKER_COMMENT, MARKER_PATH, type Marker } from './marker.js';
 import { EntryTable } from '../walk/entries.js';
-import { splitNs } from '../walk/walk.js';
+import { splitNs } from '../walk/directory.js';
 import type { Compression } from '../layer/compress.js';
 import { DISCARD, type BlobSink } from '../content/blob.js';
 import { writeLayer } from '../layer/write.js';

@@ -1,4 +1,3 @@
-import { lstatSync, readdirSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { show, type Logger } from '../log.js';
 import { joinPath } from '../util/paths.js';
@@ -6,6 +5,20 @@ import type { Filter } from './filter.js';
 import { EntryTable, NO_PARENT, type Entry, type Kind } from './entries.js';
 import { XattrReader } from './xattrs.js';
 import { UserError } from '../failure.js';
+import {
+  readDirectory,
+  scannerKind,
+  typeOf,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFREG,
+  S_IFSOCK,
+  type Listing,
+  type Stat,
+} from './directory.js';
 
 export interface Exclusion {
   path: Buffer;
@@ -62,7 +75,6 @@ const YIELD_EVERY = 4096;
  * 79k entries). It yields to the event loop every few thousand entries so timers still run.
  */
 export async function walk(opts: WalkOptions): Promise<WalkResult> {
-  let sinceYield = 0;
   const entries = new EntryTable(opts.keepIdentity);
   const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
   const excluded: Exclusion[] = [];
@@ -76,18 +88,30 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
   // Each entry's absolute path is made once; its root-relative path is the tail of it.
   const relStart = rootBuf.length === 1 ? 1 : rootBuf.length + 1;
 
+  /** A directory being walked: its listing, and the next of its entries to visit. */
+  interface Frame {
+    abs: Buffer;
+    key: string;
+    mode: Mode;
+    index: number;
+    listing: Listing;
+    next: number;
+  }
+  const stack: Frame[] = [];
+
   /**
-   * Names are read as latin1 strings, one char per byte: any byte sequence survives, sorting them
-   * compares bytes, and the filter's key is a string concatenation, not a conversion per entry.
+   * Lists a directory and puts it on the stack (or warns and leaves it empty). Names are latin1
+   * strings, one char per byte: any byte sequence survives, sorting them compares bytes, and the
+   * filter's key is a string concatenation, not a conversion per entry.
    */
-  async function visitDir(abs: Buffer, key: string, mode: Mode, index: number): Promise<void> {
+  function openDir(abs: Buffer, key: string, mode: Mode, index: number): void {
     const isRoot = index === NO_PARENT;
-    let names: string[];
+    let listing: Listing;
     try {
-      names = readdirSync(abs, { encoding: 'latin1' });
+      listing = readDirectory(abs);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') {
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') {
         // Removed, or replaced by a file, between its lstat and this listing.
         if (!isRoot) log.warn(`${show(abs)} changed while it was walked; captured as an empty directory`);
         return;
@@ -99,48 +123,40 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
         log.warn(`cannot list ${show(abs)}: ${code ?? err}; captured as an empty directory`);
       return;
     }
-    names.sort();
-    const prefix = key === '/' ? '/' : key + '/';
-    for (const name of names) {
-      await visitEntry(joinPath(abs, name), prefix + name, name, mode, index);
-      if (++sinceYield >= YIELD_EVERY) {
-        sinceYield = 0;
-        await yieldToEventLoop();
-      }
-    }
+    stack.push({ abs, key: key === '/' ? '' : key, mode, index, listing, next: 0 });
   }
 
-  /** Adds the entry, then (for a directory) its contents: depth-first, parents before children. */
-  async function visitEntry(
-    abs: Buffer,
-    key: string,
-    name: string,
-    mode: Mode,
-    parent: number,
-  ): Promise<void> {
+  /**
+   * Adds entry `i` of the directory `dir`; a directory to walk next is opened onto the stack, so
+   * parents come before their contents. Synchronous, and no closure or promise per entry: at a
+   * million entries those were much of the garbage collector's work.
+   */
+  function visitEntry(dir: Frame, i: number): void {
     if (opts.counters) opts.counters.entries++;
+    const name = dir.listing.names[i];
+    const key = dir.key + '/' + name;
+    const { mode } = dir;
     const included = filter.included(key);
     const rule = included ? null : filter.classify(key);
     if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key)) return;
 
+    const abs = joinPath(dir.abs, name);
     const rel = abs.subarray(relStart);
-    if (rel.length + 1 > MAX_IMAGE_PATH) {
+    // A long root: the host path reaches PATH_MAX before the image path is too long, and the writer
+    // reads files by their host path.
+    if (rel.length + 1 > MAX_IMAGE_PATH || abs.length >= HOST_PATH_MAX) {
       leaveOutLong(rel);
       return;
     }
-    let st: BigIntStats;
+    let st: Stat;
     try {
-      st = lstatSync(abs, { bigint: true });
+      st = dir.listing.stat(i);
     } catch (err) {
-      if (isTooLong(err)) {
-        leaveOutLong(rel); // a long root: the host path is over PATH_MAX before the image path is
-        return;
-      }
       if (!isGone(err)) throw err;
       log.warn(`${show(abs)} vanished while it was walked; left out`);
       return;
     }
-    const isDir = st.isDirectory();
+    const isDir = typeOf(st) === S_IFDIR;
     let childMode: Mode | null = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
     if (rule) {
       const reaches = isDir && filter.leadsToInclude(key);
@@ -154,7 +170,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
         childMode = reaches ? 'includeOnly' : null;
       }
     }
-    if (st.isSocket()) {
+    if (typeOf(st) === S_IFSOCK) {
       sockets.push(rel);
       return;
     }
@@ -165,7 +181,7 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     }
     let entry: Entry;
     try {
-      entry = toEntry(rel, abs, st);
+      entry = toEntry(rel, st);
     } catch (err) {
       if (isGone(err)) {
         log.warn(`${show(abs)} changed while it was walked; left out`);
@@ -182,10 +198,10 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       return;
     }
     if (entry.kind === 'file' && !mayRead(entry)) unreadable.push(rel);
-    entries.push(entry, parent);
+    entries.push(entry, dir.index);
     const index = entries.length - 1;
     if (!opts.deferXattrs) xattrs.add(index, abs);
-    if (isDir && childMode) await visitDir(abs, key, childMode, index);
+    if (isDir && childMode) openDir(abs, key, childMode, index);
   }
 
   /** An entry whose path no extractor could create, left out with whatever is below it. */
@@ -196,35 +212,47 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     excluded.push({ path: rel, reason: `path over ${MAX_IMAGE_PATH} bytes` });
   }
 
-  function toEntry(rel: Buffer, abs: Buffer, st: BigIntStats): Entry {
-    const { sec, nsec } = splitNs(st.mtimeNs);
-    const ctime = splitNs(st.ctimeNs);
+  function toEntry(rel: Buffer, st: Stat): Entry {
+    const kind = kindOf(st);
     const entry: Entry = {
       path: rel,
-      kind: kindOf(st),
-      mode: Number(st.mode & 0o7777n),
-      uid: Number(st.uid),
-      gid: Number(st.gid),
-      size: st.isFile() ? Number(st.size) : 0,
-      allocated: Number(st.blocks) * 512,
-      mtimeSec: sec,
-      mtimeNsec: nsec,
-      ctimeSec: ctime.sec,
-      ctimeNsec: ctime.nsec,
-      ino: Number(st.ino),
+      kind,
+      mode: st.mode & 0o7777,
+      uid: st.uid,
+      gid: st.gid,
+      size: kind === 'file' ? st.size : 0,
+      allocated: st.blocks * 512,
+      mtimeSec: st.mtimeSec,
+      mtimeNsec: st.mtimeNsec,
+      ctimeSec: st.ctimeSec,
+      ctimeNsec: st.ctimeNsec,
+      ino: st.ino,
     };
-    if (st.isFile() && st.nlink > 1n) entry.linkGroup = `${st.dev}:${st.ino}`;
-    if (st.isSymbolicLink()) entry.linkTarget = entries.keep(readlinkSync(abs, { encoding: 'buffer' }));
-    if (st.isCharacterDevice() || st.isBlockDevice()) {
-      // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
-      const rdev = st.rdev;
-      entry.devMajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-      entry.devMinor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+    if (kind === 'file' && st.fileId) entry.linkGroup = st.fileId;
+    if (st.linkTarget) entry.linkTarget = entries.keep(st.linkTarget);
+    if (kind === 'char' || kind === 'block') {
+      entry.devMajor = st.rdevMajor;
+      entry.devMinor = st.rdevMinor;
     }
     return entry;
   }
 
-  await visitDir(rootBuf, '/', 'normal', NO_PARENT);
+  log.debug(
+    scannerKind() === 'native'
+      ? 'walk: directories listed by the native scanner'
+      : 'walk: directories listed from JavaScript (the native scanner cannot run here)',
+  );
+  openDir(rootBuf, '/', 'normal', NO_PARENT);
+  let sinceYield = 0;
+  while (stack.length) {
+    const dir = stack[stack.length - 1];
+    if (dir.next === dir.listing.names.length) stack.pop();
+    else visitEntry(dir, dir.next++);
+    if (++sinceYield >= YIELD_EVERY) {
+      sinceYield = 0;
+      await yieldToEventLoop();
+    }
+  }
   for (const [i, found] of await xattrs.finish()) entries.setXattrs(i, found);
   const kept = credentials.size ? withoutCredentialLinks(entries, credentials, excluded, log) : entries;
   return { entries: kept, excluded, sockets, unreadable, xattrsRead: !opts.deferXattrs };
@@ -252,22 +280,21 @@ export async function readXattrsOf(
  * (`~/.config/gcloud`) gives the inodes of every file below it.
  */
 class CredentialInodes extends Map<string, { path: Buffer; what: string }> {
-  add(abs: Buffer, rel: Buffer, st: BigIntStats, reason: string): this {
+  add(abs: Buffer, rel: Buffer, st: Stat, reason: string): this {
     const what = reason.replace(/^credentials: /, '');
-    if (!st.isDirectory()) {
-      if (st.nlink > 1n) this.set(`${st.dev}:${st.ino}`, { path: Buffer.from(rel), what });
+    if (typeOf(st) !== S_IFDIR) {
+      if (st.fileId) this.set(st.fileId, { path: Buffer.from(rel), what });
       return this;
     }
-    let names: string[];
+    let listing: Listing;
     try {
-      names = readdirSync(abs, { encoding: 'latin1' });
+      listing = readDirectory(abs);
     } catch {
       return this; // unreadable: nothing of it is captured under another name either
     }
-    for (const name of names) {
-      const child = joinPath(abs, name);
+    for (const [i, name] of listing.names.entries()) {
       try {
-        this.add(child, joinPath(rel, name), lstatSync(child, { bigint: true }), reason);
+        this.add(joinPath(abs, name), joinPath(rel, name), listing.stat(i), reason);
       } catch {
         // gone, or a path too long to look at: not captured elsewhere through this name
       }
@@ -310,15 +337,13 @@ function withoutCredentialLinks(
  * left for it. Deeper entries are left out, with a warning, rather than make an image none can use.
  */
 export const MAX_IMAGE_PATH = 4096 - 256;
+/** PATH_MAX with its NUL: a longer host path cannot be opened by name. */
+const HOST_PATH_MAX = 4096;
 
 /** A path of any length for one log line: its start and end, with the middle left out. */
 export function showShortened(p: Buffer, keep = 60): string {
   if (p.length <= 2 * keep + 3) return show(p);
   return `${show(p.subarray(0, keep))}…${show(p.subarray(p.length - keep))}`;
-}
-
-function isTooLong(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException).code === 'ENAMETOOLONG';
 }
 
 const READS_ALL = () => true;
@@ -357,23 +382,17 @@ function isGone(err: unknown): boolean {
   return ['ENOENT', 'ENOTDIR', 'ELOOP', 'EINVAL'].includes((err as NodeJS.ErrnoException).code ?? '');
 }
 
-function kindOf(st: BigIntStats): Kind {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isCharacterDevice()) return 'char';
-  if (st.isBlockDevice()) return 'block';
-  throw new Error(`unexpected file type ${st.mode}`);
-}
+const KINDS = new Map<number, Kind>([
+  [S_IFREG, 'file'],
+  [S_IFDIR, 'dir'],
+  [S_IFLNK, 'symlink'],
+  [S_IFIFO, 'fifo'],
+  [S_IFCHR, 'char'],
+  [S_IFBLK, 'block'],
+]);
 
-/** Splits nanoseconds since the epoch into whole seconds (floored) and the nanoseconds past them. */
-export function splitNs(ns: bigint): { sec: number; nsec: number } {
-  let sec = ns / 1_000_000_000n;
-  let nsec = ns % 1_000_000_000n;
-  if (nsec < 0n) {
-    sec -= 1n;
-    nsec += 1_000_000_000n;
-  }
-  return { sec: Number(sec), nsec: Number(nsec) };
+function kindOf(st: Stat): Kind {
+  const kind = KINDS.get(typeOf(st));
+  if (!kind) throw new Error(`unexpected file type ${st.mode}`);
+  return kind;
 }

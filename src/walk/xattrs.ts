@@ -1,8 +1,8 @@
 import { isUtf8 } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { show, type Logger } from '../log.js';
+import { loadNative } from '../util/native.js';
 
 /**
  * Extended attributes by name. A name is a latin1 string of its raw bytes (one char per byte), like the
@@ -37,24 +37,12 @@ interface Binding {
 /**
  * The native xattr binding (@napi-rs/xattr, Rust's `xattr` crate: llistxattr/lgetxattr, so symlinks
  * are never followed). The bundle carries the glibc builds for x64 and arm64 runners in dist/native/,
- * shared by both entry points: `./native/` from dist/index.js, `../native/` from dist/pre/index.js
- * (resolved against the running file, so it works wherever dist/ is). From source, the npm package
- * resolves its own. Loaded by hand because the package's loader cannot find its `.node` file once
- * bundled. scripts/build.sh runs both entry points from a copy of dist/ to check they find it.
+ * shared by both entry points; from source, the npm package resolves its own. Loaded by hand because
+ * the package's loader cannot find its `.node` file once bundled. scripts/build.sh runs both entry
+ * points from a copy of dist/ to check they find it.
  */
 function loadBinding(): { binding: Binding; file: string } | null {
-  const require = createRequire(import.meta.url);
-  const shipped = `native/xattr.linux-${process.arch}-gnu.node`;
-  const candidates = [`./${shipped}`, `../${shipped}`, '@napi-rs/xattr'];
-  for (const candidate of candidates) {
-    try {
-      const file = require.resolve(candidate);
-      return { binding: require(file) as Binding, file };
-    } catch {
-      // try the next one
-    }
-  }
-  return null;
+  return loadNative<Binding>(`xattr.linux-${process.arch}-gnu.node`, '@napi-rs/xattr');
 }
 
 let loaded: { binding: Binding; file: string } | null | undefined;
