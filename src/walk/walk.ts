@@ -1,3 +1,4 @@
+import { realpathSync } from 'node:fs';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { show, type Logger } from '../log.js';
 import { joinPath } from '../util/paths.js';
@@ -108,7 +109,9 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
     const isRoot = index === NO_PARENT;
     let listing: Listing;
     try {
-      listing = readDirectory(abs);
+      // The root may be given through a symlink (`--root /mnt/rootfs` linking elsewhere); nothing
+      // below it is followed.
+      listing = readDirectory(isRoot ? Buffer.from(realpathSync(abs)) : abs);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') {

@@ -108,4 +108,25 @@ describe('the native directory scanner', () => {
     expect(native.entries.length).toBeGreaterThan(10);
     expect(native.entries).toEqual(js.entries);
   });
+
+  it('walks a root given through a symlink, following no other', async () => {
+    const root = await awkwardTree();
+    const link = root + '-link';
+    await symlink(root, link);
+    const filter = new Filter({
+      root: link,
+      mounts: [],
+      swapFiles: [],
+      hostPathsToDrop: [],
+      exclude: [],
+      include: [],
+    });
+    vi.resetModules(); // the native scanner, not the JavaScript one an earlier test loaded
+    const { walk } = await import('../../src/walk/walk.js');
+    const result = await walk({ root: link, filter, log: silentLogger, keepIdentity: true });
+    const paths = [...result.entries].map((e) => e.path.toString('latin1'));
+    expect(paths).toContain('sub/deeper');
+    expect(paths).toContain('to-b');
+    expect([...result.entries].find((e) => e.path.toString() === 'to-b')?.kind).toBe('symlink');
+  });
 });
