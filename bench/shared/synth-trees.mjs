@@ -32,15 +32,31 @@ async function synth(args) {
 }
 
 /**
+ * A synthetic tree kept in `WORK/trees/NAME` as `root/` and `stats.json`: `write(root)` writes it and
+ * gives its { entries, bytes }.
+ */
+async function synthTree(name, what, write) {
+  const dir = await cached(path.join(WORK, 'trees', name), async (tmp) => {
+    const t0 = Date.now();
+    log(`building ${what}…`);
+    const { entries, bytes } = await write(path.join(tmp, 'root'));
+    const stats = { entries, bytes, buildSeconds: (Date.now() - t0) / 1000, disk: await diskUse(tmp) };
+    await writeFile(path.join(tmp, 'stats.json'), JSON.stringify(stats));
+    log(`  built in ${stats.buildSeconds.toFixed(0)} s`);
+    return JSON.stringify(stats);
+  });
+  const stats = JSON.parse(await readFile(path.join(dir, 'stats.json'), 'utf8'));
+  return { dir, root: path.join(dir, 'root'), stats };
+}
+
+/**
  * A synthetic tree for SCALE: `entries` entries below `root` (dirs, small files, and 8 big files under
  * srv/big that bring the content to 500 B per entry). Kept in a folder with the root and stats.json.
  */
 export async function treeScale(entries) {
   const bytes = entries * BYTES_PER_ENTRY;
-  const dir = await cached(path.join(WORK, 'trees', `synth-${count3(entries)}`), async (tmp) => {
-    const t0 = Date.now();
-    log(`building a synthetic tree of ${entries} entries, ${size(bytes)} of content…`);
-    const root = path.join(tmp, 'root');
+  const what = `a synthetic tree of ${entries} entries, ${size(bytes)} of content`;
+  const tree = await synthTree(`synth-${count3(entries)}`, what, async (root) => {
     const small = await synth(['small', root, '--entries', entries, '--big-files', BIG_FILES]);
     const big = await synth([
       'big',
@@ -50,22 +66,9 @@ export async function treeScale(entries) {
       '--bytes',
       Math.max(0, bytes - small.bytes),
     ]);
-    const stats = {
-      entries: small.entries + big.entries,
-      bytes: small.bytes + big.bytes,
-      buildSeconds: (Date.now() - t0) / 1000,
-      disk: await diskUse(tmp),
-    };
-    await writeFile(path.join(tmp, 'stats.json'), JSON.stringify(stats));
-    log(`  built in ${stats.buildSeconds.toFixed(0)} s`);
-    return JSON.stringify(stats);
+    return { entries: small.entries + big.entries, bytes: small.bytes + big.bytes };
   });
-  return {
-    dir,
-    root: path.join(dir, 'root'),
-    stats: JSON.parse(await readFile(path.join(dir, 'stats.json'), 'utf8')),
-    mount: null,
-  };
+  return { ...tree, mount: null };
 }
 
 /**
@@ -136,24 +139,8 @@ async function unmountP4(dir) {
  * P7's tree: `node bench/synth-tree.mjs small ROOT --entries N` as issue 17 gives it, small files only
  * (268 B on average: 53 MB for 200k entries). Kept in a folder with the root and stats.json.
  */
-export async function treeSmallFiles(entries) {
-  const dir = await cached(path.join(WORK, 'trees', `p7-${count3(entries)}`), async (tmp) => {
-    const t0 = Date.now();
-    log(`building P7's tree of ${entries} small files…`);
-    const small = await synth(['small', path.join(tmp, 'root'), '--entries', entries]);
-    const stats = {
-      entries: small.entries,
-      bytes: small.bytes,
-      buildSeconds: (Date.now() - t0) / 1000,
-      disk: await diskUse(tmp),
-    };
-    await writeFile(path.join(tmp, 'stats.json'), JSON.stringify(stats));
-    log(`  built in ${stats.buildSeconds.toFixed(0)} s`);
-    return JSON.stringify(stats);
-  });
-  return {
-    dir,
-    root: path.join(dir, 'root'),
-    stats: JSON.parse(await readFile(path.join(dir, 'stats.json'), 'utf8')),
-  };
+export function treeSmallFiles(entries) {
+  return synthTree(`p7-${count3(entries)}`, `P7's tree of ${entries} small files`, (root) =>
+    synth(['small', root, '--entries', entries]),
+  );
 }
