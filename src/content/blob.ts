@@ -40,10 +40,15 @@ export class HashTap extends Transform {
     _enc: BufferEncoding,
     done: (err?: Error | null, data?: Buffer) => void,
   ) {
+    this.update(chunk);
+    done(null, chunk);
+  }
+
+  /** Hashes and counts bytes that do not pass through the stream. */
+  update(chunk: Buffer): void {
     this.hash.update(chunk);
     this.bytes += chunk.length;
     this.onBytes?.(chunk.length);
-    done(null, chunk);
   }
 
   digest(): string {

@@ -8,7 +8,7 @@ import {
   type promises as fsp,
 } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { show, type Logger } from '../log.js';
 import type { Entry, EntryTable } from '../walk/entries.js';
@@ -52,15 +52,20 @@ export async function writeLayer(
 ): Promise<LayerResult> {
   const counters = input.counters;
   const countCompressed = counters && ((n: number) => (counters.compressed += n));
-  const tar = Readable.from(tarStream(input), { objectMode: false, highWaterMark: BATCH });
   const pending = await sink.create(expected);
   try {
     // Uncompressed, the blob is the tar itself: one digest serves as both, and no pass copies it.
     const uncompressed = input.compression === 'none';
     const diff = new HashTap(uncompressed ? countCompressed : undefined);
     const compressed = uncompressed ? diff : new HashTap(countCompressed);
-    if (uncompressed) await pipeline(tar, diff, pending.stream);
-    else await pipeline(tar, diff, compressor(input.compression, input.level), compressed, pending.stream);
+    if (uncompressed) {
+      const tar = Readable.from(tarStream(input, false), { objectMode: false, highWaterMark: BATCH });
+      await pipeline(tar, diff, pending.stream);
+    } else {
+      const compressing = compressor(input.compression, input.level);
+      const written = pipeline(compressing, compressed, pending.stream);
+      await feed(tarStream(input, true), diff, compressing, written);
+    }
     const descriptor: Descriptor = {
       mediaType: LAYER_MEDIA_TYPE[input.compression],
       digest: compressed.digest(),
@@ -74,6 +79,38 @@ export async function writeLayer(
   }
 }
 
+/**
+ * Writes the tar into the compressor, hashing it on the way, one chunk at a time: the compressor has
+ * copied a chunk into its blocks when the write's callback runs, so the tar's buffers are filled
+ * again for the next one. A buffer per MiB read, each freed again, cost a zstd capture a full
+ * garbage collection every 9 MB (external memory counts against V8's old-generation limit).
+ */
+async function feed(
+  tar: AsyncGenerator<Buffer>,
+  diff: HashTap,
+  into: Writable,
+  written: Promise<void>,
+): Promise<void> {
+  written.catch(() => {}); // awaited below, after the last write or a failure
+  try {
+    for await (const chunk of tar) {
+      diff.update(chunk);
+      await new Promise<void>((resolve, reject) =>
+        into.write(chunk, (err) => (err ? reject(err) : resolve())),
+      );
+    }
+    into.end();
+  } catch (err) {
+    into.destroy(err as Error);
+    // What stopped the pipeline (the blob's disk full, say), rather than the write it failed.
+    throw await written.then(
+      () => err,
+      (cause: unknown) => cause,
+    );
+  }
+  await written;
+}
+
 /** A file the process may not read: the capture cannot be faithful, so it stops with one line. */
 export class PermissionError extends UserError {
   override readonly rootMayHelp = true;
@@ -82,11 +119,14 @@ export class PermissionError extends UserError {
 /**
  * The tar bytes being gathered for the next write: headers are encoded and small files read straight
  * into one buffer, so a small file costs no allocation of its own. Each full batch is handed on and a
- * new one started (what is handed on may be held downstream, so it is never reused).
+ * new one started; with `reuse`, the consumer is done with a batch before the next is asked for, so
+ * the same buffer is filled again, else what is handed on may be held downstream and is never reused.
  */
 class TarBatch {
   buf = Buffer.allocUnsafe(BATCH);
   used = 0;
+
+  constructor(private readonly reuse: boolean) {}
 
   /** Room for `n` more bytes: the batch so far when there is not, to be written first, else null. */
   reserve(n: number): Buffer | null {
@@ -107,10 +147,10 @@ class TarBatch {
     return end;
   }
 
-  /** The bytes gathered so far; the batch starts over in a new buffer. */
+  /** The bytes gathered so far; the batch starts over (in a new buffer unless reused). */
   take(): Buffer {
     const full = this.buf.subarray(0, this.used);
-    this.buf = Buffer.allocUnsafe(BATCH);
+    if (!this.reuse || this.buf.length !== BATCH) this.buf = Buffer.allocUnsafe(BATCH);
     this.used = 0;
     return full;
   }
@@ -123,8 +163,11 @@ function headerRoom(e: Entry): number {
   return 4 * BLOCK + 2 * e.path.length + (e.linkTarget?.length ?? 0) + xattrBytes;
 }
 
-/** The tar bytes of a layer, entry by entry, in the order of `indices`. */
-async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
+/**
+ * The tar bytes of a layer, entry by entry, in the order of `indices`. With `reuse`, a chunk is only
+ * valid until the next is asked for (its buffer is filled again): for a consumer that copies it.
+ */
+async function* tarStream(input: LayerInput, reuse: boolean): AsyncGenerator<Buffer> {
   const { entries, indices, root, log, counters } = input;
   const rootBuf = Buffer.from(root.replace(/\/+$/, '') + '/');
   // Each file's absolute path is written into one buffer, after the root: no path is allocated per file.
@@ -132,7 +175,8 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
   rootBuf.copy(absBuf);
   // Paths as latin1 strings: a Buffer from the table may be a slice of a shared pool, kept whole.
   const firstOfGroup = new Map<string, string>();
-  const out = new TarBatch();
+  const out = new TarBatch(reuse);
+  const readBuffer = reuse ? Buffer.allocUnsafe(READ_CHUNK) : undefined;
 
   for (const i of indices) {
     const e = entries.get(i);
@@ -176,7 +220,7 @@ async function* tarStream(input: LayerInput): AsyncGenerator<Buffer> {
       out.header(header);
       yield out.take();
       try {
-        for await (const chunk of readExactly(source, e.size, path, log)) {
+        for await (const chunk of readExactly(source, e.size, path, log, readBuffer)) {
           if (counters) counters.read += chunk.length;
           yield chunk;
         }
@@ -313,18 +357,20 @@ function readSmallFile(abs: Buffer, e: Entry, buf: Buffer, at: number, log: Logg
 
 /**
  * Exactly `size` bytes, whatever the file does meanwhile: the header already promised that many. A
- * file that shrank is padded with zeros, one that grew is cut; both are warned about.
+ * file that shrank is padded with zeros, one that grew is cut; both are warned about. Read into
+ * `reused` when given (each chunk then valid until the next is asked for), else into new buffers.
  */
 async function* readExactly(
   file: fsp.FileHandle,
   size: number,
   abs: Buffer,
   log: Logger,
+  reused?: Buffer,
 ): AsyncGenerator<Buffer> {
   let pos = 0;
   while (pos < size) {
     const want = Math.min(READ_CHUNK, size - pos);
-    const buf = Buffer.allocUnsafe(want);
+    const buf = reused ? reused.subarray(0, want) : Buffer.allocUnsafe(want);
     const { bytesRead } = await file.read(buf, 0, want, pos);
     if (bytesRead === 0) {
       log.warn(

@@ -1,10 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { BlobSink } from '../../src/content/blob.js';
 import { compressor } from '../../src/layer/compress.js';
+import { writeLayer } from '../../src/layer/write.js';
+import { scanRoot } from '../../src/walk/scan.js';
+import { cleanupAll, tmpDir } from '../helpers/tools.js';
 
 const MiB = 1024 * 1024;
 
@@ -17,19 +23,22 @@ function sample(size: number): Buffer {
   return out;
 }
 
-/** gzip `data` through our compressor, written in pieces of `piece` bytes. */
-async function gzip(data: Buffer, piece: number, level = 1): Promise<Buffer> {
+/** `data` through our compressor, written in pieces of `piece` bytes. */
+async function compress(kind: 'gzip' | 'zstd', data: Buffer, piece: number, level: number): Promise<Buffer> {
   const parts: Buffer[] = [];
   async function* pieces() {
     for (let at = 0; at < data.length; at += piece) yield data.subarray(at, at + piece);
   }
   await pipeline(
     Readable.from(pieces(), { objectMode: false }),
-    compressor('gzip', level),
+    compressor(kind, level),
     new Writable({ write: (c: Buffer, _e, done) => (parts.push(c), done()) }),
   );
   return Buffer.concat(parts);
 }
+
+const gzip = (data: Buffer, piece: number, level = 1) => compress('gzip', data, piece, level);
+const zstd = (data: Buffer, piece: number, level = 3) => compress('zstd', data, piece, level);
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -103,6 +112,111 @@ describe('gzip of incompressible blocks', () => {
       expect(out.length, pattern).toBeLessThan(
         randomBytesIn * 1.001 + 0.01 * (data.length - randomBytesIn) + 1024,
       );
+    }
+  });
+});
+
+/** Node's zstd (22.15+), which the installed @types/node does not declare yet. */
+const zlibZstd = zlib as unknown as {
+  zstdCompressSync(data: Buffer): Buffer;
+  zstdDecompressSync(data: Buffer): Buffer;
+};
+
+describe('zstd in parallel frames', () => {
+  for (const size of [0, 1, 4 * MiB - 1, 4 * MiB, 4 * MiB + 1, 13.5 * MiB]) {
+    it(`${size} bytes: zlib and the zstd command read back the input, bytes alike however it is written`, async () => {
+      const data = sample(size);
+      const whole = await zstd(data, Math.max(size, 1));
+      // Pieces of odd sizes, and pieces larger than a frame: frames are cut by offset alone.
+      for (const piece of [4093, 5 * MiB + 3])
+        expect(sha(await zstd(data, piece)), `${piece}`).toBe(sha(whole));
+      expect(sha(zlibZstd.zstdDecompressSync(whole))).toBe(sha(data));
+      const viaCommand = execFileSync('zstd', ['-dc'], { input: whole, maxBuffer: 64 * MiB });
+      expect(sha(viaCommand)).toBe(sha(data));
+    });
+  }
+
+  it('compresses about as well as one zstd stream', async () => {
+    const data = sample(9 * MiB);
+    const ours = await zstd(data, MiB);
+    const single = zlibZstd.zstdCompressSync(data);
+    expect(ours.length).toBeLessThan(single.length * 1.01);
+  });
+});
+
+describe('a layer, compressed or not', () => {
+  afterAll(cleanupAll);
+
+  /** A sink that keeps the blob in memory. */
+  function memorySink(): BlobSink & { bytes(): Buffer } {
+    const chunks: Buffer[] = [];
+    return {
+      bytes: () => Buffer.concat(chunks),
+      create: async () => ({
+        stream: new Writable({ write: (c: Buffer, _e, done) => (chunks.push(c), done()) }),
+        commit: async () => {},
+        abort: async () => {},
+      }),
+    };
+  }
+
+  it('holds the same tar whatever the compression, its diff ID the digest of that tar', async () => {
+    // Files larger than a read (1 MiB) and than a frame, small ones filling several 1 MiB batches,
+    // each with bytes of its own: a buffer filled again before its bytes were taken shows.
+    const root = await tmpDir('layer-bytes');
+    await mkdir(path.join(root, 'small'));
+    for (let i = 0; i < 400; i++) await writeFile(path.join(root, 'small', `f${i}`), randomBytes(i * 97));
+    for (const size of [64 * 1024 + 1, 1024 * 1024, 2.5 * MiB, 9 * MiB + 3])
+      await writeFile(path.join(root, `large-${size}`), sample(size));
+    const log = { info() {}, debug() {}, warn: (m: string) => expect.fail(m) };
+    const scan = await scanRoot({ root, exclude: [], include: [], ownPaths: [], rewritten: [], log });
+    const indices = Array.from({ length: scan.entries.length }, (_, i) => i);
+
+    const layer = async (compression: 'none' | 'gzip' | 'zstd') => {
+      const sink = memorySink();
+      const level = compression === 'none' ? 0 : 1;
+      const r = await writeLayer({ root, entries: scan.entries, indices, compression, level, log }, sink);
+      return { r, blob: sink.bytes() };
+    };
+    const plain = await layer('none');
+    expect(plain.r.diffId).toBe(`sha256:${sha(plain.blob)}`);
+    for (const [kind, unpack] of [
+      ['gzip', zlib.gunzipSync],
+      ['zstd', zlibZstd.zstdDecompressSync],
+    ] as const) {
+      const { r, blob } = await layer(kind);
+      expect(sha(unpack(blob)), kind).toBe(sha(plain.blob));
+      expect(r.diffId, kind).toBe(plain.r.diffId);
+      expect(r.uncompressedSize, kind).toBe(plain.blob.length);
+      expect(r.descriptor.digest, kind).toBe(`sha256:${sha(blob)}`);
+      expect(r.descriptor.size, kind).toBe(blob.length);
+    }
+  });
+
+  it('fails with what stopped the blob being written, and aborts it', async () => {
+    const root = await tmpDir('layer-fails');
+    for (let i = 0; i < 8; i++) await writeFile(path.join(root, `large-${i}`), sample(3 * MiB));
+    const log = { info() {}, debug() {}, warn: (m: string) => expect.fail(m) };
+    const scan = await scanRoot({ root, exclude: [], include: [], ownPaths: [], rewritten: [], log });
+    const indices = Array.from({ length: scan.entries.length }, (_, i) => i);
+    for (const compression of ['none', 'gzip', 'zstd'] as const) {
+      const ended: string[] = [];
+      let written = 0;
+      const full: BlobSink = {
+        create: async () => ({
+          stream: new Writable({
+            write: (c: Buffer, _e, done) => {
+              written += c.length;
+              done(written > 5 * MiB ? new Error('no space left on device') : null);
+            },
+          }),
+          commit: async () => void ended.push('commit'),
+          abort: async () => void ended.push('abort'),
+        }),
+      };
+      const layer = writeLayer({ root, entries: scan.entries, indices, compression, level: 1, log }, full);
+      await expect(layer, compression).rejects.toThrow('no space left on device');
+      expect(ended, compression).toEqual(['abort']);
     }
   });
 });
