@@ -29,7 +29,7 @@ const RANDOM_FILES = [
 ] as const;
 /**
  * Several layers, so each runtime stacks more than one: wheels/, then archives/ with debs/, then doc/.
- * Each directory stays whole in one layer (a directory split among layers is another matter).
+ * Each directory stays whole in one layer (a directory split among layers: see the last test).
  */
 const LAYER_SIZE = '12MiB';
 
@@ -235,3 +235,128 @@ for (const [compression, level] of [
     });
   });
 }
+
+/** The entry names of each layer of a layout's image, as `tar -t` lists them (no trailing `/`). */
+async function layerNames(layout: string, digest: string): Promise<string[][]> {
+  const out: string[][] = [];
+  for (const { mediaType, file } of await layers(layout, digest)) {
+    const flags = mediaType.endsWith('+zstd')
+      ? ['--zstd', '-tf']
+      : mediaType.endsWith('+gzip')
+        ? ['-tzf']
+        : ['-tf'];
+    const listed = await check('tar', [...flags, file]);
+    out.push(
+      listed.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((n) => n.replace(/\/$/, '')),
+    );
+  }
+  return out;
+}
+
+/** `a/b/c` → `a`, `a/b`. */
+const parentsOf = (name: string) =>
+  name
+    .split('/')
+    .slice(0, -1)
+    .map((_, k, parts) => parts.slice(0, k + 1).join('/'));
+
+describe('layers of directories that each fit in one', () => {
+  it('hold every entry of the tree once, and nothing else (no directory carried into another layer)', async () => {
+    const output = path.join(await tmpDir('whole-layout'), 'layout');
+    const r = await runAction({ root: tree, 'dry-run': 'true', output, 'layer-size': LAYER_SIZE });
+    expect(r.errors).toEqual([]);
+    const names = await layerNames(output, r.outputs.digest);
+    expect(names.length).toBeGreaterThan(2);
+    const inTree = [...(await snapshot(tree)).keys()].map((k) => Buffer.from(k, 'latin1').toString()).sort();
+    // A tree without /etc gets no marker layer: every layer is the tree's.
+    expect(names.flat().sort()).toEqual(inTree);
+  });
+});
+
+/**
+ * A directory bigger than a layer, with an owner, mode and mtime of its own, split among layers, and
+ * one inside it split too: overlay runtimes make a directory a layer lacks as 0755 root:root with the
+ * pull time, hiding the real one, unless every layer carries the directories above what it holds.
+ */
+describe('a directory split across layers, and one split inside it', () => {
+  const ref = () => `${registry.host}/stored/split:v1`;
+  const SPLIT_FILES = [
+    ['srv/pkgs/a', 5 * MiB],
+    ['srv/pkgs/b', 8 * MiB],
+    ['srv/pkgs/c', 3 * MiB],
+    ['srv/pkgs/deep/x', 7 * MiB],
+    ['srv/pkgs/deep/y', 7 * MiB],
+  ] as const;
+  /** Deepest first: a directory's mtime is set after what is made inside it. */
+  const DIRS = [
+    ['srv/pkgs/deep', '2000:2000', '1777', '@1400000000.25'],
+    ['srv/pkgs', '1000:1000', '0750', '@1500000000.5'],
+    ['srv', '3000:3000', '0711', '@1600000000.75'],
+    ['etc', '0:4000', '0751', '@1300000000.125'],
+  ] as const;
+  let root: string;
+
+  beforeAll(async () => {
+    root = path.join(await tmpDir('split-tree'), 'root');
+    for (const [name, size] of SPLIT_FILES) {
+      await mkdir(path.dirname(path.join(root, name)), { recursive: true });
+      await writeFile(path.join(root, name), randomBytes(size));
+    }
+    // An /etc makes it a system, with a marker layer (etc/depot-snapshot.json) on top.
+    await mkdir(path.join(root, 'etc'), { mode: 0o750 });
+    await writeFile(path.join(root, 'etc', 'hostname'), 'split\n');
+    for (const [dir, owner, mode, mtime] of DIRS) {
+      await check('chown', [owner, path.join(root, dir)]);
+      await check('chmod', [mode, path.join(root, dir)]);
+      await check('touch', ['-d', mtime, path.join(root, dir)]);
+    }
+    const r = await runAction({ root, image: ref(), 'layer-size': LAYER_SIZE });
+    expect(r.errors).toEqual([]);
+    expect(r.code).toBe(0);
+  });
+
+  it('gives layers that each hold the directories above their entries, each once', async () => {
+    const output = path.join(await tmpDir('split-layout'), 'layout');
+    const r = await runAction({ root, 'dry-run': 'true', output, 'layer-size': LAYER_SIZE });
+    expect(r.errors).toEqual([]);
+    // Not the pushed image's digest: the marker layer names the repository it was pushed to.
+    const names = await layerNames(output, r.outputs.digest);
+    expect(names.at(-1)).toContain('etc/depot-snapshot.json');
+    // srv/pkgs and srv/pkgs/deep are each split (the precondition of this test).
+    const holding = (name: string) => names.findIndex((l) => l.includes(name));
+    expect(new Set(['srv/pkgs/a', 'srv/pkgs/b', 'srv/pkgs/deep/x'].map(holding)).size).toBe(3);
+    expect(holding('srv/pkgs/deep/x')).not.toBe(holding('srv/pkgs/deep/y'));
+    for (const layer of names) {
+      expect(new Set(layer).size).toBe(layer.length);
+      for (const name of layer)
+        for (const parent of parentsOf(name)) expect(layer, `${parent} with ${name}`).toContain(parent);
+    }
+  });
+
+  /** An image's tree without the marker file, which the source tree does not hold. */
+  async function imageTree(rootfs: string) {
+    const snap = await snapshot(rootfs);
+    expect(snap.delete('etc/depot-snapshot.json')).toBe(true);
+    return snap;
+  }
+
+  it('unpacks with skopeo and umoci to the same tree', async () => {
+    const rootfs = await unpack(await pull(ref()));
+    expect(diffTrees(await snapshot(root), await imageTree(rootfs))).toEqual([]);
+  });
+
+  it('pulls into Docker, where the split directories and /etc keep their owner, mode and mtime', async () => {
+    const rootfs = await dockerRootfs(ref());
+    expect(diffTrees(await snapshot(root), await imageTree(rootfs))).toEqual([]);
+  });
+
+  it('pulls into containerd, where the split directories and /etc keep their owner, mode and mtime', async () => {
+    const pulled = await containerd.ctr(['image', 'pull', '--plain-http', ref()]);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    const rootfs = await containerd.mount(ref());
+    expect(diffTrees(await snapshot(root), await imageTree(rootfs))).toEqual([]);
+  });
+});
