@@ -181,10 +181,11 @@ describe('partition', () => {
     expectEachOnceAscending(many, out);
   });
 
-  it('a split directory, and one split inside it, is carried with its parents by each of its layers', () => {
-    const unit = TARGET / 12;
-    const owned = { mode: 0o750, uid: 1000, gid: 1000, mtimeSec: 1_500_000_000 };
-    const tree = makeEntries([
+  const unit = TARGET / 12;
+  /** srv/pkgs (with an owner, mode and mtime of its own) is split, and srv/pkgs/deep inside it. */
+  const splitTree = (pkgsMode = 0o750) => {
+    const owned = { mode: pkgsMode, uid: 1000, gid: 1000, mtimeSec: 1_500_000_000 };
+    return makeEntries([
       ['etc/f', 100],
       ['srv/pkgs/', 0, owned],
       ['srv/pkgs/a', 5 * unit],
@@ -195,6 +196,10 @@ describe('partition', () => {
       ['srv/pkgs/deep/y', 7 * unit],
       ['srv/z', 10],
     ]);
+  };
+
+  it('a split directory, and one split inside it, is carried with its parents by each of its layers', () => {
+    const tree = splitTree();
     const out = partition(EntryTable.from(tree), TARGET);
     expectEachOnceAscending(tree, out);
     expect(paths(tree, out)).toEqual([
@@ -211,6 +216,24 @@ describe('partition', () => {
     for (const p of out.slice(2, 6)) expect(p.indices).toContain(pkgs);
     // A carried directory counts as the header it adds.
     expect(out[3].bytes).toBe(4 * HEADER + 11 * unit);
+  });
+
+  it('a chmod of a split directory changes the fingerprint of every layer carrying it, and of no other', () => {
+    const [before, after] = [splitTree(0o750), splitTree(0o700)];
+    const [plansBefore, plansAfter] = [before, after].map((t) => partition(EntryTable.from(t), TARGET));
+    expect(paths(after, plansAfter)).toEqual(paths(before, plansBefore));
+    const changed = plansBefore
+      .map((_, l) => l)
+      .filter(
+        (l) =>
+          fingerprint(EntryTable.from(before), plansBefore[l].indices, 'gzip', 1) !==
+          fingerprint(EntryTable.from(after), plansAfter[l].indices, 'gzip', 1),
+      );
+    const carrying = paths(before, plansBefore)
+      .map((ps, l) => (ps.includes('srv/pkgs') ? l : -1))
+      .filter((l) => l >= 0);
+    expect(carrying).toHaveLength(4);
+    expect(changed).toEqual(carrying);
   });
 
   it('carries the nearest directories a change set has, when it lacks some above them', () => {
