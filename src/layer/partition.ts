@@ -23,8 +23,8 @@ export interface LayerPlan {
  * Splits entries (depth-first, parents first) into layers of about `target` bytes by subtree.
  *
  * A directory whose subtree fits stays whole in one layer; a larger one is split among its children,
- * its own entry leading the first of its layers. Siblings that fit are packed together in name order.
- * So layer boundaries depend only on the tree's shape near the change: editing a file inside
+ * its own entry leading the first of its layers (unless it would be alone there). Siblings that fit
+ * are packed together in name order. So layer boundaries depend only on the tree's shape near the change: editing a file inside
  * `usr/lib/python3` changes that subtree's layer, not the others. Every member of a hardlink group
  * is written in the layer of the group's last member, since a hardlink can only point within a layer.
  * Every layer then carries the directories above what it holds (see `withAncestors`).
@@ -83,7 +83,13 @@ function split(entries: EntryTable, end: Int32Array, bytes: Float64Array, target
     let first = -1;
     let last = -1;
     const flush = () => {
-      if (pending.length === 0) return;
+      // A split directory's entry alone (its first child split too) makes no layer of its own: every
+      // layer below it carries it (withAncestors).
+      if (first < 0) {
+        pending = [];
+        pendingBytes = 0;
+        return;
+      }
       plans.push({ indices: pending, label: labelOf(entries, lead, first, last), bytes: pendingBytes });
       pending = [];
       pendingBytes = 0;
