@@ -186,7 +186,7 @@ async function capture(inputs: SnapshotInputs, destination: Destination, baseLog
     layers.push(markerLayer);
     rows.push({
       label: `/${MARKER_PATH}`,
-      entries: 1,
+      entries: 2, // with /etc
       bytes: 0,
       compressed: markerLayer.descriptor.size,
       how: pushes ? 'uploaded' : 'written',
@@ -403,7 +403,7 @@ async function addMarker(
   const marker = markerFor(image, places, created);
   const layer = await writeMarkerLayer(
     marker,
-    { compression: inputs.compression, level: inputs.compressionLevel, log },
+    { root: inputs.root, compression: inputs.compression, level: inputs.compressionLevel, log },
     destination.sink('the marker layer'),
     (d) => destination.exists(d),
   );

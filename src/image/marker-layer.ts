@@ -4,19 +4,22 @@ import path from 'node:path';
 import type { Logger } from '../log.js';
 import type { NewLayer } from './build.js';
 import { MARKER_COMMENT, MARKER_PATH, type Marker } from './marker.js';
-import { EntryTable } from '../walk/entries.js';
+import { EntryTable, type Entry } from '../walk/entries.js';
 import { splitNs } from '../walk/directory.js';
+import { readXattrs } from '../walk/xattrs.js';
 import type { Compression } from '../layer/compress.js';
 import { DISCARD, type BlobSink } from '../content/blob.js';
 import { writeLayer } from '../layer/write.js';
 
 /**
- * The marker's own layer: the one file, owned by root, mode 0644, dated `created`, so the same image
- * always gets the same marker layer. Its parent `/etc` is not written: the layers below have it.
+ * The marker's own layer: the file, owned by root, mode 0644, dated `created`, after its parent
+ * `/etc` as the tree has it (`root`), so the same image always gets the same marker layer. Without
+ * that entry an overlay runtime (Docker overlay2, containerd, podman) would make `/etc` in this
+ * layer as 0755 root:root dated the pull, hiding the real one below.
  */
 export async function writeMarkerLayer(
   marker: Marker,
-  opts: { compression: Compression; level: number; log: Logger },
+  opts: { root: string; compression: Compression; level: number; log: Logger },
   sink: BlobSink,
   /** Whether the destination already holds a blob. */
   exists: (digest: string) => Promise<boolean>,
@@ -44,7 +47,8 @@ export async function writeMarkerLayer(
       ctimeNsec: 0,
       ino: 0,
     };
-    const input = { root: dir, entries: EntryTable.from([entry]), indices: [0], ...opts };
+    const etc = await etcOf(opts.root, opts.log);
+    const input = { ...opts, root: dir, entries: EntryTable.from([etc, entry]), indices: [0, 1] };
     // A few hundred bytes: digest them first, so an unchanged marker is not sent again.
     const dry = await writeLayer(input, DISCARD);
     const r = (await exists(dry.descriptor.digest)) ? dry : await writeLayer(input, sink);
@@ -52,4 +56,27 @@ export async function writeMarkerLayer(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The tree's `/etc` as the walk takes a directory: its mode, owner, mtime and xattrs. */
+async function etcOf(root: string, log: Logger): Promise<Entry> {
+  const abs = path.join(root, path.dirname(MARKER_PATH));
+  const st = await lstat(abs, { bigint: true });
+  const { sec, nsec } = splitNs(st.mtimeNs);
+  const xattrs = readXattrs(Buffer.from(abs), log);
+  return {
+    path: Buffer.from(path.dirname(MARKER_PATH)),
+    kind: 'dir',
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: 0,
+    allocated: 0,
+    mtimeSec: sec,
+    mtimeNsec: nsec,
+    ctimeSec: 0,
+    ctimeNsec: 0,
+    ino: 0,
+    ...(xattrs && { xattrs }),
+  };
 }

@@ -1,8 +1,9 @@
 // Container runtimes a user's later job starts the image with: Docker (a private daemon of the test's
-// own, overlay2) and podman (runc, its own storage). Both pull from the loopback registry.
+// own, overlay2), containerd (likewise, overlayfs snapshotter) and podman (runc, its own storage).
+// All pull from the loopback registry.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { check, onCleanup, run, tmpDir, type RunResult } from './tools.js';
 
@@ -62,6 +63,72 @@ export async function startDocker(): Promise<Docker> {
     run: (ref, args) => run('docker', ['run', '--rm', '--network=none', ref, ...args], { env }),
     docker: (args) => run('docker', args, { env }),
   };
+}
+
+export interface Containerd {
+  /** Any `ctr` command in this daemon's namespace (`image pull --plain-http`, `run`). */
+  ctr(args: string[]): Promise<RunResult>;
+  /**
+   * The unpacked root filesystem of a pulled image, mounted read-only (a view of its snapshot) at a
+   * new directory: what a container of it starts from. Unmounted, and the view removed, at cleanup.
+   */
+  mount(ref: string): Promise<string>;
+}
+
+/**
+ * containerd with its own config, root, state and socket (and `opt` directory, which defaults to the
+ * machine's /opt/containerd), stopped at cleanup. The CRI plugin is off: nothing here is Kubernetes.
+ * `env` adds to the daemon's environment (`CONTAINERD_DISABLE_PIGZ=1`: gzip layers read by Go's
+ * gzip instead of the machine's unpigz).
+ */
+export async function startContainerd(opts: { env?: Record<string, string> } = {}): Promise<Containerd> {
+  const dir = await tmpDir('containerd');
+  const sock = path.join(dir, 'sock');
+  const config = path.join(dir, 'config.toml');
+  await writeFile(
+    config,
+    [
+      'version = 2',
+      `root = ${JSON.stringify(path.join(dir, 'root'))}`,
+      `state = ${JSON.stringify(path.join(dir, 'state'))}`,
+      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      '[grpc]',
+      `  address = ${JSON.stringify(sock)}`,
+      '[plugins."io.containerd.internal.v1.opt"]',
+      `  path = ${JSON.stringify(path.join(dir, 'opt'))}`,
+      '',
+    ].join('\n'),
+  );
+  const daemon = spawn('containerd', ['--config', config], {
+    stdio: 'ignore',
+    env: { ...process.env, ...opts.env },
+  });
+  onCleanup(async () => {
+    if (daemon.exitCode === null && daemon.signalCode === null) {
+      daemon.kill('SIGTERM');
+      await new Promise((resolve) => daemon.once('exit', resolve));
+    }
+    // An image mount a failed test did not undo would keep the directory from being removed.
+    for (const mountPoint of mountsUnder(dir)) await run('umount', ['-l', mountPoint]);
+  });
+  const inNamespace = (args: string[]) => ['-a', sock, '-n', 'test', ...args];
+  const ctr = (args: string[]) => run('ctr', inNamespace(args));
+  for (let i = 0; ; i++) {
+    if (existsSync(sock) && (await ctr(['version'])).code === 0) break;
+    if (i === 150 || daemon.exitCode !== null) throw new Error('containerd did not start');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  let mounts = 0;
+  const mount = async (ref: string) => {
+    const target = path.join(dir, `mnt${mounts++}`);
+    await mkdir(target);
+    await check('ctr', inNamespace(['image', 'mount', ref, target]));
+    onCleanup(async () => {
+      await ctr(['image', 'unmount', '--rm', target]);
+    });
+    return target;
+  };
+  return { ctr, mount };
 }
 
 /** Mount points below `dir`, deepest first, from this process's mountinfo (octal escapes decoded). */
