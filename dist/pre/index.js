@@ -32627,21 +32627,40 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 /************************************************************************/
 var __webpack_exports__ = {};
 
+// EXTERNAL MODULE: external "node:perf_hooks"
+var external_node_perf_hooks_ = __nccwpck_require__(643);
 ;// CONCATENATED MODULE: external "node:v8"
 const external_node_v8_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:v8");
 var external_node_v8_default = /*#__PURE__*/__nccwpck_require__.n(external_node_v8_namespaceObject);
 ;// CONCATENATED MODULE: ./src/heap.ts
+
 
 // Imported first by each entry point, before anything allocates much.
 //
 // V8 sizes the young generation from the machine's memory: Node 24 on a 24 GiB runner grows it to
 // 64 MiB semi-spaces, 134 MB of new space, where Node 20 stopped at 33 MB. A capture makes garbage
 // at a steady rate (a Buffer per path, a header per entry), so it grows all the way and stays: on
-// 1M entries, peak RSS 446 MB against 335 MB with the young generation kept at its starting size,
-// in the same time (P3 1.76 s against 1.74 s). Node 24's V8 reads the growth factor each time it
-// would grow the young generation, so setting it here, after start-up, takes effect (its maximum
-// size is fixed at start-up); Node 20 keeps its own 33 MB limit either way.
-external_node_v8_default().setFlagsFromString('--semi-space-growth-factor=1');
+// 1M entries, peak RSS 446 MB against 335 MB with the young generation kept at its starting size.
+// Kept at that size (1 MiB), though, a capture of 200k small files spent a third of its main thread
+// in the collector: ~900 scavenges, and ~95 full collections of an old space filled by what they
+// promoted too early. Grown to 16 MiB (measured: 8 MiB semi-spaces) it took 8.6 CPU-seconds instead
+// of 9.8-11, for 8 MB more RSS; to 32 MiB, 8.4 s for 45 MB more. So it may grow until it reaches
+// YOUNG_GENERATION, then stays. Node 24's V8 reads the growth factor each time it would grow the
+// young generation, so setting it here, after start-up, takes effect (its maximum size is fixed at
+// start-up); Node 20 keeps its own 33 MB limit either way.
+const YOUNG_GENERATION = 16 * 1024 * 1024;
+function youngGenerationSize() {
+    return external_node_v8_default().getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? Infinity;
+}
+external_node_v8_default().setFlagsFromString('--semi-space-growth-factor=2');
+// Checked after each collection, which is when V8 grows it: at most one step past the limit.
+const observer = new external_node_perf_hooks_.PerformanceObserver(() => {
+    if (youngGenerationSize() < YOUNG_GENERATION)
+        return;
+    external_node_v8_default().setFlagsFromString('--semi-space-growth-factor=1');
+    observer.disconnect();
+});
+observer.observe({ entryTypes: ['gc'] });
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
@@ -36023,10 +36042,32 @@ class entries_EntryTable {
 var external_node_buffer_ = __nccwpck_require__(4573);
 ;// CONCATENATED MODULE: external "node:child_process"
 const external_node_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:child_process");
-;// CONCATENATED MODULE: external "node:module"
-const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
 // EXTERNAL MODULE: external "node:worker_threads"
 var external_node_worker_threads_ = __nccwpck_require__(5919);
+;// CONCATENATED MODULE: external "node:module"
+const external_node_module_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:module");
+;// CONCATENATED MODULE: ./src/util/native.ts
+
+/**
+ * Loads a native addon the bundle ships in dist/native/: `./native/` from dist/index.js, `../native/`
+ * from dist/pre/index.js (resolved against the running file, so it works wherever dist/ is). `fromSource`
+ * names where it is found when running from the repository instead (an npm package, or the build's
+ * output). Returns null when none loads: the caller falls back or says what is missing.
+ */
+function loadNative(file, fromSource) {
+    const require = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
+    for (const candidate of [`./native/${file}`, `../native/${file}`, fromSource]) {
+        try {
+            const resolved = require.resolve(candidate);
+            return { binding: require(resolved), file: resolved };
+        }
+        catch {
+            // try the next one
+        }
+    }
+    return null;
+}
+
 ;// CONCATENATED MODULE: ./src/walk/xattrs.ts
 
 
@@ -36053,25 +36094,12 @@ class NotUtf8NameError extends Error {
 /**
  * The native xattr binding (@napi-rs/xattr, Rust's `xattr` crate: llistxattr/lgetxattr, so symlinks
  * are never followed). The bundle carries the glibc builds for x64 and arm64 runners in dist/native/,
- * shared by both entry points: `./native/` from dist/index.js, `../native/` from dist/pre/index.js
- * (resolved against the running file, so it works wherever dist/ is). From source, the npm package
- * resolves its own. Loaded by hand because the package's loader cannot find its `.node` file once
- * bundled. scripts/build.sh runs both entry points from a copy of dist/ to check they find it.
+ * shared by both entry points; from source, the npm package resolves its own. Loaded by hand because
+ * the package's loader cannot find its `.node` file once bundled. scripts/build.sh runs both entry
+ * points from a copy of dist/ to check they find it.
  */
 function loadBinding() {
-    const require = (0,external_node_module_namespaceObject.createRequire)(import.meta.url);
-    const shipped = `native/xattr.linux-${process.arch}-gnu.node`;
-    const candidates = [`./${shipped}`, `../${shipped}`, '@napi-rs/xattr'];
-    for (const candidate of candidates) {
-        try {
-            const file = require.resolve(candidate);
-            return { binding: require(file), file };
-        }
-        catch {
-            // try the next one
-        }
-    }
-    return null;
+    return loadNative(`xattr.linux-${process.arch}-gnu.node`, '@napi-rs/xattr');
 }
 let loaded;
 function getBinding(log) {
@@ -36352,7 +36380,161 @@ function readXattrsWithGetfattr(path) {
     return out.length ? out : undefined;
 }
 
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
+var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
+;// CONCATENATED MODULE: ./src/walk/directory.ts
+
+
+
+
+// The fields of one entry in the scanner's array, in native/scan.c's order.
+const [MODE, UID, GID, NLINK, SIZE, BLOCKS, MTIME_SEC, MTIME_NSEC, CTIME_SEC, CTIME_NSEC] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
+];
+const [INO_HI, INO_LO, DEV_HI, DEV_LO, RDEV_MAJOR, RDEV_MINOR, ERRNO, NAME_AT, NAME_LEN] = [
+    10, 11, 12, 13, 14, 15, 16, 17, 18,
+];
+const [TARGET_AT, TARGET_LEN, FIELDS] = [19, 20, 21];
+let scanner;
+/**
+ * The native scanner (native/scan.c, built for x64 and arm64 into dist/native/), unless it cannot load
+ * here (another platform, a kernel without statx) or SNAPSHOT_ACTION_JS_WALK is set: then the walk
+ * lists and lstats from JavaScript, with the same results, about twice as slowly.
+ */
+function nativeScanner() {
+    if (scanner === undefined) {
+        const loaded = process.env.SNAPSHOT_ACTION_JS_WALK
+            ? null
+            : loadNative(`scan.linux-${process.arch}.node`, `../../dist/native/scan.linux-${process.arch}.node`);
+        scanner = loaded && works(loaded.binding) ? loaded.binding : null;
+    }
+    return scanner;
+}
+/** statx is missing before Linux 4.11, and refused (EPERM) by the seccomp profile of Docker before 18.04. */
+function works(native) {
+    const result = native.scan(Buffer.from('/'));
+    if (typeof result === 'number')
+        return false;
+    const f = result[1];
+    for (let at = 0; at < f.length; at += FIELDS)
+        if (f[at + ERRNO] === ENOSYS || f[at + ERRNO] === EPERM)
+            return false;
+    return true;
+}
+const { ENOSYS, EPERM } = external_node_os_namespaceObject.constants.errno;
+/** Whether directories are listed by the native scanner (for the log). */
+function scannerKind() {
+    return nativeScanner() ? 'native' : 'javascript';
+}
+/**
+ * Lists the directory at `abs` without following a symlink, throwing like readdirSync (ENOENT,
+ * ENOTDIR, EACCES…) when it cannot be listed.
+ */
+function readDirectory(abs) {
+    const native = nativeScanner();
+    if (!native)
+        return readDirectoryInJs(abs);
+    const result = native.scan(abs);
+    if (typeof result === 'number')
+        throw errnoError(result, 'scandir', abs);
+    const [bytes, f, targets] = result;
+    const names = [];
+    for (let at = 0; at < f.length; at += FIELDS)
+        names.push(bytes.toString('latin1', f[at + NAME_AT], f[at + NAME_AT] + f[at + NAME_LEN]));
+    return {
+        names,
+        stat(i) {
+            const at = i * FIELDS;
+            if (f[at + ERRNO])
+                throw errnoError(f[at + ERRNO], 'lstat', paths_joinPath(abs, names[i]));
+            const inoHi = f[at + INO_HI];
+            const inoLo = f[at + INO_LO];
+            const stat = {
+                mode: f[at + MODE],
+                uid: f[at + UID],
+                gid: f[at + GID],
+                nlink: f[at + NLINK],
+                size: f[at + SIZE],
+                blocks: f[at + BLOCKS],
+                mtimeSec: f[at + MTIME_SEC],
+                mtimeNsec: f[at + MTIME_NSEC],
+                ctimeSec: f[at + CTIME_SEC],
+                ctimeNsec: f[at + CTIME_NSEC],
+                ino: inoHi * 2 ** 32 + inoLo,
+                rdevMajor: f[at + RDEV_MAJOR],
+                rdevMinor: f[at + RDEV_MINOR],
+            };
+            if (hasOtherNames(stat))
+                stat.fileId = `${u64(f[at + DEV_HI], f[at + DEV_LO])}:${u64(inoHi, inoLo)}`;
+            if (f[at + TARGET_LEN] >= 0)
+                stat.linkTarget = targets.subarray(f[at + TARGET_AT], f[at + TARGET_AT] + f[at + TARGET_LEN]);
+            return stat;
+        },
+    };
+}
+function hasOtherNames(st) {
+    return st.nlink > 1 && typeOf(st) !== external_node_fs_namespaceObject.constants.S_IFDIR;
+}
+/** A 64-bit number given as two 32-bit halves, in decimal: exact beyond 2^53 too. */
+function u64(hi, lo) {
+    return hi < 2 ** 21 ? String(hi * 2 ** 32 + lo) : ((BigInt(hi) << 32n) | BigInt(lo)).toString();
+}
+const ERRNO_NAMES = new Map(Object.entries(external_node_os_namespaceObject.constants.errno).map(([name, n]) => [n, name]));
+/** An error as Node's fs would throw it for `errno`. */
+function errnoError(errno, syscall, path) {
+    const code = ERRNO_NAMES.get(errno) ?? `E${errno}`;
+    const err = new Error(`${code}: ${syscall} '${path.toString()}'`);
+    Object.assign(err, { code, errno: -errno, syscall, path: path.toString() });
+    return err;
+}
+/** The JavaScript listing: readdir, then one lstat by whole path per entry the walk asks about. */
+function readDirectoryInJs(abs) {
+    const names = (0,external_node_fs_namespaceObject.readdirSync)(abs, { encoding: 'latin1' }).sort();
+    return { names, stat: (i) => fromStats(paths_joinPath(abs, names[i])) };
+}
+function fromStats(abs) {
+    const st = (0,external_node_fs_namespaceObject.lstatSync)(abs, { bigint: true });
+    const mtime = splitNs(st.mtimeNs);
+    const ctime = splitNs(st.ctimeNs);
+    const rdev = st.rdev;
+    const stat = {
+        mode: Number(st.mode),
+        uid: Number(st.uid),
+        gid: Number(st.gid),
+        nlink: Number(st.nlink),
+        size: Number(st.size),
+        blocks: Number(st.blocks),
+        mtimeSec: mtime.sec,
+        mtimeNsec: mtime.nsec,
+        ctimeSec: ctime.sec,
+        ctimeNsec: ctime.nsec,
+        ino: Number(st.ino),
+        // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
+        rdevMajor: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
+        rdevMinor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
+        ...(st.isSymbolicLink() ? { linkTarget: (0,external_node_fs_namespaceObject.readlinkSync)(abs, { encoding: 'buffer' }) } : {}),
+    };
+    if (hasOtherNames(stat))
+        stat.fileId = `${st.dev}:${st.ino}`;
+    return stat;
+}
+/** Splits nanoseconds since the epoch into whole seconds (floored) and the nanoseconds past them. */
+function splitNs(ns) {
+    let sec = ns / 1000000000n;
+    let nsec = ns % 1000000000n;
+    if (nsec < 0n) {
+        sec -= 1n;
+        nsec += 1000000000n;
+    }
+    return { sec: Number(sec), nsec: Number(nsec) };
+}
+/** An entry's file type: one of fs.constants' S_IF* values. */
+const typeOf = (st) => st.mode & external_node_fs_namespaceObject.constants.S_IFMT;
+const { S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK } = external_node_fs_namespaceObject.constants;
+
 ;// CONCATENATED MODULE: ./src/walk/walk.ts
+
 
 
 
@@ -36375,7 +36557,6 @@ const YIELD_EVERY = 4096;
  * 79k entries). It yields to the event loop every few thousand entries so timers still run.
  */
 async function walk_walk(opts) {
-    let sinceYield = 0;
     const entries = new entries_EntryTable(opts.keepIdentity);
     const rootBuf = Buffer.from(opts.root.replace(/\/+$/, '') || '/');
     const excluded = [];
@@ -36387,19 +36568,23 @@ async function walk_walk(opts) {
     const credentials = new CredentialInodes();
     // Each entry's absolute path is made once; its root-relative path is the tail of it.
     const relStart = rootBuf.length === 1 ? 1 : rootBuf.length + 1;
+    const stack = [];
     /**
-     * Names are read as latin1 strings, one char per byte: any byte sequence survives, sorting them
-     * compares bytes, and the filter's key is a string concatenation, not a conversion per entry.
+     * Lists a directory and puts it on the stack (or warns and leaves it empty). Names are latin1
+     * strings, one char per byte: any byte sequence survives, sorting them compares bytes, and the
+     * filter's key is a string concatenation, not a conversion per entry.
      */
-    async function visitDir(abs, key, mode, index) {
+    function openDir(abs, key, mode, index) {
         const isRoot = index === NO_PARENT;
-        let names;
+        let listing;
         try {
-            names = (0,external_node_fs_namespaceObject.readdirSync)(abs, { encoding: 'latin1' });
+            // The root may be given through a symlink (`--root /mnt/rootfs` linking elsewhere); nothing
+            // below it is followed.
+            listing = readDirectory(isRoot ? Buffer.from((0,external_node_fs_namespaceObject.realpathSync)(abs)) : abs);
         }
         catch (err) {
             const code = err.code;
-            if (code === 'ENOENT' || code === 'ENOTDIR') {
+            if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') {
                 // Removed, or replaced by a file, between its lstat and this listing.
                 if (!isRoot)
                     log.warn(`${log_show(abs)} changed while it was walked; captured as an empty directory`);
@@ -36414,44 +36599,42 @@ async function walk_walk(opts) {
                 log.warn(`cannot list ${log_show(abs)}: ${code ?? err}; captured as an empty directory`);
             return;
         }
-        names.sort();
-        const prefix = key === '/' ? '/' : key + '/';
-        for (const name of names) {
-            await visitEntry(paths_joinPath(abs, name), prefix + name, name, mode, index);
-            if (++sinceYield >= YIELD_EVERY) {
-                sinceYield = 0;
-                await (0,external_node_timers_promises_namespaceObject.setImmediate)();
-            }
-        }
+        stack.push({ abs, key: key === '/' ? '' : key, mode, index, listing, next: 0 });
     }
-    /** Adds the entry, then (for a directory) its contents: depth-first, parents before children. */
-    async function visitEntry(abs, key, name, mode, parent) {
+    /**
+     * Adds entry `i` of the directory `dir`; a directory to walk next is opened onto the stack, so
+     * parents come before their contents. Synchronous, and no closure or promise per entry: at a
+     * million entries those were much of the garbage collector's work.
+     */
+    function visitEntry(dir, i) {
         if (opts.counters)
             opts.counters.entries++;
+        const name = dir.listing.names[i];
+        const key = dir.key + '/' + name;
+        const { mode } = dir;
         const included = filter.included(key);
         const rule = included ? null : filter.classify(key);
         if (mode === 'includeOnly' && !included && !filter.leadsToInclude(key))
             return;
+        const abs = paths_joinPath(dir.abs, name);
         const rel = abs.subarray(relStart);
-        if (rel.length + 1 > MAX_IMAGE_PATH) {
+        // A long root: the host path reaches PATH_MAX before the image path is too long, and the writer
+        // reads files by their host path.
+        if (rel.length + 1 > MAX_IMAGE_PATH || abs.length >= HOST_PATH_MAX) {
             leaveOutLong(rel);
             return;
         }
         let st;
         try {
-            st = (0,external_node_fs_namespaceObject.lstatSync)(abs, { bigint: true });
+            st = dir.listing.stat(i);
         }
         catch (err) {
-            if (isTooLong(err)) {
-                leaveOutLong(rel); // a long root: the host path is over PATH_MAX before the image path is
-                return;
-            }
             if (!isGone(err))
                 throw err;
             log.warn(`${log_show(abs)} vanished while it was walked; left out`);
             return;
         }
-        const isDir = st.isDirectory();
+        const isDir = typeOf(st) === S_IFDIR;
         let childMode = mode === 'includeOnly' && !included ? 'includeOnly' : 'normal';
         if (rule) {
             const reaches = isDir && filter.leadsToInclude(key);
@@ -36466,7 +36649,7 @@ async function walk_walk(opts) {
                 childMode = reaches ? 'includeOnly' : null;
             }
         }
-        if (st.isSocket()) {
+        if (typeOf(st) === S_IFSOCK) {
             sockets.push(rel);
             return;
         }
@@ -36475,7 +36658,7 @@ async function walk_walk(opts) {
         }
         let entry;
         try {
-            entry = toEntry(rel, abs, st);
+            entry = toEntry(rel, st);
         }
         catch (err) {
             if (isGone(err)) {
@@ -36492,48 +36675,60 @@ async function walk_walk(opts) {
         }
         if (entry.kind === 'file' && !mayRead(entry))
             unreadable.push(rel);
-        entries.push(entry, parent);
+        entries.push(entry, dir.index);
         const index = entries.length - 1;
         if (!opts.deferXattrs)
             xattrs.add(index, abs);
         if (isDir && childMode)
-            await visitDir(abs, key, childMode, index);
+            openDir(abs, key, childMode, index);
     }
     /** An entry whose path no extractor could create, left out with whatever is below it. */
     function leaveOutLong(rel) {
         log.warn(`left out /${showShortened(rel)} and anything below it: its path is ${rel.length + 1} bytes, longer than image tools can unpack (${MAX_IMAGE_PATH}; see README, "Limits")`);
         excluded.push({ path: rel, reason: `path over ${MAX_IMAGE_PATH} bytes` });
     }
-    function toEntry(rel, abs, st) {
-        const { sec, nsec } = splitNs(st.mtimeNs);
-        const ctime = splitNs(st.ctimeNs);
+    function toEntry(rel, st) {
+        const kind = kindOf(st);
         const entry = {
             path: rel,
-            kind: kindOf(st),
-            mode: Number(st.mode & 4095n),
-            uid: Number(st.uid),
-            gid: Number(st.gid),
-            size: st.isFile() ? Number(st.size) : 0,
-            allocated: Number(st.blocks) * 512,
-            mtimeSec: sec,
-            mtimeNsec: nsec,
-            ctimeSec: ctime.sec,
-            ctimeNsec: ctime.nsec,
-            ino: Number(st.ino),
+            kind,
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+            size: kind === 'file' ? st.size : 0,
+            allocated: st.blocks * 512,
+            mtimeSec: st.mtimeSec,
+            mtimeNsec: st.mtimeNsec,
+            ctimeSec: st.ctimeSec,
+            ctimeNsec: st.ctimeNsec,
+            ino: st.ino,
         };
-        if (st.isFile() && st.nlink > 1n)
-            entry.linkGroup = `${st.dev}:${st.ino}`;
-        if (st.isSymbolicLink())
-            entry.linkTarget = entries.keep((0,external_node_fs_namespaceObject.readlinkSync)(abs, { encoding: 'buffer' }));
-        if (st.isCharacterDevice() || st.isBlockDevice()) {
-            // glibc's gnu_dev_major/minor: the 64-bit dev_t splits major and minor across high and low bits.
-            const rdev = st.rdev;
-            entry.devMajor = Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn));
-            entry.devMinor = Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn));
+        if (kind === 'file' && st.fileId)
+            entry.linkGroup = st.fileId;
+        if (st.linkTarget)
+            entry.linkTarget = entries.keep(st.linkTarget);
+        if (kind === 'char' || kind === 'block') {
+            entry.devMajor = st.rdevMajor;
+            entry.devMinor = st.rdevMinor;
         }
         return entry;
     }
-    await visitDir(rootBuf, '/', 'normal', NO_PARENT);
+    log.debug(scannerKind() === 'native'
+        ? 'walk: directories listed by the native scanner'
+        : 'walk: directories listed from JavaScript (the native scanner cannot run here)');
+    openDir(rootBuf, '/', 'normal', NO_PARENT);
+    let sinceYield = 0;
+    while (stack.length) {
+        const dir = stack[stack.length - 1];
+        if (dir.next === dir.listing.names.length)
+            stack.pop();
+        else
+            visitEntry(dir, dir.next++);
+        if (++sinceYield >= YIELD_EVERY) {
+            sinceYield = 0;
+            await (0,external_node_timers_promises_namespaceObject.setImmediate)();
+        }
+    }
     for (const [i, found] of await xattrs.finish())
         entries.setXattrs(i, found);
     const kept = credentials.size ? withoutCredentialLinks(entries, credentials, excluded, log) : entries;
@@ -36559,22 +36754,21 @@ async function walk_readXattrsOf(root, entries, indices, log) {
 class CredentialInodes extends Map {
     add(abs, rel, st, reason) {
         const what = reason.replace(/^credentials: /, '');
-        if (!st.isDirectory()) {
-            if (st.nlink > 1n)
-                this.set(`${st.dev}:${st.ino}`, { path: Buffer.from(rel), what });
+        if (typeOf(st) !== S_IFDIR) {
+            if (st.fileId)
+                this.set(st.fileId, { path: Buffer.from(rel), what });
             return this;
         }
-        let names;
+        let listing;
         try {
-            names = (0,external_node_fs_namespaceObject.readdirSync)(abs, { encoding: 'latin1' });
+            listing = readDirectory(abs);
         }
         catch {
             return this; // unreadable: nothing of it is captured under another name either
         }
-        for (const name of names) {
-            const child = paths_joinPath(abs, name);
+        for (const [i, name] of listing.names.entries()) {
             try {
-                this.add(child, paths_joinPath(rel, name), (0,external_node_fs_namespaceObject.lstatSync)(child, { bigint: true }), reason);
+                this.add(paths_joinPath(abs, name), paths_joinPath(rel, name), listing.stat(i), reason);
             }
             catch {
                 // gone, or a path too long to look at: not captured elsewhere through this name
@@ -36610,14 +36804,13 @@ function withoutCredentialLinks(entries, credentials, excluded, log) {
  * left for it. Deeper entries are left out, with a warning, rather than make an image none can use.
  */
 const MAX_IMAGE_PATH = 4096 - 256;
+/** PATH_MAX with its NUL: a longer host path cannot be opened by name. */
+const HOST_PATH_MAX = 4096;
 /** A path of any length for one log line: its start and end, with the middle left out. */
 function showShortened(p, keep = 60) {
     if (p.length <= 2 * keep + 3)
         return log_show(p);
     return `${log_show(p.subarray(0, keep))}…${log_show(p.subarray(p.length - keep))}`;
-}
-function isTooLong(err) {
-    return err.code === 'ENAMETOOLONG';
 }
 const READS_ALL = () => true;
 /** Whether this process may read a file, by its mode bits (root reads everything). */
@@ -36649,30 +36842,19 @@ function holesIn(e) {
 function isGone(err) {
     return ['ENOENT', 'ENOTDIR', 'ELOOP', 'EINVAL'].includes(err.code ?? '');
 }
+const walk_KINDS = new Map([
+    [S_IFREG, 'file'],
+    [S_IFDIR, 'dir'],
+    [S_IFLNK, 'symlink'],
+    [S_IFIFO, 'fifo'],
+    [S_IFCHR, 'char'],
+    [S_IFBLK, 'block'],
+]);
 function kindOf(st) {
-    if (st.isFile())
-        return 'file';
-    if (st.isDirectory())
-        return 'dir';
-    if (st.isSymbolicLink())
-        return 'symlink';
-    if (st.isFIFO())
-        return 'fifo';
-    if (st.isCharacterDevice())
-        return 'char';
-    if (st.isBlockDevice())
-        return 'block';
-    throw new Error(`unexpected file type ${st.mode}`);
-}
-/** Splits nanoseconds since the epoch into whole seconds (floored) and the nanoseconds past them. */
-function splitNs(ns) {
-    let sec = ns / 1000000000n;
-    let nsec = ns % 1000000000n;
-    if (nsec < 0n) {
-        sec -= 1n;
-        nsec += 1000000000n;
-    }
-    return { sec: Number(sec), nsec: Number(nsec) };
+    const kind = walk_KINDS.get(typeOf(st));
+    if (!kind)
+        throw new Error(`unexpected file type ${st.mode}`);
+    return kind;
 }
 
 ;// CONCATENATED MODULE: ./src/diff/whiteouts.ts
@@ -37341,8 +37523,6 @@ async function scanRoot(opts) {
 
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: external "node:readline"
-const external_node_readline_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:readline");
 // EXTERNAL MODULE: external "node:stream"
 var external_node_stream_ = __nccwpck_require__(7075);
 ;// CONCATENATED MODULE: external "node:stream/promises"
@@ -37350,9 +37530,6 @@ const external_node_stream_promises_namespaceObject = __WEBPACK_EXTERNAL_createR
 // EXTERNAL MODULE: external "node:zlib"
 var external_node_zlib_ = __nccwpck_require__(8522);
 var external_node_zlib_default = /*#__PURE__*/__nccwpck_require__.n(external_node_zlib_);
-;// CONCATENATED MODULE: external "node:os"
-const external_node_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:os");
-var external_node_os_default = /*#__PURE__*/__nccwpck_require__.n(external_node_os_namespaceObject);
 ;// CONCATENATED MODULE: ./src/interrupt.ts
 
 
@@ -37432,7 +37609,6 @@ async function writeAtomically(file, what, write) {
 
 
 
-
 /**
  * The baseline: what the tree looked like when the job started, recorded by the `pre` step and
  * compared by the main step. One gzipped text line per entry, in walk order (depth first, children by
@@ -37493,7 +37669,10 @@ async function writeBaseline(file, root, entries) {
     // Interrupted while writing: the partial file goes, whatever baseline was there stays.
     await writeAtomically(file, 'baseline', (tmp) => (0,external_node_stream_promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(lines()), external_node_zlib_default().createGzip({ level: 1 }), (0,external_node_fs_namespaceObject.createWriteStream)(tmp, { mode: 0o600 })));
 }
-/** Reads a baseline back as a stream of records, refusing a corrupt, truncated or foreign file. */
+/**
+ * Reads a baseline back as a stream of records, a chunk's worth at a time (a promise per line was a
+ * tenth of a no-change re-snapshot), refusing a corrupt, truncated or foreign file.
+ */
 async function* readBaseline(file, root) {
     // Errors of the file and of gunzip are kept here, never left unheard on a stream: a damaged
     // baseline must end as one clear line, not an uncaught 'error' event.
@@ -37502,34 +37681,41 @@ async function* readBaseline(file, root) {
     const gunzip = zlib.createGunzip();
     source.on('error', (err) => gunzip.destroy(err));
     gunzip.on('error', (err) => (streamError ??= err));
-    const lines = createInterface({ input: source.pipe(gunzip), crlfDelay: Infinity });
     let header = true;
     let ended = false;
+    let rest = '';
     try {
-        for await (const line of lines) {
-            if (header) {
-                const [magic, rootB64] = [line.slice(0, MAGIC.length), line.slice(MAGIC.length + 1)];
-                if (magic !== MAGIC)
-                    throw new baseline_BaselineError(`${file} is not a baseline written by this action; ${RECORD_AGAIN}`);
-                const recorded = Buffer.from(rootB64, 'base64').toString();
-                if (recorded !== root)
-                    throw new baseline_BaselineError(`${file} records ${recorded}, not ${root}; record the baseline of the same root`);
-                header = false;
-                continue;
+        for await (const chunk of source.pipe(gunzip)) {
+            // The file is ASCII (base64 paths, numbers): latin1 decodes it fastest.
+            const lines = (rest + chunk.toString('latin1')).split('\n');
+            rest = lines.pop();
+            const records = [];
+            for (const line of lines) {
+                if (header) {
+                    const [magic, rootB64] = [line.slice(0, MAGIC.length), line.slice(MAGIC.length + 1)];
+                    if (magic !== MAGIC)
+                        throw new baseline_BaselineError(`${file} is not a baseline written by this action; ${RECORD_AGAIN}`);
+                    const recorded = Buffer.from(rootB64, 'base64').toString();
+                    if (recorded !== root)
+                        throw new baseline_BaselineError(`${file} records ${recorded}, not ${root}; record the baseline of the same root`);
+                    header = false;
+                    continue;
+                }
+                if (line === 'end') {
+                    ended = true;
+                    continue;
+                }
+                const space1 = line.indexOf(' ');
+                const space2 = line.indexOf(' ', space1 + 1);
+                if (ended || space1 <= 0 || space2 < 0)
+                    throw new baseline_BaselineError(`${file} is corrupt (a malformed line); ${RECORD_AGAIN}`);
+                records.push({
+                    path: Buffer.from(line.slice(0, space1), 'base64'),
+                    kind: line.slice(space1 + 1, space2),
+                    state: line.slice(space2 + 1),
+                });
             }
-            if (line === 'end') {
-                ended = true;
-                continue;
-            }
-            const space1 = line.indexOf(' ');
-            const space2 = line.indexOf(' ', space1 + 1);
-            if (ended || space1 <= 0 || space2 < 0)
-                throw new baseline_BaselineError(`${file} is corrupt (a malformed line); ${RECORD_AGAIN}`);
-            yield {
-                path: Buffer.from(line.slice(0, space1), 'base64'),
-                kind: line.slice(space1 + 1, space2),
-                state: line.slice(space2 + 1),
-            };
+            yield records;
         }
     }
     catch (err) {
@@ -37541,7 +37727,7 @@ async function* readBaseline(file, root) {
     }
     if (streamError)
         throw baselineReadError(file, streamError);
-    if (header || !ended)
+    if (header || !ended || rest !== '')
         throw new baseline_BaselineError(`${file} is truncated: the baseline was not written completely; ${RECORD_AGAIN}`);
 }
 function baselineReadError(file, err) {
@@ -37592,33 +37778,35 @@ async function diffAgainstBaseline(file, root, entries, excluded, sockets, log) 
     const addWhiteout = (p) => deletions.push(p);
     let i = 0;
     let gone = null; // a deleted directory: its old contents need no whiteouts of their own
-    for await (const rec of readBaseline(file, root)) {
-        if (gone && isInside(rec.path, gone))
-            continue;
-        gone = null;
-        while (i < entries.length && compareWalkOrder(entries.path(i), rec.path) < 0) {
-            include[i++] = 1; // new since the baseline
-            changed++;
-        }
-        const e = i < entries.length ? entries.get(i) : undefined;
-        if (e && e.path.equals(rec.path)) {
-            if (e.kind !== rec.kind) {
+    for await (const batch of readBaseline(file, root)) {
+        for (const rec of batch) {
+            if (gone && isInside(rec.path, gone))
+                continue;
+            gone = null;
+            while (i < entries.length && compareWalkOrder(entries.path(i), rec.path) < 0) {
+                include[i++] = 1; // new since the baseline
+                changed++;
+            }
+            const e = i < entries.length ? entries.get(i) : undefined;
+            if (e && e.path.equals(rec.path)) {
+                if (e.kind !== rec.kind) {
+                    addWhiteout(rec.path);
+                    if (rec.kind === 'dir')
+                        gone = rec.path;
+                    include[i] = 1;
+                    changed++;
+                }
+                else if (statusOf(e) !== recordedStatus(rec.state)) {
+                    include[i] = 1;
+                    changed++;
+                }
+                i++;
+            }
+            else if (!isLeftOut(rec.path)) {
                 addWhiteout(rec.path);
                 if (rec.kind === 'dir')
                     gone = rec.path;
-                include[i] = 1;
-                changed++;
             }
-            else if (statusOf(e) !== recordedStatus(rec.state)) {
-                include[i] = 1;
-                changed++;
-            }
-            i++;
-        }
-        else if (!isLeftOut(rec.path)) {
-            addWhiteout(rec.path);
-            if (rec.kind === 'dir')
-                gone = rec.path;
         }
     }
     for (; i < entries.length; i++, changed++)
@@ -38018,57 +38206,68 @@ const PER_STREAM = external_node_os_default().availableParallelism() + 1;
  * Cuts a stream into the codec's blocks, compresses several at a time, and passes the
  * results on in order. The bytes depend only on the input, the codec and the level (never on how the
  * input arrived or which block finished first), so layers stay reproducible.
+ *
+ * Input is copied into blocks kept for reuse: a new block per 4 MiB (Buffer.concat) made the
+ * main thread spend a quarter of a zstd capture collecting garbage, since every large buffer freed
+ * counts towards V8's next full collection.
  */
 class BlockCompressor extends external_node_stream_.Transform {
     codec;
-    held = [];
-    heldBytes = 0;
+    /** The block being filled, and how much of it is. */
+    block;
+    filled = 0;
+    /** Blocks whose compression has finished, free to fill again. */
+    spare = [];
     before = Buffer.alloc(0);
     inFlight = [];
     constructor(codec) {
         super({ readableHighWaterMark: codec.blockSize });
         this.codec = codec;
+        this.block = Buffer.allocUnsafeSlow(codec.blockSize);
         if (codec.header.length)
             this.push(codec.header);
     }
     _transform(chunk, _enc, done) {
-        this.held.push(chunk);
-        this.heldBytes += chunk.length;
-        this.drain(false).then(() => done(), done);
+        this.fill(chunk).then(() => done(), done);
     }
     _flush(done) {
-        this.drain(true).then(() => {
+        this.finish().then(() => {
             this.push(this.codec.trailer());
             done();
         }, done);
     }
-    /** Starts every whole block held (at the end: the rest, as the last block, even if empty). */
-    async drain(end) {
-        const size = this.codec.blockSize;
-        while (this.heldBytes > size || (!end && this.heldBytes === size)) {
-            const all = this.held.length === 1 ? this.held[0] : Buffer.concat(this.held, this.heldBytes);
-            const rest = all.subarray(size);
-            this.held = rest.length ? [rest] : [];
-            this.heldBytes = rest.length;
-            await this.start(all.subarray(0, size), false);
+    /** Copies `chunk` into blocks, starting each one as it fills. */
+    async fill(chunk) {
+        for (let at = 0; at < chunk.length;) {
+            const copied = chunk.copy(this.block, this.filled, at);
+            at += copied;
+            this.filled += copied;
+            if (this.filled < this.codec.blockSize)
+                continue;
+            const full = this.block;
+            this.block = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.codec.blockSize);
+            this.filled = 0;
+            await this.start(full, full, false);
         }
-        if (!end)
-            return;
-        await this.start(Buffer.concat(this.held, this.heldBytes), true);
-        this.held = [];
-        this.heldBytes = 0;
+    }
+    /** Starts what is left as the last block (even if empty: gzip ends its stream there). */
+    async finish() {
+        await this.start(this.block.subarray(0, this.filled), this.block, true);
         while (this.inFlight.length)
             this.push(await this.inFlight.shift());
     }
-    /** Queues a block; once PER_STREAM are in flight, waits for the oldest and passes it on. */
-    async start(block, last) {
-        this.codec.observe?.(block);
+    /**
+     * Queues `data` (in `block`, given back to the spare ones once compressed); once PER_STREAM are
+     * in flight, waits for the oldest and passes it on.
+     */
+    async start(data, block, last) {
+        this.codec.observe?.(data);
         const before = this.before;
-        // A copy: a view would keep the whole input buffer it came from alive.
+        // A copy: the block is filled again once compressed.
         if (this.codec.window)
-            this.before = Buffer.from(block.subarray(-this.codec.window));
-        const job = compressing(() => this.codec.compress(block, before, last));
-        job.catch(() => { }); // awaited in order below; a rejection is reported there
+            this.before = Buffer.from(data.subarray(-this.codec.window));
+        const job = compressing(() => this.codec.compress(data, before, last));
+        job.then(() => this.spare.push(block), () => { });
         this.inFlight.push(job);
         if (this.inFlight.length >= PER_STREAM)
             this.push(await this.inFlight.shift());
