@@ -54,7 +54,7 @@ let scanner: Scanner | null | undefined;
 /**
  * The native scanner (native/scan.c, built for x64 and arm64 into dist/native/), unless it cannot load
  * here (another platform, a kernel without statx) or SNAPSHOT_ACTION_JS_WALK is set: then the walk
- * lists and lstats from JavaScript, with the same results, about twice as slowly.
+ * lists and lstats from JavaScript, with the same results, at 20-30 % more CPU on a no-change re-snapshot.
  */
 function nativeScanner(): Scanner | null {
   if (scanner === undefined) {
