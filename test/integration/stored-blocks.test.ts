@@ -125,6 +125,13 @@ function wholeRandomBlocks(blockSize: number): number {
 }
 
 /** A pulled image's root filesystem in Docker's overlay2 store, its layers stacked read-only as a container sees them. */
+/** The image pulled into containerd, its snapshot mounted read-only: the rootfs a container gets. */
+async function containerdRootfs(ref: string): Promise<string> {
+  const pulled = await containerd.ctr(['image', 'pull', '--plain-http', ref]);
+  expect(pulled.code, pulled.stderr).toBe(0);
+  return containerd.mount(ref);
+}
+
 async function dockerRootfs(ref: string): Promise<string> {
   const pulled = await docker.docker(['pull', ref]);
   expect(pulled.code, pulled.stderr).toBe(0);
@@ -228,9 +235,7 @@ for (const [compression, level] of [
     );
 
     it('pulls into containerd, whose snapshot mounts as the same tree', async () => {
-      const pulled = await containerd.ctr(['image', 'pull', '--plain-http', ref()]);
-      expect(pulled.code, pulled.stderr).toBe(0);
-      const rootfs = await containerd.mount(ref());
+      const rootfs = await containerdRootfs(ref());
       expect(diffTrees(await snapshot(tree), await snapshot(rootfs))).toEqual([]);
     });
   });
@@ -354,9 +359,7 @@ describe('a directory split across layers, and one split inside it', () => {
   });
 
   it('pulls into containerd, where the split directories and /etc keep their owner, mode and mtime', async () => {
-    const pulled = await containerd.ctr(['image', 'pull', '--plain-http', ref()]);
-    expect(pulled.code, pulled.stderr).toBe(0);
-    const rootfs = await containerd.mount(ref());
+    const rootfs = await containerdRootfs(ref());
     expect(diffTrees(await snapshot(root), await imageTree(rootfs))).toEqual([]);
   });
 });
