@@ -1124,9 +1124,10 @@ function errnoError(errno, syscall, path) {
 /** The JavaScript listing: readdir, then one lstat by whole path per entry the walk asks about. */
 function readDirectoryInJs(abs) {
     const names = (0,external_node_fs_.readdirSync)(abs, { encoding: 'latin1' }).sort();
-    return { names, stat: (i) => fromStats(joinPath(abs, names[i])) };
+    return { names, stat: (i) => lstatOf(joinPath(abs, names[i])) };
 }
-function fromStats(abs) {
+/** The lstat of one path (and its target, for a symlink), throwing like lstatSync. */
+function lstatOf(abs) {
     const st = (0,external_node_fs_.lstatSync)(abs, { bigint: true });
     const mtime = splitNs(st.mtimeNs);
     const ctime = splitNs(st.ctimeNs);
@@ -1289,17 +1290,9 @@ async function walk_walk(opts) {
         if (name.startsWith(WHITEOUT_PREFIX)) {
             throw new WhiteoutNameError(`${show(abs)} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
         }
-        let entry;
-        try {
-            entry = toEntry(rel, st);
-        }
-        catch (err) {
-            if (isGone(err)) {
-                log.warn(`${show(abs)} changed while it was walked; left out`);
-                return;
-            }
-            throw err;
-        }
+        const entry = entryOf(rel, st);
+        if (entry.linkTarget)
+            entry.linkTarget = entries.keep(entry.linkTarget);
         if (isHugeSparse(entry)) {
             const holes = (holesIn(entry) / 1024 ** 3).toFixed(1);
             log.warn(`${show(abs)} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
@@ -1319,32 +1312,6 @@ async function walk_walk(opts) {
     function leaveOutLong(rel) {
         log.warn(`left out /${showShortened(rel)} and anything below it: its path is ${rel.length + 1} bytes, longer than image tools can unpack (${MAX_IMAGE_PATH}; see README, "Limits")`);
         excluded.push({ path: rel, reason: `path over ${MAX_IMAGE_PATH} bytes` });
-    }
-    function toEntry(rel, st) {
-        const kind = kindOf(st);
-        const entry = {
-            path: rel,
-            kind,
-            mode: st.mode & 0o7777,
-            uid: st.uid,
-            gid: st.gid,
-            size: kind === 'file' ? st.size : 0,
-            allocated: st.blocks * 512,
-            mtimeSec: st.mtimeSec,
-            mtimeNsec: st.mtimeNsec,
-            ctimeSec: st.ctimeSec,
-            ctimeNsec: st.ctimeNsec,
-            ino: st.ino,
-        };
-        if (kind === 'file' && st.fileId)
-            entry.linkGroup = st.fileId;
-        if (st.linkTarget)
-            entry.linkTarget = entries.keep(st.linkTarget);
-        if (kind === 'char' || kind === 'block') {
-            entry.devMajor = st.rdevMajor;
-            entry.devMinor = st.rdevMinor;
-        }
-        return entry;
     }
     log.debug(scannerKind() === 'native'
         ? 'walk: directories listed by the native scanner'
@@ -1474,6 +1441,33 @@ function holesIn(e) {
 /** The entry vanished or was replaced by another kind between two calls: not an error. */
 function isGone(err) {
     return ['ENOENT', 'ENOTDIR', 'ELOOP', 'EINVAL'].includes(err.code ?? '');
+}
+/** An entry of the table from its path in the image and its lstat. */
+function entryOf(path, st) {
+    const kind = kindOf(st);
+    const entry = {
+        path,
+        kind,
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        size: kind === 'file' ? st.size : 0,
+        allocated: st.blocks * 512,
+        mtimeSec: st.mtimeSec,
+        mtimeNsec: st.mtimeNsec,
+        ctimeSec: st.ctimeSec,
+        ctimeNsec: st.ctimeNsec,
+        ino: st.ino,
+    };
+    if (kind === 'file' && st.fileId)
+        entry.linkGroup = st.fileId;
+    if (st.linkTarget)
+        entry.linkTarget = st.linkTarget;
+    if (kind === 'char' || kind === 'block') {
+        entry.devMajor = st.rdevMajor;
+        entry.devMinor = st.rdevMinor;
+    }
+    return entry;
 }
 const walk_KINDS = new Map([
     [S_IFREG, 'file'],
@@ -4971,6 +4965,7 @@ function warnIfChanged(st, e, abs, log) {
 
 
 
+
 /**
  * The marker's own layer: the file, owned by root, mode 0644, dated `created`, after its parent
  * `/etc` as the tree has it (`root`), so the same image always gets the same marker layer. Without
@@ -5003,7 +4998,7 @@ exists) {
             ctimeNsec: 0,
             ino: 0,
         };
-        const etc = await etcOf(opts.root, opts.log);
+        const etc = etcOf(opts.root, opts.log);
         const input = { ...opts, root: dir, entries: EntryTable.from([etc, entry]), indices: [0, 1] };
         // A few hundred bytes: digest them first, so an unchanged marker is not sent again.
         const dry = await writeLayer(input, DISCARD);
@@ -5014,27 +5009,15 @@ exists) {
         await (0,promises_.rm)(dir, { recursive: true, force: true });
     }
 }
-/** The tree's `/etc` as the walk takes a directory: its mode, owner, mtime and xattrs. */
-async function etcOf(root, log) {
+/**
+ * The tree's `/etc` as the walk takes a directory (mode, owner, mtime, xattrs), with no ctime or inode,
+ * which only a baseline compares.
+ */
+function etcOf(root, log) {
     const abs = external_node_path_default().join(root, external_node_path_default().dirname(MARKER_PATH));
-    const st = await (0,promises_.lstat)(abs, { bigint: true });
-    const { sec, nsec } = splitNs(st.mtimeNs);
     const xattrs = readXattrs(Buffer.from(abs), log);
-    return {
-        path: Buffer.from(external_node_path_default().dirname(MARKER_PATH)),
-        kind: 'dir',
-        mode: Number(st.mode & 4095n),
-        uid: Number(st.uid),
-        gid: Number(st.gid),
-        size: 0,
-        allocated: 0,
-        mtimeSec: sec,
-        mtimeNsec: nsec,
-        ctimeSec: 0,
-        ctimeNsec: 0,
-        ino: 0,
-        ...(xattrs && { xattrs }),
-    };
+    const etc = entryOf(Buffer.from(external_node_path_default().dirname(MARKER_PATH)), lstatOf(Buffer.from(abs)));
+    return { ...etc, ctimeSec: 0, ctimeNsec: 0, ino: 0, ...(xattrs && { xattrs }) };
 }
 
 ;// CONCATENATED MODULE: ./src/image/build.ts

@@ -36491,9 +36491,10 @@ function errnoError(errno, syscall, path) {
 /** The JavaScript listing: readdir, then one lstat by whole path per entry the walk asks about. */
 function readDirectoryInJs(abs) {
     const names = (0,external_node_fs_namespaceObject.readdirSync)(abs, { encoding: 'latin1' }).sort();
-    return { names, stat: (i) => fromStats(paths_joinPath(abs, names[i])) };
+    return { names, stat: (i) => lstatOf(paths_joinPath(abs, names[i])) };
 }
-function fromStats(abs) {
+/** The lstat of one path (and its target, for a symlink), throwing like lstatSync. */
+function lstatOf(abs) {
     const st = (0,external_node_fs_namespaceObject.lstatSync)(abs, { bigint: true });
     const mtime = splitNs(st.mtimeNs);
     const ctime = splitNs(st.ctimeNs);
@@ -36656,17 +36657,9 @@ async function walk_walk(opts) {
         if (name.startsWith(WHITEOUT_PREFIX)) {
             throw new WhiteoutNameError(`${log_show(abs)} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`);
         }
-        let entry;
-        try {
-            entry = toEntry(rel, st);
-        }
-        catch (err) {
-            if (isGone(err)) {
-                log.warn(`${log_show(abs)} changed while it was walked; left out`);
-                return;
-            }
-            throw err;
-        }
+        const entry = entryOf(rel, st);
+        if (entry.linkTarget)
+            entry.linkTarget = entries.keep(entry.linkTarget);
         if (isHugeSparse(entry)) {
             const holes = (holesIn(entry) / 1024 ** 3).toFixed(1);
             log.warn(`${log_show(abs)} is a sparse file with ${holes} GiB of holes; left out (see README, "Sparse files")`);
@@ -36686,32 +36679,6 @@ async function walk_walk(opts) {
     function leaveOutLong(rel) {
         log.warn(`left out /${showShortened(rel)} and anything below it: its path is ${rel.length + 1} bytes, longer than image tools can unpack (${MAX_IMAGE_PATH}; see README, "Limits")`);
         excluded.push({ path: rel, reason: `path over ${MAX_IMAGE_PATH} bytes` });
-    }
-    function toEntry(rel, st) {
-        const kind = kindOf(st);
-        const entry = {
-            path: rel,
-            kind,
-            mode: st.mode & 0o7777,
-            uid: st.uid,
-            gid: st.gid,
-            size: kind === 'file' ? st.size : 0,
-            allocated: st.blocks * 512,
-            mtimeSec: st.mtimeSec,
-            mtimeNsec: st.mtimeNsec,
-            ctimeSec: st.ctimeSec,
-            ctimeNsec: st.ctimeNsec,
-            ino: st.ino,
-        };
-        if (kind === 'file' && st.fileId)
-            entry.linkGroup = st.fileId;
-        if (st.linkTarget)
-            entry.linkTarget = entries.keep(st.linkTarget);
-        if (kind === 'char' || kind === 'block') {
-            entry.devMajor = st.rdevMajor;
-            entry.devMinor = st.rdevMinor;
-        }
-        return entry;
     }
     log.debug(scannerKind() === 'native'
         ? 'walk: directories listed by the native scanner'
@@ -36841,6 +36808,33 @@ function holesIn(e) {
 /** The entry vanished or was replaced by another kind between two calls: not an error. */
 function isGone(err) {
     return ['ENOENT', 'ENOTDIR', 'ELOOP', 'EINVAL'].includes(err.code ?? '');
+}
+/** An entry of the table from its path in the image and its lstat. */
+function entryOf(path, st) {
+    const kind = kindOf(st);
+    const entry = {
+        path,
+        kind,
+        mode: st.mode & 0o7777,
+        uid: st.uid,
+        gid: st.gid,
+        size: kind === 'file' ? st.size : 0,
+        allocated: st.blocks * 512,
+        mtimeSec: st.mtimeSec,
+        mtimeNsec: st.mtimeNsec,
+        ctimeSec: st.ctimeSec,
+        ctimeNsec: st.ctimeNsec,
+        ino: st.ino,
+    };
+    if (kind === 'file' && st.fileId)
+        entry.linkGroup = st.fileId;
+    if (st.linkTarget)
+        entry.linkTarget = st.linkTarget;
+    if (kind === 'char' || kind === 'block') {
+        entry.devMajor = st.rdevMajor;
+        entry.devMinor = st.rdevMinor;
+    }
+    return entry;
 }
 const walk_KINDS = new Map([
     [S_IFREG, 'file'],

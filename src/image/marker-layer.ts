@@ -5,7 +5,8 @@ import type { Logger } from '../log.js';
 import type { NewLayer } from './build.js';
 import { MARKER_COMMENT, MARKER_PATH, type Marker } from './marker.js';
 import { EntryTable, type Entry } from '../walk/entries.js';
-import { splitNs } from '../walk/directory.js';
+import { lstatOf, splitNs } from '../walk/directory.js';
+import { entryOf } from '../walk/walk.js';
 import { readXattrs } from '../walk/xattrs.js';
 import type { Compression } from '../layer/compress.js';
 import { DISCARD, type BlobSink } from '../content/blob.js';
@@ -47,7 +48,7 @@ export async function writeMarkerLayer(
       ctimeNsec: 0,
       ino: 0,
     };
-    const etc = await etcOf(opts.root, opts.log);
+    const etc = etcOf(opts.root, opts.log);
     const input = { ...opts, root: dir, entries: EntryTable.from([etc, entry]), indices: [0, 1] };
     // A few hundred bytes: digest them first, so an unchanged marker is not sent again.
     const dry = await writeLayer(input, DISCARD);
@@ -58,25 +59,13 @@ export async function writeMarkerLayer(
   }
 }
 
-/** The tree's `/etc` as the walk takes a directory: its mode, owner, mtime and xattrs. */
-async function etcOf(root: string, log: Logger): Promise<Entry> {
+/**
+ * The tree's `/etc` as the walk takes a directory (mode, owner, mtime, xattrs), with no ctime or inode,
+ * which only a baseline compares.
+ */
+function etcOf(root: string, log: Logger): Entry {
   const abs = path.join(root, path.dirname(MARKER_PATH));
-  const st = await lstat(abs, { bigint: true });
-  const { sec, nsec } = splitNs(st.mtimeNs);
   const xattrs = readXattrs(Buffer.from(abs), log);
-  return {
-    path: Buffer.from(path.dirname(MARKER_PATH)),
-    kind: 'dir',
-    mode: Number(st.mode & 0o7777n),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    size: 0,
-    allocated: 0,
-    mtimeSec: sec,
-    mtimeNsec: nsec,
-    ctimeSec: 0,
-    ctimeNsec: 0,
-    ino: 0,
-    ...(xattrs && { xattrs }),
-  };
+  const etc = entryOf(Buffer.from(path.dirname(MARKER_PATH)), lstatOf(Buffer.from(abs)));
+  return { ...etc, ctimeSec: 0, ctimeNsec: 0, ino: 0, ...(xattrs && { xattrs }) };
 }

@@ -150,10 +150,11 @@ function errnoError(errno: number, syscall: string, path: Buffer): NodeJS.ErrnoE
 /** The JavaScript listing: readdir, then one lstat by whole path per entry the walk asks about. */
 export function readDirectoryInJs(abs: Buffer): Listing {
   const names = readdirSync(abs, { encoding: 'latin1' }).sort();
-  return { names, stat: (i) => fromStats(joinPath(abs, names[i])) };
+  return { names, stat: (i) => lstatOf(joinPath(abs, names[i])) };
 }
 
-function fromStats(abs: Buffer): Stat {
+/** The lstat of one path (and its target, for a symlink), throwing like lstatSync. */
+export function lstatOf(abs: Buffer): Stat {
   const st: BigIntStats = lstatSync(abs, { bigint: true });
   const mtime = splitNs(st.mtimeNs);
   const ctime = splitNs(st.ctimeNs);

@@ -182,16 +182,8 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
         `${show(abs)} is named like a whiteout (.wh.*): image tools would read it as a deletion; rename it or exclude it`,
       );
     }
-    let entry: Entry;
-    try {
-      entry = toEntry(rel, st);
-    } catch (err) {
-      if (isGone(err)) {
-        log.warn(`${show(abs)} changed while it was walked; left out`);
-        return;
-      }
-      throw err;
-    }
+    const entry = entryOf(rel, st);
+    if (entry.linkTarget) entry.linkTarget = entries.keep(entry.linkTarget);
     if (isHugeSparse(entry)) {
       const holes = (holesIn(entry) / 1024 ** 3).toFixed(1);
       log.warn(
@@ -213,31 +205,6 @@ export async function walk(opts: WalkOptions): Promise<WalkResult> {
       `left out /${showShortened(rel)} and anything below it: its path is ${rel.length + 1} bytes, longer than image tools can unpack (${MAX_IMAGE_PATH}; see README, "Limits")`,
     );
     excluded.push({ path: rel, reason: `path over ${MAX_IMAGE_PATH} bytes` });
-  }
-
-  function toEntry(rel: Buffer, st: Stat): Entry {
-    const kind = kindOf(st);
-    const entry: Entry = {
-      path: rel,
-      kind,
-      mode: st.mode & 0o7777,
-      uid: st.uid,
-      gid: st.gid,
-      size: kind === 'file' ? st.size : 0,
-      allocated: st.blocks * 512,
-      mtimeSec: st.mtimeSec,
-      mtimeNsec: st.mtimeNsec,
-      ctimeSec: st.ctimeSec,
-      ctimeNsec: st.ctimeNsec,
-      ino: st.ino,
-    };
-    if (kind === 'file' && st.fileId) entry.linkGroup = st.fileId;
-    if (st.linkTarget) entry.linkTarget = entries.keep(st.linkTarget);
-    if (kind === 'char' || kind === 'block') {
-      entry.devMajor = st.rdevMajor;
-      entry.devMinor = st.rdevMinor;
-    }
-    return entry;
   }
 
   log.debug(
@@ -383,6 +350,32 @@ function holesIn(e: Entry): number {
 /** The entry vanished or was replaced by another kind between two calls: not an error. */
 function isGone(err: unknown): boolean {
   return ['ENOENT', 'ENOTDIR', 'ELOOP', 'EINVAL'].includes((err as NodeJS.ErrnoException).code ?? '');
+}
+
+/** An entry of the table from its path in the image and its lstat. */
+export function entryOf(path: Buffer, st: Stat): Entry {
+  const kind = kindOf(st);
+  const entry: Entry = {
+    path,
+    kind,
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    size: kind === 'file' ? st.size : 0,
+    allocated: st.blocks * 512,
+    mtimeSec: st.mtimeSec,
+    mtimeNsec: st.mtimeNsec,
+    ctimeSec: st.ctimeSec,
+    ctimeNsec: st.ctimeNsec,
+    ino: st.ino,
+  };
+  if (kind === 'file' && st.fileId) entry.linkGroup = st.fileId;
+  if (st.linkTarget) entry.linkTarget = st.linkTarget;
+  if (kind === 'char' || kind === 'block') {
+    entry.devMajor = st.rdevMajor;
+    entry.devMinor = st.rdevMinor;
+  }
+  return entry;
 }
 
 const KINDS = new Map<number, Kind>([
